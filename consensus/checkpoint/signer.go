@@ -1,0 +1,75 @@
+package checkpoint
+
+import (
+	"crypto/ed25519"
+	"fmt"
+)
+
+// SignerRecord is the slashing-protection record of one local key, following
+// the EIP-3076 "minimal" strategy: the last vote signed (with its signature)
+// plus low watermarks. The rules it enforces (Check):
+//
+//   - a vote identical to the last one is answered with the stored signature;
+//   - otherwise the target number must be strictly above every earlier target
+//     (no two different votes with one target number, no vote below), and the
+//     source number must be at or above every earlier source.
+//
+// Because targets strictly increase and sources never decrease, a new vote can
+// neither surround nor be surrounded by any earlier own vote.
+type SignerRecord struct {
+	PublicKey ed25519.PublicKey
+	Genesis   Hash
+	// Last is the last vote signed; nil when the key never signed.
+	Last *SignedVote
+	// MinSource and MinTarget are low watermarks (raised by import or repair):
+	// a new vote needs source >= MinSource and target > MinTarget.
+	MinSource uint64
+	MinTarget uint64
+}
+
+// Decision is the outcome of SignerRecord.Check.
+type Decision int
+
+const (
+	// SignNew: the vote is safe and new; sign it and persist the record first.
+	SignNew Decision = iota + 1
+	// ReturnStored: the identical vote was signed already; return Last.
+	ReturnStored
+)
+
+// Check applies the voter safety rules to v.
+func (r *SignerRecord) Check(v Vote) (Decision, error) {
+	if r.Last != nil && r.Last.Vote == v {
+		return ReturnStored, nil
+	}
+	if err := v.Validate(); err != nil {
+		return 0, err
+	}
+	if v.Genesis != r.Genesis {
+		return 0, ErrWrongChain
+	}
+	minTarget, minSource, haveTarget := r.MinTarget, r.MinSource, r.MinTarget > 0
+	if r.Last != nil {
+		minTarget = max(minTarget, r.Last.Target.Number)
+		minSource = max(minSource, r.Last.Source.Number)
+		haveTarget = true
+	}
+	if haveTarget && v.Target.Number <= minTarget {
+		return 0, fmt.Errorf("%w: target %d not above last signed target %d", ErrSlashable, v.Target.Number, minTarget)
+	}
+	if v.Source.Number < minSource {
+		return 0, fmt.Errorf("%w: source %d below last signed source %d", ErrSlashable, v.Source.Number, minSource)
+	}
+	return SignNew, nil
+}
+
+// Clone returns a deep copy.
+func (r SignerRecord) Clone() SignerRecord {
+	c := r
+	c.PublicKey = append(ed25519.PublicKey(nil), r.PublicKey...)
+	if r.Last != nil {
+		l := *r.Last
+		c.Last = &l
+	}
+	return c
+}

@@ -1,0 +1,127 @@
+package finality
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/flarechain/flare-node/consensus/checkpoint"
+)
+
+// Signer signs with the local validator key.
+type Signer interface {
+	PublicKey() ed25519.PublicKey
+	Sign(msg []byte) checkpoint.Signature
+}
+
+// KeySigner is a Signer over an in-memory ed25519 private key.
+type KeySigner struct{ key ed25519.PrivateKey }
+
+// NewKeySigner wraps key.
+func NewKeySigner(key ed25519.PrivateKey) *KeySigner { return &KeySigner{key: key} }
+
+// PublicKey returns the public key.
+func (k *KeySigner) PublicKey() ed25519.PublicKey { return k.key.Public().(ed25519.PublicKey) }
+
+// Sign signs msg.
+func (k *KeySigner) Sign(msg []byte) checkpoint.Signature {
+	var s checkpoint.Signature
+	copy(s[:], ed25519.Sign(k.key, msg))
+	return s
+}
+
+// ErrSignerFailed is returned by every call after a signer record could not
+// be persisted: the durable state is unknown, so the signer fails closed until
+// the process restarts and reloads the record from disk.
+var ErrSignerFailed = errors.New("signer stopped after a failed signer-record write")
+
+// SafeSigner signs votes only when the persisted signer record allows it,
+// and persists the new record with a synced write before the signature is
+// returned (record before release). Asking again for the identical vote
+// returns the identical stored signature. Safe for concurrent use: calls are
+// serialized, so of many concurrent conflicting requests exactly one is
+// signed.
+type SafeSigner struct {
+	mu      sync.Mutex
+	store   CheckpointStorage
+	signer  Signer
+	index   checkpoint.ValidatorIndex
+	genesis checkpoint.Hash
+	rec     *checkpoint.SignerRecord // cached; nil until loaded
+	failed  error
+}
+
+// NewSafeSigner returns a signer for validator index of the chain genesis.
+func NewSafeSigner(store CheckpointStorage, signer Signer, index checkpoint.ValidatorIndex, genesis checkpoint.Hash) *SafeSigner {
+	return &SafeSigner{store: store, signer: signer, index: index, genesis: genesis}
+}
+
+// Index returns the validator index the signer signs as.
+func (s *SafeSigner) Index() checkpoint.ValidatorIndex { return s.index }
+
+// PublicKey returns the signing key.
+func (s *SafeSigner) PublicKey() ed25519.PublicKey { return s.signer.PublicKey() }
+
+func (s *SafeSigner) load(ctx context.Context) (*checkpoint.SignerRecord, error) {
+	if s.rec != nil {
+		return s.rec, nil
+	}
+	rec, found, err := s.store.LoadSignerRecord(ctx, s.signer.PublicKey())
+	if err != nil {
+		return nil, fmt.Errorf("load signer record: %w", err)
+	}
+	if !found {
+		rec = checkpoint.SignerRecord{PublicKey: s.signer.PublicKey(), Genesis: s.genesis}
+	}
+	if rec.Genesis != s.genesis {
+		return nil, fmt.Errorf("signer record belongs to another chain: %w", checkpoint.ErrWrongChain)
+	}
+	s.rec = &rec
+	return s.rec, nil
+}
+
+// Record returns a copy of the current signer record.
+func (s *SafeSigner) Record(ctx context.Context) (checkpoint.SignerRecord, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rec, err := s.load(ctx)
+	if err != nil {
+		return checkpoint.SignerRecord{}, err
+	}
+	return rec.Clone(), nil
+}
+
+// SignVote returns a signed vote for v, or an error wrapping
+// checkpoint.ErrSlashable when the signer record forbids it.
+func (s *SafeSigner) SignVote(ctx context.Context, v checkpoint.Vote) (checkpoint.SignedVote, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failed != nil {
+		return checkpoint.SignedVote{}, s.failed
+	}
+	if err := ctx.Err(); err != nil {
+		return checkpoint.SignedVote{}, err
+	}
+	rec, err := s.load(ctx)
+	if err != nil {
+		return checkpoint.SignedVote{}, err
+	}
+	decision, err := rec.Check(v)
+	if err != nil {
+		return checkpoint.SignedVote{}, err
+	}
+	if decision == checkpoint.ReturnStored {
+		return *rec.Last, nil
+	}
+	sv := checkpoint.SignedVote{Vote: v, Validator: s.index, Signature: s.signer.Sign(v.SigningBytes())}
+	next := rec.Clone()
+	next.Last = &sv
+	if err := s.store.StoreSignerRecord(ctx, next); err != nil {
+		s.failed = fmt.Errorf("%w: %w", ErrSignerFailed, err)
+		return checkpoint.SignedVote{}, s.failed
+	}
+	s.rec = &next
+	return sv, nil
+}
