@@ -1,0 +1,75 @@
+package chainspec
+
+import (
+	"crypto/ed25519"
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/flarechain/flare-node/consensus/checkpoint"
+)
+
+// DevSeedPrefix is hashed with a dev key name into that key's seed.
+const DevSeedPrefix = "flare/dev-seed/"
+
+var devKeyNames = []string{"alice", "bob", "charlie", "dave", "eve", "ferdie"}
+
+// builtinGenesis is the fixed genesis time of the builtin chains.
+var builtinGenesis = uint64(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli())
+
+// DevKeyNames returns the names DevKey accepts, in order.
+func DevKeyNames() []string { return slices.Clone(devKeyNames) }
+
+// DevKey returns the well-known development key of name: the ed25519 key
+// whose seed is BLAKE2b-256("flare/dev-seed/" + name). These keys are public
+// knowledge; use them for dev and local chains only.
+func DevKey(name string) (ed25519.PrivateKey, error) {
+	if !slices.Contains(devKeyNames, name) {
+		return nil, fmt.Errorf("%w %q (known: %v)", ErrUnknownDevKey, name, devKeyNames)
+	}
+	seed := checkpoint.HashOf([]byte(DevSeedPrefix + name))
+	return ed25519.NewKeyFromSeed(seed[:]), nil
+}
+
+func devAuthority(name string) Authority {
+	key, err := DevKey(name)
+	if err != nil {
+		panic(err) // only called with names from devKeyNames
+	}
+	return Authority{Name: name, PublicKey: hex.EncodeToString(key.Public().(ed25519.PublicKey))}
+}
+
+// BuiltinNames returns the names Builtin accepts.
+func BuiltinNames() []string { return []string{"dev", "local"} }
+
+// Builtin returns a fresh copy of a builtin chain spec:
+//
+//   - "dev": one validator (alice);
+//   - "local": alice, bob, charlie and dave.
+//
+// Both use 1 s slots, checkpoint interval 4, set id 0 and the genesis time
+// 2026-01-01T00:00:00Z.
+func Builtin(name string) (*Spec, error) {
+	var auth []string
+	s := &Spec{
+		GenesisTimestampMs: builtinGenesis,
+		SlotDurationMs:     1000,
+		CheckpointInterval: 4,
+		SetID:              0,
+	}
+	switch name {
+	case "dev":
+		s.Name, s.ID, s.NetworkID = "Development", "dev", "flare-dev"
+		auth = devKeyNames[:1]
+	case "local":
+		s.Name, s.ID, s.NetworkID = "Local Testnet", "local", "flare-local"
+		auth = devKeyNames[:4]
+	default:
+		return nil, fmt.Errorf("%w %q: builtin chains are %v", ErrUnknownChain, name, BuiltinNames())
+	}
+	for _, n := range auth {
+		s.Authorities = append(s.Authorities, devAuthority(n))
+	}
+	return s, nil
+}

@@ -1,0 +1,287 @@
+package chainspec
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/flarechain/flare-node/consensus/checkpoint"
+)
+
+// Limits enforced by Validate.
+const (
+	// MinSlotDurationMs is the shortest slot a spec may declare.
+	MinSlotDurationMs = 100
+	// MaxSlotDurationMs is the longest slot a spec may declare (one hour).
+	MaxSlotDurationMs = 3_600_000
+	// MaxAuthorities bounds the authority set (it matches the largest
+	// certificate a node decodes).
+	MaxAuthorities = checkpoint.MaxCertificateSignatures
+	// MaxSpecFileSize bounds the size of a spec file read by Load.
+	MaxSpecFileSize = 1 << 20
+)
+
+var (
+	// ErrUnknownChain is returned by Builtin and Resolve for a name that is
+	// neither a builtin chain nor an existing file.
+	ErrUnknownChain = errors.New("unknown chain")
+	// ErrInvalidSpec is returned (wrapped with the reason) for a spec that
+	// cannot be decoded or breaks a rule of Validate.
+	ErrInvalidSpec = errors.New("invalid chain spec")
+	// ErrUnknownDevKey is returned by DevKey for a name outside DevKeyNames.
+	ErrUnknownDevKey = errors.New("unknown dev key")
+)
+
+// Authority is one block producer and checkpoint voter.
+type Authority struct {
+	// Name is a human readable label (logs only).
+	Name string `json:"name"`
+	// PublicKey is the 32-byte ed25519 public key in hex (64 characters,
+	// an optional 0x prefix is accepted).
+	PublicKey string `json:"public_key"`
+}
+
+// Spec is a chain specification.
+type Spec struct {
+	// Name is the human readable chain name.
+	Name string `json:"name"`
+	// ID is the short machine identifier ([a-z0-9_-], e.g. "local").
+	ID string `json:"id"`
+	// NetworkID separates p2p networks (gossip topics, protocol ids).
+	NetworkID string `json:"network_id"`
+	// GenesisTimestampMs is the Unix time in milliseconds at which slot 0
+	// starts; it is also the genesis block timestamp.
+	GenesisTimestampMs uint64 `json:"genesis_timestamp_ms"`
+	// SlotDurationMs is the length of one block production slot.
+	SlotDurationMs uint64 `json:"slot_duration_ms"`
+	// CheckpointInterval is the number of blocks between checkpoints:
+	// checkpoint c is the block at height c*CheckpointInterval.
+	CheckpointInterval uint64 `json:"checkpoint_interval"`
+	// SetID is the id of the authority set below.
+	SetID uint64 `json:"set_id"`
+	// Authorities is the ordered authority set; slot s is produced by
+	// Authorities[s mod len].
+	Authorities []Authority `json:"authorities"`
+}
+
+var idPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
+
+// Validate checks every rule a spec must obey: non-empty name, a valid id
+// and network id, a genesis timestamp, a slot duration between
+// MinSlotDurationMs and MaxSlotDurationMs, a checkpoint interval of at least
+// one block, and between 1 and MaxAuthorities authorities with distinct names
+// and distinct, well-formed ed25519 public keys.
+func (s *Spec) Validate() error {
+	if s == nil {
+		return fmt.Errorf("%w: nil spec", ErrInvalidSpec)
+	}
+	switch {
+	case strings.TrimSpace(s.Name) == "":
+		return fmt.Errorf("%w: name is empty", ErrInvalidSpec)
+	case !idPattern.MatchString(s.ID):
+		return fmt.Errorf("%w: id %q must match %s", ErrInvalidSpec, s.ID, idPattern)
+	case !idPattern.MatchString(s.NetworkID):
+		return fmt.Errorf("%w: network_id %q must match %s", ErrInvalidSpec, s.NetworkID, idPattern)
+	case s.GenesisTimestampMs == 0:
+		return fmt.Errorf("%w: genesis_timestamp_ms is not set", ErrInvalidSpec)
+	case s.SlotDurationMs < MinSlotDurationMs:
+		return fmt.Errorf("%w: slot_duration_ms %d is below %d", ErrInvalidSpec, s.SlotDurationMs, MinSlotDurationMs)
+	case s.SlotDurationMs > MaxSlotDurationMs:
+		return fmt.Errorf("%w: slot_duration_ms %d is above %d", ErrInvalidSpec, s.SlotDurationMs, MaxSlotDurationMs)
+	case s.CheckpointInterval < 1:
+		return fmt.Errorf("%w: checkpoint_interval must be at least 1", ErrInvalidSpec)
+	case len(s.Authorities) == 0:
+		return fmt.Errorf("%w: no authorities", ErrInvalidSpec)
+	case len(s.Authorities) > MaxAuthorities:
+		return fmt.Errorf("%w: %d authorities, at most %d", ErrInvalidSpec, len(s.Authorities), MaxAuthorities)
+	}
+	if s.GenesisTimestampMs > uint64(time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli()) {
+		return fmt.Errorf("%w: genesis_timestamp_ms %d is out of range", ErrInvalidSpec, s.GenesisTimestampMs)
+	}
+	names := make(map[string]int, len(s.Authorities))
+	keys := make(map[string]int, len(s.Authorities))
+	for i, a := range s.Authorities {
+		if strings.TrimSpace(a.Name) == "" {
+			return fmt.Errorf("%w: authority %d has no name", ErrInvalidSpec, i)
+		}
+		if j, dup := names[a.Name]; dup {
+			return fmt.Errorf("%w: authorities %d and %d are both named %q", ErrInvalidSpec, j, i, a.Name)
+		}
+		names[a.Name] = i
+		pub, err := parsePublicKey(a.PublicKey)
+		if err != nil {
+			return fmt.Errorf("%w: authority %d (%s): %v", ErrInvalidSpec, i, a.Name, err)
+		}
+		k := string(pub)
+		if j, dup := keys[k]; dup {
+			return fmt.Errorf("%w: authorities %d and %d have the same public key", ErrInvalidSpec, j, i)
+		}
+		keys[k] = i
+	}
+	return nil
+}
+
+func parsePublicKey(s string) (ed25519.PublicKey, error) {
+	s = strings.TrimPrefix(strings.TrimPrefix(s, "0x"), "0X")
+	if len(s) != 2*ed25519.PublicKeySize {
+		return nil, fmt.Errorf("public key must be %d hex characters, got %d", 2*ed25519.PublicKeySize, len(s))
+	}
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		return nil, fmt.Errorf("public key is not hex: %v", err)
+	}
+	if bytes.Equal(b, make([]byte, ed25519.PublicKeySize)) {
+		return nil, errors.New("public key is all zeros")
+	}
+	return ed25519.PublicKey(b), nil
+}
+
+// CanonicalJSON returns the deterministic encoding of the spec that Hash
+// covers: the fields in declaration order, no whitespace, public keys as
+// lowercase hex without prefix. Two specs that differ only in key casing,
+// key prefix or JSON formatting have the same canonical encoding.
+func (s *Spec) CanonicalJSON() []byte {
+	var b bytes.Buffer
+	b.WriteString(`{"name":`)
+	writeString(&b, s.Name)
+	b.WriteString(`,"id":`)
+	writeString(&b, s.ID)
+	b.WriteString(`,"network_id":`)
+	writeString(&b, s.NetworkID)
+	b.WriteString(`,"genesis_timestamp_ms":`)
+	b.WriteString(strconv.FormatUint(s.GenesisTimestampMs, 10))
+	b.WriteString(`,"slot_duration_ms":`)
+	b.WriteString(strconv.FormatUint(s.SlotDurationMs, 10))
+	b.WriteString(`,"checkpoint_interval":`)
+	b.WriteString(strconv.FormatUint(s.CheckpointInterval, 10))
+	b.WriteString(`,"set_id":`)
+	b.WriteString(strconv.FormatUint(s.SetID, 10))
+	b.WriteString(`,"authorities":[`)
+	for i, a := range s.Authorities {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(`{"name":`)
+		writeString(&b, a.Name)
+		b.WriteString(`,"public_key":`)
+		key := a.PublicKey
+		if pub, err := parsePublicKey(key); err == nil {
+			key = hex.EncodeToString(pub)
+		}
+		writeString(&b, key)
+		b.WriteByte('}')
+	}
+	b.WriteString(`]}`)
+	return b.Bytes()
+}
+
+// writeString writes s as a JSON string. encoding/json's string encoding is
+// deterministic (it escapes <, > and & and invalid UTF-8 the same way every
+// time), so it is used for the escaping only.
+func writeString(b *bytes.Buffer, s string) {
+	enc, _ := json.Marshal(s) // a string always marshals
+	b.Write(enc)
+}
+
+// Hash returns the chain identity: BLAKE2b-256 of CanonicalJSON.
+func (s *Spec) Hash() checkpoint.Hash { return checkpoint.HashOf(s.CanonicalJSON()) }
+
+// PublicKeys returns the decoded authority keys in order. It fails on a
+// spec that does not pass Validate.
+func (s *Spec) PublicKeys() ([]ed25519.PublicKey, error) {
+	keys := make([]ed25519.PublicKey, len(s.Authorities))
+	for i, a := range s.Authorities {
+		pub, err := parsePublicKey(a.PublicKey)
+		if err != nil {
+			return nil, fmt.Errorf("%w: authority %d (%s): %v", ErrInvalidSpec, i, a.Name, err)
+		}
+		keys[i] = pub
+	}
+	return keys, nil
+}
+
+// AuthoritySet returns the checkpoint authority set of the spec, bound to
+// Hash(). The spec must pass Validate; a key that does not decode is left
+// nil (and then never verifies a signature).
+func (s *Spec) AuthoritySet() checkpoint.AuthoritySet {
+	set := checkpoint.AuthoritySet{Genesis: s.Hash(), SetID: s.SetID, Keys: make([]ed25519.PublicKey, len(s.Authorities))}
+	for i, a := range s.Authorities {
+		if pub, err := parsePublicKey(a.PublicKey); err == nil {
+			set.Keys[i] = pub
+		}
+	}
+	return set
+}
+
+// SlotDuration returns the slot length.
+func (s *Spec) SlotDuration() time.Duration {
+	return time.Duration(s.SlotDurationMs) * time.Millisecond
+}
+
+// GenesisTime returns the start of slot 0 (UTC).
+func (s *Spec) GenesisTime() time.Time {
+	return time.UnixMilli(int64(s.GenesisTimestampMs)).UTC()
+}
+
+// Load reads a spec file strictly (unknown fields, trailing data and files
+// above MaxSpecFileSize are rejected) and validates it.
+func Load(path string) (*Spec, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("chain spec %s: %w", path, err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxSpecFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("chain spec %s: %w", path, err)
+	}
+	if len(data) > MaxSpecFileSize {
+		return nil, fmt.Errorf("chain spec %s: %w: file larger than %d bytes", path, ErrInvalidSpec, MaxSpecFileSize)
+	}
+	s, err := Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("chain spec %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// Parse decodes a spec from JSON strictly and validates it.
+func Parse(data []byte) (*Spec, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var s Spec
+	if err := dec.Decode(&s); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidSpec, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, fmt.Errorf("%w: trailing data after the spec object", ErrInvalidSpec)
+	}
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+// Resolve returns the builtin chain called nameOrPath, or else loads the
+// spec file at that path.
+func Resolve(nameOrPath string) (*Spec, error) {
+	if s, err := Builtin(nameOrPath); err == nil {
+		return s, nil
+	}
+	if _, err := os.Stat(nameOrPath); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("%w %q: not a builtin chain (%s) and no such spec file", ErrUnknownChain, nameOrPath, strings.Join(BuiltinNames(), ", "))
+		}
+		return nil, fmt.Errorf("chain spec %s: %w", nameOrPath, err)
+	}
+	return Load(nameOrPath)
+}

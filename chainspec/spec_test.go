@@ -1,0 +1,313 @@
+package chainspec
+
+import (
+	"crypto/ed25519"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/flarechain/flare-node/consensus/checkpoint"
+)
+
+// Golden chain identities and dev keys. A change here changes the genesis
+// hash of every dev and local chain: it must be deliberate. The values were
+// computed independently of this package (Python hashlib.blake2b and the
+// pyca/cryptography ed25519 implementation over the documented layout).
+const (
+	goldenDevHash   = "0x8ee5be2650547fbab69d141490da09c1d36a0bed27d75960203f9f6b21d2f1d4"
+	goldenLocalHash = "0x3b7fe81949a848b04b6ed1cbcb4cb8f60d8a4b519b8c97dcc00c87b1f65cf7f7"
+	goldenAlicePub  = "edc8f5f63243dccd9c4cde67dc546d8537555db81357aab2956104cc21717654"
+	goldenBobPub    = "d388d44a877d798facec822bce1a1b605fb7b76ed682408421a93fb4e5eb6021"
+)
+
+func TestBuiltinsValidateAndAreStable(t *testing.T) {
+	tests := []struct {
+		name       string
+		validators []string
+		golden     string
+	}{
+		{"dev", []string{"alice"}, goldenDevHash},
+		{"local", []string{"alice", "bob", "charlie", "dave"}, goldenLocalHash},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := Builtin(tc.name)
+			require.NoError(t, err)
+			require.NoError(t, s.Validate())
+			require.Equal(t, tc.name, s.ID)
+			require.Equal(t, time.Second, s.SlotDuration())
+			require.Equal(t, uint64(4), s.CheckpointInterval)
+			require.Equal(t, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), s.GenesisTime())
+			require.Len(t, s.Authorities, len(tc.validators))
+			for i, n := range tc.validators {
+				key, err := DevKey(n)
+				require.NoError(t, err)
+				require.Equal(t, n, s.Authorities[i].Name)
+				require.Equal(t, hex.EncodeToString(key.Public().(ed25519.PublicKey)), s.Authorities[i].PublicKey)
+			}
+			require.Equal(t, tc.golden, s.Hash().String())
+
+			// A fresh copy hashes the same and is independent of the first.
+			again, err := Builtin(tc.name)
+			require.NoError(t, err)
+			require.Equal(t, s.Hash(), again.Hash())
+			again.Authorities[0].Name = "mallory"
+			require.NotEqual(t, s.Hash(), again.Hash())
+		})
+	}
+	require.NotEqual(t, goldenDevHash, goldenLocalHash)
+}
+
+func TestBuiltinUnknown(t *testing.T) {
+	_, err := Builtin("mainnet")
+	require.ErrorIs(t, err, ErrUnknownChain)
+}
+
+func TestDevKeys(t *testing.T) {
+	require.Equal(t, []string{"alice", "bob", "charlie", "dave", "eve", "ferdie"}, DevKeyNames())
+	for name, want := range map[string]string{"alice": goldenAlicePub, "bob": goldenBobPub} {
+		k, err := DevKey(name)
+		require.NoError(t, err)
+		require.Equal(t, want, hex.EncodeToString(k.Public().(ed25519.PublicKey)))
+	}
+	seen := map[string]bool{}
+	for _, n := range DevKeyNames() {
+		k, err := DevKey(n)
+		require.NoError(t, err)
+		seed := checkpoint.HashOf([]byte("flare/dev-seed/" + n))
+		require.Equal(t, seed[:], []byte(k.Seed()), "seed of %s", n)
+		k2, err := DevKey(n)
+		require.NoError(t, err)
+		require.Equal(t, k, k2)
+		pub := hex.EncodeToString(k.Public().(ed25519.PublicKey))
+		require.False(t, seen[pub])
+		seen[pub] = true
+	}
+	_, err := DevKey("mallory")
+	require.ErrorIs(t, err, ErrUnknownDevKey)
+}
+
+func TestAuthoritySet(t *testing.T) {
+	s, err := Builtin("local")
+	require.NoError(t, err)
+	set := s.AuthoritySet()
+	require.Equal(t, s.Hash(), set.Genesis)
+	require.Equal(t, s.SetID, set.SetID)
+	require.Equal(t, 4, set.Len())
+	require.Equal(t, 3, set.Quorum())
+	bob, err := DevKey("bob")
+	require.NoError(t, err)
+	idx, ok := set.IndexOf(bob.Public().(ed25519.PublicKey))
+	require.True(t, ok)
+	require.Equal(t, checkpoint.ValidatorIndex(1), idx)
+
+	// A vote signed by bob over this chain verifies against the set.
+	v := checkpoint.Vote{Genesis: s.Hash(), SetID: s.SetID, Target: checkpoint.Checkpoint{Number: 1}}
+	sv := checkpoint.SignedVote{Vote: v, Validator: 1}
+	copy(sv.Signature[:], ed25519.Sign(bob, v.SigningBytes()))
+	require.NoError(t, set.VerifyVote(sv))
+	sv.Validator = 2
+	require.ErrorIs(t, set.VerifyVote(sv), checkpoint.ErrBadSignature)
+}
+
+func validSpec(t *testing.T) *Spec {
+	t.Helper()
+	s, err := Builtin("local")
+	require.NoError(t, err)
+	return s
+}
+
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(s *Spec)
+		errSub string // "" = valid
+	}{
+		{"valid", func(*Spec) {}, ""},
+		{"mainnet numbers", func(s *Spec) { s.SlotDurationMs, s.CheckpointInterval = 6000, 16 }, ""},
+		{"0x and upper case key", func(s *Spec) { s.Authorities[0].PublicKey = "0x" + strings.ToUpper(s.Authorities[0].PublicKey) }, ""},
+		{"empty name", func(s *Spec) { s.Name = " " }, "name is empty"},
+		{"bad id", func(s *Spec) { s.ID = "Local Chain" }, "id"},
+		{"empty network id", func(s *Spec) { s.NetworkID = "" }, "network_id"},
+		{"no genesis time", func(s *Spec) { s.GenesisTimestampMs = 0 }, "genesis_timestamp_ms"},
+		{"genesis far future", func(s *Spec) { s.GenesisTimestampMs = 1 << 62 }, "out of range"},
+		{"slot too short", func(s *Spec) { s.SlotDurationMs = 99 }, "below 100"},
+		{"slot too long", func(s *Spec) { s.SlotDurationMs = MaxSlotDurationMs + 1 }, "above"},
+		{"interval zero", func(s *Spec) { s.CheckpointInterval = 0 }, "checkpoint_interval"},
+		{"no authorities", func(s *Spec) { s.Authorities = nil }, "no authorities"},
+		{"too many authorities", func(s *Spec) {
+			s.Authorities = make([]Authority, MaxAuthorities+1)
+		}, "at most"},
+		{"unnamed authority", func(s *Spec) { s.Authorities[1].Name = "" }, "no name"},
+		{"duplicate name", func(s *Spec) { s.Authorities[1].Name = "alice" }, "both named"},
+		{"short key", func(s *Spec) { s.Authorities[2].PublicKey = "abcd" }, "64 hex characters"},
+		{"non-hex key", func(s *Spec) { s.Authorities[2].PublicKey = strings.Repeat("zz", 32) }, "not hex"},
+		{"zero key", func(s *Spec) { s.Authorities[2].PublicKey = strings.Repeat("00", 32) }, "all zeros"},
+		{"duplicate key", func(s *Spec) { s.Authorities[3].PublicKey = s.Authorities[0].PublicKey }, "same public key"},
+		{"duplicate key differing in case", func(s *Spec) {
+			s.Authorities[3].PublicKey = strings.ToUpper(s.Authorities[0].PublicKey)
+		}, "same public key"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := validSpec(t)
+			tc.mutate(s)
+			err := s.Validate()
+			if tc.errSub == "" {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorIs(t, err, ErrInvalidSpec)
+			require.Contains(t, err.Error(), tc.errSub)
+		})
+	}
+	var nilSpec *Spec
+	require.ErrorIs(t, nilSpec.Validate(), ErrInvalidSpec)
+}
+
+func TestCanonicalJSON(t *testing.T) {
+	s := validSpec(t)
+	c := s.CanonicalJSON()
+	for _, ws := range []string{"\n", "\t", ": ", ", ", "{ ", "[ "} {
+		require.NotContains(t, string(c), ws)
+	}
+	require.True(t, strings.HasPrefix(string(c), `{"name":"Local Testnet","id":"local","network_id":"flare-local","genesis_timestamp_ms":1767225600000,"slot_duration_ms":1000,"checkpoint_interval":4,"set_id":0,"authorities":[{"name":"alice","public_key":"`), string(c))
+
+	// The canonical form is valid JSON that decodes back to the same spec.
+	back, err := Parse(c)
+	require.NoError(t, err)
+	require.Equal(t, s, back)
+
+	// Key casing and prefix do not change the identity; any field does.
+	alt := validSpec(t)
+	alt.Authorities[1].PublicKey = "0X" + strings.ToUpper(alt.Authorities[1].PublicKey)
+	require.Equal(t, s.Hash(), alt.Hash())
+	require.Equal(t, c, alt.CanonicalJSON())
+
+	mutations := []func(*Spec){
+		func(s *Spec) { s.Name += "!" },
+		func(s *Spec) { s.ID += "x" },
+		func(s *Spec) { s.NetworkID += "x" },
+		func(s *Spec) { s.GenesisTimestampMs++ },
+		func(s *Spec) { s.SlotDurationMs++ },
+		func(s *Spec) { s.CheckpointInterval++ },
+		func(s *Spec) { s.SetID++ },
+		func(s *Spec) { s.Authorities[0], s.Authorities[1] = s.Authorities[1], s.Authorities[0] },
+		func(s *Spec) { s.Authorities = s.Authorities[:3] },
+		func(s *Spec) { s.Authorities[2].Name = "carol" },
+	}
+	seen := map[checkpoint.Hash]int{s.Hash(): -1}
+	for i, m := range mutations {
+		x := validSpec(t)
+		m(x)
+		h := x.Hash()
+		j, dup := seen[h]
+		require.False(t, dup, "mutation %d collides with %d", i, j)
+		seen[h] = i
+	}
+
+	// Escaping is deterministic and stays valid JSON.
+	odd := validSpec(t)
+	odd.Name = "quote\" <tag> & \\ \u00e9"
+	var decoded Spec
+	require.NoError(t, json.Unmarshal(odd.CanonicalJSON(), &decoded))
+	require.Equal(t, odd.Name, decoded.Name)
+}
+
+func TestJSONRoundTrip(t *testing.T) {
+	for _, name := range BuiltinNames() {
+		s, err := Builtin(name)
+		require.NoError(t, err)
+		indented, err := json.MarshalIndent(s, "", "  ")
+		require.NoError(t, err)
+		path := filepath.Join(t.TempDir(), name+".json")
+		require.NoError(t, os.WriteFile(path, indented, 0o600))
+		loaded, err := Load(path)
+		require.NoError(t, err)
+		require.Equal(t, s, loaded)
+		require.Equal(t, s.Hash(), loaded.Hash())
+	}
+}
+
+func TestLoadMainnetLike(t *testing.T) {
+	s, err := Load(filepath.Join("testdata", "mainnet-like.json"))
+	require.NoError(t, err)
+	require.Equal(t, 6*time.Second, s.SlotDuration())
+	require.Equal(t, uint64(16), s.CheckpointInterval)
+	require.Equal(t, uint64(1), s.SetID)
+	require.Len(t, s.Authorities, 3)
+	keys, err := s.PublicKeys()
+	require.NoError(t, err)
+	require.Equal(t, "1e2bfb2bc4e6f5e40b6e0e1c1c5b5c7ab1d1e2f3a4b5c6d7e8f9011223344556", hex.EncodeToString(keys[0]))
+	require.Contains(t, string(s.CanonicalJSON()), `"public_key":"1e2bfb2bc4e6f5e40b6e0e1c1c5b5c7ab1d1e2f3a4b5c6d7e8f9011223344556"`)
+}
+
+func TestLoadRejects(t *testing.T) {
+	good := validSpec(t)
+	goodJSON, err := json.Marshal(good)
+	require.NoError(t, err)
+	replace := func(old, new string) string {
+		out := strings.Replace(string(goodJSON), old, new, 1)
+		require.NotEqual(t, string(goodJSON), out, "replacement %q not applied", old)
+		return out
+	}
+	tests := []struct {
+		name    string
+		content string
+		errSub  string
+	}{
+		{"unknown top-level field", replace(`"set_id":0`, `"set_id":0,"sudo":"alice"`), `unknown field "sudo"`},
+		{"unknown authority field", replace(`"name":"bob"`, `"name":"bob","weight":2`), `unknown field "weight"`},
+		{"bad key", replace(good.Authorities[1].PublicKey, "nothex"), "64 hex characters"},
+		{"duplicate key", replace(good.Authorities[1].PublicKey, good.Authorities[0].PublicKey), "same public key"},
+		{"wrong type", replace(`"slot_duration_ms":1000`, `"slot_duration_ms":"1s"`), "slot_duration_ms"},
+		{"negative number", replace(`"checkpoint_interval":4`, `"checkpoint_interval":-4`), "checkpoint_interval"},
+		{"trailing data", string(goodJSON) + `{}`, "trailing data"},
+		{"not json", "chain: local", "invalid character"},
+		{"empty file", "", "EOF"},
+		{"too large", strings.Repeat(" ", MaxSpecFileSize+1), "larger than"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "spec.json")
+			require.NoError(t, os.WriteFile(path, []byte(tc.content), 0o600))
+			_, err := Load(path)
+			require.ErrorIs(t, err, ErrInvalidSpec)
+			require.Contains(t, err.Error(), tc.errSub)
+			require.Contains(t, err.Error(), path)
+		})
+	}
+}
+
+func TestResolve(t *testing.T) {
+	dev, err := Resolve("dev")
+	require.NoError(t, err)
+	require.Equal(t, "dev", dev.ID)
+
+	path := filepath.Join(t.TempDir(), "custom.json")
+	s := validSpec(t)
+	s.ID, s.SlotDurationMs = "custom", 6000
+	data, err := json.Marshal(s)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(path, data, 0o600))
+	got, err := Resolve(path)
+	require.NoError(t, err)
+	require.Equal(t, s, got)
+
+	_, err = Resolve("mainnet")
+	require.ErrorIs(t, err, ErrUnknownChain)
+	require.Contains(t, err.Error(), `"mainnet"`)
+	require.Contains(t, err.Error(), "dev, local")
+
+	bad := filepath.Join(t.TempDir(), "bad.json")
+	require.NoError(t, os.WriteFile(bad, []byte(`{"name":"x"}`), 0o600))
+	_, err = Resolve(bad)
+	require.ErrorIs(t, err, ErrInvalidSpec)
+	require.NotErrorIs(t, err, ErrUnknownChain)
+}
