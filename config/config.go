@@ -1,0 +1,365 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/flarechain/flare-node/chainspec"
+)
+
+// Defaults of a node that is not otherwise configured.
+const (
+	// DefaultPort is the default libp2p TCP port.
+	DefaultPort = 30333
+	// DefaultMaxPeers is the default peer limit.
+	DefaultMaxPeers = 50
+	// DefaultLogLevel is the default log level.
+	DefaultLogLevel = "info"
+	// DefaultLogFormat is the default log format.
+	DefaultLogFormat = "text"
+	// MaxNameLength bounds the human readable node name.
+	MaxNameLength = 64
+	// MinInterval is the shortest flush or prune interval accepted; it
+	// mostly catches a TOML integer read as nanoseconds ("10" instead of
+	// "10s").
+	MinInterval = time.Millisecond
+)
+
+// Sentinel errors.
+var (
+	// ErrInvalidConfig wraps every field error Validate reports.
+	ErrInvalidConfig = errors.New("invalid configuration")
+	// ErrUnknownKey is returned by LoadTOML for a key the Config does not
+	// have.
+	ErrUnknownKey = errors.New("unknown configuration key")
+	// ErrNoValidatorKey is returned by ValidatorKey when neither a dev key
+	// name nor a key file is configured.
+	ErrNoValidatorKey = errors.New("no validator key configured")
+	// ErrBadKeyFile is returned for a key file that is not a hex ed25519
+	// seed.
+	ErrBadKeyFile = errors.New("malformed validator key file")
+	// ErrInsecureKeyFile is reported (as a warning) for a key file that
+	// group or other users may read or write.
+	ErrInsecureKeyFile = errors.New("validator key file is accessible by other users")
+)
+
+// Config is the complete run configuration of a node. The toml tags are the
+// keys of the configuration file.
+type Config struct {
+	// Chain is a builtin chain name (chainspec.BuiltinNames) or the path of
+	// a chain spec JSON file.
+	Chain string `toml:"chain"`
+	// Spec is the chain specification Chain resolves to; Validate sets it.
+	Spec *chainspec.Spec `toml:"-"`
+	// BasePath is the directory below which the node keeps its data.
+	BasePath string `toml:"base_path"`
+	// Tmp runs on a temporary base path that is removed at exit (the
+	// command line creates it after Validate; BasePath is then ignored).
+	Tmp bool `toml:"tmp"`
+	// Name is a human readable node name (logs only).
+	Name string `toml:"name"`
+	// Validator makes the node author blocks and vote on checkpoints with
+	// the key named by KeyName or read from KeyFile.
+	Validator bool `toml:"validator"`
+	// KeyName is a well-known development key (chainspec.DevKeyNames).
+	KeyName string `toml:"key_name"`
+	// KeyFile is a file holding a hex ed25519 seed (32 bytes, 64 hex
+	// characters); it should be readable by its owner only.
+	KeyFile string `toml:"key_file"`
+	// EnableASF runs the ASF checkpoint finality gadget.
+	EnableASF bool `toml:"enable_asf"`
+
+	P2P         P2PConfig         `toml:"p2p"`
+	Log         LogConfig         `toml:"log"`
+	Persistence PersistenceConfig `toml:"persistence"`
+	Metrics     MetricsConfig     `toml:"metrics"`
+}
+
+// P2PConfig configures the libp2p network.
+type P2PConfig struct {
+	// Port is the TCP port used when ListenAddrs is empty (0 picks a free
+	// port).
+	Port int `toml:"port"`
+	// ListenAddrs are explicit multiaddrs to listen on (override Port).
+	ListenAddrs []string `toml:"listen_addrs"`
+	// Bootnodes are multiaddrs with a /p2p/<peer id> suffix to dial at start.
+	Bootnodes []string `toml:"bootnodes"`
+	// MaxPeers bounds the number of connected peers.
+	MaxPeers int `toml:"max_peers"`
+}
+
+// LogConfig configures logging.
+type LogConfig struct {
+	// Level is one of debug, info, warn, error.
+	Level string `toml:"level"`
+	// Format is text (human friendly console lines) or json.
+	Format string `toml:"format"`
+}
+
+// PersistenceConfig configures the checkpoint database of the finality
+// gadget (see finality.CheckpointPersistenceConfig).
+type PersistenceConfig struct {
+	// Enabled turns persistence on; a validator never votes without it.
+	Enabled bool `toml:"enabled"`
+	// RetentionCheckpoints is how many checkpoints at and below the
+	// finalized one are kept.
+	RetentionCheckpoints uint64 `toml:"retention_checkpoints"`
+	// FlushInterval bounds how long an unsynced peer vote may stay
+	// non-durable (TOML: a duration string such as "10s").
+	FlushInterval time.Duration `toml:"flush_interval"`
+	// PruneInterval is how often old checkpoints are pruned.
+	PruneInterval time.Duration `toml:"prune_interval"`
+}
+
+// MetricsConfig configures the optional Prometheus/status HTTP listener.
+type MetricsConfig struct {
+	// Addr is a host:port to listen on; empty disables the listener.
+	Addr string `toml:"addr"`
+}
+
+// DefaultPersistence is the mainnet persistence preset: 1000 checkpoints,
+// flush every 10 s, prune every 300 s.
+func DefaultPersistence() PersistenceConfig {
+	return PersistenceConfig{Enabled: true, RetentionCheckpoints: 1000, FlushInterval: 10 * time.Second, PruneInterval: 300 * time.Second}
+}
+
+// TestnetPersistence is the testnet persistence preset (used by --dev and
+// by the testnet command): 100 checkpoints, flush every 5 s, prune every
+// 60 s.
+func TestnetPersistence() PersistenceConfig {
+	return PersistenceConfig{Enabled: true, RetentionCheckpoints: 100, FlushInterval: 5 * time.Second, PruneInterval: 60 * time.Second}
+}
+
+// Default returns the configuration of a node given no file and no flags:
+// no chain (one must be chosen), the default base path, a non-validating
+// node without the finality gadget, port 30333, 50 peers, info text logs,
+// persistence with the mainnet preset and no metrics listener.
+func Default() Config {
+	return Config{
+		BasePath:    DefaultBasePath(),
+		P2P:         P2PConfig{Port: DefaultPort, MaxPeers: DefaultMaxPeers},
+		Log:         LogConfig{Level: DefaultLogLevel, Format: DefaultLogFormat},
+		Persistence: DefaultPersistence(),
+	}
+}
+
+// Dev applies the --dev preset to c: the dev chain, validating as alice, with
+// the testnet persistence preset. EnableASF is left as it is.
+func (c *Config) Dev() {
+	c.Chain = "dev"
+	c.Validator = true
+	c.KeyName = "alice"
+	c.KeyFile = ""
+	c.Persistence = TestnetPersistence()
+}
+
+// DefaultBasePath is $XDG_DATA_HOME/flare-node, or ~/.local/share/flare-node
+// when XDG_DATA_HOME is unset, or ./flare-node-data when no home directory
+// is known.
+func DefaultBasePath() string {
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" && filepath.IsAbs(d) {
+		return filepath.Join(d, "flare-node")
+	}
+	if home, err := os.UserHomeDir(); err == nil && home != "" {
+		return filepath.Join(home, ".local", "share", "flare-node")
+	}
+	return "flare-node-data"
+}
+
+// LogLevels are the accepted values of Log.Level.
+var LogLevels = []string{"debug", "info", "warn", "error"}
+
+// LogFormats are the accepted values of Log.Format.
+var LogFormats = []string{"text", "json"}
+
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...)
+}
+
+// Validate checks every field, resolves Chain into Spec and normalizes
+// BasePath and KeyFile to absolute paths. It reads files (the chain spec,
+// the key file) but never writes anything. Errors wrap ErrInvalidConfig (or
+// the chainspec error for the chain) and name the offending setting by its
+// file key and flag.
+func (c *Config) Validate() error {
+	// Chain.
+	if strings.TrimSpace(c.Chain) == "" {
+		return invalid("no chain selected: use --chain NAME|FILE (builtin: %s) or --dev", strings.Join(chainspec.BuiltinNames(), ", "))
+	}
+	spec, err := chainspec.Resolve(c.Chain)
+	if err != nil {
+		return fmt.Errorf("%w: chain: %w", ErrInvalidConfig, err)
+	}
+
+	// Base path.
+	if !c.Tmp {
+		if strings.TrimSpace(c.BasePath) == "" {
+			return invalid("base_path (--base-path) is empty")
+		}
+		p, err := absPath(c.BasePath)
+		if err != nil {
+			return invalid("base_path (--base-path) %q: %v", c.BasePath, err)
+		}
+		if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
+			return invalid("base_path (--base-path) %q exists and is not a directory", p)
+		}
+		c.BasePath = p
+	}
+
+	// Name.
+	if len(c.Name) > MaxNameLength {
+		return invalid("name (--name) is %d bytes long, at most %d", len(c.Name), MaxNameLength)
+	}
+	if strings.IndexFunc(c.Name, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
+		return invalid("name (--name) %q contains non-printable characters", c.Name)
+	}
+
+	// Validator key.
+	if c.KeyName != "" && c.KeyFile != "" {
+		return invalid("both a dev key (key_name %q) and a key file (key_file %q) are set; choose one", c.KeyName, c.KeyFile)
+	}
+	if c.KeyName != "" && !slices.Contains(chainspec.DevKeyNames(), c.KeyName) {
+		return invalid("key_name %q is not a dev key (known: %s)", c.KeyName, strings.Join(chainspec.DevKeyNames(), ", "))
+	}
+	if c.KeyFile != "" {
+		p, err := absPath(c.KeyFile)
+		if err != nil {
+			return invalid("key_file (--key-file) %q: %v", c.KeyFile, err)
+		}
+		c.KeyFile = p
+	}
+	if c.Validator {
+		if c.KeyName == "" && c.KeyFile == "" {
+			return invalid("validator mode needs a key: --alice/--bob/--charlie/--dave, --key-file FILE (or key_name / key_file in the config file)")
+		}
+		if _, err := c.ValidatorKey(); err != nil {
+			return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+		}
+	}
+
+	// Network.
+	if c.P2P.Port < 0 || c.P2P.Port > 65535 {
+		return invalid("p2p.port (--port) %d is outside 0..65535", c.P2P.Port)
+	}
+	for _, a := range c.P2P.ListenAddrs {
+		if err := checkMultiaddr(a); err != nil {
+			return invalid("p2p.listen_addrs (--listen-addr) %q: %v", a, err)
+		}
+	}
+	for _, a := range c.P2P.Bootnodes {
+		if err := checkMultiaddr(a); err != nil {
+			return invalid("p2p.bootnodes (--bootnodes) %q: %v", a, err)
+		}
+		if i := strings.LastIndex(a, "/p2p/"); i < 0 || i+len("/p2p/") == len(a) {
+			return invalid("p2p.bootnodes (--bootnodes) %q has no /p2p/<peer id> suffix", a)
+		}
+	}
+	if c.P2P.MaxPeers < 1 {
+		return invalid("p2p.max_peers (--max-peers) %d must be at least 1", c.P2P.MaxPeers)
+	}
+
+	// Logging.
+	if !slices.Contains(LogLevels, c.Log.Level) {
+		return invalid("log.level (--log-level) %q: want one of %s", c.Log.Level, strings.Join(LogLevels, ", "))
+	}
+	if !slices.Contains(LogFormats, c.Log.Format) {
+		return invalid("log.format (--log-format) %q: want one of %s", c.Log.Format, strings.Join(LogFormats, ", "))
+	}
+
+	// Persistence (the values are checked even when disabled, so that
+	// turning it on later cannot surprise).
+	p := c.Persistence
+	switch {
+	case p.RetentionCheckpoints < 1:
+		return invalid("persistence.retention_checkpoints (--checkpoint-retention) must be at least 1")
+	case p.FlushInterval < MinInterval:
+		return invalid("persistence.flush_interval (--checkpoint-flush-interval) %v is below %v (TOML durations are strings such as \"10s\")", p.FlushInterval, MinInterval)
+	case p.PruneInterval < MinInterval:
+		return invalid("persistence.prune_interval (--checkpoint-prune-interval) %v is below %v (TOML durations are strings such as \"300s\")", p.PruneInterval, MinInterval)
+	}
+
+	// Metrics.
+	if c.Metrics.Addr != "" {
+		if _, port, err := net.SplitHostPort(c.Metrics.Addr); err != nil || port == "" {
+			return invalid("metrics.addr (--metrics-addr) %q: want host:port", c.Metrics.Addr)
+		}
+	}
+
+	c.Spec = spec
+	return nil
+}
+
+// Warnings returns advice about a valid configuration that is probably not
+// what the operator wants: a key file readable by others, a publicly known
+// dev key on a chain that is not a builtin dev chain, a validator without
+// checkpoint persistence (it will not vote). Call it after Validate.
+func (c *Config) Warnings() []string {
+	var w []string
+	if c.Validator && c.KeyFile != "" {
+		if err := CheckKeyFileMode(c.KeyFile); err != nil {
+			w = append(w, err.Error())
+		}
+	}
+	if c.Validator && c.KeyName != "" && c.Spec != nil && !slices.Contains(chainspec.BuiltinNames(), c.Spec.ID) {
+		w = append(w, fmt.Sprintf("validating on chain %q with the publicly known dev key %q", c.Spec.ID, c.KeyName))
+	}
+	if c.Validator && c.EnableASF && !c.Persistence.Enabled {
+		w = append(w, "checkpoint persistence is disabled: this validator will not vote on checkpoints")
+	}
+	return w
+}
+
+// checkMultiaddr is a shape check only (the p2p package parses the address
+// fully): it must start with "/", have no empty component and no
+// whitespace.
+func checkMultiaddr(a string) error {
+	if !strings.HasPrefix(a, "/") || len(a) < 2 {
+		return errors.New("not a multiaddr (expected e.g. /ip4/127.0.0.1/tcp/30333)")
+	}
+	if strings.Contains(a, "//") || strings.ContainsAny(a, " \t\n") {
+		return errors.New("not a multiaddr (empty component or whitespace)")
+	}
+	return nil
+}
+
+// absPath expands a leading "~/" and makes p absolute.
+func absPath(p string) (string, error) {
+	if p == "~" || strings.HasPrefix(p, "~/") {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return "", err
+		}
+		p = filepath.Join(home, strings.TrimPrefix(p, "~"))
+	}
+	return filepath.Abs(p)
+}
+
+// ChainID is the directory name of the chain below <base>/chains: the
+// resolved spec's id, or Chain when the spec is not resolved yet.
+func (c *Config) ChainID() string {
+	if c.Spec != nil {
+		return c.Spec.ID
+	}
+	return c.Chain
+}
+
+// ChainDir is <base>/chains/<spec id>.
+func (c *Config) ChainDir() string { return filepath.Join(c.BasePath, "chains", c.ChainID()) }
+
+// ChainDBPath is <chaindir>/db/chain.
+func (c *Config) ChainDBPath() string { return filepath.Join(c.ChainDir(), "db", "chain") }
+
+// CheckpointDBPath is <chaindir>/db/checkpoints.
+func (c *Config) CheckpointDBPath() string { return filepath.Join(c.ChainDir(), "db", "checkpoints") }
+
+// NodeKeyPath is <chaindir>/network/secret_ed25519.
+func (c *Config) NodeKeyPath() string {
+	return filepath.Join(c.ChainDir(), "network", "secret_ed25519")
+}

@@ -1,0 +1,57 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+)
+
+// LoadTOML decodes the TOML file at path into into, over the values already
+// there: keys absent from the file keep their value, arrays present in the
+// file replace the existing ones. Decoding is strict: a key the Config does
+// not have is an error wrapping ErrUnknownKey that names the key, and a
+// value of the wrong type is an error naming the line and key.
+func LoadTOML(path string, into *Config) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config file: %w", err)
+	}
+	spec := into.Spec
+	md, err := toml.Decode(string(data), into)
+	into.Spec = spec
+	if err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return fmt.Errorf("config file %s: %s", path, oneLine(pe.Error()))
+		}
+		return fmt.Errorf("config file %s: %s", path, oneLine(err.Error()))
+	}
+	if undecoded := md.Undecoded(); len(undecoded) > 0 {
+		keys := make([]string, len(undecoded))
+		for i, k := range undecoded {
+			keys[i] = k.String()
+		}
+		sort.Strings(keys)
+		return fmt.Errorf("config file %s: %w %q (known keys: %s)", path, ErrUnknownKey, keys[0], strings.Join(KnownKeys(), ", "))
+	}
+	return nil
+}
+
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}
+
+// KnownKeys lists every key a configuration file may contain, in dotted form.
+func KnownKeys() []string {
+	return []string{
+		"chain", "base_path", "tmp", "name", "validator", "key_name", "key_file", "enable_asf",
+		"p2p.port", "p2p.listen_addrs", "p2p.bootnodes", "p2p.max_peers",
+		"log.level", "log.format",
+		"persistence.enabled", "persistence.retention_checkpoints", "persistence.flush_interval", "persistence.prune_interval",
+		"metrics.addr",
+	}
+}
