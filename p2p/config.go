@@ -1,0 +1,168 @@
+package p2p
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+
+	"github.com/libp2p/go-libp2p/core/protocol"
+	"go.uber.org/zap"
+
+	"github.com/flarechain/flare-node/consensus/checkpoint"
+)
+
+// Protocol constants.
+const (
+	// EnvelopeVersion is the only gossip envelope version this node accepts.
+	EnvelopeVersion = 1
+	// SyncVersion is the version of sync requests and responses.
+	SyncVersion = 1
+
+	// DefaultMaxMessageSize bounds an encoded gossip envelope when
+	// Config.MaxMessageSize is 0.
+	DefaultMaxMessageSize = 256 << 10
+	// DefaultMaxPeers is the peer limit when Config.MaxPeers is 0.
+	DefaultMaxPeers = 50
+
+	// MaxBlocksPerRequest is the most blocks one sync response carries;
+	// larger requests are clamped.
+	MaxBlocksPerRequest = 128
+	// MaxCertificatesPerRequest is the most certificates one sync response
+	// carries; larger requests are clamped.
+	MaxCertificatesPerRequest = 256
+	// MaxSyncRequestSize bounds an encoded SyncRequest.
+	MaxSyncRequestSize = 1 << 10
+	// MaxSyncResponseSize bounds an encoded SyncResponse. A server stops
+	// adding blocks (certificates) to a response before it would exceed it;
+	// the client asks again for the rest.
+	MaxSyncResponseSize = 16 << 20
+)
+
+// Sentinel errors.
+var (
+	// ErrInvalidConfig: the configuration cannot be used.
+	ErrInvalidConfig = errors.New("invalid p2p config")
+	// ErrNotStarted: Publish or a request before Start.
+	ErrNotStarted = errors.New("p2p network not started")
+	// ErrAlreadyStarted: Start called twice.
+	ErrAlreadyStarted = errors.New("p2p network already started")
+	// ErrClosed: the network was closed.
+	ErrClosed = errors.New("p2p network closed")
+	// ErrMessageTooLarge: an encoded message exceeds its size limit.
+	ErrMessageTooLarge = errors.New("message too large")
+	// ErrRemote: the peer answered a sync request with an error.
+	ErrRemote = errors.New("peer answered with an error")
+	// ErrBadResponse: the peer's sync response violates the protocol.
+	ErrBadResponse = errors.New("invalid sync response")
+	// ErrNodeKey: the node key file cannot be used.
+	ErrNodeKey = errors.New("invalid node key file")
+)
+
+// Config configures a Network.
+type Config struct {
+	// ListenAddrs are multiaddrs to listen on; empty means
+	// /ip4/0.0.0.0/tcp/<Port>.
+	ListenAddrs []string
+	// Port is the TCP port used when ListenAddrs is empty; 0 picks a random
+	// free port.
+	Port int
+	// Bootnodes are multiaddrs ending in /p2p/<peer-id>. They are the only
+	// addresses the node ever dials, and they are redialled with backoff
+	// whenever the connection drops.
+	Bootnodes []string
+	// NodeKeyPath is the persistent libp2p identity, created with mode 0600
+	// when missing. Empty means an ephemeral identity (tests, tools).
+	NodeKeyPath string
+	// Genesis namespaces topics and protocol ids, and is the chain identity
+	// checked on every gossip payload.
+	Genesis checkpoint.Hash
+	// MaxMessageSize bounds an encoded gossip envelope; 0 means
+	// DefaultMaxMessageSize.
+	MaxMessageSize int
+	// MaxPeers bounds connected peers (resource manager and connection
+	// manager limits); 0 means DefaultMaxPeers.
+	MaxPeers int
+	// Logger receives the network's logs; nil discards them.
+	Logger *zap.Logger
+}
+
+func (c Config) withDefaults() (Config, error) {
+	if c.Genesis.IsZero() {
+		return c, fmt.Errorf("%w: genesis hash is zero", ErrInvalidConfig)
+	}
+	if c.Port < 0 || c.Port > 65535 {
+		return c, fmt.Errorf("%w: port %d", ErrInvalidConfig, c.Port)
+	}
+	if c.MaxMessageSize < 0 || c.MaxPeers < 0 {
+		return c, fmt.Errorf("%w: negative limit", ErrInvalidConfig)
+	}
+	if c.MaxMessageSize == 0 {
+		c.MaxMessageSize = DefaultMaxMessageSize
+	}
+	if c.MaxMessageSize < 1<<10 {
+		return c, fmt.Errorf("%w: max message size %d below 1 KiB", ErrInvalidConfig, c.MaxMessageSize)
+	}
+	if c.MaxPeers == 0 {
+		c.MaxPeers = DefaultMaxPeers
+	}
+	if len(c.ListenAddrs) == 0 {
+		c.ListenAddrs = []string{fmt.Sprintf("/ip4/0.0.0.0/tcp/%d", c.Port)}
+	}
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
+	}
+	return c, nil
+}
+
+func namespace(genesis checkpoint.Hash) string {
+	return "/flare/" + hex.EncodeToString(genesis[:])
+}
+
+// BlocksTopic returns the gossip topic of blocks: /flare/<genesis hex>/blocks/1.
+func BlocksTopic(genesis checkpoint.Hash) string { return namespace(genesis) + "/blocks/1" }
+
+// VotesTopic returns the gossip topic of checkpoint votes: /flare/<genesis hex>/votes/1.
+func VotesTopic(genesis checkpoint.Hash) string { return namespace(genesis) + "/votes/1" }
+
+// CertificatesTopic returns the gossip topic of checkpoint certificates:
+// /flare/<genesis hex>/certs/1.
+func CertificatesTopic(genesis checkpoint.Hash) string { return namespace(genesis) + "/certs/1" }
+
+// SyncProtocolID returns the sync stream protocol id: /flare/<genesis hex>/sync/1.
+func SyncProtocolID(genesis checkpoint.Hash) protocol.ID {
+	return protocol.ID(namespace(genesis) + "/sync/1")
+}
+
+// topicKind is one of the three gossip topics.
+type topicKind int
+
+const (
+	kindBlocks topicKind = iota
+	kindVotes
+	kindCerts
+	numKinds
+)
+
+func (k topicKind) String() string {
+	switch k {
+	case kindBlocks:
+		return "blocks"
+	case kindVotes:
+		return "votes"
+	case kindCerts:
+		return "certs"
+	default:
+		return "unknown"
+	}
+}
+
+func topicName(genesis checkpoint.Hash, k topicKind) string {
+	switch k {
+	case kindBlocks:
+		return BlocksTopic(genesis)
+	case kindVotes:
+		return VotesTopic(genesis)
+	default:
+		return CertificatesTopic(genesis)
+	}
+}

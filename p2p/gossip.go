@@ -1,0 +1,389 @@
+package p2p
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"net"
+	"sync"
+	"time"
+
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	pb "github.com/libp2p/go-libp2p-pubsub/pb"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/flarechain/flare-node/consensus/checkpoint"
+	"github.com/flarechain/flare-node/wire/flarepb"
+)
+
+// Gossip tunables.
+const (
+	// seenMessagesTTL is how long a message id is remembered (duplicates
+	// inside it are dropped before validation).
+	seenMessagesTTL = 2 * time.Minute
+	// validatorTimeout bounds one validation, handler included.
+	validatorTimeout = 5 * time.Second
+	// validatorConcurrency bounds concurrent validations per topic.
+	validatorConcurrency = 256
+	// validateThrottle bounds concurrent validations overall.
+	validateThrottle = 1024
+	// validateQueueSize is the validation pipeline queue.
+	validateQueueSize = 1024
+	// subscriptionBuffer is the delivered-message buffer of each topic.
+	subscriptionBuffer = 256
+
+	// Score thresholds.
+	gossipThreshold   = -10
+	publishThreshold  = -50
+	graylistThreshold = -80
+	// invalidMessageWeight is P4: the score of one invalid message is
+	// invalidMessageWeight * count^2 (decaying), so one invalid message
+	// suppresses gossip to the sender, three graylist it.
+	invalidMessageWeight = -10
+	scoreDecayInterval   = time.Second
+	scoreDecayToZero     = 0.01
+)
+
+// scoreDecay returns the per-interval decay factor that takes a counter of 1
+// to scoreDecayToZero in d.
+func scoreDecay(d time.Duration) float64 {
+	ticks := float64(d) / float64(scoreDecayInterval)
+	return math.Pow(scoreDecayToZero, 1/ticks)
+}
+
+func topicScoreParams() *pubsub.TopicScoreParams {
+	return &pubsub.TopicScoreParams{
+		TopicWeight: 1,
+		// P1: a little credit for time in the mesh (at most +1).
+		TimeInMeshWeight:  0.01,
+		TimeInMeshQuantum: time.Second,
+		TimeInMeshCap:     100,
+		// P2: credit for first deliveries (at most +10).
+		FirstMessageDeliveriesWeight: 0.5,
+		FirstMessageDeliveriesDecay:  scoreDecay(5 * time.Minute),
+		FirstMessageDeliveriesCap:    20,
+		// P3/P3b (mesh delivery deficits) are off: message rates on a small
+		// validator network are too low and bursty to judge mesh peers by.
+		MeshMessageDeliveriesDecay: scoreDecay(time.Minute),
+		MeshFailurePenaltyDecay:    scoreDecay(time.Minute),
+		// P4: invalid messages.
+		InvalidMessageDeliveriesWeight: invalidMessageWeight,
+		InvalidMessageDeliveriesDecay:  scoreDecay(10 * time.Minute),
+	}
+}
+
+func loopbackNets() []*net.IPNet {
+	_, v4, _ := net.ParseCIDR("127.0.0.0/8")
+	_, v6, _ := net.ParseCIDR("::1/128")
+	return []*net.IPNet{v4, v6}
+}
+
+func (n *Network) peerScoreParams() (*pubsub.PeerScoreParams, *pubsub.PeerScoreThresholds) {
+	topics := make(map[string]*pubsub.TopicScoreParams, numKinds)
+	for k := range numKinds {
+		topics[topicName(n.genesis, k)] = topicScoreParams()
+	}
+	params := &pubsub.PeerScoreParams{
+		Topics:            topics,
+		TopicScoreCap:     30,
+		AppSpecificScore:  func(peer.ID) float64 { return 0 },
+		AppSpecificWeight: 1,
+		// Many peers behind one address are suspicious, except on loopback
+		// (local test networks).
+		IPColocationFactorWeight:    -5,
+		IPColocationFactorThreshold: 10,
+		IPColocationFactorWhitelist: loopbackNets(),
+		BehaviourPenaltyWeight:      -10,
+		BehaviourPenaltyThreshold:   6,
+		BehaviourPenaltyDecay:       scoreDecay(10 * time.Minute),
+		DecayInterval:               scoreDecayInterval,
+		DecayToZero:                 scoreDecayToZero,
+		// A penalized peer keeps its score across reconnects.
+		RetainScore: 10 * time.Minute,
+		SeenMsgTTL:  seenMessagesTTL,
+	}
+	thresholds := &pubsub.PeerScoreThresholds{
+		GossipThreshold:             gossipThreshold,
+		PublishThreshold:            publishThreshold,
+		GraylistThreshold:           graylistThreshold,
+		AcceptPXThreshold:           100, // peer exchange is off anyway
+		OpportunisticGraftThreshold: 1,
+	}
+	return params, thresholds
+}
+
+// messageID is the BLAKE2b-256 hash of the message bytes.
+func messageID(m *pb.Message) string {
+	h := checkpoint.HashOf(m.GetData())
+	return string(h[:])
+}
+
+// pubsubFrameLimit is the router's RPC size limit: twice the message limit,
+// so that moderately oversized messages reach the validator (and penalize
+// their sender) instead of only resetting the stream.
+func (n *Network) pubsubFrameLimit() int { return 2*n.cfg.MaxMessageSize + 4<<10 }
+
+func (n *Network) pubsubOptions() ([]pubsub.Option, error) {
+	params, thresholds := n.peerScoreParams()
+	gs := pubsub.DefaultGossipSubParams()
+	return []pubsub.Option{
+		pubsub.WithGossipSubParams(gs),
+		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),
+		pubsub.WithNoAuthor(),
+		pubsub.WithMessageIdFn(messageID),
+		pubsub.WithMaxMessageSize(n.pubsubFrameLimit()),
+		pubsub.WithSeenMessagesTTL(seenMessagesTTL),
+		pubsub.WithPeerScore(params, thresholds),
+		pubsub.WithPeerScoreInspect(pubsub.PeerScoreInspectFn(n.updateScores), n.scoreInspectPeriod),
+		pubsub.WithFloodPublish(true),
+		pubsub.WithPeerExchange(false),
+		pubsub.WithValidateThrottle(validateThrottle),
+		pubsub.WithValidateQueueSize(validateQueueSize),
+	}, nil
+}
+
+// SyncHandler serves sync requests from peers (implemented by the node).
+// Returned slices are clamped to the (clamped) request count.
+type SyncHandler interface {
+	// Status returns the local chain status.
+	Status(ctx context.Context) *flarepb.Status
+	// BlocksByRange returns blocks start, start+1, ... (at most count) of
+	// the best chain; unavailable reports that (part of) the range is
+	// pruned or unknown.
+	BlocksByRange(ctx context.Context, start uint64, count uint32) (blocks []*flarepb.Block, unavailable bool)
+	// CertificatesByRange returns the stored certificates whose target
+	// checkpoint number is in [start, start+count), in increasing target
+	// order; unavailable reports that (part of) the range is pruned or
+	// unknown.
+	CertificatesByRange(ctx context.Context, start uint64, count uint32) (certs []checkpoint.Certificate, unavailable bool)
+}
+
+// Start joins the gossip topics with their validators, registers the sync
+// protocol handler and starts the bootnode connection loops. g and s are
+// called concurrently until Close returns. ctx bounds only the start-up.
+func (n *Network) Start(ctx context.Context, g GossipHandler, s SyncHandler) error {
+	if g == nil || s == nil {
+		return fmt.Errorf("%w: nil handler", ErrInvalidConfig)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	switch {
+	case n.closed:
+		return ErrClosed
+	case n.started:
+		return ErrAlreadyStarted
+	}
+	n.gossip, n.syncH = g, s
+
+	opts, err := n.pubsubOptions()
+	if err != nil {
+		return err
+	}
+	ps, err := pubsub.NewGossipSub(n.ctx, n.host, opts...)
+	if err != nil {
+		return fmt.Errorf("start gossipsub: %w", err)
+	}
+	var topics [numKinds]*pubsub.Topic
+	var subs [numKinds]*pubsub.Subscription
+	cleanup := func() {
+		for k := range numKinds {
+			if subs[k] != nil {
+				subs[k].Cancel()
+			}
+			if topics[k] != nil {
+				_ = ps.UnregisterTopicValidator(topicName(n.genesis, k))
+				_ = topics[k].Close()
+			}
+		}
+	}
+	for k := range numKinds {
+		name := topicName(n.genesis, k)
+		if topics[k], err = ps.Join(name); err != nil {
+			cleanup()
+			return fmt.Errorf("join %s: %w", name, err)
+		}
+		err = ps.RegisterTopicValidator(name, n.validator(k),
+			pubsub.WithValidatorTimeout(validatorTimeout),
+			pubsub.WithValidatorConcurrency(validatorConcurrency))
+		if err != nil {
+			cleanup()
+			return fmt.Errorf("register validator for %s: %w", name, err)
+		}
+		if subs[k], err = topics[k].Subscribe(pubsub.WithBufferSize(subscriptionBuffer)); err != nil {
+			cleanup()
+			return fmt.Errorf("subscribe to %s: %w", name, err)
+		}
+	}
+	n.ps, n.topics, n.subs = ps, topics, subs
+	for k := range numKinds {
+		n.wg.Add(1)
+		go n.drain(subs[k])
+	}
+	n.host.SetStreamHandler(n.syncProto, n.handleSyncStream)
+	for _, b := range n.bootnodes {
+		n.wg.Add(1)
+		go n.maintainBootnode(b)
+	}
+	n.started = true
+	n.log.Info("p2p network started",
+		zap.String("votes_topic", topicName(n.genesis, kindVotes)),
+		zap.String("sync_protocol", string(n.syncProto)),
+		zap.Int("bootnodes", len(n.bootnodes)))
+	return nil
+}
+
+// drain consumes delivered messages: everything was processed by the
+// validator already.
+func (n *Network) drain(sub *pubsub.Subscription) {
+	defer n.wg.Done()
+	for {
+		if _, err := sub.Next(n.ctx); err != nil {
+			return
+		}
+	}
+}
+
+// validator returns the topic validator of kind.
+func (n *Network) validator(kind topicKind) pubsub.ValidatorEx {
+	return func(ctx context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
+		res, reason := n.validate(ctx, kind, from, msg)
+		n.stats.record(kind, res, reason)
+		if reason != reasonNone && !msg.Local {
+			n.log.Debug("rejected gossip message", zap.Stringer("topic", kind),
+				zap.Stringer("from", from), zap.String("reason", string(reason)), zap.Int("size", len(msg.GetData())))
+		}
+		if n.observe != nil {
+			n.observe(kind, from, msg.GetData(), res, reason)
+		}
+		return res
+	}
+}
+
+func (n *Network) validate(ctx context.Context, kind topicKind, from peer.ID, msg *pubsub.Message) (pubsub.ValidationResult, rejectReason) {
+	p, reason := checkEnvelope(msg.GetData(), kind, n.genesis, n.cfg.MaxMessageSize)
+	if reason != reasonNone {
+		return pubsub.ValidationReject, reason
+	}
+	msg.ValidatorData = p
+	if msg.Local || from == n.host.ID() {
+		return pubsub.ValidationAccept, reasonNone
+	}
+	if !n.enter() {
+		return pubsub.ValidationIgnore, reasonNone
+	}
+	defer n.leave()
+	var v Verdict
+	switch {
+	case p.vote != nil:
+		v = n.gossip.HandleVote(ctx, from, *p.vote)
+	case p.cert != nil:
+		v = n.gossip.HandleCertificate(ctx, from, *p.cert)
+	default:
+		v = n.gossip.HandleBlock(ctx, from, p.block)
+	}
+	switch v {
+	case Accept:
+		return pubsub.ValidationAccept, reasonNone
+	case Reject:
+		return pubsub.ValidationReject, reasonNone
+	default:
+		return pubsub.ValidationIgnore, reasonNone
+	}
+}
+
+// PublishVote gossips a signed vote.
+func (n *Network) PublishVote(ctx context.Context, v checkpoint.SignedVote) error {
+	return n.publish(ctx, kindVotes, &flarepb.Envelope{
+		Version: EnvelopeVersion,
+		Payload: &flarepb.Envelope_Vote{Vote: checkpoint.VoteToPB(v)},
+	})
+}
+
+// PublishCertificate gossips a certificate.
+func (n *Network) PublishCertificate(ctx context.Context, c checkpoint.Certificate) error {
+	return n.publish(ctx, kindCerts, &flarepb.Envelope{
+		Version: EnvelopeVersion,
+		Payload: &flarepb.Envelope_Certificate{Certificate: checkpoint.CertificateToPB(c)},
+	})
+}
+
+// PublishBlock gossips a block.
+func (n *Network) PublishBlock(ctx context.Context, b *flarepb.Block) error {
+	if b == nil {
+		return fmt.Errorf("publish blocks: nil block")
+	}
+	return n.publish(ctx, kindBlocks, &flarepb.Envelope{
+		Version: EnvelopeVersion,
+		Payload: &flarepb.Envelope_Block{Block: b},
+	})
+}
+
+// publish encodes env and publishes it on kind's topic. The local validator
+// runs the structural checks, so a malformed message fails here.
+func (n *Network) publish(ctx context.Context, kind topicKind, env *flarepb.Envelope) error {
+	n.mu.Lock()
+	t, closed := n.topics[kind], n.closed
+	n.mu.Unlock()
+	switch {
+	case closed:
+		return ErrClosed
+	case t == nil:
+		return ErrNotStarted
+	}
+	data, err := proto.Marshal(env)
+	if err != nil {
+		return fmt.Errorf("publish %s: encode: %w", kind, err)
+	}
+	if len(data) > n.cfg.MaxMessageSize {
+		return fmt.Errorf("publish %s: %w: %d bytes, limit %d", kind, ErrMessageTooLarge, len(data), n.cfg.MaxMessageSize)
+	}
+	if err := t.Publish(ctx, data); err != nil {
+		return fmt.Errorf("publish %s: %w", kind, err)
+	}
+	return nil
+}
+
+// stats counts validation outcomes by topic, result and reject reason.
+type stats struct {
+	mu     sync.Mutex
+	counts map[string]uint64
+}
+
+func resultName(r pubsub.ValidationResult) string {
+	switch r {
+	case pubsub.ValidationAccept:
+		return "accept"
+	case pubsub.ValidationReject:
+		return "reject"
+	default:
+		return "ignore"
+	}
+}
+
+func statKey(kind topicKind, res pubsub.ValidationResult, reason rejectReason) string {
+	k := kind.String() + "/" + resultName(res)
+	if reason != reasonNone {
+		k += "/" + string(reason)
+	}
+	return k
+}
+
+func (s *stats) record(kind topicKind, res pubsub.ValidationResult, reason rejectReason) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.counts == nil {
+		s.counts = make(map[string]uint64)
+	}
+	s.counts[statKey(kind, res, reason)]++
+}
+
+func (s *stats) get(kind topicKind, res pubsub.ValidationResult, reason rejectReason) uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.counts[statKey(kind, res, reason)]
+}

@@ -1,0 +1,359 @@
+package p2p
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/event"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	yamux "github.com/libp2p/go-libp2p/p2p/muxer/yamux"
+	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
+	"github.com/libp2p/go-libp2p/p2p/security/noise"
+	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	ma "github.com/multiformats/go-multiaddr"
+	"go.uber.org/zap"
+
+	"github.com/flarechain/flare-node/consensus/checkpoint"
+)
+
+// Tunables (copied into each Network so tests can shorten them per instance).
+const (
+	defaultBackoffMin         = time.Second
+	defaultBackoffMax         = time.Minute
+	defaultReconnectCheck     = 30 * time.Second
+	defaultDialTimeout        = 10 * time.Second
+	defaultScoreInspectPeriod = time.Second
+	defaultSyncServeTimeout   = 10 * time.Second
+	defaultSyncRequestTimeout = 15 * time.Second
+	peerEventsBuffer          = 128
+	// syncStreamsPerPeer bounds concurrent sync streams per peer and direction.
+	syncStreamsPerPeer = 8
+)
+
+// Network is a running libp2p host with the flare gossip topics and the sync
+// protocol. It is safe for concurrent use.
+type Network struct {
+	cfg       Config
+	log       *zap.Logger
+	host      host.Host
+	connMgr   *connmgr.BasicConnMgr
+	genesis   checkpoint.Hash
+	syncProto protocol.ID
+	bootnodes []peer.AddrInfo
+	// bootnodeDown is signalled when a bootnode disconnects.
+	bootnodeDown map[peer.ID]chan struct{}
+
+	ctx    context.Context // lives until Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // background loops
+	// inflight counts handler calls (gossip validators, sync streams), so
+	// that Close returns only when the node's handlers are no longer called.
+	inflight sync.WaitGroup
+
+	peerEvents chan peer.ID
+	evSub      event.Subscription
+	evDone     chan struct{}
+
+	mu      sync.Mutex
+	started bool
+	closed  bool
+	ps      *pubsub.PubSub
+	topics  [numKinds]*pubsub.Topic
+	subs    [numKinds]*pubsub.Subscription
+	gossip  GossipHandler
+	syncH   SyncHandler
+
+	scoreMu  sync.RWMutex
+	scores   map[peer.ID]float64
+	scoreGen uint64 // score inspections so far
+
+	stats stats
+
+	// per-instance tunables
+	backoffMin         time.Duration
+	backoffMax         time.Duration
+	reconnectCheck     time.Duration
+	dialTimeout        time.Duration
+	scoreInspectPeriod time.Duration
+	syncServeTimeout   time.Duration
+	syncRequestTimeout time.Duration
+	// observe, when set (tests), sees every validation outcome.
+	observe func(kind topicKind, from peer.ID, data []byte, res pubsub.ValidationResult, reason rejectReason)
+}
+
+// New creates the libp2p host: it loads or creates the node key, starts
+// listening and logs the identity and listen addresses. Gossip, the sync
+// protocol and bootnode connections start with Start. ctx bounds only the
+// construction; the network lives until Close.
+func New(ctx context.Context, cfg Config) (*Network, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	log := cfg.Logger.Named("p2p")
+
+	var key crypto.PrivKey
+	if cfg.NodeKeyPath != "" {
+		if key, err = LoadOrCreateNodeKey(cfg.NodeKeyPath); err != nil {
+			return nil, err
+		}
+	} else {
+		log.Warn("no node key path configured; using an ephemeral identity")
+		if key, _, err = crypto.GenerateEd25519Key(nil); err != nil {
+			return nil, fmt.Errorf("generate node key: %w", err)
+		}
+	}
+
+	listen := make([]ma.Multiaddr, 0, len(cfg.ListenAddrs))
+	for _, s := range cfg.ListenAddrs {
+		a, err := ma.NewMultiaddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("%w: listen address %q: %w", ErrInvalidConfig, s, err)
+		}
+		listen = append(listen, a)
+	}
+	bootnodes, err := parseBootnodes(cfg.Bootnodes)
+	if err != nil {
+		return nil, err
+	}
+
+	n := &Network{
+		cfg:                cfg,
+		log:                log,
+		genesis:            cfg.Genesis,
+		syncProto:          SyncProtocolID(cfg.Genesis),
+		bootnodes:          bootnodes,
+		bootnodeDown:       make(map[peer.ID]chan struct{}, len(bootnodes)),
+		peerEvents:         make(chan peer.ID, peerEventsBuffer),
+		evDone:             make(chan struct{}),
+		scores:             make(map[peer.ID]float64),
+		backoffMin:         defaultBackoffMin,
+		backoffMax:         defaultBackoffMax,
+		reconnectCheck:     defaultReconnectCheck,
+		dialTimeout:        defaultDialTimeout,
+		scoreInspectPeriod: defaultScoreInspectPeriod,
+		syncServeTimeout:   defaultSyncServeTimeout,
+		syncRequestTimeout: defaultSyncRequestTimeout,
+	}
+	for _, b := range bootnodes {
+		n.bootnodeDown[b.ID] = make(chan struct{}, 1)
+	}
+
+	rm, err := newResourceManager(cfg.MaxPeers, n.syncProto)
+	if err != nil {
+		return nil, fmt.Errorf("resource manager: %w", err)
+	}
+	cm, err := connmgr.NewConnManager(max(1, cfg.MaxPeers*4/5), cfg.MaxPeers, connmgr.WithGracePeriod(30*time.Second))
+	if err != nil {
+		_ = rm.Close()
+		return nil, fmt.Errorf("connection manager: %w", err)
+	}
+	n.connMgr = cm
+	h, err := libp2p.New(
+		libp2p.Identity(key),
+		libp2p.ListenAddrs(listen...),
+		libp2p.Transport(tcp.NewTCPTransport),
+		libp2p.Security(noise.ID, noise.New),
+		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
+		libp2p.ResourceManager(rm),
+		libp2p.ConnectionManager(cm),
+		libp2p.ConnectionGater(newDialGater(bootnodes)),
+		libp2p.DisableRelay(),
+		libp2p.DisableMetrics(),
+		libp2p.DisableIdentifyAddressDiscovery(),
+		libp2p.UserAgent("flare-node"),
+	)
+	if err != nil {
+		// The managers now belong to libp2p (it closes them on the paths
+		// where it fails); closing them here again could double-close.
+		return nil, fmt.Errorf("libp2p host: %w", err)
+	}
+	n.host = h
+	for _, b := range bootnodes {
+		cm.Protect(b.ID, "bootnode")
+	}
+
+	n.evSub, err = h.EventBus().Subscribe(new(event.EvtPeerConnectednessChanged))
+	if err != nil {
+		_ = h.Close()
+		return nil, fmt.Errorf("subscribe to peer events: %w", err)
+	}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	go n.forwardPeerEvents()
+
+	log.Info("Local node identity is: "+h.ID().String(), zap.Stringer("peer_id", h.ID()))
+	for _, a := range n.Addrs() {
+		log.Info("Listening on "+a.String(), zap.Stringer("addr", a))
+	}
+	return n, nil
+}
+
+func parseBootnodes(addrs []string) ([]peer.AddrInfo, error) {
+	var out []peer.AddrInfo
+	index := make(map[peer.ID]int)
+	for _, s := range addrs {
+		a, err := ma.NewMultiaddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("%w: bootnode %q: %w", ErrInvalidConfig, s, err)
+		}
+		ai, err := peer.AddrInfoFromP2pAddr(a)
+		if err != nil {
+			return nil, fmt.Errorf("%w: bootnode %q needs a /p2p/<peer-id> suffix: %w", ErrInvalidConfig, s, err)
+		}
+		if i, ok := index[ai.ID]; ok {
+			out[i].Addrs = append(out[i].Addrs, ai.Addrs...)
+			continue
+		}
+		index[ai.ID] = len(out)
+		out = append(out, *ai)
+	}
+	return out, nil
+}
+
+// newResourceManager limits connections to about maxPeers (with slack for
+// dials in flight) and sync streams per peer.
+func newResourceManager(maxPeers int, syncProto protocol.ID) (network.ResourceManager, error) {
+	conns := rcmgr.LimitVal(maxPeers + maxPeers/2 + 8)
+	limits := rcmgr.PartialLimitConfig{
+		System: rcmgr.ResourceLimits{
+			Conns:         conns,
+			ConnsInbound:  rcmgr.LimitVal(maxPeers + 4),
+			ConnsOutbound: rcmgr.LimitVal(maxPeers + 4),
+		},
+		Transient: rcmgr.ResourceLimits{
+			Conns:         rcmgr.LimitVal(maxPeers/2 + 8),
+			ConnsInbound:  rcmgr.LimitVal(maxPeers/4 + 4),
+			ConnsOutbound: rcmgr.LimitVal(maxPeers/4 + 4),
+		},
+		ProtocolPeer: map[protocol.ID]rcmgr.ResourceLimits{
+			syncProto: {
+				Streams:         rcmgr.LimitVal(2 * syncStreamsPerPeer),
+				StreamsInbound:  rcmgr.LimitVal(syncStreamsPerPeer),
+				StreamsOutbound: rcmgr.LimitVal(syncStreamsPerPeer),
+			},
+		},
+	}
+	return rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits.Build(rcmgr.DefaultLimits.AutoScale())))
+}
+
+// forwardPeerEvents turns connectedness events into PeerEvents and bootnode
+// reconnect signals.
+func (n *Network) forwardPeerEvents() {
+	defer close(n.evDone)
+	for e := range n.evSub.Out() {
+		ev, ok := e.(event.EvtPeerConnectednessChanged)
+		if !ok {
+			continue
+		}
+		switch ev.Connectedness {
+		case network.Connected:
+			select {
+			case n.peerEvents <- ev.Peer:
+			default:
+				n.log.Warn("peer event dropped: consumer too slow", zap.Stringer("peer", ev.Peer))
+			}
+		case network.NotConnected:
+			if ch, ok := n.bootnodeDown[ev.Peer]; ok {
+				select {
+				case ch <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}
+}
+
+// PeerEvents returns peers as they connect (the node starts a status
+// handshake with each). The channel is closed by Close.
+func (n *Network) PeerEvents() <-chan peer.ID { return n.peerEvents }
+
+// Peers returns the currently connected peers.
+func (n *Network) Peers() []peer.ID { return n.host.Network().Peers() }
+
+// ID returns the local peer id.
+func (n *Network) ID() peer.ID { return n.host.ID() }
+
+// Addrs returns the listen addresses with the /p2p/<id> suffix.
+func (n *Network) Addrs() []ma.Multiaddr {
+	out, err := peer.AddrInfoToP2pAddrs(&peer.AddrInfo{ID: n.host.ID(), Addrs: n.host.Addrs()})
+	if err != nil {
+		return nil
+	}
+	return out
+}
+
+// PeerScore returns the peer's gossipsub score as of the last score
+// inspection (refreshed every second); 0 for unknown peers.
+func (n *Network) PeerScore(p peer.ID) float64 {
+	n.scoreMu.RLock()
+	defer n.scoreMu.RUnlock()
+	return n.scores[p]
+}
+
+func (n *Network) updateScores(scores map[peer.ID]float64) {
+	n.scoreMu.Lock()
+	n.scores = scores
+	n.scoreGen++
+	n.scoreMu.Unlock()
+}
+
+// enter registers a handler call; it returns false once the network is
+// closing.
+func (n *Network) enter() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return false
+	}
+	n.inflight.Add(1)
+	return true
+}
+
+func (n *Network) leave() { n.inflight.Done() }
+
+// Close stops gossip, the sync protocol and bootnode loops, waits for
+// in-flight handler calls and closes the host. PeerEvents is closed.
+// Close is idempotent.
+func (n *Network) Close() error {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return nil
+	}
+	n.closed = true
+	subs, topics := n.subs, n.topics
+	n.mu.Unlock()
+
+	n.cancel()
+	n.host.RemoveStreamHandler(n.syncProto)
+	for _, s := range subs {
+		if s != nil {
+			s.Cancel()
+		}
+	}
+	n.wg.Wait()
+	n.inflight.Wait()
+	for _, t := range topics {
+		if t != nil {
+			_ = t.Close() // fails only with live subscriptions, cancelled above
+		}
+	}
+	err := n.host.Close()
+	_ = n.evSub.Close()
+	<-n.evDone
+	close(n.peerEvents)
+	n.log.Info("p2p network closed")
+	return err
+}
