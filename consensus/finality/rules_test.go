@@ -609,26 +609,34 @@ func TestDoppelgangerHalts(t *testing.T) {
 		{
 			name:       "target we never signed",
 			ownTargets: 1,
-			foreign:    func(net *testNet, cps []checkpoint.Checkpoint) checkpoint.SignedVote { return net.vote(0, cps[0], cps[3]) },
-			halt:       true,
+			foreign: func(net *testNet, cps []checkpoint.Checkpoint) checkpoint.SignedVote {
+				return net.vote(0, cps[0], cps[3])
+			},
+			halt: true,
 		},
 		{
 			name:       "key never signed on this node",
 			ownTargets: 0,
-			foreign:    func(net *testNet, cps []checkpoint.Checkpoint) checkpoint.SignedVote { return net.vote(0, cps[0], cps[1]) },
-			halt:       true,
+			foreign: func(net *testNet, cps []checkpoint.Checkpoint) checkpoint.SignedVote {
+				return net.vote(0, cps[0], cps[1])
+			},
+			halt: true,
 		},
 		{
 			name:       "echo of our own last vote",
 			ownTargets: 1,
-			foreign:    func(net *testNet, cps []checkpoint.Checkpoint) checkpoint.SignedVote { return net.vote(0, cps[0], cps[1]) },
-			halt:       false,
+			foreign: func(net *testNet, cps []checkpoint.Checkpoint) checkpoint.SignedVote {
+				return net.vote(0, cps[0], cps[1])
+			},
+			halt: false,
 		},
 		{
 			name:       "echo of an older own vote",
 			ownTargets: 2,
-			foreign:    func(net *testNet, cps []checkpoint.Checkpoint) checkpoint.SignedVote { return net.vote(0, cps[0], cps[1]) },
-			halt:       false,
+			foreign: func(net *testNet, cps []checkpoint.Checkpoint) checkpoint.SignedVote {
+				return net.vote(0, cps[0], cps[1])
+			},
+			halt: false,
 		},
 	}
 	for _, tc := range tests {
