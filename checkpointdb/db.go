@@ -1,0 +1,462 @@
+package checkpointdb
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"go.uber.org/zap"
+
+	"github.com/flarechain/flare-node/consensus/checkpoint"
+	"github.com/flarechain/flare-node/consensus/finality"
+)
+
+// DefaultEvidenceRetention is the number of checkpoints evidence is kept
+// beyond the checkpoint it is about when Options.EvidenceRetention is 0.
+const DefaultEvidenceRetention uint64 = 10000
+
+// Options configures Open.
+type Options struct {
+	// FS is the file system; nil means vfs.Default (disk). Tests use
+	// vfs.NewMem or vfs.NewCrashableMem.
+	FS vfs.FS
+	// Genesis is the chain identity. It is stored (synced) on first open; a
+	// database of another genesis refuses to open with ErrWrongChain. With
+	// ReadOnly, the zero hash accepts whatever genesis is stored (inspection
+	// tools that do not know the chain).
+	Genesis checkpoint.Hash
+	// Logger receives this package's log lines (named "checkpointdb") and
+	// Pebble's (named "checkpointdb.pebble"); nil means zap.NewNop(). Pebble's
+	// default logger is never used.
+	Logger *zap.Logger
+	// ReadOnly opens an existing database without writing to it (for
+	// `flare-node checkpoints list|show` while the node is stopped). Writes
+	// return ErrReadOnly.
+	ReadOnly bool
+	// EvidenceRetention is how many checkpoints evidence is kept beyond the
+	// checkpoint it is about, counted against the finalized checkpoint
+	// (0 = DefaultEvidenceRetention).
+	EvidenceRetention uint64
+}
+
+// CheckpointDB is the Pebble-backed checkpoint database of one chain. It
+// implements finality.CheckpointStorage (see its durability contract) and
+// the read APIs of the node and the `checkpoints` CLI. It is safe for
+// concurrent use.
+type CheckpointDB struct {
+	path        string
+	genesis     checkpoint.Hash
+	readOnly    bool
+	evRetention uint64
+	log         *zap.Logger
+	plog        *pebbleLogger
+	db          *pebble.DB
+	lock        *pebble.Lock
+
+	// life is read-held by every call and write-held by Close, so Close
+	// waits for calls in flight and later calls see closed.
+	life   sync.RWMutex
+	closed bool
+
+	// wmu serializes writers: every read-modify-write (first vote wins,
+	// monotonic pointers, signer-record regression check, prune base) runs
+	// under it. The fields below it are guarded by wmu.
+	wmu       sync.Mutex
+	voteCount map[uint64]int    // stored votes per target above finalized (log field "total")
+	covers    map[uint64]*cover // certificate signer sets by target; nil entry = no certificate
+
+	// smu guards the cached durable state, written under wmu after a
+	// successful commit and read by Stats.
+	smu       sync.RWMutex
+	justified *checkpoint.Checkpoint
+	finalized *checkpoint.Checkpoint
+	base      pruneBase
+
+	// testAfterPruneMarker, when set, runs after Prune persisted the new
+	// prune base and before it deletes (crash tests).
+	testAfterPruneMarker func()
+}
+
+var _ finality.CheckpointStorage = (*CheckpointDB)(nil)
+
+// maxCovers bounds the certificate-cover cache.
+const maxCovers = 4096
+
+// dirState is what Open found in the directory before opening Pebble.
+type dirState struct {
+	exists  bool
+	hasData bool // sstables or a non-empty WAL: a database with content
+}
+
+func inspectDir(fs vfs.FS, path string) (dirState, error) {
+	names, err := fs.List(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return dirState{}, nil
+		}
+		return dirState{}, err
+	}
+	st := dirState{exists: true}
+	for _, n := range names {
+		switch {
+		case strings.HasSuffix(n, ".sst"), strings.HasSuffix(n, ".blob"):
+			st.hasData = true
+		case strings.HasSuffix(n, ".log"):
+			if fi, err := fs.Stat(fs.PathJoin(path, n)); err != nil || fi.Size() > 0 {
+				st.hasData = true
+			}
+		}
+	}
+	return st, nil
+}
+
+func isLockHeld(err error) bool {
+	return errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EWOULDBLOCK) ||
+		strings.Contains(err.Error(), "lock held")
+}
+
+// Open opens (creating it unless opts.ReadOnly) the checkpoint database at
+// path. On first open it writes the schema version and genesis hash with a
+// synced write. It refuses, with a one-line error that says what to do, a
+// database of another chain (ErrWrongChain), of an unknown schema version
+// (ErrSchemaVersion), a corrupted one (ErrCorrupted: Pebble corruption or any
+// undecodable or inconsistent record; Open reads and validates every
+// retained record), and a directory held by another process (ErrLocked).
+func Open(path string, opts Options) (*CheckpointDB, error) {
+	start := time.Now()
+	log := opts.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	log = log.Named("checkpointdb")
+	fs := opts.FS
+	if fs == nil {
+		fs = vfs.Default
+	}
+	evRetention := opts.EvidenceRetention
+	if evRetention == 0 {
+		evRetention = DefaultEvidenceRetention
+	}
+	log.Info("Opening checkpoint database", zap.String("path", path), zap.Bool("read_only", opts.ReadOnly))
+
+	st, err := inspectDir(fs, path)
+	if err != nil {
+		return nil, fmt.Errorf("open checkpoint database at %s: %w", path, err)
+	}
+	if opts.ReadOnly && !st.exists {
+		return nil, fmt.Errorf("no checkpoint database at %s: %w", path, ErrNotExist)
+	}
+	if !opts.ReadOnly {
+		if err := fs.MkdirAll(path, 0o700); err != nil {
+			return nil, fmt.Errorf("create checkpoint database directory %s: %w", path, err)
+		}
+	}
+	lock, err := pebble.LockDirectory(path, fs)
+	if err != nil {
+		if isLockHeld(err) {
+			return nil, lockedError(path, err)
+		}
+		return nil, fmt.Errorf("lock checkpoint database at %s: %w", path, err)
+	}
+
+	plog := newPebbleLogger(log.Named("pebble"))
+	pdb, err := openPebble(path, fs, lock, plog, opts.ReadOnly, st.exists && (st.hasData || opts.ReadOnly))
+	if errors.Is(err, pebble.ErrDBDoesNotExist) {
+		switch {
+		case st.hasData:
+			err = fmt.Errorf("database files present but no MANIFEST: %w", err)
+			_ = lock.Close()
+			return nil, corruptedError(path, err)
+		case opts.ReadOnly:
+			_ = lock.Close()
+			return nil, fmt.Errorf("no checkpoint database at %s: %w", path, ErrNotExist)
+		default:
+			// A first open that crashed before Pebble created its MANIFEST:
+			// nothing was ever stored; create the database.
+			pdb, err = openPebble(path, fs, lock, plog, false, false)
+		}
+	}
+	if err != nil {
+		_ = lock.Close()
+		if isPebbleCorruption(err) {
+			return nil, corruptedError(path, err)
+		}
+		return nil, fmt.Errorf("open checkpoint database at %s: %w", path, err)
+	}
+
+	db := &CheckpointDB{
+		path:        path,
+		genesis:     opts.Genesis,
+		readOnly:    opts.ReadOnly,
+		evRetention: evRetention,
+		log:         log,
+		plog:        plog,
+		db:          pdb,
+		lock:        lock,
+		voteCount:   make(map[uint64]int),
+		covers:      make(map[uint64]*cover),
+	}
+	if err := db.initMeta(opts.ReadOnly && opts.Genesis.IsZero()); err != nil {
+		db.abort()
+		return nil, err
+	}
+	if err := db.verify(context.Background(), true); err != nil {
+		db.abort()
+		if errors.Is(err, ErrCorrupted) {
+			return nil, corruptedError(path, err)
+		}
+		return nil, fmt.Errorf("open checkpoint database at %s: %w", path, err)
+	}
+	if err := plog.Fatal(); err != nil {
+		db.abort()
+		return nil, corruptedError(path, err)
+	}
+
+	fields := []zap.Field{
+		zap.String("path", path),
+		zap.Uint32("schema_version", SchemaVersion),
+		zap.Stringer("genesis", db.genesis),
+		zap.Uint64("prune_base", db.base.Base),
+		zap.Duration("elapsed", time.Since(start)),
+	}
+	if db.justified != nil {
+		fields = append(fields, zap.Uint64("justified", db.justified.Number))
+	}
+	if db.finalized != nil {
+		fields = append(fields, zap.Uint64("finalized", db.finalized.Number))
+	}
+	log.Info("Checkpoint database opened successfully", fields...)
+	return db, nil
+}
+
+func openPebble(path string, fs vfs.FS, lock *pebble.Lock, plog *pebbleLogger, readOnly, mustExist bool) (*pebble.DB, error) {
+	popts := &pebble.Options{
+		FS:               fs,
+		Lock:             lock,
+		Logger:           plog,
+		ReadOnly:         readOnly,
+		ErrorIfNotExists: mustExist,
+		EventListener: &pebble.EventListener{
+			BackgroundError: func(err error) {
+				plog.Errorf("background error: %v", err)
+				if isPebbleCorruption(err) {
+					plog.setFatal(fmt.Errorf("%w: %w: %w", ErrFatal, ErrCorrupted, err))
+				}
+			},
+			DataCorruption: func(info pebble.DataCorruptionInfo) {
+				plog.Errorf("data corruption: %s", info)
+				plog.setFatal(fmt.Errorf("%w: %w: %s", ErrFatal, ErrCorrupted, info))
+			},
+		},
+	}
+	if !readOnly {
+		// The newest format has WAL sync offsets: a torn unsynced WAL tail is
+		// told apart from corruption in the middle of the log.
+		popts.FormatMajorVersion = pebble.FormatNewest
+	}
+	// Signatures do not compress; hashes repeated across the votes of one
+	// target do. zstd at the lower levels keeps retained history small.
+	popts.ApplyCompressionSettings(func() pebble.DBCompressionSettings { return pebble.DBCompressionGood })
+	return pebble.Open(path, popts)
+}
+
+// abort closes a database whose Open failed.
+func (db *CheckpointDB) abort() {
+	_ = db.db.Close()
+	_ = db.lock.Close()
+}
+
+// initMeta checks (or, on a fresh database, writes with a synced batch) the
+// schema version and genesis hash. acceptAny adopts the stored genesis.
+func (db *CheckpointDB) initMeta(acceptAny bool) error {
+	verBytes, found, err := getValue(db.db, keySchemaVersion)
+	if err != nil {
+		return db.openReadError(err)
+	}
+	if !found {
+		// A fresh database, or a first open that crashed before the meta
+		// batch was synced: it must be empty.
+		it, err := db.db.NewIter(nil)
+		if err != nil {
+			return db.openReadError(err)
+		}
+		empty := !it.First()
+		var firstKey []byte
+		if !empty {
+			firstKey = append(firstKey, it.Key()...)
+		}
+		itErr := it.Error()
+		_ = it.Close()
+		if itErr != nil {
+			return db.openReadError(itErr)
+		}
+		if !empty {
+			return corruptedError(db.path, fmt.Errorf("records present (first key %x) but no schema version", firstKey))
+		}
+		if db.readOnly {
+			return fmt.Errorf("no checkpoint database at %s (never initialized): %w", db.path, ErrNotExist)
+		}
+		b := db.db.NewBatch()
+		defer b.Close()
+		_ = b.Set(keySchemaVersion, encodeSchemaVersion(SchemaVersion), nil)
+		_ = b.Set(keyGenesis, db.genesis[:], nil)
+		if err := db.db.Apply(b, pebble.Sync); err != nil {
+			return fmt.Errorf("initialize checkpoint database at %s: %w", db.path, err)
+		}
+		if err := db.plog.Fatal(); err != nil {
+			return fmt.Errorf("initialize checkpoint database at %s: %w", db.path, err)
+		}
+		return nil
+	}
+	ver, err := decodeSchemaVersion(verBytes)
+	if err != nil {
+		return corruptedError(db.path, err)
+	}
+	if ver != SchemaVersion {
+		return schemaVersionError(db.path, ver)
+	}
+	g, found, err := getValue(db.db, keyGenesis)
+	if err != nil {
+		return db.openReadError(err)
+	}
+	if !found {
+		return corruptedError(db.path, errors.New("schema version present but no genesis hash"))
+	}
+	stored, err := checkpoint.HashFromBytes(g)
+	if err != nil {
+		return corruptedError(db.path, err)
+	}
+	if acceptAny {
+		db.genesis = stored
+		return nil
+	}
+	if stored != db.genesis {
+		return wrongChainError(db.path, stored, db.genesis)
+	}
+	return nil
+}
+
+func (db *CheckpointDB) openReadError(err error) error {
+	if isPebbleCorruption(err) {
+		return corruptedError(db.path, err)
+	}
+	return fmt.Errorf("read checkpoint database at %s: %w", db.path, err)
+}
+
+// Path returns the database directory.
+func (db *CheckpointDB) Path() string { return db.path }
+
+// Genesis returns the genesis hash the database belongs to.
+func (db *CheckpointDB) Genesis() checkpoint.Hash { return db.genesis }
+
+// Close closes the database, waiting for calls in flight. Later calls
+// return ErrClosed; closing twice is a no-op.
+func (db *CheckpointDB) Close() error {
+	db.life.Lock()
+	defer db.life.Unlock()
+	if db.closed {
+		return nil
+	}
+	db.closed = true
+	err := db.db.Close()
+	if lerr := db.lock.Close(); lerr != nil {
+		err = errors.Join(err, lerr)
+	}
+	if err != nil {
+		db.log.Warn("Checkpoint database closed with an error", zap.String("path", db.path), zap.Error(err))
+		return fmt.Errorf("close checkpoint database at %s: %w", db.path, err)
+	}
+	db.log.Info("Checkpoint database closed", zap.String("path", db.path))
+	return nil
+}
+
+// begin starts a call: it checks ctx, the closed state and a recorded fatal
+// error, and read-locks life (the caller must call db.life.RUnlock).
+func (db *CheckpointDB) begin(ctx context.Context, write bool) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	db.life.RLock()
+	if db.closed {
+		db.life.RUnlock()
+		return ErrClosed
+	}
+	if write && db.readOnly {
+		db.life.RUnlock()
+		return ErrReadOnly
+	}
+	if err := db.plog.Fatal(); err != nil {
+		db.life.RUnlock()
+		return err
+	}
+	return nil
+}
+
+// getValue reads key from r; found is false when the key is absent. The
+// value is a copy.
+func getValue(r pebble.Reader, key []byte) (val []byte, found bool, err error) {
+	v, closer, err := r.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	val = bytes.Clone(v)
+	if val == nil {
+		val = []byte{}
+	}
+	return val, true, closer.Close()
+}
+
+// exists reports whether key is present in r.
+func exists(r pebble.Reader, key []byte) (bool, error) {
+	_, closer, err := r.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return true, closer.Close()
+}
+
+// scan calls fn for every key in [lower, upper) of r, in order. The key and
+// value are only valid during the call.
+func scan(ctx context.Context, r pebble.Reader, lower, upper []byte, fn func(k, v []byte) error) error {
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return storageError("iterate", err)
+	}
+	n := 0
+	for valid := it.First(); valid; valid = it.Next() {
+		if n++; n%4096 == 0 {
+			if err := ctx.Err(); err != nil {
+				_ = it.Close()
+				return err
+			}
+		}
+		v, err := it.ValueAndErr()
+		if err != nil {
+			_ = it.Close()
+			return storageError("read value", err)
+		}
+		if err := fn(it.Key(), v); err != nil {
+			_ = it.Close()
+			return err
+		}
+	}
+	if err := it.Error(); err != nil {
+		_ = it.Close()
+		return storageError("iterate", err)
+	}
+	return storageError("close iterator", it.Close())
+}

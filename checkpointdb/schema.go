@@ -1,0 +1,293 @@
+package checkpointdb
+
+import (
+	"crypto/ed25519"
+	"encoding/binary"
+	"fmt"
+	"math"
+
+	"github.com/flarechain/flare-node/consensus/checkpoint"
+)
+
+// This file is the one place where the on-disk key layout is defined. Every
+// key starts with a one-byte prefix; integers are big-endian so that Pebble's
+// bytewise order is numeric order. Values are the protobuf codecs of package
+// consensus/checkpoint unless noted. docs/storage.md mirrors this table.
+//
+//	prefix  key                                      value
+//	0x01    0x01 'v'                                 schema version, u32 BE
+//	0x01    0x01 'g'                                 genesis hash, 32 bytes
+//	0x02    0x02 | ed25519 public key (32)           EncodeSignerRecord
+//	0x03    0x03 | target u64 BE | validator u32 BE  EncodeVote
+//	0x04    0x04 | target u64 BE                     EncodeCertificate
+//	0x05    0x05 'j' (justified) / 0x05 'f' (final)  EncodeCheckpoint
+//	0x06    0x06 | checkpoint u64 BE | id (32)       EncodeEvidence
+//	0x07    0x07                                     prune base u64 BE | evidence base u64 BE
+//
+// SchemaVersion is bumped on any incompatible change of this table.
+const SchemaVersion uint32 = 1
+
+// Key prefixes.
+const (
+	prefixMeta      byte = 0x01
+	prefixSigner    byte = 0x02
+	prefixVote      byte = 0x03
+	prefixCert      byte = 0x04
+	prefixPointer   byte = 0x05
+	prefixEvidence  byte = 0x06
+	prefixPruneBase byte = 0x07
+	// prefixEnd is one past the last prefix in use: the upper bound of a
+	// whole-keyspace iteration.
+	prefixEnd byte = 0x08
+)
+
+// Key lengths, used by the key decoders to reject malformed keys.
+const (
+	voteKeyLen     = 1 + 8 + 4
+	certKeyLen     = 1 + 8
+	signerKeyLen   = 1 + ed25519.PublicKeySize
+	evidenceKeyLen = 1 + 8 + checkpoint.HashSize
+	pruneValueLen  = 8 + 8
+)
+
+var (
+	keySchemaVersion = []byte{prefixMeta, 'v'}
+	keyGenesis       = []byte{prefixMeta, 'g'}
+	keyJustified     = []byte{prefixPointer, 'j'}
+	keyFinalized     = []byte{prefixPointer, 'f'}
+	keyPruneBase     = []byte{prefixPruneBase}
+)
+
+// prefixStart returns the first key of prefix p, prefixUpper the first key
+// after every key of p.
+func prefixStart(p byte) []byte { return []byte{p} }
+func prefixUpper(p byte) []byte { return []byte{p + 1} }
+
+func signerKey(pub ed25519.PublicKey) []byte {
+	k := make([]byte, 0, signerKeyLen)
+	k = append(k, prefixSigner)
+	return append(k, pub...)
+}
+
+func voteKey(target uint64, validator checkpoint.ValidatorIndex) []byte {
+	k := make([]byte, voteKeyLen)
+	k[0] = prefixVote
+	binary.BigEndian.PutUint64(k[1:9], target)
+	binary.BigEndian.PutUint32(k[9:13], uint32(validator))
+	return k
+}
+
+// voteFrom is the first vote key with target >= number; voteThrough is the
+// first key after every vote with target <= number.
+func voteFrom(number uint64) []byte { return voteKey(number, 0) }
+func voteThrough(number uint64) []byte {
+	if number == math.MaxUint64 {
+		return prefixUpper(prefixVote)
+	}
+	return voteKey(number+1, 0)
+}
+
+func certKey(target uint64) []byte {
+	k := make([]byte, certKeyLen)
+	k[0] = prefixCert
+	binary.BigEndian.PutUint64(k[1:], target)
+	return k
+}
+
+// certThrough is the first key after every certificate with target <= number.
+func certThrough(number uint64) []byte {
+	if number == math.MaxUint64 {
+		return prefixUpper(prefixCert)
+	}
+	return certKey(number + 1)
+}
+
+func evidenceKey(number uint64, id checkpoint.Hash) []byte {
+	k := make([]byte, evidenceKeyLen)
+	k[0] = prefixEvidence
+	binary.BigEndian.PutUint64(k[1:9], number)
+	copy(k[9:], id[:])
+	return k
+}
+
+// evidenceFrom is the first evidence key with checkpoint >= number.
+func evidenceFrom(number uint64) []byte {
+	k := make([]byte, 9)
+	k[0] = prefixEvidence
+	binary.BigEndian.PutUint64(k[1:], number)
+	return k
+}
+
+// KeyKind names the record a key belongs to (for key decoding, tools and
+// fuzzing).
+type KeyKind int
+
+// Key kinds.
+const (
+	KeyUnknown KeyKind = iota
+	KeySchemaVersion
+	KeyGenesis
+	KeySignerRecord
+	KeyVote
+	KeyCertificate
+	KeyJustified
+	KeyFinalized
+	KeyEvidence
+	KeyPruneBase
+)
+
+func (k KeyKind) String() string {
+	switch k {
+	case KeySchemaVersion:
+		return "schema-version"
+	case KeyGenesis:
+		return "genesis"
+	case KeySignerRecord:
+		return "signer-record"
+	case KeyVote:
+		return "vote"
+	case KeyCertificate:
+		return "certificate"
+	case KeyJustified:
+		return "justified"
+	case KeyFinalized:
+		return "finalized"
+	case KeyEvidence:
+		return "evidence"
+	case KeyPruneBase:
+		return "prune-base"
+	default:
+		return "unknown"
+	}
+}
+
+// Key is a decoded database key. Only the fields of its Kind are set.
+type Key struct {
+	Kind      KeyKind
+	Number    uint64                    // vote/certificate target, evidence checkpoint
+	Validator checkpoint.ValidatorIndex // vote
+	PublicKey ed25519.PublicKey         // signer record
+	ID        checkpoint.Hash           // evidence id
+}
+
+// Encode returns the key bytes of k (the inverse of DecodeKey).
+func (k Key) Encode() ([]byte, error) {
+	switch k.Kind {
+	case KeySchemaVersion:
+		return append([]byte(nil), keySchemaVersion...), nil
+	case KeyGenesis:
+		return append([]byte(nil), keyGenesis...), nil
+	case KeySignerRecord:
+		if len(k.PublicKey) != ed25519.PublicKeySize {
+			return nil, fmt.Errorf("%w: public key is %d bytes", checkpoint.ErrMalformed, len(k.PublicKey))
+		}
+		return signerKey(k.PublicKey), nil
+	case KeyVote:
+		return voteKey(k.Number, k.Validator), nil
+	case KeyCertificate:
+		return certKey(k.Number), nil
+	case KeyJustified:
+		return append([]byte(nil), keyJustified...), nil
+	case KeyFinalized:
+		return append([]byte(nil), keyFinalized...), nil
+	case KeyEvidence:
+		return evidenceKey(k.Number, k.ID), nil
+	case KeyPruneBase:
+		return append([]byte(nil), keyPruneBase...), nil
+	default:
+		return nil, fmt.Errorf("%w: unknown key kind %d", checkpoint.ErrMalformed, k.Kind)
+	}
+}
+
+// DecodeKey parses a database key. It returns an error wrapping
+// checkpoint.ErrMalformed for any key this schema does not define.
+func DecodeKey(b []byte) (Key, error) {
+	bad := func(what string) (Key, error) {
+		return Key{}, fmt.Errorf("%w: %s key of %d bytes", checkpoint.ErrMalformed, what, len(b))
+	}
+	if len(b) == 0 {
+		return bad("empty")
+	}
+	switch b[0] {
+	case prefixMeta:
+		if len(b) == 2 && b[1] == 'v' {
+			return Key{Kind: KeySchemaVersion}, nil
+		}
+		if len(b) == 2 && b[1] == 'g' {
+			return Key{Kind: KeyGenesis}, nil
+		}
+		return bad("meta")
+	case prefixSigner:
+		if len(b) != signerKeyLen {
+			return bad("signer record")
+		}
+		return Key{Kind: KeySignerRecord, PublicKey: append(ed25519.PublicKey(nil), b[1:]...)}, nil
+	case prefixVote:
+		if len(b) != voteKeyLen {
+			return bad("vote")
+		}
+		return Key{
+			Kind:      KeyVote,
+			Number:    binary.BigEndian.Uint64(b[1:9]),
+			Validator: checkpoint.ValidatorIndex(binary.BigEndian.Uint32(b[9:13])),
+		}, nil
+	case prefixCert:
+		if len(b) != certKeyLen {
+			return bad("certificate")
+		}
+		return Key{Kind: KeyCertificate, Number: binary.BigEndian.Uint64(b[1:])}, nil
+	case prefixPointer:
+		if len(b) == 2 && b[1] == 'j' {
+			return Key{Kind: KeyJustified}, nil
+		}
+		if len(b) == 2 && b[1] == 'f' {
+			return Key{Kind: KeyFinalized}, nil
+		}
+		return bad("pointer")
+	case prefixEvidence:
+		if len(b) != evidenceKeyLen {
+			return bad("evidence")
+		}
+		k := Key{Kind: KeyEvidence, Number: binary.BigEndian.Uint64(b[1:9])}
+		copy(k.ID[:], b[9:])
+		return k, nil
+	case prefixPruneBase:
+		if len(b) != 1 {
+			return bad("prune base")
+		}
+		return Key{Kind: KeyPruneBase}, nil
+	default:
+		return Key{}, fmt.Errorf("%w: unknown key prefix 0x%02x", checkpoint.ErrMalformed, b[0])
+	}
+}
+
+// pruneBase is the value of the prune-base marker: every vote and
+// certificate with a target below Base, and every evidence with a checkpoint
+// below EvidenceBase, is deleted (or about to be) and invisible to reads.
+type pruneBase struct {
+	Base         uint64
+	EvidenceBase uint64
+}
+
+func encodePruneBase(p pruneBase) []byte {
+	b := make([]byte, pruneValueLen)
+	binary.BigEndian.PutUint64(b[0:8], p.Base)
+	binary.BigEndian.PutUint64(b[8:16], p.EvidenceBase)
+	return b
+}
+
+func decodePruneBase(b []byte) (pruneBase, error) {
+	if len(b) != pruneValueLen {
+		return pruneBase{}, fmt.Errorf("%w: prune base value is %d bytes, want %d", checkpoint.ErrMalformed, len(b), pruneValueLen)
+	}
+	return pruneBase{Base: binary.BigEndian.Uint64(b[0:8]), EvidenceBase: binary.BigEndian.Uint64(b[8:16])}, nil
+}
+
+func encodeSchemaVersion(v uint32) []byte { return binary.BigEndian.AppendUint32(nil, v) }
+
+func decodeSchemaVersion(b []byte) (uint32, error) {
+	if len(b) != 4 {
+		return 0, fmt.Errorf("%w: schema version value is %d bytes, want 4", checkpoint.ErrMalformed, len(b))
+	}
+	return binary.BigEndian.Uint32(b), nil
+}

@@ -1,0 +1,593 @@
+package checkpointdb
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/cockroachdb/pebble/v2"
+	"go.uber.org/zap"
+
+	"github.com/flarechain/flare-node/consensus/checkpoint"
+)
+
+// cover is the signer set of the stored certificate of one target: a vote of
+// a signer for that target is already known (the certificate holds it), so
+// StoreVote does not store another one (first vote wins).
+type cover struct {
+	vote    checkpoint.Vote
+	signers map[checkpoint.ValidatorIndex]struct{}
+}
+
+func newCover(c checkpoint.Certificate) *cover {
+	cv := &cover{vote: c.Vote(), signers: make(map[checkpoint.ValidatorIndex]struct{}, len(c.Signatures))}
+	for _, s := range c.Signatures {
+		cv.signers[s.Validator] = struct{}{}
+	}
+	return cv
+}
+
+func (c *cover) has(v checkpoint.ValidatorIndex) bool {
+	if c == nil {
+		return false
+	}
+	_, ok := c.signers[v]
+	return ok
+}
+
+// commit applies b and reports a fatal error Pebble recorded meanwhile (a
+// failed WAL write or sync makes Pebble call Fatalf and return success).
+func (db *CheckpointDB) commit(op string, b *pebble.Batch, opts *pebble.WriteOptions) error {
+	if err := db.db.Apply(b, opts); err != nil {
+		return storageError(op, err)
+	}
+	if err := db.plog.Fatal(); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	return nil
+}
+
+// coverLocked returns the certificate cover of target (nil when there is no
+// certificate). Caller holds wmu.
+func (db *CheckpointDB) coverLocked(target uint64) (*cover, error) {
+	if c, ok := db.covers[target]; ok {
+		return c, nil
+	}
+	cert, found, err := db.readCertificate(db.db, target)
+	if err != nil {
+		return nil, err
+	}
+	var c *cover
+	if found {
+		c = newCover(cert)
+	}
+	db.setCoverLocked(target, c)
+	return c, nil
+}
+
+func (db *CheckpointDB) setCoverLocked(target uint64, c *cover) {
+	if len(db.covers) >= maxCovers {
+		clear(db.covers)
+	}
+	db.covers[target] = c
+}
+
+// StoreVote stores a peer (or own) vote keyed by (target number, validator)
+// with an unsynced write (durable after the next Flush or synced write). The
+// first vote stored for a key is kept: a later vote for the same key, or for
+// a validator whose signature is in the stored certificate of the target, is
+// ignored without error (conflicts are the gadget's evidence business).
+// Votes below the prune base are ignored. The vote's signature is not
+// verified here.
+func (db *CheckpointDB) StoreVote(ctx context.Context, v checkpoint.SignedVote) error {
+	if err := db.begin(ctx, true); err != nil {
+		return err
+	}
+	defer db.life.RUnlock()
+	if v.Genesis != db.genesis {
+		return fmt.Errorf("store vote: %w", ErrWrongChain)
+	}
+	if err := v.Validate(); err != nil {
+		return fmt.Errorf("store vote: %w", err)
+	}
+	t := v.Target.Number
+
+	db.wmu.Lock()
+	defer db.wmu.Unlock()
+	if t < db.base.Base {
+		return nil
+	}
+	cv, err := db.coverLocked(t)
+	if err != nil {
+		return err
+	}
+	if cv.has(v.Validator) {
+		return nil
+	}
+	key := voteKey(t, v.Validator)
+	found, err := exists(db.db, key)
+	if err != nil {
+		return storageError("store vote", err)
+	}
+	if found {
+		return nil
+	}
+	val, err := checkpoint.EncodeVote(v)
+	if err != nil {
+		return fmt.Errorf("store vote: %w", err)
+	}
+	if err := db.db.Set(key, val, pebble.NoSync); err != nil {
+		return storageError("store vote", err)
+	}
+	if err := db.plog.Fatal(); err != nil {
+		return fmt.Errorf("store vote: %w", err)
+	}
+	db.voteCount[t]++
+	if ce := db.log.Check(zap.DebugLevel, "Stored signature"); ce != nil {
+		ce.Write(zap.Uint64("checkpoint", t), zap.Uint32("validator", uint32(v.Validator)), zap.Int("total", db.voteCount[t]))
+	}
+	return nil
+}
+
+// checkCertificateShape rejects certificates this database could not read
+// back or that would confuse first-vote-wins: wrong chain, bad link, no or
+// too many signatures, signers not strictly increasing.
+func (db *CheckpointDB) checkCertificateShape(c checkpoint.Certificate) error {
+	if c.Genesis != db.genesis {
+		return ErrWrongChain
+	}
+	if err := c.Vote().Validate(); err != nil {
+		return err
+	}
+	if len(c.Signatures) == 0 {
+		return fmt.Errorf("%w: certificate without signatures", checkpoint.ErrNoQuorum)
+	}
+	if len(c.Signatures) > checkpoint.MaxCertificateSignatures {
+		return fmt.Errorf("%w: %d certificate signatures", checkpoint.ErrMalformed, len(c.Signatures))
+	}
+	for i := 1; i < len(c.Signatures); i++ {
+		if c.Signatures[i].Validator <= c.Signatures[i-1].Validator {
+			return checkpoint.ErrDuplicateSigner
+		}
+	}
+	return nil
+}
+
+func checkpointPtr(c checkpoint.Checkpoint) *checkpoint.Checkpoint { return &c }
+
+// higher returns the pointer that wins: proposed when it is above current
+// (pointers never move backwards; an equal number keeps current).
+func higher(current, proposed *checkpoint.Checkpoint) (*checkpoint.Checkpoint, bool) {
+	if proposed == nil || (current != nil && proposed.Number <= current.Number) {
+		return current, false
+	}
+	return checkpointPtr(*proposed), true
+}
+
+// mergeSignatures returns the union of the signatures of two certificates of
+// the same link, sorted by validator (a's signature wins for a validator in
+// both).
+func mergeSignatures(a, b checkpoint.Certificate) checkpoint.Certificate {
+	out := a
+	seen := make(map[checkpoint.ValidatorIndex]bool, len(a.Signatures)+len(b.Signatures))
+	out.Signatures = make([]checkpoint.CertSignature, 0, len(a.Signatures)+len(b.Signatures))
+	for _, s := range a.Signatures {
+		seen[s.Validator] = true
+		out.Signatures = append(out.Signatures, s)
+	}
+	for _, s := range b.Signatures {
+		if !seen[s.Validator] {
+			seen[s.Validator] = true
+			out.Signatures = append(out.Signatures, s)
+		}
+	}
+	slices.SortFunc(out.Signatures, func(x, y checkpoint.CertSignature) int {
+		return int(int64(x.Validator) - int64(y.Validator))
+	})
+	return out
+}
+
+// StoreCertificate stores cert (keyed by its target number) and raises the
+// justified and finalized pointers when the given ones are higher, in one
+// synced batch. Pointers never move backwards: a lower or equal pointer is
+// ignored, not an error; nil leaves a pointer unchanged.
+//
+// A second certificate for the same link is merged into the stored one (the
+// union of signers); a certificate for another link of the same target
+// number is not stored (the first one wins; the pointers are still applied).
+// Votes that the stored certificate contains verbatim are deleted in the
+// same batch; reads re-expand them from the certificate. A certificate below
+// the prune base is not stored.
+func (db *CheckpointDB) StoreCertificate(ctx context.Context, cert checkpoint.Certificate, justified, finalized *checkpoint.Checkpoint) error {
+	if err := db.begin(ctx, true); err != nil {
+		return err
+	}
+	defer db.life.RUnlock()
+	if err := db.checkCertificateShape(cert); err != nil {
+		return fmt.Errorf("store certificate: %w", err)
+	}
+	t := cert.Target.Number
+
+	db.wmu.Lock()
+	defer db.wmu.Unlock()
+	b := db.db.NewBatch()
+	defer b.Close()
+
+	var stored *checkpoint.Certificate
+	if t >= db.base.Base {
+		existing, found, err := db.readCertificate(db.db, t)
+		if err != nil {
+			return err
+		}
+		switch {
+		case !found:
+			stored = &cert
+		case existing.Vote() == cert.Vote():
+			if merged := mergeSignatures(existing, cert); len(merged.Signatures) > len(existing.Signatures) {
+				stored = &merged
+			}
+		default:
+			db.log.Warn("Ignored certificate conflicting with the stored one",
+				zap.Uint64("checkpoint", t), zap.Stringer("stored", existing.Target), zap.Stringer("ignored", cert.Target))
+		}
+	}
+	if stored != nil {
+		val, err := checkpoint.EncodeCertificate(*stored)
+		if err != nil {
+			return fmt.Errorf("store certificate: %w", err)
+		}
+		_ = b.Set(certKey(t), val, nil)
+		// Drop the votes the certificate holds verbatim.
+		vote := stored.Vote()
+		for _, s := range stored.Signatures {
+			key := voteKey(t, s.Validator)
+			raw, found, err := getValue(db.db, key)
+			if err != nil {
+				return storageError("store certificate", err)
+			}
+			if !found {
+				continue
+			}
+			sv, err := checkpoint.DecodeVote(raw)
+			if err != nil {
+				return corruptRecord(KeyVote, key, err)
+			}
+			if sv == (checkpoint.SignedVote{Vote: vote, Validator: s.Validator, Signature: s.Signature}) {
+				_ = b.Delete(key, nil)
+			}
+		}
+	}
+
+	db.smu.RLock()
+	newJ, jUp := higher(db.justified, justified)
+	newF, fUp := higher(db.finalized, finalized)
+	db.smu.RUnlock()
+	if jUp {
+		val, err := checkpoint.EncodeCheckpoint(*newJ)
+		if err != nil {
+			return fmt.Errorf("store certificate: %w", err)
+		}
+		_ = b.Set(keyJustified, val, nil)
+	}
+	if fUp {
+		val, err := checkpoint.EncodeCheckpoint(*newF)
+		if err != nil {
+			return fmt.Errorf("store certificate: %w", err)
+		}
+		_ = b.Set(keyFinalized, val, nil)
+	}
+	if b.Empty() {
+		return nil
+	}
+	if err := db.commit("store certificate", b, pebble.Sync); err != nil {
+		return err
+	}
+
+	db.smu.Lock()
+	db.justified, db.finalized = newJ, newF
+	db.smu.Unlock()
+	if stored != nil {
+		db.setCoverLocked(t, newCover(*stored))
+		db.log.Info("Stored certificate", zap.Uint64("checkpoint", t), zap.Int("signatures", len(stored.Signatures)))
+	}
+	if jUp {
+		db.log.Debug("Updated last justified checkpoint", zap.Uint64("checkpoint", newJ.Number), zap.Stringer("hash", newJ.Hash))
+	}
+	if fUp {
+		db.dropBelowLocked(newF.Number)
+		db.log.Info("Updated last finalized checkpoint", zap.Uint64("checkpoint", newF.Number), zap.Stringer("hash", newF.Hash))
+	}
+	return nil
+}
+
+// dropBelowLocked forgets in-memory counters and covers at or below the
+// finalized number. Caller holds wmu.
+func (db *CheckpointDB) dropBelowLocked(finalized uint64) {
+	for t := range db.voteCount {
+		if t <= finalized {
+			delete(db.voteCount, t)
+		}
+	}
+	for t := range db.covers {
+		if t <= finalized {
+			delete(db.covers, t)
+		}
+	}
+}
+
+// StoreEvidence persists e (synced), keyed by (e.Checkpoint, e.ID()).
+// Storing the same evidence twice is a no-op. Evidence must decode back
+// (both votes for vote evidence, a certificate for conflicting finality);
+// evidence older than the evidence retention is ignored.
+func (db *CheckpointDB) StoreEvidence(ctx context.Context, e checkpoint.Evidence) error {
+	if err := db.begin(ctx, true); err != nil {
+		return err
+	}
+	defer db.life.RUnlock()
+	val, err := checkpoint.EncodeEvidence(e)
+	if err != nil {
+		return fmt.Errorf("store evidence: %w", err)
+	}
+	if _, err := checkpoint.DecodeEvidence(val); err != nil {
+		return fmt.Errorf("store evidence: %w", err)
+	}
+	id := checkpoint.HashOf(val)
+
+	db.wmu.Lock()
+	defer db.wmu.Unlock()
+	if e.Checkpoint < db.base.EvidenceBase {
+		return nil
+	}
+	b := db.db.NewBatch()
+	defer b.Close()
+	_ = b.Set(evidenceKey(e.Checkpoint, id), val, nil)
+	if err := db.commit("store evidence", b, pebble.Sync); err != nil {
+		return err
+	}
+	db.log.Info("Stored evidence", zap.Stringer("kind", e.Kind), zap.Uint32("validator", uint32(e.Validator)),
+		zap.Uint64("checkpoint", e.Checkpoint), zap.String("id", id.Short()))
+	return nil
+}
+
+// effective returns the highest target and source a record forbids going
+// below, and whether it has any target at all.
+func effective(r checkpoint.SignerRecord) (target, source uint64, has bool) {
+	target, source, has = r.MinTarget, r.MinSource, r.MinTarget > 0
+	if r.Last != nil {
+		target = max(target, r.Last.Target.Number)
+		source = max(source, r.Last.Source.Number)
+		has = true
+	}
+	return target, source, has
+}
+
+// checkRegression refuses a new record that would weaken the stored one.
+func checkRegression(old, next checkpoint.SignerRecord) error {
+	oT, oS, oHas := effective(old)
+	nT, nS, nHas := effective(next)
+	switch {
+	case oHas && (!nHas || nT < oT):
+		return fmt.Errorf("%w: target watermark %d -> %d", ErrSignerRegression, oT, nT)
+	case nS < oS:
+		return fmt.Errorf("%w: source watermark %d -> %d", ErrSignerRegression, oS, nS)
+	case old.Last != nil && next.Last == nil:
+		return fmt.Errorf("%w: last signed vote dropped", ErrSignerRegression)
+	case old.Last != nil && next.Last.Target.Number == old.Last.Target.Number && *next.Last != *old.Last:
+		return fmt.Errorf("%w: a different vote for signed target %d", ErrSignerRegression, old.Last.Target.Number)
+	}
+	return nil
+}
+
+// StoreSignerRecord persists rec with a synced write before it returns. It
+// refuses a record of another chain (ErrWrongChain) and one that would move
+// the stored record of the key backwards (ErrSignerRegression).
+func (db *CheckpointDB) StoreSignerRecord(ctx context.Context, rec checkpoint.SignerRecord) error {
+	if err := db.begin(ctx, true); err != nil {
+		return err
+	}
+	defer db.life.RUnlock()
+	if len(rec.PublicKey) != ed25519.PublicKeySize {
+		return fmt.Errorf("store signer record: %w: public key is %d bytes", checkpoint.ErrMalformed, len(rec.PublicKey))
+	}
+	if rec.Genesis != db.genesis {
+		return fmt.Errorf("store signer record: %w", ErrWrongChain)
+	}
+	val, err := checkpoint.EncodeSignerRecord(rec)
+	if err != nil {
+		return fmt.Errorf("store signer record: %w", err)
+	}
+	if _, err := checkpoint.DecodeSignerRecord(val); err != nil {
+		return fmt.Errorf("store signer record: %w", err)
+	}
+
+	db.wmu.Lock()
+	defer db.wmu.Unlock()
+	old, found, err := db.readSignerRecord(db.db, rec.PublicKey)
+	if err != nil {
+		return err
+	}
+	if found {
+		if err := checkRegression(old, rec); err != nil {
+			return fmt.Errorf("store signer record: %w", err)
+		}
+	}
+	b := db.db.NewBatch()
+	defer b.Close()
+	_ = b.Set(signerKey(rec.PublicKey), val, nil)
+	return db.commit("store signer record", b, pebble.Sync)
+}
+
+// Flush makes every earlier write durable: a synced empty WAL record, the
+// same barrier a synced write is (not a memtable flush).
+func (db *CheckpointDB) Flush(ctx context.Context) error {
+	if err := db.begin(ctx, false); err != nil {
+		return err
+	}
+	defer db.life.RUnlock()
+	if db.readOnly {
+		return nil
+	}
+	if err := db.db.LogData(nil, pebble.Sync); err != nil {
+		return storageError("flush", err)
+	}
+	if err := db.plog.Fatal(); err != nil {
+		return fmt.Errorf("flush: %w", err)
+	}
+	return nil
+}
+
+// Prune keeps exactly the last keep checkpoints at and below the finalized
+// checkpoint F — numbers in [F-keep+1, F] — and everything above F; keep < 1
+// is taken as 1 (the finalized checkpoint is always kept). Evidence is kept
+// while its checkpoint is at least F-EvidenceRetention. It returns how many
+// checkpoint numbers (with a stored vote or certificate) were removed.
+//
+// Prune first moves the persisted prune-base marker (synced), then deletes
+// with range deletions from the start of each prefix (which also sweeps what
+// a crash in the middle of an earlier prune left behind). Reads ignore
+// everything below the marker, so a crash at any point leaves a consistent
+// store. Its cost depends on the number of pruned checkpoints, not on the
+// age of the chain. Signer records are never removed.
+func (db *CheckpointDB) Prune(ctx context.Context, keep uint64) (int, error) {
+	if err := db.begin(ctx, true); err != nil {
+		return 0, err
+	}
+	defer db.life.RUnlock()
+	keep = max(keep, 1)
+
+	db.wmu.Lock()
+	defer db.wmu.Unlock()
+	db.smu.RLock()
+	fin, old := db.finalized, db.base
+	db.smu.RUnlock()
+	if fin == nil {
+		return 0, nil
+	}
+	next := old
+	if fin.Number+1 > keep {
+		next.Base = max(old.Base, fin.Number-keep+1)
+	}
+	if fin.Number > db.evRetention {
+		next.EvidenceBase = max(old.EvidenceBase, fin.Number-db.evRetention)
+	}
+	if next == old {
+		return 0, nil
+	}
+	removed := 0
+	if next.Base > old.Base {
+		n, err := db.countNumbers(ctx, old.Base, next.Base)
+		if err != nil {
+			return 0, err
+		}
+		removed = n
+	}
+
+	mb := db.db.NewBatch()
+	defer mb.Close()
+	_ = mb.Set(keyPruneBase, encodePruneBase(next), nil)
+	if err := db.commit("prune: move base", mb, pebble.Sync); err != nil {
+		return 0, err
+	}
+	db.smu.Lock()
+	db.base = next
+	db.smu.Unlock()
+	for t := range db.covers {
+		if t < next.Base {
+			delete(db.covers, t)
+		}
+	}
+	if db.testAfterPruneMarker != nil {
+		db.testAfterPruneMarker()
+	}
+
+	// The deletions need no sync: everything they remove is already
+	// invisible, and the next prune's range deletions cover it again.
+	db2 := db.db.NewBatch()
+	defer db2.Close()
+	if next.Base > 0 {
+		_ = db2.DeleteRange(prefixStart(prefixVote), voteKey(next.Base, 0), nil)
+		_ = db2.DeleteRange(prefixStart(prefixCert), certKey(next.Base), nil)
+	}
+	if next.EvidenceBase > 0 {
+		_ = db2.DeleteRange(prefixStart(prefixEvidence), evidenceFrom(next.EvidenceBase), nil)
+	}
+	if err := db.commit("prune: delete", db2, pebble.NoSync); err != nil {
+		return 0, err
+	}
+	db.log.Info("Pruned old checkpoints", zap.Int("count", removed), zap.Uint64("base", next.Base),
+		zap.Uint64("finalized", fin.Number), zap.Uint64("evidence_base", next.EvidenceBase))
+	return removed, nil
+}
+
+// countNumbers counts the checkpoint numbers in [from, to) with a stored
+// certificate or vote, seeking once per number (not once per vote).
+func (db *CheckpointDB) countNumbers(ctx context.Context, from, to uint64) (int, error) {
+	nums := make(map[uint64]struct{})
+	it, err := db.db.NewIter(&pebble.IterOptions{LowerBound: certKey(from), UpperBound: certKey(to)})
+	if err != nil {
+		return 0, storageError("prune", err)
+	}
+	for valid := it.First(); valid; valid = it.Next() {
+		k, err := DecodeKey(it.Key())
+		if err != nil {
+			_ = it.Close()
+			return 0, corruptRecord(KeyCertificate, it.Key(), err)
+		}
+		nums[k.Number] = struct{}{}
+	}
+	if err := errors.Join(it.Error(), it.Close()); err != nil {
+		return 0, storageError("prune", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	it, err = db.db.NewIter(&pebble.IterOptions{LowerBound: voteKey(from, 0), UpperBound: voteKey(to, 0)})
+	if err != nil {
+		return 0, storageError("prune", err)
+	}
+	for valid := it.First(); valid; {
+		k, err := DecodeKey(it.Key())
+		if err != nil {
+			_ = it.Close()
+			return 0, corruptRecord(KeyVote, it.Key(), err)
+		}
+		nums[k.Number] = struct{}{}
+		if k.Number+1 >= to {
+			break
+		}
+		valid = it.SeekGE(voteKey(k.Number+1, 0))
+	}
+	if err := errors.Join(it.Error(), it.Close()); err != nil {
+		return 0, storageError("prune", err)
+	}
+	return len(nums), nil
+}
+
+// PurgeKeepingSignerRecords deletes every vote, certificate, pointer,
+// evidence and the prune base, keeping the meta records and every signer
+// record, in one synced batch (`flare-node purge-chain`).
+func (db *CheckpointDB) PurgeKeepingSignerRecords(ctx context.Context) error {
+	if err := db.begin(ctx, true); err != nil {
+		return err
+	}
+	defer db.life.RUnlock()
+	db.wmu.Lock()
+	defer db.wmu.Unlock()
+	b := db.db.NewBatch()
+	defer b.Close()
+	for _, p := range []byte{prefixVote, prefixCert, prefixPointer, prefixEvidence, prefixPruneBase} {
+		_ = b.DeleteRange(prefixStart(p), prefixUpper(p), nil)
+	}
+	if err := db.commit("purge", b, pebble.Sync); err != nil {
+		return err
+	}
+	db.smu.Lock()
+	db.justified, db.finalized, db.base = nil, nil, pruneBase{}
+	db.smu.Unlock()
+	clear(db.voteCount)
+	clear(db.covers)
+	db.log.Info("Purged checkpoint data, signer records kept", zap.String("path", db.path))
+	return nil
+}
