@@ -1,0 +1,141 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/flarechain/flare-node/chainspec"
+	"github.com/flarechain/flare-node/config"
+	"github.com/flarechain/flare-node/consensus/asf"
+)
+
+// fastSpec is the dev chain with 100 ms slots and checkpoints every 2 blocks,
+// so that a node finalizes within about a second.
+func fastSpec(t *testing.T) string {
+	t.Helper()
+	spec, err := chainspec.Builtin("dev")
+	require.NoError(t, err)
+	spec.Name, spec.ID = "fast-dev", "fast_dev"
+	spec.SlotDurationMs = 100
+	spec.CheckpointInterval = 2
+	b, err := json.Marshal(spec)
+	require.NoError(t, err)
+	path := filepath.Join(t.TempDir(), "spec.json")
+	require.NoError(t, os.WriteFile(path, b, 0o600))
+	return path
+}
+
+func testConfig(t *testing.T, specPath, base string, validator bool) *config.Config {
+	t.Helper()
+	cfg := config.Default()
+	cfg.Chain = specPath
+	cfg.BasePath = base
+	cfg.EnableASF = true
+	cfg.Validator = validator
+	if validator {
+		cfg.KeyName = "alice"
+	}
+	cfg.P2P.Port = 0
+	cfg.P2P.ListenAddrs = []string{"/ip4/127.0.0.1/tcp/0"}
+	cfg.Persistence = config.PersistenceConfig{Enabled: true, RetentionCheckpoints: 100, FlushInterval: 100 * time.Millisecond, PruneInterval: time.Second}
+	require.NoError(t, cfg.Validate())
+	return &cfg
+}
+
+func observedLogger() (*zap.Logger, *observer.ObservedLogs) {
+	core, logs := observer.New(zapcore.DebugLevel)
+	return zap.New(core), logs
+}
+
+// runNode starts n.Run in the background and returns a function that waits
+// for its result.
+func runNode(ctx context.Context, n *Node) func() error {
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	return func() error {
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(30 * time.Second):
+			return context.DeadlineExceeded
+		}
+	}
+}
+
+func waitFinalized(t *testing.T, n *Node, atLeast uint64) {
+	t.Helper()
+	require.Eventually(t, func() bool { return n.gadget.LatestFinalized().Number >= atLeast },
+		30*time.Second, 20*time.Millisecond, "node did not finalize checkpoint %d", atLeast)
+}
+
+// TestShutdownOrderAndRestore finalizes, shuts down on context cancel in the
+// documented order, and restores the finalized checkpoint on the next start.
+func TestShutdownOrderAndRestore(t *testing.T) {
+	specPath, base := fastSpec(t), t.TempDir()
+	log, logs := observedLogger()
+	n, err := New(testConfig(t, specPath, base, true), log)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	wait := runNode(ctx, n)
+	waitFinalized(t, n, 3)
+	finalized := n.gadget.LatestFinalized()
+	cancel()
+	require.NoError(t, wait())
+
+	var order []string
+	for _, e := range logs.All() {
+		switch e.Message {
+		case "Shutting down: production stopped", "Network stopped", "Checkpoint database flushed and closed", "Chain database closed":
+			order = append(order, e.Message)
+		}
+	}
+	require.Equal(t, []string{"Shutting down: production stopped", "Network stopped", "Checkpoint database flushed and closed", "Chain database closed"}, order)
+	require.NotEmpty(t, logs.FilterMessageSnippet("FINALITY ADVANCED: checkpoint=").All())
+
+	// Restart on the same base path: state comes back.
+	n2, err := New(testConfig(t, specPath, base, true), zap.NewNop())
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, n2.gadget.LatestFinalized().Number, finalized.Number)
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	wait2 := runNode(ctx2, n2)
+	waitFinalized(t, n2, finalized.Number+2)
+	cancel2()
+	require.NoError(t, wait2())
+}
+
+// TestMaintenanceFailureStopsNode: when the checkpoint database stops
+// working, the essential maintenance task fails and the node stops with an
+// error instead of running on without persistence.
+func TestMaintenanceFailureStopsNode(t *testing.T) {
+	specPath, base := fastSpec(t), t.TempDir()
+	// A non-validator node: only the maintenance task touches the database.
+	n, err := New(testConfig(t, specPath, base, false), zap.NewNop())
+	require.NoError(t, err)
+	wait := runNode(context.Background(), n)
+	require.Eventually(t, func() bool { return n.net != nil }, time.Second, 10*time.Millisecond)
+	// The disk "goes away": the database refuses every further call.
+	require.NoError(t, n.cpdb.Close())
+	err = wait()
+	require.Error(t, err)
+	require.ErrorContains(t, err, "checkpoint-maintenance")
+}
+
+// TestBasePathInUse: a second node on the same base path refuses to start.
+func TestBasePathInUse(t *testing.T) {
+	specPath, base := fastSpec(t), t.TempDir()
+	n, err := New(testConfig(t, specPath, base, true), zap.NewNop())
+	require.NoError(t, err)
+	defer n.closeAll()
+	_, err = New(testConfig(t, specPath, base, true), zap.NewNop())
+	require.ErrorIs(t, err, ErrStartup)
+	require.ErrorIs(t, err, asf.ErrLocked)
+}
