@@ -351,15 +351,19 @@ type node struct {
 	obs   *recordingObserver
 	logs  *observer.ObservedLogs
 	cfg   finality.Config
+	bc    finality.Broadcaster // nil = the bus endpoint
 }
 
-type nodeOpt func(*finality.Config)
+type nodeOpt func(*node)
 
 func withPersistence(p finality.CheckpointPersistenceConfig) nodeOpt {
-	return func(c *finality.Config) { c.Persistence = p }
+	return func(nd *node) { nd.cfg.Persistence = p }
 }
 
-func withWindow(w uint64) nodeOpt { return func(c *finality.Config) { c.FutureWindow = w } }
+func withWindow(w uint64) nodeOpt { return func(nd *node) { nd.cfg.FutureWindow = w } }
+
+// withBroadcaster replaces the bus endpoint.
+func withBroadcaster(b finality.Broadcaster) nodeOpt { return func(nd *node) { nd.bc = b } }
 
 // newNode opens a fresh in-memory database and builds the gadget; idx < 0
 // builds an observer (no signer).
@@ -368,7 +372,7 @@ func (n *testNet) newNode(idx int, opts ...nodeOpt) *node {
 	nd := &node{t: n.t, net: n, id: n.ids, idx: idx, fs: vfs.NewMem()}
 	nd.cfg = finality.Config{Authorities: n.auth, Persistence: finality.TestnetPersistenceConfig()}
 	for _, o := range opts {
-		o(&nd.cfg)
+		o(nd)
 	}
 	nd.open()
 	return nd
@@ -386,10 +390,14 @@ func (nd *node) open() {
 	nd.logs = logs
 	nd.obs = &recordingObserver{}
 	nd.ep = &endpoint{bus: nd.net.bus, from: nd.id}
+	var bc finality.Broadcaster = nd.ep
+	if nd.bc != nil {
+		bc = nd.bc
+	}
 	deps := finality.Deps{
 		Store:       nd.store,
 		Clock:       nd.net.clock,
-		Broadcaster: nd.ep,
+		Broadcaster: bc,
 		Ancestry:    nd.net.chain,
 		Observer:    nd.obs,
 		Logger:      zap.New(core),
