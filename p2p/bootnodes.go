@@ -26,6 +26,7 @@ func (n *Network) maintainBootnode(b peer.AddrInfo) {
 				if n.ctx.Err() != nil {
 					return
 				}
+				n.dialFailures.Add(1)
 				wait := jitter(backoff)
 				log.Debug("bootnode dial failed", zap.Error(err), zap.Duration("retry_in", wait))
 				if !sleepCtx(n.ctx, wait) {

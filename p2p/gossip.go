@@ -33,6 +33,10 @@ const (
 	validateQueueSize = 1024
 	// subscriptionBuffer is the delivered-message buffer of each topic.
 	subscriptionBuffer = 256
+	// peerOutboundQueue is the per-peer RPC queue; gossipsub drops RPCs to
+	// a peer whose queue is full, and a checkpoint produces a burst of one
+	// vote per validator.
+	peerOutboundQueue = 512
 
 	// Score thresholds.
 	gossipThreshold   = -10
@@ -141,6 +145,7 @@ func (n *Network) pubsubOptions() ([]pubsub.Option, error) {
 		pubsub.WithPeerExchange(false),
 		pubsub.WithValidateThrottle(validateThrottle),
 		pubsub.WithValidateQueueSize(validateQueueSize),
+		pubsub.WithPeerOutboundQueueSize(peerOutboundQueue),
 	}, nil
 }
 

@@ -233,10 +233,14 @@ func (n *Network) request(ctx context.Context, p peer.ID, req *flarepb.SyncReque
 }
 
 // ctxErr prefers the context's error (timeout, cancel) over the stream error
-// it caused.
+// it caused. The stream deadline is the context deadline and may fire a
+// moment before the context notices.
 func ctxErr(ctx context.Context, err error) error {
 	if cerr := ctx.Err(); cerr != nil {
 		return fmt.Errorf("%w (%v)", cerr, err)
+	}
+	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+		return fmt.Errorf("%w (%v)", context.DeadlineExceeded, err)
 	}
 	return err
 }

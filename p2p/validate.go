@@ -123,7 +123,10 @@ func checkEnvelope(data []byte, kind topicKind, genesis checkpoint.Hash, maxSize
 		if b == nil {
 			return payload{}, reasonWrongType
 		}
-		return payload{block: b}, checkBlock(b, genesis)
+		if reason := checkBlock(b, genesis); reason != reasonNone {
+			return payload{}, reason
+		}
+		return payload{block: b}, reasonNone
 	default:
 		return payload{}, reasonWrongType
 	}
