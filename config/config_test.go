@@ -387,3 +387,33 @@ func TestKnownKeys(t *testing.T) {
 	walk("", reflect.TypeFor[Config]())
 	require.ElementsMatch(t, keys, KnownKeys())
 }
+
+func TestEncodeTOMLRoundTrip(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(c *Config)
+	}{
+		{"default", func(c *Config) {}},
+		{"dev", func(c *Config) { c.Dev() }},
+		{"everything set", func(c *Config) {
+			c.Chain, c.BasePath, c.Tmp, c.Name = "local", "/srv/it's", true, "node \"1\""
+			c.Validator, c.KeyFile, c.EnableASF = true, "/k", true
+			c.P2P = P2PConfig{Port: 1, ListenAddrs: []string{"/ip4/127.0.0.1/tcp/1"}, Bootnodes: []string{"/ip4/127.0.0.1/tcp/2/p2p/x"}, MaxPeers: 3}
+			c.Log = LogConfig{Level: "debug", Format: "json"}
+			c.Persistence = PersistenceConfig{Enabled: false, RetentionCheckpoints: 5, FlushInterval: 1500 * time.Millisecond, PruneInterval: time.Hour}
+			c.Metrics.Addr = "[::1]:9615"
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := Default()
+			tt.mutate(&c)
+			b, err := c.EncodeTOML()
+			require.NoError(t, err)
+			p := writeFile(t, "c.toml", string(b), 0o644)
+			var got Config
+			require.NoError(t, LoadTOML(p, &got))
+			require.Equal(t, c, got, "encoded:\n%s", b)
+		})
+	}
+}

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -54,4 +55,17 @@ func KnownKeys() []string {
 		"persistence.enabled", "persistence.retention_checkpoints", "persistence.flush_interval", "persistence.prune_interval",
 		"metrics.addr",
 	}
+}
+
+// EncodeTOML returns c as a configuration file that LoadTOML reads back into
+// the same values (durations as strings such as "10s"; Spec is not part of
+// it, Chain is).
+func (c *Config) EncodeTOML() ([]byte, error) {
+	var b bytes.Buffer
+	enc := toml.NewEncoder(&b)
+	enc.Indent = ""
+	if err := enc.Encode(c); err != nil {
+		return nil, fmt.Errorf("encode configuration: %w", err)
+	}
+	return b.Bytes(), nil
 }

@@ -1,0 +1,147 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+)
+
+func main() {
+	os.Exit(run(os.Args, os.Stdin, os.Stdout, os.Stderr))
+}
+
+// run executes the command line args and returns the exit code. Every
+// failure is reported as one "Error: ..." line on stderr.
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	app := newApp(stdin, stdout, stderr)
+	err := app.RunContext(context.Background(), interspersed(app, args))
+	if err != nil {
+		fmt.Fprintln(stderr, errorLine(err))
+	}
+	return exitCodeOf(err)
+}
+
+// env is the environment variable of flag name: FLARE_<NAME>.
+func env(name string) []string {
+	return []string{"FLARE_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))}
+}
+
+// newApp builds the command line application.
+func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
+	app := &cli.App{
+		Name:  "flare-node",
+		Usage: "FlareChain validator node with ASF checkpoint finality",
+		UsageText: "flare-node [options]                 run a node\n" +
+			"flare-node --dev --enable-asf --tmp  run a throw-away single-validator dev chain\n" +
+			"flare-node command [options]         run a tool (see COMMANDS)",
+		Version:              versionString(),
+		Reader:               stdin,
+		Writer:               stdout,
+		ErrWriter:            stderr,
+		Flags:                runFlags(),
+		Action:               runNode,
+		EnableBashCompletion: false,
+		// Errors are printed by run, once, as one line.
+		ExitErrHandler: func(*cli.Context, error) {},
+		Commands: []*cli.Command{
+			buildSpecCommand(),
+			keyCommand(),
+			purgeChainCommand(),
+			checkpointsCommand(),
+			testnetCommand(),
+			versionCommand(),
+		},
+	}
+	app.OnUsageError = onUsageError
+	for _, c := range app.Commands {
+		setUsageError(c)
+	}
+	return app
+}
+
+// onUsageError turns a flag parsing error into a one-line usage error
+// instead of urfave/cli's help dump.
+func onUsageError(c *cli.Context, err error, isSubcommand bool) error {
+	msg := goFlagName.ReplaceAllStringFunc(err.Error(), func(m string) string {
+		i := strings.Index(m, " -") + 1
+		if len(m)-i > 2 { // long flag: -port -> --port
+			return m[:i] + "-" + m[i:]
+		}
+		return m
+	})
+	msg = strings.Replace(msg, "flag provided but not defined:", "unknown flag", 1)
+	return usageError(fmt.Errorf("%s (see '%s --help')", msg, helpName(c)))
+}
+
+// goFlagName matches a flag name as the standard flag package prints it
+// ("-port"), so that it can be shown as it is typed ("--port").
+var goFlagName = regexp.MustCompile(`(: |flag )-[A-Za-z][A-Za-z0-9_-]*`)
+
+// helpName is the command path of c ("flare-node key generate").
+func helpName(c *cli.Context) string {
+	if c.Command != nil && c.Command.HelpName != "" {
+		return c.Command.HelpName
+	}
+	return c.App.Name
+}
+
+// isRoot reports whether c is the context of the root command.
+func isRoot(c *cli.Context) bool { return helpName(c) == c.App.Name }
+
+func setUsageError(c *cli.Command) {
+	c.OnUsageError = onUsageError
+	for _, s := range c.Subcommands {
+		setUsageError(s)
+	}
+}
+
+// noArgs rejects positional arguments.
+func noArgs(c *cli.Context) error {
+	if c.Args().Present() {
+		what := "argument"
+		if isRoot(c) {
+			what = "command"
+		}
+		return usageError(fmt.Errorf("unknown %s %q (see '%s --help')", what, c.Args().First(), helpName(c)))
+	}
+	return nil
+}
+
+// groupAction is the action of a command that only groups subcommands.
+func groupAction(c *cli.Context) error {
+	if c.Args().Present() {
+		return usageError(fmt.Errorf("unknown command %q (see '%s --help')", c.Args().First(), helpName(c)))
+	}
+	return usageError(fmt.Errorf("missing subcommand (see '%s --help')", helpName(c)))
+}
+
+// lookupSet returns the innermost context in which flag name was given (on
+// the command line or through its environment variable), or nil.
+func lookupSet(c *cli.Context, name string) *cli.Context {
+	for _, cc := range c.Lineage() {
+		if cc.Command == nil {
+			continue
+		}
+		if hasFlag(cc.Command, name) && cc.IsSet(name) {
+			return cc
+		}
+	}
+	return nil
+}
+
+// hasFlag reports whether cmd defines flag name.
+func hasFlag(cmd *cli.Command, name string) bool {
+	for _, f := range cmd.Flags {
+		for _, n := range f.Names() {
+			if n == name {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -1,0 +1,104 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+	"go.uber.org/zap"
+)
+
+// runNode is the root action: build and validate the configuration, then
+// run the node until a signal or a failure.
+func runNode(c *cli.Context) (err error) {
+	if err := noArgs(c); err != nil {
+		return err
+	}
+	cfg, err := buildConfig(c)
+	if err != nil {
+		return err
+	}
+	if c.Bool("print-config") {
+		b, err := cfg.EncodeTOML()
+		if err != nil {
+			return err
+		}
+		_, err = c.App.Writer.Write(b)
+		return err
+	}
+	log, err := newLogger(cfg.Log.Level, cfg.Log.Format, c.App.Writer)
+	if err != nil {
+		return usageError(err)
+	}
+	defer func() { _ = log.Sync() }()
+
+	if cfg.Tmp {
+		dir, err := os.MkdirTemp("", "flare-node-")
+		if err != nil {
+			return fmt.Errorf("create temporary base path: %w", err)
+		}
+		cfg.BasePath = dir
+		defer func() {
+			if rmErr := os.RemoveAll(dir); rmErr != nil {
+				log.Warn("could not remove the temporary base path", zap.String("path", dir), zap.Error(rmErr))
+			}
+		}()
+	}
+
+	cliLog := log.Named("cli")
+	cliLog.Info("FlareChain node", zap.String("version", version), zap.String("name", cfg.Name))
+	cliLog.Info("Base path: "+cfg.BasePath, zap.String("base_path", cfg.BasePath), zap.Bool("tmp", cfg.Tmp))
+	cliLog.Info(fmt.Sprintf("Chain specification: %s (genesis %s)", cfg.Spec.Name, genesisOf(cfg.Spec)),
+		zap.String("chain", cfg.Spec.ID), zap.Stringer("genesis", genesisOf(cfg.Spec)))
+	if cfg.Validator {
+		cliLog.Info("Role: validator", zap.String("key_name", cfg.KeyName), zap.String("key_file", cfg.KeyFile), zap.Bool("asf", cfg.EnableASF))
+	} else {
+		cliLog.Info("Role: full node", zap.Bool("asf", cfg.EnableASF))
+	}
+	for _, w := range cfg.Warnings() {
+		cliLog.Warn(w)
+	}
+
+	ctx, cancel := context.WithCancel(c.Context)
+	defer cancel()
+	stopSignals := handleSignals(cancel, cliLog, func() {
+		_ = log.Sync()
+		if cfg.Tmp {
+			_ = os.RemoveAll(cfg.BasePath)
+		}
+		os.Exit(exitForced)
+	})
+	defer stopSignals()
+
+	return runConfigured(ctx, cfg, log)
+}
+
+// handleSignals cancels the run on the first SIGINT or SIGTERM and calls
+// force on the second. The returned function stops the handling.
+func handleSignals(cancel context.CancelFunc, log *zap.Logger, force func()) (stop func()) {
+	ch := make(chan os.Signal, 2)
+	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case sig := <-ch:
+			log.Info("Received signal, shutting down (send it again to force the exit)", zap.Stringer("signal", sig))
+			cancel()
+		case <-done:
+			return
+		}
+		select {
+		case sig := <-ch:
+			log.Warn("Received a second signal, exiting immediately", zap.Stringer("signal", sig))
+			force()
+		case <-done:
+		}
+	}()
+	return func() {
+		signal.Stop(ch)
+		close(done)
+	}
+}
