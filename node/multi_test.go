@@ -1,0 +1,162 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
+
+	"github.com/flarechain/flare-node/chainspec"
+	"github.com/flarechain/flare-node/consensus/checkpoint"
+)
+
+// fastLocalSpec is the local chain (alice, bob, charlie, dave) with 200 ms
+// slots and checkpoints every 2 blocks.
+func fastLocalSpec(t *testing.T) string {
+	t.Helper()
+	spec, err := chainspec.Builtin("local")
+	require.NoError(t, err)
+	spec.Name, spec.ID = "fast-local", "fast_local"
+	spec.SlotDurationMs = 200
+	spec.CheckpointInterval = 2
+	b, err := json.Marshal(spec)
+	require.NoError(t, err)
+	path := filepath.Join(t.TempDir(), "spec.json")
+	require.NoError(t, os.WriteFile(path, b, 0o600))
+	return path
+}
+
+type testNet struct {
+	t      *testing.T
+	spec   string
+	bases  []string
+	nodes  []*Node
+	cancel []context.CancelFunc
+	wait   []func() error
+	boot   string
+}
+
+var localNames = []string{"alice", "bob", "charlie", "dave"}
+
+func (tn *testNet) start(i int) {
+	tn.t.Helper()
+	cfg := testConfig(tn.t, tn.spec, tn.bases[i], true)
+	cfg.KeyName = localNames[i]
+	if tn.boot != "" && i != 0 {
+		cfg.P2P.Bootnodes = []string{tn.boot}
+	}
+	n, err := New(cfg, zap.NewNop().Named(localNames[i]))
+	require.NoError(tn.t, err)
+	if i == 0 && tn.boot == "" {
+		tn.boot = n.net.Addrs()[0].String()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	tn.nodes[i], tn.cancel[i], tn.wait[i] = n, cancel, runNode(ctx, n)
+}
+
+func (tn *testNet) stop(i int) {
+	tn.t.Helper()
+	tn.cancel[i]()
+	require.NoError(tn.t, tn.wait[i]())
+	tn.nodes[i] = nil
+}
+
+func newTestNet(t *testing.T, n int) *testNet {
+	tn := &testNet{t: t, spec: fastLocalSpec(t), nodes: make([]*Node, n), cancel: make([]context.CancelFunc, n), wait: make([]func() error, n)}
+	for i := 0; i < n; i++ {
+		tn.bases = append(tn.bases, t.TempDir())
+	}
+	for i := 0; i < n; i++ {
+		tn.start(i)
+	}
+	t.Cleanup(func() {
+		for i, nd := range tn.nodes {
+			if nd != nil {
+				tn.cancel[i]()
+				_ = tn.wait[i]()
+			}
+		}
+	})
+	return tn
+}
+
+func (tn *testNet) finalized(i int) checkpoint.Checkpoint { return tn.nodes[i].gadget.LatestFinalized() }
+
+// waitAll waits until every running node finalized at least cp.
+func (tn *testNet) waitAll(cp uint64, timeout time.Duration) {
+	tn.t.Helper()
+	require.Eventually(tn.t, func() bool {
+		for i, nd := range tn.nodes {
+			if nd != nil && tn.finalized(i).Number < cp {
+				return false
+			}
+		}
+		return true
+	}, timeout, 20*time.Millisecond, "not every node finalized checkpoint %d", cp)
+}
+
+// requireSameFinalizedChain checks that running nodes agree on the
+// certificates of every finalized checkpoint they share.
+func (tn *testNet) requireSameFinalizedChain() {
+	tn.t.Helper()
+	ctx := context.Background()
+	var ref map[uint64]checkpoint.Hash
+	for _, nd := range tn.nodes {
+		if nd == nil {
+			continue
+		}
+		f := nd.gadget.LatestFinalized().Number
+		certs, err := nd.cpdb.Certificates(ctx, 1, f, int(f))
+		require.NoError(tn.t, err)
+		got := map[uint64]checkpoint.Hash{}
+		for _, c := range certs {
+			if c.Finalizes() {
+				got[c.Source.Number] = c.Source.Hash
+			}
+		}
+		if ref == nil {
+			ref = got
+			continue
+		}
+		for num, h := range got {
+			if r, ok := ref[num]; ok {
+				require.Equal(tn.t, r, h, "nodes finalized different hashes at checkpoint %d", num)
+			}
+		}
+	}
+}
+
+// TestFourValidatorsFinalizeAndSurviveKills: four validators over libp2p on
+// 127.0.0.1 finalize the same checkpoints; with one stopped (3 of 4) finality
+// continues; with two stopped it halts; a node that comes back catches up and
+// finality resumes.
+func TestFourValidatorsFinalizeAndSurviveKills(t *testing.T) {
+	if testing.Short() {
+		t.Skip("network test")
+	}
+	tn := newTestNet(t, 4)
+	tn.waitAll(3, 60*time.Second)
+	tn.requireSameFinalizedChain()
+
+	// One validator down: quorum 3 of 4 still finalizes.
+	tn.stop(3)
+	f := tn.finalized(0).Number
+	tn.waitAll(f+3, 60*time.Second)
+
+	// Two down: finality halts.
+	tn.stop(2)
+	time.Sleep(500 * time.Millisecond) // let in-flight certificates land
+	halted := tn.finalized(0).Number
+	time.Sleep(3 * time.Second)
+	require.LessOrEqual(t, tn.finalized(0).Number, halted+1, "finality advanced without a quorum")
+
+	// One comes back (restored from its DB, catches up): finality resumes.
+	tn.start(2)
+	tn.waitAll(halted+3, 90*time.Second)
+	tn.requireSameFinalizedChain()
+}
