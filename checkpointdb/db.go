@@ -53,6 +53,7 @@ type Options struct {
 // concurrent use.
 type CheckpointDB struct {
 	path        string
+	fs          vfs.FS
 	genesis     checkpoint.Hash
 	readOnly    bool
 	evRetention uint64
@@ -167,6 +168,24 @@ func Open(path string, opts Options) (*CheckpointDB, error) {
 		return nil, fmt.Errorf("lock checkpoint database at %s: %w", path, err)
 	}
 
+	if st.exists {
+		found, err := checkCleanRecord(fs, path)
+		if err != nil {
+			_ = lock.Close()
+			if errors.Is(err, errCleanMismatch) {
+				return nil, corruptedError(path, err)
+			}
+			return nil, fmt.Errorf("open checkpoint database at %s: %w", path, err)
+		}
+		if found && !opts.ReadOnly {
+			// Remove it durably before Pebble changes any file.
+			if err := removeCleanRecord(fs, path); err != nil {
+				_ = lock.Close()
+				return nil, fmt.Errorf("open checkpoint database at %s: %w", path, err)
+			}
+		}
+	}
+
 	plog := newPebbleLogger(log.Named("pebble"))
 	pdb, err := openPebble(path, fs, lock, plog, opts.ReadOnly, st.exists && (st.hasData || opts.ReadOnly))
 	if errors.Is(err, pebble.ErrDBDoesNotExist) {
@@ -186,7 +205,7 @@ func Open(path string, opts Options) (*CheckpointDB, error) {
 	}
 	if err != nil {
 		_ = lock.Close()
-		if isPebbleCorruption(err) {
+		if isPebbleCorruption(err) || isInconsistent(err) {
 			return nil, corruptedError(path, err)
 		}
 		return nil, fmt.Errorf("open checkpoint database at %s: %w", path, err)
@@ -194,6 +213,7 @@ func Open(path string, opts Options) (*CheckpointDB, error) {
 
 	db := &CheckpointDB{
 		path:        path,
+		fs:          fs,
 		genesis:     opts.Genesis,
 		readOnly:    opts.ReadOnly,
 		evRetention: evRetention,
@@ -205,18 +225,20 @@ func Open(path string, opts Options) (*CheckpointDB, error) {
 		covers:      make(map[uint64]*cover),
 	}
 	if err := db.initMeta(opts.ReadOnly && opts.Genesis.IsZero()); err != nil {
-		db.abort()
+		// A database of another chain or schema is intact: keep its
+		// clean-shutdown record.
+		db.abort(errors.Is(err, ErrWrongChain) || errors.Is(err, ErrSchemaVersion))
 		return nil, err
 	}
 	if err := db.verify(context.Background(), true); err != nil {
-		db.abort()
+		db.abort(false)
 		if errors.Is(err, ErrCorrupted) {
 			return nil, corruptedError(path, err)
 		}
 		return nil, fmt.Errorf("open checkpoint database at %s: %w", path, err)
 	}
 	if err := plog.Fatal(); err != nil {
-		db.abort()
+		db.abort(false)
 		return nil, corruptedError(path, err)
 	}
 
@@ -269,8 +291,14 @@ func openPebble(path string, fs vfs.FS, lock *pebble.Lock, plog *pebbleLogger, r
 }
 
 // abort closes a database whose Open failed.
-func (db *CheckpointDB) abort() {
-	_ = db.db.Close()
+// With intact, it writes the clean-shutdown record again (Open removed it).
+func (db *CheckpointDB) abort(intact bool) {
+	err := db.db.Close()
+	if err == nil && intact && !db.readOnly && db.plog.Fatal() == nil {
+		if err := writeCleanRecord(db.fs, db.path); err != nil {
+			db.log.Warn("Could not write the clean-shutdown record", zap.Error(err))
+		}
+	}
 	_ = db.lock.Close()
 }
 
@@ -312,6 +340,12 @@ func (db *CheckpointDB) initMeta(acceptAny bool) error {
 			return fmt.Errorf("initialize checkpoint database at %s: %w", db.path, err)
 		}
 		if err := db.plog.Fatal(); err != nil {
+			return fmt.Errorf("initialize checkpoint database at %s: %w", db.path, err)
+		}
+		// A new store's first WAL is created before Pebble ratchets the
+		// format, so it lacks the sync offsets that tell damage in the
+		// middle of a WAL from a torn tail: start a new one.
+		if err := db.db.Flush(); err != nil {
 			return fmt.Errorf("initialize checkpoint database at %s: %w", db.path, err)
 		}
 		return nil
@@ -367,6 +401,9 @@ func (db *CheckpointDB) Close() error {
 	}
 	db.closed = true
 	err := db.db.Close()
+	if err == nil && !db.readOnly && db.plog.Fatal() == nil {
+		err = writeCleanRecord(db.fs, db.path)
+	}
 	if lerr := db.lock.Close(); lerr != nil {
 		err = errors.Join(err, lerr)
 	}

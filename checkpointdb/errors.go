@@ -3,6 +3,7 @@ package checkpointdb
 import (
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -106,6 +107,15 @@ func isPebbleCorruption(err error) bool {
 		errors.Is(err, record.ErrInvalidChunk) ||
 		errors.Is(err, record.ErrZeroedChunk) ||
 		errors.Is(err, record.ErrUnexpectedEOF)
+}
+
+// isInconsistent reports Pebble's start-up consistency check failures: an
+// sstable the MANIFEST lists is missing or has another size on disk. Pebble
+// does not mark these as corruption.
+func isInconsistent(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "object size mismatch") ||
+		(strings.Contains(msg, "(type sstable) unknown to the objstorage provider") && errors.Is(err, os.ErrNotExist))
 }
 
 // storageError maps an error of a Pebble operation: corruption becomes

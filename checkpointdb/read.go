@@ -11,6 +11,7 @@ import (
 	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
+	"go.uber.org/zap"
 
 	"github.com/flarechain/flare-node/consensus/checkpoint"
 	"github.com/flarechain/flare-node/consensus/finality"
@@ -635,7 +636,8 @@ func (db *CheckpointDB) verify(ctx context.Context, load bool) error {
 	defer snap.Close()
 	f := v.finalNumber()
 	counts := make(map[uint64]int)
-	err = scan(ctx, snap, prefixStart(prefixMeta), []byte{prefixEnd}, func(key, val []byte) error {
+	leftovers := 0
+	err = scan(ctx, snap, nil, nil, func(key, val []byte) error {
 		k, err := DecodeKey(key)
 		if err != nil {
 			return corruptRecord(KeyUnknown, key, err)
@@ -646,20 +648,26 @@ func (db *CheckpointDB) verify(ctx context.Context, load bool) error {
 		case KeySignerRecord:
 			_, err = db.decodeSignerRecord(key, val)
 		case KeyVote:
-			if k.Number >= v.base.Base {
-				_, err = db.decodeVoteRecord(key, val)
-				if k.Number > f || v.finalized == nil {
-					counts[k.Number]++
-				}
+			if k.Number < v.base.Base {
+				leftovers++
+				break
+			}
+			_, err = db.decodeVoteRecord(key, val)
+			if k.Number > f || v.finalized == nil {
+				counts[k.Number]++
 			}
 		case KeyCertificate:
-			if k.Number >= v.base.Base {
-				_, err = db.decodeCertRecord(key, val)
+			if k.Number < v.base.Base {
+				leftovers++
+				break
 			}
+			_, err = db.decodeCertRecord(key, val)
 		case KeyEvidence:
-			if k.Number >= v.base.EvidenceBase {
-				_, err = db.decodeEvidenceRecord(key, val)
+			if k.Number < v.base.EvidenceBase {
+				leftovers++
+				break
 			}
+			_, err = db.decodeEvidenceRecord(key, val)
 		}
 		return err
 	})
@@ -669,6 +677,14 @@ func (db *CheckpointDB) verify(ctx context.Context, load bool) error {
 	if load {
 		db.justified, db.finalized, db.base = v.justified, v.finalized, v.base
 		db.voteCount = counts
+		if leftovers > 0 && !db.readOnly {
+			// An interrupted prune moved the base but did not delete.
+			if err := db.sweepBelowBase(v.base); err != nil {
+				return err
+			}
+			db.log.Info("Removed records left below the prune base by an interrupted prune",
+				zap.Int("records", leftovers), zap.Uint64("base", v.base.Base))
+		}
 	}
 	return nil
 }

@@ -502,23 +502,32 @@ func (db *CheckpointDB) Prune(ctx context.Context, keep uint64) (int, error) {
 		db.testAfterPruneMarker()
 	}
 
-	// The deletions need no sync: everything they remove is already
-	// invisible, and the next prune's range deletions cover it again.
-	db2 := db.db.NewBatch()
-	defer db2.Close()
-	if next.Base > 0 {
-		_ = db2.DeleteRange(prefixStart(prefixVote), voteKey(next.Base, 0), nil)
-		_ = db2.DeleteRange(prefixStart(prefixCert), certKey(next.Base), nil)
-	}
-	if next.EvidenceBase > 0 {
-		_ = db2.DeleteRange(prefixStart(prefixEvidence), evidenceFrom(next.EvidenceBase), nil)
-	}
-	if err := db.commit("prune: delete", db2, pebble.NoSync); err != nil {
+	if err := db.sweepBelowBase(next); err != nil {
 		return 0, err
 	}
 	db.log.Info("Pruned old checkpoints", zap.Int("count", removed), zap.Uint64("base", next.Base),
 		zap.Uint64("finalized", fin.Number), zap.Uint64("evidence_base", next.EvidenceBase))
 	return removed, nil
+}
+
+// sweepBelowBase range-deletes every vote and certificate below p.Base and
+// every evidence below p.EvidenceBase, from the start of each prefix. The
+// deletions need no sync: everything they remove is already invisible, and
+// the next open or prune deletes it again if a crash loses them.
+func (db *CheckpointDB) sweepBelowBase(p pruneBase) error {
+	b := db.db.NewBatch()
+	defer b.Close()
+	if p.Base > 0 {
+		_ = b.DeleteRange(prefixStart(prefixVote), voteKey(p.Base, 0), nil)
+		_ = b.DeleteRange(prefixStart(prefixCert), certKey(p.Base), nil)
+	}
+	if p.EvidenceBase > 0 {
+		_ = b.DeleteRange(prefixStart(prefixEvidence), evidenceFrom(p.EvidenceBase), nil)
+	}
+	if b.Empty() {
+		return nil
+	}
+	return db.commit("prune: delete", b, pebble.NoSync)
 }
 
 // countNumbers counts the checkpoint numbers in [from, to) with a stored
