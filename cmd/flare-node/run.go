@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -34,6 +35,7 @@ func runNode(c *cli.Context) (err error) {
 		return usageError(err)
 	}
 	defer func() { _ = log.Sync() }()
+	routeLibraryLogs(log.Named("lib"), slog.LevelWarn)
 
 	if cfg.Tmp {
 		dir, err := os.MkdirTemp("", "flare-node-")

@@ -23,10 +23,18 @@ func runConfigured(ctx context.Context, cfg *config.Config, log *zap.Logger) err
 	}
 	if err := n.Run(ctx); err != nil {
 		log.Named("cli").Error("node stopped with an error", zap.Error(err))
-		return &exitError{code: exitFailure, err: err}
+		return runError(err)
 	}
 	log.Named("cli").Info("Node stopped")
 	return nil
+}
+
+// runError is the exit of a node that failed while running: exit code 1.
+func runError(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &exitError{code: exitFailure, err: err}
 }
 
 // startupError classifies an error of node.New: a base path in use by
