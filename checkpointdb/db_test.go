@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -15,6 +14,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/flarechain/flare-node/consensus/checkpoint"
 	"github.com/flarechain/flare-node/consensus/finality"
@@ -152,18 +152,23 @@ func TestPointersNeverMoveBackwards(t *testing.T) {
 
 func TestConcurrentPointerUpdatesNoLostUpdate(t *testing.T) {
 	db := openMem(t)
-	var wg sync.WaitGroup
+	certs := make([]checkpoint.Certificate, 202)
+	for n := uint64(2); n <= 201; n++ {
+		certs[n] = certOf(t, linkVote(n, 0), 0, 1, 2)
+	}
+	var eg errgroup.Group
 	for g := 0; g < 8; g++ {
-		wg.Add(1)
-		go func(g int) {
-			defer wg.Done()
+		eg.Go(func() error {
 			for i := 0; i < 25; i++ {
 				n := uint64(g*25 + i + 2)
-				require.NoError(t, db.StoreCertificate(bg, certOf(t, linkVote(n, 0), 0, 1, 2), cpPtr(n), cpPtr(n-1)))
+				if err := db.StoreCertificate(bg, certs[n], cpPtr(n), cpPtr(n-1)); err != nil {
+					return err
+				}
 			}
-		}(g)
+			return nil
+		})
 	}
-	wg.Wait()
+	require.NoError(t, eg.Wait())
 	j, f, err := db.Pointers(bg)
 	require.NoError(t, err)
 	require.Equal(t, cpPtr(201), j)
@@ -172,15 +177,12 @@ func TestConcurrentPointerUpdatesNoLostUpdate(t *testing.T) {
 
 func TestConcurrentConflictingVotesOneWins(t *testing.T) {
 	db := openMem(t)
-	var wg sync.WaitGroup
+	var eg errgroup.Group
 	for g := 0; g < 16; g++ {
-		wg.Add(1)
-		go func(g int) {
-			defer wg.Done()
-			require.NoError(t, db.StoreVote(bg, signed(linkVote(4, g), 0)))
-		}(g)
+		v := signed(linkVote(4, g), 0)
+		eg.Go(func() error { return db.StoreVote(bg, v) })
 	}
-	wg.Wait()
+	require.NoError(t, eg.Wait())
 	votes, err := db.Votes(bg, 4)
 	require.NoError(t, err)
 	require.Len(t, votes, 1)
