@@ -1,0 +1,675 @@
+package asf
+
+import (
+	"crypto/ed25519"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"go.uber.org/zap"
+
+	"github.com/flarechain/flare-node/chainspec"
+	"github.com/flarechain/flare-node/consensus/checkpoint"
+)
+
+// DefaultMaxFutureDrift is how far ahead of the local clock a block
+// timestamp may be when ChainOptions.MaxFutureDrift is zero.
+const DefaultMaxFutureDrift = 2 * time.Second
+
+// MaxRangeBlocks bounds the blocks one BlocksByRange call returns.
+const MaxRangeBlocks = 1024
+
+// headerCacheSize is how many recent headers Chain keeps in memory.
+const headerCacheSize = 8192
+
+// Errors of the chain database.
+var (
+	// ErrLocked: the database directory is opened by another Chain (in this
+	// or another process).
+	ErrLocked = errors.New("chain database is locked by another process")
+	// ErrCorrupted: the database content is inconsistent or unreadable.
+	ErrCorrupted = errors.New("chain database is corrupted")
+	// ErrWrongChain: the database belongs to another chain spec. It wraps
+	// checkpoint.ErrWrongChain.
+	ErrWrongChain = fmt.Errorf("chain database of another chain: %w", checkpoint.ErrWrongChain)
+	// ErrSchema: the database was written with an unknown layout (or is not
+	// a chain database).
+	ErrSchema = errors.New("unsupported chain database schema")
+	// ErrClosed: the Chain was closed.
+	ErrClosed = errors.New("chain database is closed")
+	// ErrReadOnly: a write on a Chain opened with ReadOnly.
+	ErrReadOnly = errors.New("chain database is open read-only")
+	// ErrUnknownBlock: the block a checkpoint names is not in the database.
+	ErrUnknownBlock = errors.New("unknown block")
+	// ErrInvalidCheckpoint: a checkpoint whose block is not at height
+	// number*checkpoint_interval, or that conflicts with the justified one.
+	ErrInvalidCheckpoint = errors.New("invalid checkpoint")
+	// ErrFutureBlock: a block timestamp beyond now + MaxFutureDrift. It wraps
+	// ErrInvalidBlock; the block may become valid later.
+	ErrFutureBlock = fmt.Errorf("%w: timestamp in the future", ErrInvalidBlock)
+)
+
+// ChainOptions configures OpenChain.
+type ChainOptions struct {
+	// FS is the file system of the database; nil means the OS file system.
+	FS vfs.FS
+	// Logger receives the chain's logs; nil means no logs.
+	Logger *zap.Logger
+	// Clock is the time source of the future-block check; nil means the
+	// system clock.
+	Clock Clock
+	// MaxFutureDrift is how far ahead of Clock a block timestamp may be;
+	// 0 means DefaultMaxFutureDrift.
+	MaxFutureDrift time.Duration
+	// ReadOnly opens an existing database without writing to it.
+	ReadOnly bool
+}
+
+// Chain is the persistent block tree of one chain spec with its fork choice.
+// It is safe for concurrent use.
+type Chain struct {
+	spec        *chainspec.Spec
+	chainID     checkpoint.Hash
+	keys        []ed25519.PublicKey
+	interval    uint64
+	genesis     Block
+	genesisHash checkpoint.Hash
+	path        string
+
+	db       *pebble.DB
+	lock     *pebble.Lock
+	log      *zap.Logger
+	clock    Clock
+	drift    time.Duration
+	readOnly bool
+	headers  *headerCache
+
+	mu        sync.RWMutex
+	closed    bool
+	best      Header
+	bestHash  checkpoint.Hash
+	tips      map[checkpoint.Hash]uint64
+	justified checkpoint.Checkpoint
+	finalized checkpoint.Checkpoint
+	// pendingJustified is a justified checkpoint whose block is not known
+	// yet; it is applied when the block is imported.
+	pendingJustified *checkpoint.Checkpoint
+}
+
+// OpenChain opens (creating it on first use, unless ReadOnly) the chain
+// database at path for spec. It refuses, with a one-line error, a database
+// locked by another open (ErrLocked), of another chain (ErrWrongChain), of
+// an unknown layout (ErrSchema) or with inconsistent content (ErrCorrupted).
+// Opening reads a fixed number of keys plus the chain tips: its cost does not
+// grow with the chain length.
+func OpenChain(path string, spec *chainspec.Spec, opts ChainOptions) (*Chain, error) {
+	if err := spec.Validate(); err != nil {
+		return nil, err
+	}
+	keys, err := spec.PublicKeys()
+	if err != nil {
+		return nil, err
+	}
+	c := &Chain{
+		spec:     spec,
+		chainID:  spec.Hash(),
+		keys:     keys,
+		interval: spec.CheckpointInterval,
+		genesis:  GenesisBlock(spec),
+		path:     path,
+		log:      opts.Logger,
+		clock:    opts.Clock,
+		drift:    opts.MaxFutureDrift,
+		readOnly: opts.ReadOnly,
+		headers:  newHeaderCache(headerCacheSize),
+		tips:     make(map[checkpoint.Hash]uint64),
+	}
+	c.genesisHash = c.genesis.Hash()
+	if c.log == nil {
+		c.log = zap.NewNop()
+	}
+	c.log = c.log.Named("chain")
+	if c.clock == nil {
+		c.clock = SystemClock{}
+	}
+	if c.drift == 0 {
+		c.drift = DefaultMaxFutureDrift
+	}
+	fs := opts.FS
+	if fs == nil {
+		fs = vfs.Default
+	}
+	if opts.ReadOnly {
+		if _, err := fs.Stat(path); err != nil {
+			return nil, fmt.Errorf("open chain database %s read-only: %w", path, err)
+		}
+	} else if err := mkdirAllSynced(fs, path); err != nil {
+		return nil, fmt.Errorf("create chain database directory %s: %w", path, err)
+	}
+	c.lock, err = pebble.LockDirectory(path, fs)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %s", ErrLocked, path, oneLine(err))
+	}
+	plog := c.log.Named("pebble")
+	c.db, err = pebble.Open(path, &pebble.Options{
+		FS:                 fs,
+		Lock:               c.lock,
+		ReadOnly:           opts.ReadOnly,
+		Logger:             pebbleLogger{plog},
+		FormatMajorVersion: pebble.FormatNewest,
+		EventListener: &pebble.EventListener{
+			// Pebble's default is to exit the process; the failed read
+			// already returns an error that Chain reports as ErrCorrupted.
+			DataCorruption: func(info pebble.DataCorruptionInfo) {
+				plog.Error("Data corruption detected", zap.String("path", info.Path), zap.Error(info.Details))
+			},
+			BackgroundError: func(err error) {
+				plog.Error("Background error", zap.Error(err))
+			},
+		},
+	})
+	if err != nil {
+		_ = c.lock.Close()
+		switch {
+		case errors.Is(err, pebble.ErrCorruption):
+			return nil, fmt.Errorf("%w: %s: %s", ErrCorrupted, path, oneLine(err))
+		case errors.Is(err, pebble.ErrDBDoesNotExist):
+			return nil, fmt.Errorf("open chain database %s read-only: %w", path, os.ErrNotExist)
+		}
+		return nil, fmt.Errorf("open chain database %s: %s", path, oneLine(err))
+	}
+	if err := c.load(); err != nil {
+		_ = c.db.Close()
+		_ = c.lock.Close()
+		return nil, err
+	}
+	c.log.Info("Opened chain database",
+		zap.String("path", path),
+		zap.String("chain", spec.ID),
+		zap.Stringer("genesis", c.genesisHash),
+		zap.Uint64("best", c.best.Number),
+		zap.Stringer("best_hash", c.bestHash),
+		zap.Stringer("justified", c.justified),
+		zap.Stringer("finalized", c.finalized),
+		zap.Int("tips", len(c.tips)))
+	return c, nil
+}
+
+// mkdirAllSynced creates path and its missing parents and syncs the parent
+// of every directory it creates, so that the database directory itself
+// survives a crash (Pebble syncs only the entries inside it).
+func mkdirAllSynced(fs vfs.FS, path string) error {
+	if _, err := fs.Stat(path); err == nil {
+		return nil
+	}
+	parent := fs.PathDir(path)
+	if parent != path && parent != "" {
+		if err := mkdirAllSynced(fs, parent); err != nil {
+			return err
+		}
+	}
+	if err := fs.MkdirAll(path, 0o755); err != nil {
+		return err
+	}
+	if parent == path || parent == "" {
+		return nil
+	}
+	d, err := fs.OpenDir(parent)
+	if err != nil {
+		return err
+	}
+	return errors.Join(d.Sync(), d.Close())
+}
+
+// oneLine flattens an error message to a single line.
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(err.Error()), " ")
+}
+
+func (c *Chain) corrupted(format string, args ...any) error {
+	return fmt.Errorf("%w: %s: %s", ErrCorrupted, c.path, fmt.Sprintf(format, args...))
+}
+
+// load reads the state of an existing database or initializes a new one.
+func (c *Chain) load() error {
+	schema, found, err := get(c.db, keySchema)
+	if err != nil {
+		return c.corrupted("read schema: %s", oneLine(err))
+	}
+	if !found {
+		empty, err := c.isEmpty()
+		if err != nil {
+			return c.corrupted("scan: %s", oneLine(err))
+		}
+		if !empty {
+			return fmt.Errorf("%w: %s: the database has data but no chain schema marker", ErrSchema, c.path)
+		}
+		if c.readOnly {
+			return fmt.Errorf("open chain database %s read-only: %w: no chain stored", c.path, os.ErrNotExist)
+		}
+		return c.initialize()
+	}
+	if len(schema) != 4 || binary.BigEndian.Uint32(schema) != SchemaVersion {
+		return fmt.Errorf("%w: %s: schema %x, this node reads version %d", ErrSchema, c.path, schema, SchemaVersion)
+	}
+	id, _, err := get(c.db, keyGenesis)
+	if err != nil {
+		return c.corrupted("read chain identity: %s", oneLine(err))
+	}
+	if len(id) != checkpoint.HashSize {
+		return c.corrupted("chain identity is %d bytes", len(id))
+	}
+	if checkpoint.Hash(id) != c.chainID {
+		return fmt.Errorf("%w: %s holds chain %s, the spec %q is chain %s", ErrWrongChain, c.path,
+			checkpoint.Hash(id), c.spec.ID, c.chainID)
+	}
+	if g, ok, err := c.canonical(c.db, 0); err != nil {
+		return err
+	} else if !ok || g != c.genesisHash {
+		return c.corrupted("canonical block 0 is not the genesis block %s", c.genesisHash.Short())
+	}
+	bestHash, _, err := get(c.db, keyBest)
+	if err != nil {
+		return c.corrupted("read best block pointer: %s", oneLine(err))
+	}
+	if len(bestHash) != checkpoint.HashSize {
+		return c.corrupted("best block pointer is %d bytes", len(bestHash))
+	}
+	c.bestHash = checkpoint.Hash(bestHash)
+	best, ok, err := c.header(c.db, c.bestHash)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return c.corrupted("best block %s missing", c.bestHash.Short())
+	}
+	c.best = best
+	if h, ok, err := c.canonical(c.db, best.Number); err != nil {
+		return err
+	} else if !ok || h != c.bestHash {
+		return c.corrupted("best block %s is not canonical at #%d", c.bestHash.Short(), best.Number)
+	}
+	for _, p := range []struct {
+		key  []byte
+		dst  *checkpoint.Checkpoint
+		name string
+	}{{keyJustified, &c.justified, "justified"}, {keyFinalized, &c.finalized, "finalized"}} {
+		v, _, err := get(c.db, p.key)
+		if err != nil {
+			return c.corrupted("read %s checkpoint: %s", p.name, oneLine(err))
+		}
+		cp, err := unmarshalCheckpoint(v)
+		if err != nil {
+			return c.corrupted("%s checkpoint: %s", p.name, err)
+		}
+		height, ok := c.height(cp.Number)
+		if !ok {
+			return c.corrupted("%s checkpoint %d out of range", p.name, cp.Number)
+		}
+		if h, ok, err := c.canonical(c.db, height); err != nil {
+			return err
+		} else if !ok || h != cp.Hash {
+			return c.corrupted("%s checkpoint %s is not on the best chain", p.name, cp)
+		}
+		*p.dst = cp
+	}
+	if c.justified.Number < c.finalized.Number {
+		return c.corrupted("justified checkpoint %s below finalized %s", c.justified, c.finalized)
+	}
+	if err := c.loadTips(); err != nil {
+		return err
+	}
+	if _, ok := c.tips[c.bestHash]; !ok {
+		return c.corrupted("best block %s is not a tip", c.bestHash.Short())
+	}
+	return nil
+}
+
+func (c *Chain) isEmpty() (bool, error) {
+	it, err := c.db.NewIter(nil)
+	if err != nil {
+		return false, err
+	}
+	empty := !it.First()
+	return empty, errors.Join(it.Error(), it.Close())
+}
+
+func (c *Chain) loadTips() error {
+	it, err := c.db.NewIter(&pebble.IterOptions{LowerBound: []byte{tagTip}, UpperBound: []byte{tagTip + 1}})
+	if err != nil {
+		return c.corrupted("scan tips: %s", oneLine(err))
+	}
+	for ok := it.First(); ok; ok = it.Next() {
+		k, v := it.Key(), it.Value()
+		if len(k) != 1+checkpoint.HashSize || len(v) != 8 {
+			_ = it.Close()
+			return c.corrupted("malformed tip entry %x", k)
+		}
+		c.tips[checkpoint.Hash(k[1:])] = binary.BigEndian.Uint64(v)
+	}
+	if err := errors.Join(it.Error(), it.Close()); err != nil {
+		return c.corrupted("scan tips: %s", oneLine(err))
+	}
+	return nil
+}
+
+func (c *Chain) initialize() error {
+	g := c.genesis
+	enc, err := EncodeBlock(g)
+	if err != nil {
+		return err
+	}
+	gcp := checkpoint.Checkpoint{Number: 0, Hash: c.genesisHash}
+	b := c.db.NewBatch()
+	defer b.Close()
+	for _, kv := range [][2][]byte{
+		{keySchema, binary.BigEndian.AppendUint32(nil, SchemaVersion)},
+		{keyGenesis, c.chainID[:]},
+		{hashKey(tagHeader, c.genesisHash), marshalHeader(g.Header)},
+		{hashKey(tagBlock, c.genesisHash), enc},
+		{canonicalKey(0), c.genesisHash[:]},
+		{hashKey(tagTip, c.genesisHash), u64(0)},
+		{keyBest, c.genesisHash[:]},
+		{keyJustified, marshalCheckpoint(gcp)},
+		{keyFinalized, marshalCheckpoint(gcp)},
+	} {
+		if err := b.Set(kv[0], kv[1], nil); err != nil {
+			return err
+		}
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("initialize chain database %s: %w", c.path, err)
+	}
+	c.best, c.bestHash = g.Header, c.genesisHash
+	c.justified, c.finalized = gcp, gcp
+	c.tips[c.genesisHash] = 0
+	c.log.Info("Initialized chain database with genesis",
+		zap.String("chain", c.spec.ID), zap.Stringer("genesis", c.genesisHash))
+	return nil
+}
+
+// Close closes the database. Further calls fail with ErrClosed.
+func (c *Chain) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil
+	}
+	c.closed = true
+	return errors.Join(c.db.Close(), c.lock.Close())
+}
+
+// Spec returns the chain spec.
+func (c *Chain) Spec() *chainspec.Spec { return c.spec }
+
+// Best returns the header of the best block.
+func (c *Chain) Best() Header {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.best
+}
+
+// BestHash returns the hash of the best block.
+func (c *Chain) BestHash() checkpoint.Hash {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.bestHash
+}
+
+// Genesis returns the genesis block.
+func (c *Chain) Genesis() Block { return c.genesis }
+
+// Finalized returns the latest finalized checkpoint (checkpoint 0, the
+// genesis block, until something is finalized).
+func (c *Chain) Finalized() checkpoint.Checkpoint {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.finalized
+}
+
+// Justified returns the latest justified checkpoint whose block is known.
+func (c *Chain) Justified() checkpoint.Checkpoint {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.justified
+}
+
+// Tips returns the current chain tips (blocks without children).
+func (c *Chain) Tips() []checkpoint.Tip {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.tipList()
+}
+
+func (c *Chain) tipList() []checkpoint.Tip {
+	out := make([]checkpoint.Tip, 0, len(c.tips))
+	for h, n := range c.tips {
+		out = append(out, checkpoint.Tip{Hash: h, Number: n})
+	}
+	return out
+}
+
+// HasBlock reports whether the block is stored.
+func (c *Chain) HasBlock(h checkpoint.Hash) bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.closed {
+		return false
+	}
+	_, ok, err := c.header(c.db, h)
+	return ok && err == nil
+}
+
+// HeaderByHash returns a stored header.
+func (c *Chain) HeaderByHash(h checkpoint.Hash) (Header, bool, error) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.closed {
+		return Header{}, false, ErrClosed
+	}
+	return c.header(c.db, h)
+}
+
+// BlockByHash returns a stored block.
+func (c *Chain) BlockByHash(h checkpoint.Hash) (Block, bool, error) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.closed {
+		return Block{}, false, ErrClosed
+	}
+	return c.block(h)
+}
+
+func (c *Chain) block(h checkpoint.Hash) (Block, bool, error) {
+	v, ok, err := get(c.db, hashKey(tagBlock, h))
+	if err != nil {
+		return Block{}, false, c.corrupted("read block %s: %s", h.Short(), oneLine(err))
+	}
+	if !ok {
+		return Block{}, false, nil
+	}
+	b, err := DecodeBlock(v)
+	if err != nil {
+		return Block{}, false, c.corrupted("block %s: %s", h.Short(), oneLine(err))
+	}
+	if b.Hash() != h {
+		return Block{}, false, c.corrupted("block stored under %s hashes to %s", h.Short(), b.Hash().Short())
+	}
+	return b, true, nil
+}
+
+// CanonicalHash returns the hash of the best-chain block at number.
+func (c *Chain) CanonicalHash(number uint64) (checkpoint.Hash, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.closed || number > c.best.Number {
+		return checkpoint.Hash{}, false
+	}
+	h, ok, err := c.canonical(c.db, number)
+	if err != nil {
+		c.log.Error("Reading canonical index failed", zap.Uint64("number", number), zap.Error(err))
+		return checkpoint.Hash{}, false
+	}
+	return h, ok
+}
+
+// BlocksByRange returns up to count (at most MaxRangeBlocks) consecutive
+// best-chain blocks starting at number start, ascending. It returns fewer
+// (possibly none) when the best chain ends earlier.
+func (c *Chain) BlocksByRange(start uint64, count int) ([]Block, error) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.closed {
+		return nil, ErrClosed
+	}
+	count = min(count, MaxRangeBlocks)
+	if count <= 0 || start > c.best.Number {
+		return nil, nil
+	}
+	end := c.best.Number
+	if uint64(count-1) < end-start {
+		end = start + uint64(count-1)
+	}
+	out := make([]Block, 0, end-start+1)
+	for n := start; n <= end; n++ {
+		h, ok, err := c.canonical(c.db, n)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, c.corrupted("canonical index has no block #%d below best #%d", n, c.best.Number)
+		}
+		b, ok, err := c.block(h)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, c.corrupted("canonical block #%d %s missing", n, h.Short())
+		}
+		out = append(out, b)
+	}
+	return out, nil
+}
+
+// CheckpointOf returns the checkpoint h is, when h.Number is a multiple of
+// the checkpoint interval.
+func (c *Chain) CheckpointOf(h Header) (checkpoint.Checkpoint, bool) {
+	if h.Number%c.interval != 0 {
+		return checkpoint.Checkpoint{}, false
+	}
+	return checkpoint.Checkpoint{Number: h.Number / c.interval, Hash: h.Hash()}, true
+}
+
+// IsDescendant reports whether block is ancestor's block or one of its
+// descendants. ancestor.Number is a checkpoint number: its block is at
+// height ancestor.Number*checkpoint_interval. Unknown blocks are not
+// descendants of anything.
+func (c *Chain) IsDescendant(block checkpoint.Hash, ancestor checkpoint.Checkpoint) bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.closed {
+		return false
+	}
+	height, ok := c.height(ancestor.Number)
+	if !ok {
+		return false
+	}
+	h, ok, err := c.ancestorAt(c.db, block, height)
+	return err == nil && ok && h == ancestor.Hash
+}
+
+// height returns the block height of checkpoint number n.
+func (c *Chain) height(n uint64) (uint64, bool) {
+	if n != 0 && n > ^uint64(0)/c.interval {
+		return 0, false
+	}
+	return n * c.interval, true
+}
+
+// header returns a header from the cache or r. Only headers read from the
+// committed database are cached.
+func (c *Chain) header(r pebble.Reader, h checkpoint.Hash) (Header, bool, error) {
+	if hdr, ok := c.headers.get(h); ok {
+		return hdr, true, nil
+	}
+	v, ok, err := get(r, hashKey(tagHeader, h))
+	if err != nil {
+		return Header{}, false, c.corrupted("read header %s: %s", h.Short(), oneLine(err))
+	}
+	if !ok {
+		return Header{}, false, nil
+	}
+	hdr, err := unmarshalHeader(v)
+	if err != nil {
+		return Header{}, false, c.corrupted("header %s: %s", h.Short(), err)
+	}
+	if hdr.Hash() != h {
+		return Header{}, false, c.corrupted("header stored under %s hashes to %s", h.Short(), hdr.Hash().Short())
+	}
+	if r == pebble.Reader(c.db) {
+		c.headers.put(h, hdr)
+	}
+	return hdr, true, nil
+}
+
+// canonical reads the canonical index.
+func (c *Chain) canonical(r pebble.Reader, n uint64) (checkpoint.Hash, bool, error) {
+	v, ok, err := get(r, canonicalKey(n))
+	if err != nil {
+		return checkpoint.Hash{}, false, c.corrupted("read canonical #%d: %s", n, oneLine(err))
+	}
+	if !ok {
+		return checkpoint.Hash{}, false, nil
+	}
+	if len(v) != checkpoint.HashSize {
+		return checkpoint.Hash{}, false, c.corrupted("canonical entry #%d is %d bytes", n, len(v))
+	}
+	return checkpoint.Hash(v), true, nil
+}
+
+// ancestorAt returns the hash of the ancestor of block h at height (h itself
+// when h is at height). ok is false when h is unknown or below height. The
+// walk stops early at the first best-chain block, from where the canonical
+// index answers.
+func (c *Chain) ancestorAt(r pebble.Reader, h checkpoint.Hash, height uint64) (checkpoint.Hash, bool, error) {
+	hdr, ok, err := c.header(r, h)
+	if err != nil || !ok || hdr.Number < height {
+		return checkpoint.Hash{}, false, err
+	}
+	cur := h
+	for hdr.Number > height {
+		canon, ok, err := c.canonical(r, hdr.Number)
+		if err != nil {
+			return checkpoint.Hash{}, false, err
+		}
+		if ok && canon == cur {
+			return c.canonical(r, height)
+		}
+		cur = hdr.ParentHash
+		if hdr, ok, err = c.header(r, cur); err != nil {
+			return checkpoint.Hash{}, false, err
+		} else if !ok {
+			return checkpoint.Hash{}, false, c.corrupted("ancestor %s of %s missing", cur.Short(), h.Short())
+		}
+	}
+	return cur, true, nil
+}
+
+// pebbleLogger routes Pebble's printf logging to zap.
+type pebbleLogger struct{ log *zap.Logger }
+
+func (l pebbleLogger) Infof(format string, args ...any) { l.log.Debug(fmt.Sprintf(format, args...)) }
+
+func (l pebbleLogger) Errorf(format string, args ...any) { l.log.Error(fmt.Sprintf(format, args...)) }
+
+func (l pebbleLogger) Fatalf(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	l.log.Error(msg)
+	panic("pebble: " + msg)
+}

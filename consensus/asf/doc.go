@@ -1,0 +1,31 @@
+// Package asf is the block side of FlareChain consensus: the block format,
+// slot-based proposer selection (PPFA: the authority at index slot mod n
+// proposes in slot s), block production, the persistent chain database and
+// the fork-choice rule ASF checkpoint finality relies on.
+//
+// # Blocks
+//
+// A block header is hashed and signed over fixed-layout signing bytes (see
+// Header.SigningBytes); protobuf (wire/flarepb) is only the transport and
+// storage encoding. The genesis block is derived from the chain spec: it
+// commits to the spec hash in its body root and carries no signature.
+//
+// # Chain database
+//
+// Chain keeps every imported block in its own Pebble database, together with
+// the set of chain tips, a canonical number->hash index of the best chain and
+// the latest justified and finalized checkpoints, so that opening the
+// database reads a handful of keys and never scans the chain. Every state
+// change (import, justification, finalization) is one synced batch: once
+// Import returns, the block survives a crash.
+//
+// # Fork choice
+//
+// The best chain is the longest chain that contains the latest justified
+// checkpoint block, ties broken by the lowest block hash
+// (checkpoint.BestChain). Checkpoint c is the block at height
+// c*checkpoint_interval; checkpoint 0 is the genesis block. A finalized
+// checkpoint is never reverted: blocks at or below its height that are not
+// already known, and blocks that do not descend from it, are rejected, and
+// forks that do not descend from it are pruned when it is set.
+package asf

@@ -1,0 +1,324 @@
+package asf
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+	"go.uber.org/zap"
+
+	"github.com/flarechain/flare-node/consensus/checkpoint"
+)
+
+// forkChoice runs checkpoint.BestChain over tips with justified as the
+// required block, reading through r.
+func (c *Chain) forkChoice(r pebble.Reader, tips []checkpoint.Tip, justified checkpoint.Checkpoint) (checkpoint.Tip, error) {
+	jh, ok := c.height(justified.Number)
+	if !ok {
+		return checkpoint.Tip{}, fmt.Errorf("%w: checkpoint %d out of range", ErrInvalidCheckpoint, justified.Number)
+	}
+	var walkErr error
+	best, found := checkpoint.BestChain(tips, justified.Hash, func(t checkpoint.Tip, block checkpoint.Hash) bool {
+		if walkErr != nil || t.Number < jh {
+			return false
+		}
+		anc, ok, err := c.ancestorAt(r, t.Hash, jh)
+		if err != nil {
+			walkErr = err
+			return false
+		}
+		return ok && anc == block
+	})
+	if walkErr != nil {
+		return checkpoint.Tip{}, walkErr
+	}
+	if !found {
+		return checkpoint.Tip{}, c.corrupted("no chain tip contains the justified block %s", justified)
+	}
+	return best, nil
+}
+
+// setBest writes into batch the canonical index and best pointer for the new
+// best tip and returns its header and the checkpoints of the blocks that
+// become canonical, ascending. c.mu is held; the batch's pending writes are
+// visible through it.
+func (c *Chain) setBest(batch *pebble.Batch, tip checkpoint.Tip) (Header, []checkpoint.Checkpoint, error) {
+	type entry struct {
+		hash   checkpoint.Hash
+		number uint64
+	}
+	var branch []entry
+	var tipHeader Header
+	cur := tip.Hash
+	for {
+		hdr, ok, err := c.header(batch, cur)
+		if err != nil {
+			return Header{}, nil, err
+		}
+		if !ok {
+			return Header{}, nil, c.corrupted("block %s on the new best chain missing", cur.Short())
+		}
+		if cur == tip.Hash {
+			tipHeader = hdr
+		}
+		canon, ok, err := c.canonical(batch, hdr.Number)
+		if err != nil {
+			return Header{}, nil, err
+		}
+		if ok && canon == cur {
+			break
+		}
+		branch = append(branch, entry{cur, hdr.Number})
+		if hdr.Number == 0 {
+			return Header{}, nil, c.corrupted("new best chain does not reach the canonical genesis")
+		}
+		cur = hdr.ParentHash
+	}
+	for n := tip.Number + 1; n <= c.best.Number; n++ {
+		if err := batch.Delete(canonicalKey(n), nil); err != nil {
+			return Header{}, nil, err
+		}
+	}
+	var cps []checkpoint.Checkpoint
+	for i := len(branch) - 1; i >= 0; i-- {
+		e := branch[i]
+		if err := batch.Set(canonicalKey(e.number), e.hash[:], nil); err != nil {
+			return Header{}, nil, err
+		}
+		if e.number%c.interval == 0 {
+			cps = append(cps, checkpoint.Checkpoint{Number: e.number / c.interval, Hash: e.hash})
+		}
+	}
+	if err := batch.Set(keyBest, tip.Hash[:], nil); err != nil {
+		return Header{}, nil, err
+	}
+	return tipHeader, cps, nil
+}
+
+// checkCheckpoint checks that cp names a stored block at the checkpoint
+// height that descends from the finalized block. known is false when the
+// block is not stored. c.mu is held.
+func (c *Chain) checkCheckpoint(cp checkpoint.Checkpoint) (known bool, err error) {
+	height, ok := c.height(cp.Number)
+	if !ok {
+		return false, fmt.Errorf("%w: checkpoint %d out of range", ErrInvalidCheckpoint, cp.Number)
+	}
+	hdr, ok, err := c.header(c.db, cp.Hash)
+	if err != nil || !ok {
+		return false, err
+	}
+	if hdr.Number != height {
+		return true, fmt.Errorf("%w: checkpoint %s names block #%d, want #%d", ErrInvalidCheckpoint, cp, hdr.Number, height)
+	}
+	fh, _ := c.height(c.finalized.Number)
+	anc, ok, err := c.ancestorAt(c.db, cp.Hash, fh)
+	if err != nil {
+		return true, err
+	}
+	if !ok || anc != c.finalized.Hash {
+		return true, fmt.Errorf("%w: checkpoint %s does not descend from finalized %s", ErrConflictsFinalized, cp, c.finalized)
+	}
+	return true, nil
+}
+
+// SetJustified records cp as the latest justified checkpoint and re-runs
+// fork choice. It returns the checkpoint blocks that became part of the best
+// chain, ascending. A checkpoint not above the current justified one is
+// ignored; one at the same number with another hash is ErrInvalidCheckpoint.
+// When cp's block is not known yet, cp is remembered (not persisted) and
+// applied when Import stores that block; nothing is returned now.
+func (c *Chain) SetJustified(ctx context.Context, cp checkpoint.Checkpoint) ([]checkpoint.Checkpoint, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if c.readOnly {
+		return nil, ErrReadOnly
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, ErrClosed
+	}
+	switch {
+	case cp.Number < c.justified.Number:
+		return nil, nil
+	case cp.Number == c.justified.Number && cp.Hash == c.justified.Hash:
+		return nil, nil
+	case cp.Number == c.justified.Number:
+		return nil, fmt.Errorf("%w: %s conflicts with justified %s", ErrInvalidCheckpoint, cp, c.justified)
+	}
+	known, err := c.checkCheckpoint(cp)
+	if err != nil {
+		return nil, err
+	}
+	if !known {
+		if c.pendingJustified == nil || cp.Number > c.pendingJustified.Number {
+			c.pendingJustified = &cp
+			c.log.Debug("Justified checkpoint block not imported yet", zap.Stringer("checkpoint", cp))
+		}
+		return nil, nil
+	}
+	batch := c.db.NewIndexedBatch()
+	defer batch.Close()
+	if err := batch.Set(keyJustified, marshalCheckpoint(cp), nil); err != nil {
+		return nil, err
+	}
+	best, err := c.forkChoice(batch, c.tipList(), cp)
+	if err != nil {
+		return nil, err
+	}
+	var cps []checkpoint.Checkpoint
+	var newBest Header
+	if best.Hash != c.bestHash {
+		if newBest, cps, err = c.setBest(batch, best); err != nil {
+			return nil, err
+		}
+	}
+	if err := batch.Commit(pebble.Sync); err != nil {
+		return nil, fmt.Errorf("store justified checkpoint %s: %w", cp, err)
+	}
+	c.justified = cp
+	if p := c.pendingJustified; p != nil && p.Number <= cp.Number {
+		c.pendingJustified = nil
+	}
+	if best.Hash != c.bestHash {
+		c.best, c.bestHash = newBest, best.Hash
+		c.log.Info("Best chain changed by justification",
+			zap.Stringer("justified", cp), zap.Uint64("best", newBest.Number), zap.Stringer("best_hash", best.Hash))
+	}
+	return cps, nil
+}
+
+// SetFinalized marks cp final with a synced write. Finality never moves
+// back: a checkpoint below the current finalized one is ignored, one at the
+// same number with another hash, or not descending from it, is
+// ErrConflictsFinalized. The block must be stored (else ErrUnknownBlock).
+// If the justified checkpoint does not descend from cp, cp becomes the
+// justified checkpoint. Forks that do not descend from cp are pruned, and
+// later imports conflicting with cp are rejected.
+func (c *Chain) SetFinalized(ctx context.Context, cp checkpoint.Checkpoint) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if c.readOnly {
+		return ErrReadOnly
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return ErrClosed
+	}
+	switch {
+	case cp.Number < c.finalized.Number:
+		return nil
+	case cp.Number == c.finalized.Number && cp.Hash == c.finalized.Hash:
+		return nil
+	case cp.Number == c.finalized.Number:
+		return fmt.Errorf("%w: %s at the height of finalized %s", ErrConflictsFinalized, cp, c.finalized)
+	}
+	known, err := c.checkCheckpoint(cp)
+	if err != nil {
+		return err
+	}
+	if !known {
+		return fmt.Errorf("%w: finalized checkpoint %s", ErrUnknownBlock, cp)
+	}
+	fh, _ := c.height(cp.Number)
+	justified := c.justified
+	if justified.Number <= cp.Number {
+		justified = cp
+	} else if anc, ok, err := c.ancestorAt(c.db, justified.Hash, fh); err != nil {
+		return err
+	} else if !ok || anc != cp.Hash {
+		c.log.Warn("Justified checkpoint conflicts with the new finalized one; dropping it",
+			zap.Stringer("justified", justified), zap.Stringer("finalized", cp))
+		justified = cp
+	}
+
+	batch := c.db.NewIndexedBatch()
+	defer batch.Close()
+	if err := batch.Set(keyFinalized, marshalCheckpoint(cp), nil); err != nil {
+		return err
+	}
+	if err := batch.Set(keyJustified, marshalCheckpoint(justified), nil); err != nil {
+		return err
+	}
+	best, err := c.forkChoice(batch, c.tipList(), justified)
+	if err != nil {
+		return err
+	}
+	var newBest Header
+	if best.Hash != c.bestHash {
+		if newBest, _, err = c.setBest(batch, best); err != nil {
+			return err
+		}
+	}
+	pruned, prunedTips, err := c.prune(batch, cp)
+	if err != nil {
+		return err
+	}
+	if err := batch.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("store finalized checkpoint %s: %w", cp, err)
+	}
+	c.finalized, c.justified = cp, justified
+	if p := c.pendingJustified; p != nil && p.Number <= justified.Number {
+		c.pendingJustified = nil
+	}
+	if best.Hash != c.bestHash {
+		c.best, c.bestHash = newBest, best.Hash
+	}
+	for _, h := range prunedTips {
+		delete(c.tips, h)
+	}
+	for _, h := range pruned {
+		c.headers.remove(h)
+	}
+	c.log.Debug("Finalized checkpoint",
+		zap.Stringer("finalized", cp), zap.Uint64("block", fh), zap.Int("pruned_blocks", len(pruned)))
+	return nil
+}
+
+// prune deletes (in batch) every fork that does not descend from cp: from
+// each such tip back to its first best-chain ancestor. The batch already
+// holds the new canonical index.
+func (c *Chain) prune(batch *pebble.Batch, cp checkpoint.Checkpoint) (pruned, prunedTips []checkpoint.Hash, err error) {
+	fh, _ := c.height(cp.Number)
+	for tip := range c.tips {
+		anc, ok, err := c.ancestorAt(batch, tip, fh)
+		if err != nil {
+			return nil, nil, err
+		}
+		if ok && anc == cp.Hash {
+			continue
+		}
+		prunedTips = append(prunedTips, tip)
+		if err := batch.Delete(hashKey(tagTip, tip), nil); err != nil {
+			return nil, nil, err
+		}
+		cur := tip
+		for {
+			hdr, ok, err := c.header(batch, cur)
+			if err != nil {
+				return nil, nil, err
+			}
+			if !ok {
+				break // already deleted through another fork sharing blocks
+			}
+			canon, ok, err := c.canonical(batch, hdr.Number)
+			if err != nil {
+				return nil, nil, err
+			}
+			if ok && canon == cur {
+				break
+			}
+			for _, tag := range []byte{tagHeader, tagBlock} {
+				if err := batch.Delete(hashKey(tag, cur), nil); err != nil {
+					return nil, nil, err
+				}
+			}
+			pruned = append(pruned, cur)
+			cur = hdr.ParentHash
+		}
+	}
+	return pruned, prunedTips, nil
+}

@@ -1,0 +1,261 @@
+package asf
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"go.uber.org/zap"
+
+	"github.com/flarechain/flare-node/consensus/checkpoint"
+)
+
+// ImportResult describes the outcome of Import.
+type ImportResult struct {
+	// Hash and Number identify the block.
+	Hash   checkpoint.Hash
+	Number uint64
+	// NewBest is true when the block became the best block.
+	NewBest bool
+	// Checkpoints are the checkpoint blocks that became part of the best
+	// chain with this import, ascending (after a reorg, all checkpoints of
+	// the new branch).
+	Checkpoints []checkpoint.Checkpoint
+	// AlreadyKnown is true when the block was stored before; nothing changed.
+	AlreadyKnown bool
+}
+
+// Import validates b against the chain and stores it with a synced write;
+// once Import returns nil the block survives a crash. The checks, in order:
+// a known block returns AlreadyKnown; number >= 1, proposer ==
+// authorities[slot mod n], timestamp == genesis + slot*slot_duration,
+// timestamp <= now + MaxFutureDrift (ErrFutureBlock), size limits and body
+// root, the proposer signature; then the parent must be known
+// (ErrUnknownParent, so the caller can sync), number == parent+1, slot >
+// parent slot, and the block must be above and descend from the finalized
+// block (ErrConflictsFinalized). Every rejection but ErrUnknownParent wraps
+// ErrInvalidBlock.
+func (c *Chain) Import(ctx context.Context, b Block) (ImportResult, error) {
+	if err := ctx.Err(); err != nil {
+		return ImportResult{}, err
+	}
+	if c.readOnly {
+		return ImportResult{}, ErrReadOnly
+	}
+	hash := b.Header.Hash()
+	res := ImportResult{Hash: hash, Number: b.Header.Number}
+	if known, err := c.known(hash); err != nil || known {
+		res.AlreadyKnown = known
+		return res, err
+	}
+	if err := c.checkStateless(b); err != nil {
+		return res, fmt.Errorf("block #%d %s: %w", b.Header.Number, hash.Short(), err)
+	}
+	enc, err := EncodeBlock(b)
+	if err != nil {
+		return res, err
+	}
+	if err := ctx.Err(); err != nil {
+		return res, err
+	}
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return res, ErrClosed
+	}
+	if _, ok, err := c.header(c.db, hash); err != nil || ok {
+		res.AlreadyKnown = ok
+		return res, err
+	}
+	if err := c.checkParent(b.Header, hash); err != nil {
+		return res, fmt.Errorf("block #%d %s: %w", b.Header.Number, hash.Short(), err)
+	}
+
+	batch := c.db.NewIndexedBatch()
+	defer batch.Close()
+	if err := batch.Set(hashKey(tagHeader, hash), marshalHeader(b.Header), nil); err != nil {
+		return res, err
+	}
+	if err := batch.Set(hashKey(tagBlock, hash), enc, nil); err != nil {
+		return res, err
+	}
+	parent := b.Header.ParentHash
+	_, parentIsTip := c.tips[parent]
+	if parentIsTip {
+		if err := batch.Delete(hashKey(tagTip, parent), nil); err != nil {
+			return res, err
+		}
+	}
+	if err := batch.Set(hashKey(tagTip, hash), u64(b.Header.Number), nil); err != nil {
+		return res, err
+	}
+	tips := c.tipList()
+	if parentIsTip {
+		for i := range tips {
+			if tips[i].Hash == parent {
+				tips = append(tips[:i], tips[i+1:]...)
+				break
+			}
+		}
+	}
+	newTip := checkpoint.Tip{Hash: hash, Number: b.Header.Number}
+	tips = append(tips, newTip)
+
+	// A pending justification whose block this is takes effect now.
+	justified := c.justified
+	applyPending := false
+	if p := c.pendingJustified; p != nil && p.Hash == hash {
+		if h, ok := c.height(p.Number); ok && h == b.Header.Number {
+			justified, applyPending = *p, true
+			if err := batch.Set(keyJustified, marshalCheckpoint(justified), nil); err != nil {
+				return res, err
+			}
+		} else {
+			c.log.Warn("Dropping pending justified checkpoint at the wrong height",
+				zap.Stringer("checkpoint", p), zap.Uint64("block_number", b.Header.Number))
+		}
+	}
+
+	var best checkpoint.Tip
+	switch {
+	case applyPending:
+		if best, err = c.forkChoice(batch, tips, justified); err != nil {
+			return res, err
+		}
+	case parent == c.bestHash:
+		best = newTip
+	case newTip.Number > c.best.Number || (newTip.Number == c.best.Number && hash.Less(c.bestHash)):
+		best = checkpoint.Tip{Hash: c.bestHash, Number: c.best.Number}
+		jh, _ := c.height(justified.Number)
+		if anc, ok, err := c.ancestorAt(batch, hash, jh); err != nil {
+			return res, err
+		} else if ok && anc == justified.Hash {
+			best = newTip
+		}
+	default:
+		best = checkpoint.Tip{Hash: c.bestHash, Number: c.best.Number}
+	}
+	var newBest Header
+	if best.Hash != c.bestHash {
+		if newBest, res.Checkpoints, err = c.setBest(batch, best); err != nil {
+			return res, err
+		}
+		res.NewBest = best.Hash == hash
+	}
+	if err := batch.Commit(pebble.Sync); err != nil {
+		return res, fmt.Errorf("store block #%d %s: %w", b.Header.Number, hash.Short(), err)
+	}
+
+	// Committed: update the in-memory state.
+	c.headers.put(hash, b.Header)
+	if parentIsTip {
+		delete(c.tips, parent)
+	}
+	c.tips[hash] = b.Header.Number
+	if applyPending {
+		c.justified = justified
+		c.pendingJustified = nil
+	}
+	reorg := false
+	if best.Hash != c.bestHash {
+		reorg = newBest.ParentHash != c.bestHash
+		c.best, c.bestHash = newBest, best.Hash
+	}
+	if ce := c.log.Check(zap.DebugLevel, ""); ce != nil {
+		c.log.Debug(fmt.Sprintf("Imported block #%d (%s)", b.Header.Number, hash.Short()),
+			zap.Uint64("number", b.Header.Number),
+			zap.Stringer("hash", hash),
+			zap.Uint64("slot", b.Header.Slot),
+			zap.Uint32("proposer", uint32(b.Header.Proposer)),
+			zap.Int("extrinsics", len(b.Extrinsics)),
+			zap.Bool("best", res.NewBest))
+	}
+	if reorg {
+		c.log.Info("Reorganized best chain",
+			zap.Uint64("best", c.best.Number), zap.Stringer("best_hash", c.bestHash),
+			zap.Int("new_checkpoints", len(res.Checkpoints)))
+	}
+	return res, nil
+}
+
+// known reports whether the block is stored.
+func (c *Chain) known(h checkpoint.Hash) (bool, error) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.closed {
+		return false, ErrClosed
+	}
+	_, ok, err := c.header(c.db, h)
+	return ok, err
+}
+
+// checkStateless runs every check that needs only the spec and the clock,
+// the signature last.
+func (c *Chain) checkStateless(b Block) error {
+	h := b.Header
+	if h.Number == 0 {
+		return fmt.Errorf("%w: a second genesis block", ErrInvalidBlock)
+	}
+	if want := ProposerOf(c.spec, h.Slot); h.Proposer != want {
+		return fmt.Errorf("%w: proposer %d, slot %d belongs to authority %d", ErrInvalidBlock, h.Proposer, h.Slot, want)
+	}
+	want, ok := slotTimestampMs(c.spec, h.Slot)
+	if !ok {
+		return fmt.Errorf("%w: slot %d out of range", ErrInvalidBlock, h.Slot)
+	}
+	if h.TimestampMs != want {
+		return fmt.Errorf("%w: timestamp %d, slot %d starts at %d", ErrInvalidBlock, h.TimestampMs, h.Slot, want)
+	}
+	if limit := c.clock.Now().Add(c.drift).UnixMilli(); limit < 0 || h.TimestampMs > uint64(limit) {
+		return fmt.Errorf("%w: slot %d starts at %s, now is %s", ErrFutureBlock, h.Slot,
+			time.UnixMilli(int64(min(h.TimestampMs, 1<<62))).UTC().Format(time.RFC3339Nano), c.clock.Now().UTC().Format(time.RFC3339Nano))
+	}
+	if err := checkBody(b.Extrinsics); err != nil {
+		return err
+	}
+	if root := BodyRoot(b.Extrinsics); root != h.BodyRoot {
+		return fmt.Errorf("%w: body root %s, extrinsics hash to %s", ErrInvalidBlock, h.BodyRoot.Short(), root.Short())
+	}
+	if !h.VerifySignature(c.keys[h.Proposer]) {
+		return fmt.Errorf("%w: bad proposer signature: %w", ErrInvalidBlock, checkpoint.ErrBadSignature)
+	}
+	return nil
+}
+
+// checkParent runs the checks that need the parent and the finalized block.
+// c.mu is held.
+func (c *Chain) checkParent(h Header, hash checkpoint.Hash) error {
+	parent, ok, err := c.header(c.db, h.ParentHash)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("%w %s", ErrUnknownParent, h.ParentHash.Short())
+	}
+	if h.Number != parent.Number+1 {
+		return fmt.Errorf("%w: number %d, parent is #%d", ErrInvalidBlock, h.Number, parent.Number)
+	}
+	if h.Slot <= parent.Slot {
+		return fmt.Errorf("%w: slot %d not after parent slot %d", ErrInvalidBlock, h.Slot, parent.Slot)
+	}
+	fh, _ := c.height(c.finalized.Number)
+	if h.Number <= fh {
+		return fmt.Errorf("%w: block #%d at or below finalized #%d (%s)", ErrConflictsFinalized, h.Number, fh, c.finalized)
+	}
+	// A parent on the best chain descends from the finalized block; a parent
+	// on a fork is checked explicitly.
+	if canon, ok, err := c.canonical(c.db, parent.Number); err != nil {
+		return err
+	} else if !ok || canon != h.ParentHash {
+		anc, ok, err := c.ancestorAt(c.db, h.ParentHash, fh)
+		if err != nil {
+			return err
+		}
+		if !ok || anc != c.finalized.Hash {
+			return fmt.Errorf("%w: does not descend from finalized %s", ErrConflictsFinalized, c.finalized)
+		}
+	}
+	return nil
+}
