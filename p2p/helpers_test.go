@@ -348,32 +348,35 @@ func connected(n *Network, p peer.ID) bool {
 	return false
 }
 
-// warmUp publishes fresh probes on every topic from nodes[0] until every
-// other node accepted one, so that the gossipsub meshes are formed.
+// warmUp publishes fresh probes on every topic from every node until all
+// other nodes accepted one, so that the gossipsub meshes are formed in every
+// direction. (A message that reaches a node before its mesh is formed is not
+// forwarded: gossipsub forwards to mesh peers only.)
 func warmUp(t testing.TB, nodes []*testNode) {
 	t.Helper()
 	ctx := context.Background()
-	deadline := time.Now().Add(20 * time.Second)
-	for probe := uint64(1_000_000); time.Now().Before(deadline); probe++ {
-		v := signedVote(testGenesis, 0, probe)
-		c := certificate(probe)
-		b := testBlock(probe, checkpoint.HashOf([]byte("probe parent")))
-		require.NoError(t, nodes[0].PublishVote(ctx, v))
-		require.NoError(t, nodes[0].PublishCertificate(ctx, c))
-		require.NoError(t, nodes[0].PublishBlock(ctx, b))
-		wait := time.Now().Add(time.Second)
-		for time.Now().Before(wait) {
-			ok := true
-			for _, n := range nodes[1:] {
-				ok = ok && n.h.acceptedVote(v) && n.h.hasCert(probe) && n.h.hasBlock(probe)
+	deadline := time.Now().Add(30 * time.Second)
+	probe := uint64(1_000_000)
+	for origin := range nodes {
+		for done := false; !done; probe++ {
+			require.True(t, time.Now().Before(deadline), "gossip meshes did not form")
+			v := signedVote(testGenesis, origin%len(testKeys), probe)
+			c := certificate(probe)
+			b := testBlock(probe, checkpoint.HashOf([]byte("probe parent")))
+			require.NoError(t, nodes[origin].PublishVote(ctx, v))
+			require.NoError(t, nodes[origin].PublishCertificate(ctx, c))
+			require.NoError(t, nodes[origin].PublishBlock(ctx, b))
+			for wait := time.Now().Add(time.Second); !done && time.Now().Before(wait); {
+				time.Sleep(10 * time.Millisecond)
+				done = true
+				for i, n := range nodes {
+					if i != origin {
+						done = done && n.h.acceptedVote(v) && n.h.hasCert(probe) && n.h.hasBlock(probe)
+					}
+				}
 			}
-			if ok {
-				return
-			}
-			time.Sleep(10 * time.Millisecond)
 		}
 	}
-	t.Fatal("gossip meshes did not form")
 }
 
 // rawPeer is a bare libp2p host with its own gossipsub that publishes
