@@ -1,0 +1,106 @@
+package integration
+
+import (
+	"context"
+	"crypto/rand"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+	ma "github.com/multiformats/go-multiaddr"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/flarechain/flare-node/consensus/checkpoint"
+	"github.com/flarechain/flare-node/node"
+	"github.com/flarechain/flare-node/p2p"
+	"github.com/flarechain/flare-node/wire/flarepb"
+)
+
+// sendHostileTraffic connects a raw libp2p/gossipsub peer (no validators of
+// its own) to the first node and publishes every kind of bad message from
+// the bad-input matrix: garbage, oversized, unknown version, wrong type on a
+// topic, wrong chain, malformed and badly signed votes, a certificate below
+// quorum, and replays of a captured valid vote.
+func sendHostileTraffic(t *testing.T, ln *localNet) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableRelay(), libp2p.NoTransports, libp2p.Transport(tcp.NewTCPTransport))
+	require.NoError(t, err)
+	defer h.Close()
+	ps, err := pubsub.NewGossipSub(ctx, h,
+		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),
+		pubsub.WithMaxMessageSize(4<<20),
+		pubsub.WithFloodPublish(true))
+	require.NoError(t, err)
+	target, err := peer.AddrInfoFromP2pAddr(ma.StringCast(ln.addrs[0]))
+	require.NoError(t, err)
+	require.NoError(t, h.Connect(ctx, *target))
+
+	genesis := node.GenesisHash(ln.spec)
+	join := func(name string) *pubsub.Topic {
+		tp, err := ps.Join(name)
+		require.NoError(t, err)
+		return tp
+	}
+	votes, certs, blocks := join(p2p.VotesTopic(genesis)), join(p2p.CertificatesTopic(genesis)), join(p2p.BlocksTopic(genesis))
+	sub, err := votes.Subscribe()
+	require.NoError(t, err)
+	defer sub.Cancel()
+	// Capture one real vote to replay later.
+	var captured []byte
+	require.Eventually(t, func() bool {
+		mctx, mcancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		defer mcancel()
+		m, err := sub.Next(mctx)
+		if err != nil {
+			return false
+		}
+		captured = m.Data
+		return true
+	}, 30*time.Second, 10*time.Millisecond, "no vote gossip seen by the hostile peer")
+
+	env := func(e *flarepb.Envelope) []byte {
+		b, err := proto.Marshal(e)
+		require.NoError(t, err)
+		return b
+	}
+	cp := func(n uint64) *flarepb.Checkpoint {
+		h := checkpoint.HashOf([]byte{byte(n)})
+		return &flarepb.Checkpoint{Number: n, Hash: h[:]}
+	}
+	sig := make([]byte, 64)
+	_, _ = rand.Read(sig)
+	other := checkpoint.HashOf([]byte("another chain"))
+	vote := func(g []byte, s []byte) *flarepb.Envelope {
+		return &flarepb.Envelope{Version: 1, Payload: &flarepb.Envelope_Vote{Vote: &flarepb.Vote{
+			GenesisHash: g, SetId: ln.spec.SetID, Source: cp(1), Target: cp(2), Validator: 1, Signature: s}}}
+	}
+	big := make([]byte, 600<<10)
+	_, _ = rand.Read(big)
+	bad := []struct {
+		topic *pubsub.Topic
+		data  []byte
+	}{
+		{votes, []byte("garbage \x00\x01\x02")},
+		{votes, big},
+		{votes, env(&flarepb.Envelope{Version: 99, Payload: vote(genesis[:], sig).Payload})},
+		{blocks, env(vote(genesis[:], sig))},     // wrong type on the topic
+		{votes, env(vote(other[:], sig))},        // wrong chain
+		{votes, env(vote(genesis[:], sig[:10]))}, // malformed signature
+		{votes, env(vote(genesis[:], sig))},      // bad signature
+		{certs, env(&flarepb.Envelope{Version: 1, Payload: &flarepb.Envelope_Certificate{Certificate: &flarepb.Certificate{
+			GenesisHash: genesis[:], SetId: ln.spec.SetID, Source: cp(1), Target: cp(2),
+			Signatures: []*flarepb.CertificateSignature{{Validator: 0, Signature: sig}}}}})}, // below quorum
+	}
+	for round := 0; round < 20; round++ {
+		for _, b := range bad {
+			_ = b.topic.Publish(ctx, b.data)
+		}
+		_ = votes.Publish(ctx, captured) // replay
+	}
+}
