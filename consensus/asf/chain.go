@@ -100,6 +100,8 @@ type Chain struct {
 	// pendingJustified is a justified checkpoint whose block is not known
 	// yet; it is applied when the block is imported.
 	pendingJustified *checkpoint.Checkpoint
+	// pendingFinalized likewise for a finalized checkpoint.
+	pendingFinalized *checkpoint.Checkpoint
 }
 
 // OpenChain opens (creating it on first use, unless ReadOnly) the chain

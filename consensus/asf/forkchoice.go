@@ -124,9 +124,11 @@ func (c *Chain) checkCheckpoint(cp checkpoint.Checkpoint) (known bool, err error
 // SetJustified records cp as the latest justified checkpoint and re-runs
 // fork choice. It returns the checkpoint blocks that became part of the best
 // chain, ascending. A checkpoint not above the current justified one is
-// ignored; one at the same number with another hash is ErrInvalidCheckpoint.
-// When cp's block is not known yet, cp is remembered (not persisted) and
-// applied when Import stores that block; nothing is returned now.
+// ignored; one at the same number with another hash is ErrInvalidCheckpoint;
+// one that does not descend from the finalized block is
+// ErrConflictsFinalized. When cp's block is not known yet, cp is remembered
+// (in memory) and applied when Import stores that block; nothing is returned
+// now.
 func (c *Chain) SetJustified(ctx context.Context, cp checkpoint.Checkpoint) ([]checkpoint.Checkpoint, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -139,6 +141,10 @@ func (c *Chain) SetJustified(ctx context.Context, cp checkpoint.Checkpoint) ([]c
 	if c.closed {
 		return nil, ErrClosed
 	}
+	return c.setJustifiedLocked(cp)
+}
+
+func (c *Chain) setJustifiedLocked(cp checkpoint.Checkpoint) ([]checkpoint.Checkpoint, error) {
 	switch {
 	case cp.Number < c.justified.Number:
 		return nil, nil
@@ -192,10 +198,11 @@ func (c *Chain) SetJustified(ctx context.Context, cp checkpoint.Checkpoint) ([]c
 // SetFinalized marks cp final with a synced write. Finality never moves
 // back: a checkpoint below the current finalized one is ignored, one at the
 // same number with another hash, or not descending from it, is
-// ErrConflictsFinalized. The block must be stored (else ErrUnknownBlock).
-// If the justified checkpoint does not descend from cp, cp becomes the
-// justified checkpoint. Forks that do not descend from cp are pruned, and
-// later imports conflicting with cp are rejected.
+// ErrConflictsFinalized. If the justified checkpoint does not descend from
+// cp, cp becomes the justified checkpoint. Forks that do not descend from cp
+// are pruned, and later imports conflicting with cp are rejected. When cp's
+// block is not stored, SetFinalized returns ErrUnknownBlock and remembers cp
+// (in memory): Import applies it when the block arrives.
 func (c *Chain) SetFinalized(ctx context.Context, cp checkpoint.Checkpoint) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -208,27 +215,37 @@ func (c *Chain) SetFinalized(ctx context.Context, cp checkpoint.Checkpoint) erro
 	if c.closed {
 		return ErrClosed
 	}
+	_, err := c.setFinalizedLocked(cp)
+	return err
+}
+
+// setFinalizedLocked implements SetFinalized and returns the checkpoints
+// that became canonical if finalization moved the best chain.
+func (c *Chain) setFinalizedLocked(cp checkpoint.Checkpoint) ([]checkpoint.Checkpoint, error) {
 	switch {
 	case cp.Number < c.finalized.Number:
-		return nil
+		return nil, nil
 	case cp.Number == c.finalized.Number && cp.Hash == c.finalized.Hash:
-		return nil
+		return nil, nil
 	case cp.Number == c.finalized.Number:
-		return fmt.Errorf("%w: %s at the height of finalized %s", ErrConflictsFinalized, cp, c.finalized)
+		return nil, fmt.Errorf("%w: %s at the height of finalized %s", ErrConflictsFinalized, cp, c.finalized)
 	}
 	known, err := c.checkCheckpoint(cp)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if !known {
-		return fmt.Errorf("%w: finalized checkpoint %s", ErrUnknownBlock, cp)
+		if c.pendingFinalized == nil || cp.Number > c.pendingFinalized.Number {
+			c.pendingFinalized = &cp
+		}
+		return nil, fmt.Errorf("%w: finalized checkpoint %s (applied when the block is imported)", ErrUnknownBlock, cp)
 	}
 	fh, _ := c.height(cp.Number)
 	justified := c.justified
 	if justified.Number <= cp.Number {
 		justified = cp
 	} else if anc, ok, err := c.ancestorAt(c.db, justified.Hash, fh); err != nil {
-		return err
+		return nil, err
 	} else if !ok || anc != cp.Hash {
 		c.log.Warn("Justified checkpoint conflicts with the new finalized one; dropping it",
 			zap.Stringer("justified", justified), zap.Stringer("finalized", cp))
@@ -238,31 +255,35 @@ func (c *Chain) SetFinalized(ctx context.Context, cp checkpoint.Checkpoint) erro
 	batch := c.db.NewIndexedBatch()
 	defer batch.Close()
 	if err := batch.Set(keyFinalized, marshalCheckpoint(cp), nil); err != nil {
-		return err
+		return nil, err
 	}
 	if err := batch.Set(keyJustified, marshalCheckpoint(justified), nil); err != nil {
-		return err
+		return nil, err
 	}
 	best, err := c.forkChoice(batch, c.tipList(), justified)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var newBest Header
+	var cps []checkpoint.Checkpoint
 	if best.Hash != c.bestHash {
-		if newBest, _, err = c.setBest(batch, best); err != nil {
-			return err
+		if newBest, cps, err = c.setBest(batch, best); err != nil {
+			return nil, err
 		}
 	}
 	pruned, prunedTips, err := c.prune(batch, cp)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := batch.Commit(pebble.Sync); err != nil {
-		return fmt.Errorf("store finalized checkpoint %s: %w", cp, err)
+		return nil, fmt.Errorf("store finalized checkpoint %s: %w", cp, err)
 	}
 	c.finalized, c.justified = cp, justified
 	if p := c.pendingJustified; p != nil && p.Number <= justified.Number {
 		c.pendingJustified = nil
+	}
+	if p := c.pendingFinalized; p != nil && p.Number <= cp.Number {
+		c.pendingFinalized = nil
 	}
 	if best.Hash != c.bestHash {
 		c.best, c.bestHash = newBest, best.Hash
@@ -275,7 +296,7 @@ func (c *Chain) SetFinalized(ctx context.Context, cp checkpoint.Checkpoint) erro
 	}
 	c.log.Debug("Finalized checkpoint",
 		zap.Stringer("finalized", cp), zap.Uint64("block", fh), zap.Int("pruned_blocks", len(pruned)))
-	return nil
+	return cps, nil
 }
 
 // prune deletes (in batch) every fork that does not descend from cp: from

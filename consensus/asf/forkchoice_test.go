@@ -363,3 +363,41 @@ func TestBlocksByRange(t *testing.T) {
 	require.Equal(t, chain[4].Header, b.Header)
 	require.Equal(t, chain[4].Extrinsics, b.Extrinsics)
 }
+
+func TestPendingFinalization(t *testing.T) {
+	e := newEnv(t, localSpec(t))
+	ctx := context.Background()
+	g := e.chain.Genesis().Header
+	long := e.extend(g, 1, 6, "long")
+	c := make([]Block, 5)
+	parent := g
+	for i := range c {
+		c[i] = e.block(parent, uint64(30+i), []byte("c"))
+		parent = c[i].Header
+	}
+	err := e.chain.SetFinalized(ctx, cp(1, c[3]))
+	require.ErrorIs(t, err, ErrUnknownBlock)
+	require.Equal(t, uint64(0), e.chain.Finalized().Number)
+
+	for i := range 3 {
+		r := e.mustImport(c[i])
+		require.False(t, r.NewBest)
+	}
+	r := e.mustImport(c[3])
+	require.True(t, r.NewBest)
+	require.Equal(t, []checkpoint.Checkpoint{cp(1, c[3])}, r.Checkpoints)
+	require.Equal(t, cp(1, c[3]), e.chain.Finalized())
+	require.Equal(t, cp(1, c[3]), e.chain.Justified())
+	requireCanonical(t, e.chain, c[:4])
+	for _, b := range long {
+		require.False(t, e.chain.HasBlock(b.Hash()), "the long fork conflicts with finality")
+	}
+	_, err = e.chain.Import(ctx, e.block(long[5].Header, 60))
+	require.ErrorIs(t, err, ErrUnknownParent)
+	r = e.mustImport(c[4])
+	require.True(t, r.NewBest)
+
+	e.reopen()
+	require.Equal(t, cp(1, c[3]), e.chain.Finalized())
+	require.Equal(t, c[4].Hash(), e.chain.BestHash())
+}

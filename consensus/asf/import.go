@@ -1,8 +1,11 @@
 package asf
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -91,47 +94,18 @@ func (c *Chain) Import(ctx context.Context, b Block) (ImportResult, error) {
 	if err := batch.Set(hashKey(tagTip, hash), u64(b.Header.Number), nil); err != nil {
 		return res, err
 	}
-	tips := c.tipList()
-	if parentIsTip {
-		for i := range tips {
-			if tips[i].Hash == parent {
-				tips = append(tips[:i], tips[i+1:]...)
-				break
-			}
-		}
-	}
 	newTip := checkpoint.Tip{Hash: hash, Number: b.Header.Number}
-	tips = append(tips, newTip)
-
-	// A pending justification whose block this is takes effect now.
-	justified := c.justified
-	applyPending := false
-	if p := c.pendingJustified; p != nil && p.Hash == hash {
-		if h, ok := c.height(p.Number); ok && h == b.Header.Number {
-			justified, applyPending = *p, true
-			if err := batch.Set(keyJustified, marshalCheckpoint(justified), nil); err != nil {
-				return res, err
-			}
-		} else {
-			c.log.Warn("Dropping pending justified checkpoint at the wrong height",
-				zap.Stringer("checkpoint", p), zap.Uint64("block_number", b.Header.Number))
-		}
-	}
 
 	var best checkpoint.Tip
 	switch {
-	case applyPending:
-		if best, err = c.forkChoice(batch, tips, justified); err != nil {
-			return res, err
-		}
 	case parent == c.bestHash:
 		best = newTip
 	case newTip.Number > c.best.Number || (newTip.Number == c.best.Number && hash.Less(c.bestHash)):
 		best = checkpoint.Tip{Hash: c.bestHash, Number: c.best.Number}
-		jh, _ := c.height(justified.Number)
+		jh, _ := c.height(c.justified.Number)
 		if anc, ok, err := c.ancestorAt(batch, hash, jh); err != nil {
 			return res, err
-		} else if ok && anc == justified.Hash {
+		} else if ok && anc == c.justified.Hash {
 			best = newTip
 		}
 	default:
@@ -154,10 +128,6 @@ func (c *Chain) Import(ctx context.Context, b Block) (ImportResult, error) {
 		delete(c.tips, parent)
 	}
 	c.tips[hash] = b.Header.Number
-	if applyPending {
-		c.justified = justified
-		c.pendingJustified = nil
-	}
 	reorg := false
 	if best.Hash != c.bestHash {
 		reorg = newBest.ParentHash != c.bestHash
@@ -177,7 +147,48 @@ func (c *Chain) Import(ctx context.Context, b Block) (ImportResult, error) {
 			zap.Uint64("best", c.best.Number), zap.Stringer("best_hash", c.bestHash),
 			zap.Int("new_checkpoints", len(res.Checkpoints)))
 	}
+	if err := c.applyPending(hash, &res); err != nil {
+		// The block is stored; only the deferred checkpoint failed.
+		c.log.Warn("Applying a deferred checkpoint failed", zap.Stringer("block", hash), zap.Error(err))
+	}
 	return res, nil
+}
+
+// applyPending applies a justified or finalized checkpoint that was set
+// before its block (hash) was imported, and folds the checkpoints that
+// became canonical into res. c.mu is held.
+func (c *Chain) applyPending(hash checkpoint.Hash, res *ImportResult) error {
+	var errs []error
+	changed := false
+	if p := c.pendingJustified; p != nil && p.Hash == hash {
+		c.pendingJustified = nil
+		cps, err := c.setJustifiedLocked(*p)
+		errs = append(errs, err)
+		res.Checkpoints = append(res.Checkpoints, cps...)
+		changed = true
+	}
+	if p := c.pendingFinalized; p != nil && p.Hash == hash {
+		c.pendingFinalized = nil
+		cps, err := c.setFinalizedLocked(*p)
+		errs = append(errs, err)
+		res.Checkpoints = append(res.Checkpoints, cps...)
+		changed = true
+	}
+	if !changed {
+		return nil
+	}
+	// Keep the checkpoints that are still canonical, ascending, once each.
+	kept := res.Checkpoints[:0]
+	for _, cp := range res.Checkpoints {
+		h, _ := c.height(cp.Number)
+		if canon, ok, err := c.canonical(c.db, h); err == nil && ok && canon == cp.Hash && h <= c.best.Number {
+			kept = append(kept, cp)
+		}
+	}
+	slices.SortFunc(kept, func(a, b checkpoint.Checkpoint) int { return cmp.Compare(a.Number, b.Number) })
+	res.Checkpoints = slices.Compact(kept)
+	res.NewBest = c.bestHash == hash
+	return errors.Join(errs...)
 }
 
 // known reports whether the block is stored.
