@@ -85,7 +85,9 @@ func newTestNet(t *testing.T, n int) *testNet {
 	return tn
 }
 
-func (tn *testNet) finalized(i int) checkpoint.Checkpoint { return tn.nodes[i].gadget.LatestFinalized() }
+func (tn *testNet) finalized(i int) checkpoint.Checkpoint {
+	return tn.nodes[i].gadget.LatestFinalized()
+}
 
 // waitAll waits until every running node finalized at least cp.
 func (tn *testNet) waitAll(cp uint64, timeout time.Duration) {

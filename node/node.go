@@ -119,8 +119,7 @@ func New(cfg *config.Config, log *zap.Logger) (_ *Node, err error) {
 		}
 	}
 
-	chainLog := log.Named("chain")
-	if n.chain, err = asf.OpenChain(cfg.ChainDBPath(), n.spec, asf.ChainOptions{Logger: chainLog, Clock: n.clock}); err != nil {
+	if n.chain, err = asf.OpenChain(cfg.ChainDBPath(), n.spec, asf.ChainOptions{Logger: log, Clock: n.clock}); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrStartup, err)
 	}
 	best := n.chain.Best()
@@ -128,7 +127,7 @@ func New(cfg *config.Config, log *zap.Logger) (_ *Node, err error) {
 		zap.Uint64("best", best.Number), zap.Stringer("best_hash", best.Hash()))
 
 	if cfg.EnableASF {
-		if err := n.openFinality(key, index, isAuthority); err != nil {
+		if err := n.openFinality(log, key, index, isAuthority); err != nil {
 			return nil, err
 		}
 	} else {
@@ -142,19 +141,19 @@ func New(cfg *config.Config, log *zap.Logger) (_ *Node, err error) {
 		NodeKeyPath: cfg.NodeKeyPath(),
 		Genesis:     genesis,
 		MaxPeers:    cfg.P2P.MaxPeers,
-		Logger:      log.Named("p2p"),
+		Logger:      log,
 	}); err != nil {
 		return nil, fmt.Errorf("%w: network: %w", ErrStartup, err)
 	}
 	n.log.Info("Network host created", zap.Duration("since_start", time.Since(processStart)))
 
 	if isAuthority {
-		n.producer = asf.NewProducer(n.chain, n.spec, key, index, n.clock, log.Named("ppfa"))
+		n.producer = asf.NewProducer(n.chain, n.spec, key, index, n.clock, log)
 	}
 	return n, nil
 }
 
-func (n *Node) openFinality(key ed25519.PrivateKey, index checkpoint.ValidatorIndex, isAuthority bool) error {
+func (n *Node) openFinality(log *zap.Logger, key ed25519.PrivateKey, index checkpoint.ValidatorIndex, isAuthority bool) error {
 	pc := n.cfg.Persistence
 	persistence := finality.CheckpointPersistenceConfig{
 		Enabled:              pc.Enabled,
@@ -162,19 +161,18 @@ func (n *Node) openFinality(key ed25519.PrivateKey, index checkpoint.ValidatorIn
 		FlushInterval:        pc.FlushInterval,
 		PruneInterval:        pc.PruneInterval,
 	}
-	gadgetLog := n.log.Named("asf")
 	deps := finality.Deps{
 		Clock:       n.clock,
 		Broadcaster: (*gadgetBroadcaster)(n),
 		Ancestry:    n.chain,
 		Observer:    n.events,
-		Logger:      gadgetLog,
+		Logger:      log,
 	}
 	if pc.Enabled {
 		var err error
 		n.cpdb, err = checkpointdb.Open(n.cfg.CheckpointDBPath(), checkpointdb.Options{
 			Genesis: GenesisHash(n.spec),
-			Logger:  n.log.Named("checkpointdb"),
+			Logger:  log,
 		})
 		if err != nil {
 			return fmt.Errorf("%w: %w", ErrStartup, err)
