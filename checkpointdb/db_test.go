@@ -510,7 +510,7 @@ func TestCertificatesRange(t *testing.T) {
 
 func TestStatusLevels(t *testing.T) {
 	db := openMem(t)
-	fillChain(t, db, 10, 4) // justified 10, finalized 9; certificates 1..10
+	fillChain(t, db, 10, 4)   // justified 10, finalized 9; certificates 1..10
 	_, err := db.Prune(bg, 5) // keeps 5..9 (and 10)
 	require.NoError(t, err)
 	// 11: votes below quorum; 12: quorum of votes without certificate;
