@@ -33,7 +33,7 @@ type fixture struct {
 	records []checkpoint.SignerRecord
 }
 
-func newFixture(t *testing.T, base string) *fixture {
+func newFixture(t testing.TB, base string) *fixture {
 	t.Helper()
 	spec, err := chainspec.Builtin("local")
 	require.NoError(t, err)
