@@ -275,3 +275,35 @@ func TestClosed(t *testing.T) {
 	require.ErrorIs(t, err, ErrClosed)
 	e.chain = nil
 }
+
+// TestImportRechecksFinalityOnForks plants a fork that does not descend from
+// the finalized block directly in the database (pruning would have removed
+// it) and checks that Import still refuses to extend it.
+func TestImportRechecksFinalityOnForks(t *testing.T) {
+	e := newEnv(t, localSpec(t))
+	ctx := context.Background()
+	a := e.extend(e.chain.Genesis().Header, 1, 8, "a")
+	fork := make([]Block, 4) // #3..#6 on a2
+	parent := a[1].Header
+	for i := range fork {
+		fork[i] = e.block(parent, uint64(40+i), []byte("fork"))
+		parent = fork[i].Header
+	}
+	require.NoError(t, e.chain.SetFinalized(ctx, cp(1, a[3])))
+	require.NoError(t, e.chain.Close())
+	e.chain = nil
+	rawDB(t, e.dir, func(db *pebble.DB) {
+		for _, b := range fork[:3] {
+			enc, err := EncodeBlock(b)
+			require.NoError(t, err)
+			require.NoError(t, db.Set(hashKey(tagHeader, b.Hash()), marshalHeader(b.Header), pebble.NoSync))
+			require.NoError(t, db.Set(hashKey(tagBlock, b.Hash()), enc, pebble.NoSync))
+		}
+		require.NoError(t, db.Set(hashKey(tagTip, fork[2].Hash()), u64(5), pebble.Sync))
+	})
+	e.open()
+	_, err := e.chain.Import(ctx, fork[3])
+	require.ErrorIs(t, err, ErrConflictsFinalized)
+	require.Contains(t, err.Error(), "does not descend from finalized")
+	require.Equal(t, a[7].Hash(), e.chain.BestHash())
+}

@@ -133,8 +133,8 @@ func (c *Chain) Import(ctx context.Context, b Block) (ImportResult, error) {
 		reorg = newBest.ParentHash != c.bestHash
 		c.best, c.bestHash = newBest, best.Hash
 	}
-	if ce := c.log.Check(zap.DebugLevel, ""); ce != nil {
-		c.log.Debug(fmt.Sprintf("Imported block #%d (%s)", b.Header.Number, hash.Short()),
+	if ce := c.log.Check(zap.DebugLevel, fmt.Sprintf("Imported block #%d (%s)", b.Header.Number, hash.Short())); ce != nil {
+		ce.Write(
 			zap.Uint64("number", b.Header.Number),
 			zap.Stringer("hash", hash),
 			zap.Uint64("slot", b.Header.Slot),

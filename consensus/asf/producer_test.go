@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/flarechain/flare-node/consensus/checkpoint"
 )
@@ -107,4 +109,36 @@ func TestProducerWrongKey(t *testing.T) {
 	require.Nil(t, b)
 	require.Contains(t, err.Error(), "not authority 1")
 	require.Equal(t, uint64(0), e.chain.Best().Number)
+}
+
+func TestBlockLogs(t *testing.T) {
+	core, logs := observer.New(zap.DebugLevel)
+	log := zap.New(core)
+	e := newEnv(t, localSpec(t))
+	require.NoError(t, e.chain.Close())
+	e.opts.Logger = log
+	e.open()
+	e.clock.Set(SlotStart(e.spec, 2))
+	p := NewProducer(e.chain, e.spec, e.keys[2], 2, e.clock, log)
+	b, res, err := p.Produce(context.Background(), 2)
+	require.NoError(t, err)
+	require.NotNil(t, b)
+
+	prepared := logs.FilterMessage("Prepared block for proposing at 1").All()
+	require.Len(t, prepared, 1)
+	require.Equal(t, zap.InfoLevel, prepared[0].Level)
+	require.Equal(t, "producer", prepared[0].LoggerName)
+	require.Equal(t, uint64(1), prepared[0].ContextMap()["number"])
+
+	authored := logs.FilterMessageSnippet("Authored block #1 (" + res.Hash.Short() + ")").All()
+	require.Len(t, authored, 1)
+	require.Equal(t, zap.InfoLevel, authored[0].Level)
+	require.Equal(t, res.Hash.String(), authored[0].ContextMap()["hash"])
+
+	imported := logs.FilterMessage("Imported block #1 (" + res.Hash.Short() + ")").All()
+	require.Len(t, imported, 1)
+	require.Equal(t, zap.DebugLevel, imported[0].Level)
+	require.Equal(t, "chain", imported[0].LoggerName)
+	require.Equal(t, uint64(2), imported[0].ContextMap()["slot"])
+	require.Equal(t, true, imported[0].ContextMap()["best"])
 }
