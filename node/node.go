@@ -119,12 +119,43 @@ func New(cfg *config.Config, log *zap.Logger) (_ *Node, err error) {
 		}
 	}
 
-	if n.chain, err = asf.OpenChain(cfg.ChainDBPath(), n.spec, asf.ChainOptions{Logger: log, Clock: n.clock}); err != nil {
+	// The two databases and the network host are independent: open them
+	// concurrently (start-up time is dominated by Pebble's opens).
+	// Every failure is reported (errors.Join), e.g. both locks of a base path
+	// in use.
+	var opens sync.WaitGroup
+	errs := make([]error, 3)
+	opens.Go(func() {
+		n.chain, errs[0] = asf.OpenChain(cfg.ChainDBPath(), n.spec, asf.ChainOptions{Logger: log, Clock: n.clock})
+	})
+	if cfg.EnableASF && cfg.Persistence.Enabled {
+		opens.Go(func() {
+			n.cpdb, errs[1] = checkpointdb.Open(cfg.CheckpointDBPath(), checkpointdb.Options{Genesis: genesis, Logger: log})
+		})
+	}
+	opens.Go(func() {
+		var err error
+		n.net, err = p2p.New(context.Background(), p2p.Config{
+			ListenAddrs: cfg.P2P.ListenAddrs,
+			Port:        cfg.P2P.Port,
+			Bootnodes:   cfg.P2P.Bootnodes,
+			NodeKeyPath: cfg.NodeKeyPath(),
+			Genesis:     genesis,
+			MaxPeers:    cfg.P2P.MaxPeers,
+			Logger:      log,
+		})
+		if err != nil {
+			errs[2] = fmt.Errorf("network: %w", err)
+		}
+	})
+	opens.Wait()
+	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrStartup, err)
 	}
 	best := n.chain.Best()
 	n.log.Info("Chain database opened", zap.String("path", cfg.ChainDBPath()),
 		zap.Uint64("best", best.Number), zap.Stringer("best_hash", best.Hash()))
+	n.log.Info("Network host created", zap.Duration("since_start", time.Since(processStart)))
 
 	if cfg.EnableASF {
 		if err := n.openFinality(log, key, index, isAuthority); err != nil {
@@ -133,19 +164,6 @@ func New(cfg *config.Config, log *zap.Logger) (_ *Node, err error) {
 	} else {
 		n.log.Info("ASF finality gadget disabled (--enable-asf not set): blocks are produced but never finalized")
 	}
-
-	if n.net, err = p2p.New(context.Background(), p2p.Config{
-		ListenAddrs: cfg.P2P.ListenAddrs,
-		Port:        cfg.P2P.Port,
-		Bootnodes:   cfg.P2P.Bootnodes,
-		NodeKeyPath: cfg.NodeKeyPath(),
-		Genesis:     genesis,
-		MaxPeers:    cfg.P2P.MaxPeers,
-		Logger:      log,
-	}); err != nil {
-		return nil, fmt.Errorf("%w: network: %w", ErrStartup, err)
-	}
-	n.log.Info("Network host created", zap.Duration("since_start", time.Since(processStart)))
 
 	if isAuthority {
 		n.producer = asf.NewProducer(n.chain, n.spec, key, index, n.clock, log)
@@ -169,14 +187,6 @@ func (n *Node) openFinality(log *zap.Logger, key ed25519.PrivateKey, index check
 		Logger:      log,
 	}
 	if pc.Enabled {
-		var err error
-		n.cpdb, err = checkpointdb.Open(n.cfg.CheckpointDBPath(), checkpointdb.Options{
-			Genesis: GenesisHash(n.spec),
-			Logger:  log,
-		})
-		if err != nil {
-			return fmt.Errorf("%w: %w", ErrStartup, err)
-		}
 		n.log.Info(fmt.Sprintf("Checkpoint persistence enabled: retention=%d checkpoints, flush_interval=%ds",
 			pc.RetentionCheckpoints, int(pc.FlushInterval.Seconds())),
 			zap.Uint64("retention", pc.RetentionCheckpoints), zap.Duration("flush_interval", pc.FlushInterval),
