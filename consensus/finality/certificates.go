@@ -9,6 +9,38 @@ import (
 	"github.com/flarechain/flare-node/consensus/checkpoint"
 )
 
+// pendingCert is a verified certificate whose source is not known justified
+// yet.
+type pendingCert struct {
+	cert checkpoint.Certificate
+	// broadcast: formed here, to be broadcast once persisted and applied.
+	broadcast bool
+}
+
+// certJob is a verified certificate to persist outside the lock (synced
+// StoreCertificate) and then complete under the lock.
+type certJob struct {
+	cert checkpoint.Certificate
+	// justified and finalized are the pointers the certificate raises.
+	justified, finalized *checkpoint.Checkpoint
+	// pending: the source is not justified; stored without pointers and
+	// kept pending.
+	pending   bool
+	broadcast bool
+}
+
+// submission says how a verified certificate entered the gadget.
+type submission struct {
+	// persist is false while replaying the database.
+	persist bool
+	// broadcast after it is persisted (certificates formed here).
+	broadcast bool
+	// storePending stores it even while its source is not justified
+	// (received certificates; a certificate formed here is re-formed from
+	// the stored votes instead).
+	storePending bool
+}
+
 // OnCertificate handles a certificate received from the network or from
 // sync. Its shape (header, quorum, distinct ordered in-range signers) is
 // checked before any signature; it is fully re-verified before it is
@@ -56,12 +88,11 @@ func (g *CheckpointFinality) onCertificate(ctx context.Context, c checkpoint.Cer
 	case alarm:
 		err = g.alarmLocked(ctx, c, number)
 	case verdict == VerdictAccept:
-		err = g.acceptCertificateLocked(ctx, c, true, false)
+		err = g.submitLocked(ctx, c, submission{persist: true, storePending: true})
 	}
-	deliver := g.needsDeliveryLocked()
 	g.mu.Unlock()
-	if deliver {
-		g.deliver(ctx)
+	if serr := g.settle(ctx); err == nil {
+		err = serr
 	}
 	if err != nil {
 		return VerdictIgnore, err
@@ -73,8 +104,9 @@ func (g *CheckpointFinality) onCertificate(ctx context.Context, c checkpoint.Cer
 // signatures. alarm reports that it would contradict the finalized chain at
 // checkpoint number (the caller verifies it and raises the alarm).
 func (g *CheckpointFinality) precheckCertificateLocked(c checkpoint.Certificate) (verdict Verdict, number uint64, alarm bool) {
+	link := c.Vote().Link()
 	if n, bad := g.finalityConflictLocked(c); bad {
-		if _, seen := g.alarmed[c.Vote().Link()]; seen {
+		if _, seen := g.alarmed[link]; seen {
 			return VerdictIgnore, n, false
 		}
 		return VerdictIgnore, n, true
@@ -94,7 +126,10 @@ func (g *CheckpointFinality) precheckCertificateLocked(c checkpoint.Certificate)
 			return VerdictIgnore, 0, false
 		}
 	}
-	if _, ok := g.pendingLinks[c.Vote().Link()]; ok {
+	if _, ok := g.pendingLinks[link]; ok {
+		return VerdictIgnore, 0, false
+	}
+	if _, ok := g.inflight[link]; ok {
 		return VerdictIgnore, 0, false
 	}
 	if len(g.pendingLinks) >= maxPendingCertificates && !g.isJustified(c.Source) {
@@ -170,12 +205,16 @@ func (g *CheckpointFinality) alarmLocked(ctx context.Context, c checkpoint.Certi
 }
 
 // formCertificateLocked builds the certificate of link from counted votes
-// once they reach a quorum, persists it and schedules its broadcast.
+// once they reach a quorum. It is persisted (outside the lock, see settle)
+// and broadcast afterwards.
 func (g *CheckpointFinality) formCertificateLocked(ctx context.Context, link checkpoint.Link) error {
 	if src, ok := g.justified[link.Target]; ok && (src == link.Source || !(link.Target.Number == link.Source.Number+1 && link.Source.Number > g.latestF.Number)) {
 		return nil
 	}
 	if _, ok := g.pendingLinks[link]; ok {
+		return nil
+	}
+	if _, ok := g.inflight[link]; ok {
 		return nil
 	}
 	if link.Source.Number < g.latestF.Number {
@@ -188,82 +227,180 @@ func (g *CheckpointFinality) formCertificateLocked(ctx context.Context, link che
 	if _, bad := g.finalityConflictLocked(cert); !bad {
 		g.m.certsFormed.Add(1)
 	}
-	return g.acceptCertificateLocked(ctx, cert, true, true)
+	return g.submitLocked(ctx, cert, submission{persist: true, broadcast: true})
 }
 
-// acceptCertificateLocked takes a verified certificate: it raises the alarm
-// if it contradicts finality, keeps it pending while its source is not
-// justified, and otherwise applies it and every pending certificate that
-// becomes applicable. persist writes to the database (false while
-// restoring); broadcast schedules its broadcast once persisted.
-func (g *CheckpointFinality) acceptCertificateLocked(ctx context.Context, c checkpoint.Certificate, persist, broadcast bool) error {
+// submitLocked takes a verified certificate: it raises the alarm if it
+// contradicts finality, keeps it pending while its source is not justified,
+// and otherwise queues it to be persisted with the pointers it raises (or,
+// while replaying, applies it at once).
+func (g *CheckpointFinality) submitLocked(ctx context.Context, c checkpoint.Certificate, sub submission) error {
 	if n, bad := g.finalityConflictLocked(c); bad {
 		return g.alarmLocked(ctx, c, n)
 	}
 	if err := g.foldCertificateVotesLocked(ctx, c); err != nil {
 		return err
 	}
+	persist := sub.persist && g.persisting()
+	link := c.Vote().Link()
 	if !g.isJustified(c.Source) {
-		if persist && g.persisting() {
-			if err := g.store.StoreCertificate(ctx, c, nil, nil); err != nil {
-				return fmt.Errorf("store pending certificate: %w", err)
-			}
+		if persist && sub.storePending {
+			g.inflight[link] = struct{}{}
+			g.jobs = append(g.jobs, certJob{cert: c, pending: true, broadcast: sub.broadcast})
+			return nil
 		}
-		g.pending[c.Source] = append(g.pending[c.Source], c)
-		g.pendingLinks[c.Vote().Link()] = struct{}{}
-		g.log.Debug("Certificate kept until its source is justified", cpField("source", c.Source), cpField("target", c.Target))
-		if broadcast {
-			g.enqueue(event{kind: evCertificate, cert: c})
-		}
+		g.addPendingLocked(c, sub.broadcast)
 		return nil
 	}
-	applied, err := g.applyCertificateLocked(ctx, c, persist)
+	t, s := c.Target, c.Source
+	newF := g.wouldFinalizeLocked(c)
+	if newF {
+		if n, bad := g.chainConflictLocked(s); bad {
+			return g.alarmLocked(ctx, c, n)
+		}
+	}
+	if _, known := g.justified[t]; known && !newF {
+		return nil
+	}
+	job := certJob{cert: c, broadcast: sub.broadcast}
+	if t.Number > g.latestJ.Number {
+		job.justified = &t
+	}
+	if newF {
+		job.finalized = &s
+	}
+	if !persist {
+		return g.completeLocked(ctx, job, sub.persist)
+	}
+	g.inflight[link] = struct{}{}
+	g.jobs = append(g.jobs, job)
+	return nil
+}
+
+func (g *CheckpointFinality) addPendingLocked(c checkpoint.Certificate, broadcast bool) {
+	link := c.Vote().Link()
+	if _, ok := g.pendingLinks[link]; ok {
+		return
+	}
+	g.pending[c.Source] = append(g.pending[c.Source], pendingCert{cert: c, broadcast: broadcast})
+	g.pendingLinks[link] = struct{}{}
+	g.log.Debug("Certificate kept until its source is justified", cpField("source", c.Source), cpField("target", c.Target))
+}
+
+// settle persists the queued certificates outside the lock, in order, each
+// with one synced StoreCertificate, then completes them under the lock
+// (which may queue more: pending certificates they unlock), and finally
+// delivers queued broadcasts and notifications.
+func (g *CheckpointFinality) settle(ctx context.Context) error {
+	for {
+		g.mu.Lock()
+		jobs, store := g.jobs, g.store
+		g.jobs = nil
+		if len(jobs) == 0 {
+			deliver := g.needsDeliveryLocked()
+			g.mu.Unlock()
+			if deliver {
+				g.deliver(ctx)
+			}
+			return nil
+		}
+		g.certWrites++
+		g.mu.Unlock()
+		var err error
+		done := 0
+		for _, j := range jobs {
+			if err = store.StoreCertificate(ctx, j.cert, j.justified, j.finalized); err != nil {
+				err = fmt.Errorf("store certificate: %w", err)
+				break
+			}
+			t := j.cert.Target
+			g.log.Info(fmt.Sprintf("Stored certificate: checkpoint=%d, signatures=%d", t.Number, len(j.cert.Signatures)),
+				zap.Uint64("checkpoint", t.Number), zap.Int("signatures", len(j.cert.Signatures)),
+				cpField("source", j.cert.Source), cpField("target", t), zap.Bool("pending", j.pending))
+			done++
+		}
+		g.mu.Lock()
+		for _, j := range jobs[:done] {
+			if cerr := g.completeLocked(ctx, j, true); cerr != nil && err == nil {
+				err = cerr
+			}
+		}
+		for _, j := range jobs[done:] {
+			delete(g.inflight, j.cert.Vote().Link())
+		}
+		g.certWrites--
+		var votes []checkpoint.SignedVote
+		if g.certWrites == 0 {
+			votes, g.voteBuf = g.voteBuf, nil
+		}
+		g.mu.Unlock()
+		for _, v := range votes {
+			if verr := store.StoreVote(ctx, v); verr != nil && err == nil {
+				err = fmt.Errorf("store vote: %w", verr)
+			}
+		}
+		if err != nil {
+			g.deliver(ctx)
+			return err
+		}
+	}
+}
+
+// completeLocked finishes a persisted (or replayed) certificate: a pending
+// one is kept (or re-submitted with pointers if its source got justified
+// meanwhile); otherwise it is applied, broadcast if formed here, and the
+// pending certificates it unlocks are submitted.
+func (g *CheckpointFinality) completeLocked(ctx context.Context, job certJob, persist bool) error {
+	c := job.cert
+	delete(g.inflight, c.Vote().Link())
+	if job.pending {
+		if g.isJustified(c.Source) {
+			return g.submitLocked(ctx, c, submission{persist: persist, broadcast: job.broadcast, storePending: true})
+		}
+		g.addPendingLocked(c, job.broadcast)
+		return nil
+	}
+	applied, err := g.applyCertificateLocked(ctx, c)
 	if err != nil || !applied {
 		return err
 	}
-	if broadcast {
+	if job.broadcast {
 		g.enqueue(event{kind: evCertificate, cert: c})
 	}
 	return g.applyPendingLocked(ctx, c.Target, persist)
 }
 
-// applyPendingLocked applies the pending certificates unlocked by newly
-// justified checkpoint j, transitively.
+// applyPendingLocked submits the pending certificates whose source is the
+// newly justified checkpoint j.
 func (g *CheckpointFinality) applyPendingLocked(ctx context.Context, j checkpoint.Checkpoint, persist bool) error {
-	work := []checkpoint.Checkpoint{j}
-	for len(work) > 0 {
-		src := work[len(work)-1]
-		work = work[:len(work)-1]
-		certs := g.pending[src]
-		delete(g.pending, src)
-		for _, c := range certs {
-			delete(g.pendingLinks, c.Vote().Link())
-			if n, bad := g.finalityConflictLocked(c); bad {
-				if err := g.alarmLocked(ctx, c, n); err != nil {
-					return err
-				}
+	certs := g.pending[j]
+	delete(g.pending, j)
+	for _, p := range certs {
+		delete(g.pendingLinks, p.cert.Vote().Link())
+	}
+	for _, p := range certs {
+		c := p.cert
+		if c.Target.Number <= g.latestF.Number || c.Source.Number < g.latestF.Number {
+			if _, bad := g.finalityConflictLocked(c); !bad {
 				continue
 			}
-			if c.Target.Number <= g.latestF.Number || c.Source.Number < g.latestF.Number {
-				continue
-			}
-			applied, err := g.applyCertificateLocked(ctx, c, persist)
-			if err != nil {
-				return err
-			}
-			if applied {
-				work = append(work, c.Target)
-			}
+		}
+		if err := g.submitLocked(ctx, c, submission{persist: persist, broadcast: p.broadcast, storePending: true}); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
 // applyCertificateLocked justifies c's target (its source is justified) and,
-// for c_t = c_s+1, finalizes the source. The certificate and the raised
-// pointers are persisted in one synced batch before memory changes.
-func (g *CheckpointFinality) applyCertificateLocked(ctx context.Context, c checkpoint.Certificate, persist bool) (bool, error) {
+// for c_t = c_s+1, finalizes the source, in memory (the database already
+// holds it).
+func (g *CheckpointFinality) applyCertificateLocked(ctx context.Context, c checkpoint.Certificate) (bool, error) {
 	t, s := c.Target, c.Source
+	if !g.isJustified(s) {
+		g.addPendingLocked(c, false)
+		return false, nil
+	}
 	newJ := t.Number > g.latestJ.Number
 	newF := g.wouldFinalizeLocked(c)
 	if newF {
@@ -275,19 +412,8 @@ func (g *CheckpointFinality) applyCertificateLocked(ctx context.Context, c check
 	if known && !newF {
 		return false, nil
 	}
-	var jp, fp *checkpoint.Checkpoint
-	if newJ {
-		jp = &t
-	}
-	if newF {
-		fp = &s
-	}
-	if persist && g.persisting() {
-		if err := g.store.StoreCertificate(ctx, c, jp, fp); err != nil {
-			return false, fmt.Errorf("store certificate: %w", err)
-		}
-		g.log.Info(fmt.Sprintf("Stored certificate: checkpoint=%d, signatures=%d", t.Number, len(c.Signatures)),
-			zap.Uint64("checkpoint", t.Number), zap.Int("signatures", len(c.Signatures)), cpField("source", s), cpField("target", t))
+	if t.Number <= g.latestF.Number {
+		return false, nil
 	}
 	if !known {
 		g.justified[t] = s
@@ -346,7 +472,7 @@ func (g *CheckpointFinality) foldCertificateVotesLocked(ctx context.Context, c c
 				continue
 			}
 		}
-		if _, err := g.countVoteLocked(ctx, sv, false, false); err != nil {
+		if _, _, err := g.countVoteLocked(ctx, sv, false); err != nil {
 			return err
 		}
 	}
@@ -370,13 +496,13 @@ func (g *CheckpointFinality) pruneMemoryLocked() {
 			delete(g.certs, n)
 		}
 	}
-	for src, cs := range g.pending {
-		keep := cs[:0]
-		for _, c := range cs {
-			if c.Target.Number > f && src.Number >= f {
-				keep = append(keep, c)
+	for src, ps := range g.pending {
+		keep := ps[:0]
+		for _, p := range ps {
+			if p.cert.Target.Number > f && src.Number >= f {
+				keep = append(keep, p)
 			} else {
-				delete(g.pendingLinks, c.Vote().Link())
+				delete(g.pendingLinks, p.cert.Vote().Link())
 			}
 		}
 		if len(keep) == 0 {

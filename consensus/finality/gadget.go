@@ -233,8 +233,18 @@ type CheckpointFinality struct {
 	// certs holds one certificate per justified target number >= finalized.
 	certs map[uint64]checkpoint.Certificate
 	// pending holds certificates by source until the source is justified.
-	pending      map[checkpoint.Checkpoint][]checkpoint.Certificate
+	pending      map[checkpoint.Checkpoint][]pendingCert
 	pendingLinks map[checkpoint.Link]struct{}
+	// jobs are certificates waiting to be persisted outside the lock;
+	// inflight holds their links (and those being persisted right now).
+	jobs     []certJob
+	inflight map[checkpoint.Link]struct{}
+	// certWrites counts settle loops persisting certificates right now;
+	// while one runs, counted peer votes wait in voteBuf and are written by
+	// the last writer when it is done, so vote ingest does not stall behind
+	// the synced certificate write in the database.
+	certWrites int
+	voteBuf    []checkpoint.SignedVote
 	alarmed      map[checkpoint.Link]struct{}
 	tally        *tally.Tally
 	lastOwn      *checkpoint.SignedVote
@@ -324,8 +334,10 @@ func (g *CheckpointFinality) resetLocked(f, j checkpoint.Checkpoint) {
 	g.latestF, g.latestJ = f, j
 	g.canon = map[uint64]checkpoint.Hash{0: g.genesis.Hash, f.Number: f.Hash}
 	g.certs = make(map[uint64]checkpoint.Certificate)
-	g.pending = make(map[checkpoint.Checkpoint][]checkpoint.Certificate)
+	g.pending = make(map[checkpoint.Checkpoint][]pendingCert)
 	g.pendingLinks = make(map[checkpoint.Link]struct{})
+	g.jobs = nil
+	g.inflight = make(map[checkpoint.Link]struct{})
 	g.alarmed = make(map[checkpoint.Link]struct{})
 	g.tally = tally.New(f.Number)
 	g.lastOwn = nil

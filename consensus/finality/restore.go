@@ -40,7 +40,27 @@ func (g *CheckpointFinality) RestoreFromStorage(ctx context.Context) error {
 	}
 
 	g.mu.Lock()
-	defer g.mu.Unlock()
+	err = g.replayLocked(ctx, st, lastOwn)
+	g.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	// Certificates completed by re-tallied votes (a write interrupted by a
+	// crash) are persisted now.
+	if err := g.settle(ctx); err != nil {
+		return err
+	}
+	g.mu.RLock()
+	f, j, pending := g.latestF, g.latestJ, len(g.pendingLinks)
+	g.mu.RUnlock()
+	g.log.Info(fmt.Sprintf("Checkpoint state restored successfully: last_finalized=%d", f.Number),
+		zap.Uint64("last_finalized", f.Number), zap.Uint64("last_justified", j.Number),
+		zap.Int("certificates", len(st.Certificates)), zap.Int("votes", len(st.Votes)), zap.Int("evidence", len(st.Evidence)),
+		zap.Int("pending_certificates", pending), zap.Duration("duration", time.Since(start)))
+	return nil
+}
+
+func (g *CheckpointFinality) replayLocked(ctx context.Context, st RestoredState, lastOwn *checkpoint.SignedVote) error {
 	f, j := g.genesis, g.genesis
 	if st.Finalized != nil && st.Finalized.Number > 0 {
 		f = *st.Finalized
@@ -78,7 +98,7 @@ func (g *CheckpointFinality) RestoreFromStorage(ctx context.Context) error {
 		if c.Target.Number <= f.Number || c.Source.Number < f.Number || g.aboveWindow(c.Target.Number) {
 			continue
 		}
-		if src, ok := g.justified[c.Target]; ok && src == c.Target && c.Source.Number < c.Target.Number {
+		if src, ok := g.justified[c.Target]; ok && src == c.Target {
 			// The justified pointer itself: record its real source.
 			g.justified[c.Target] = c.Source
 			if _, ok := g.certs[c.Target.Number]; !ok {
@@ -92,7 +112,7 @@ func (g *CheckpointFinality) RestoreFromStorage(ctx context.Context) error {
 			}
 			continue
 		}
-		if err := g.acceptCertificateLocked(ctx, c, false, false); err != nil {
+		if err := g.submitLocked(ctx, c, submission{}); err != nil {
 			return err
 		}
 	}
@@ -106,9 +126,7 @@ func (g *CheckpointFinality) RestoreFromStorage(ctx context.Context) error {
 		if g.isOwn(v.Validator) && lastOwn != nil && !ownVoteConsistent(checkpoint.SignerRecord{Last: lastOwn}, v) {
 			continue
 		}
-		// Counting may complete a certificate whose write was interrupted:
-		// it is persisted now (and broadcast later by Tick).
-		if _, err := g.countVoteLocked(ctx, v, false, true); err != nil {
+		if _, _, err := g.countVoteLocked(ctx, v, true); err != nil {
 			return err
 		}
 	}
@@ -120,14 +138,9 @@ func (g *CheckpointFinality) RestoreFromStorage(ctx context.Context) error {
 	if err := g.persistReplayedPointersLocked(ctx, st); err != nil {
 		return err
 	}
-	// Nothing of the replay is broadcast or announced.
+	// Nothing of the replay is announced.
 	g.outbox = nil
-	now := g.clock.Now()
-	g.lastProgress = now
-	g.log.Info(fmt.Sprintf("Checkpoint state restored successfully: last_finalized=%d", g.latestF.Number),
-		zap.Uint64("last_finalized", g.latestF.Number), zap.Uint64("last_justified", g.latestJ.Number),
-		zap.Int("certificates", len(st.Certificates)), zap.Int("votes", len(st.Votes)), zap.Int("evidence", len(st.Evidence)),
-		zap.Int("pending_certificates", len(g.pendingLinks)), zap.Duration("duration", time.Since(start)))
+	g.lastProgress = g.clock.Now()
 	return nil
 }
 

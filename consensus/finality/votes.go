@@ -61,35 +61,35 @@ func (g *CheckpointFinality) OnCheckpointBlock(ctx context.Context, cp checkpoin
 	}
 	g.m.ownVotes.Add(1)
 
+	g.mu.RLock()
+	store, persisting := g.store, g.persisting()
+	g.mu.RUnlock()
+	if persisting {
+		if err := store.StoreVote(ctx, sv); err != nil {
+			return fmt.Errorf("store own vote: %w", err)
+		}
+	}
 	g.mu.Lock()
 	err = g.countOwnVoteLocked(ctx, sv)
-	deliver := g.needsDeliveryLocked()
 	g.mu.Unlock()
-	if deliver {
-		g.deliver(ctx)
+	if serr := g.settle(ctx); err == nil {
+		err = serr
 	}
 	return err
 }
 
+// countOwnVoteLocked counts our own (stored) vote and queues its broadcast.
 func (g *CheckpointFinality) countOwnVoteLocked(ctx context.Context, sv checkpoint.SignedVote) error {
 	if g.halted.Load() {
 		// A safety alarm was raised while we were signing: do not release.
 		return nil
 	}
-	if g.persisting() {
-		if err := g.store.StoreVote(ctx, sv); err != nil {
-			return fmt.Errorf("store own vote: %w", err)
-		}
-	}
 	g.lastOwn = &sv
 	g.log.Info("Voted for checkpoint", cpField("source", sv.Source), cpField("target", sv.Target), zap.Uint32("validator", uint32(sv.Validator)))
-	var err error
-	if r := g.tally.Classify(sv); r.Outcome == tally.Counted {
-		_, err = g.countVoteLocked(ctx, sv, false, true)
-	}
-	// The vote goes out after the certificate it may have completed was
-	// persisted; the broadcast itself happens after the lock is released.
+	// The vote is queued before any certificate it completes; both go out
+	// once that certificate is persisted, after the lock is released.
 	g.enqueue(event{kind: evVote, vote: sv})
+	_, _, err := g.countVoteLocked(ctx, sv, true)
 	return err
 }
 
@@ -127,11 +127,25 @@ func (g *CheckpointFinality) onVote(ctx context.Context, v checkpoint.SignedVote
 		return VerdictReject, nil
 	}
 	g.mu.Lock()
-	verdict, err := g.addVerifiedVoteLocked(ctx, v)
-	deliver := g.needsDeliveryLocked()
+	verdict, counted, err := g.addVerifiedVoteLocked(ctx, v)
+	store, persisting := g.store, g.persisting()
+	if counted && persisting && g.certWrites > 0 {
+		// A certificate write is in progress: its writer stores the vote.
+		g.voteBuf = append(g.voteBuf, v)
+		counted = false
+	}
+	settle := len(g.jobs) > 0 || g.needsDeliveryLocked()
 	g.mu.Unlock()
-	if deliver {
-		g.deliver(ctx)
+	// The vote is written outside the lock (an unsynced write).
+	if err == nil && counted && persisting {
+		if serr := store.StoreVote(ctx, v); serr != nil {
+			err = fmt.Errorf("store vote: %w", serr)
+		}
+	}
+	if settle {
+		if serr := g.settle(ctx); err == nil {
+			err = serr
+		}
 	}
 	return verdict, err
 }
@@ -151,18 +165,19 @@ func (g *CheckpointFinality) precheckVoteLocked(v checkpoint.SignedVote) Verdict
 	return VerdictAccept
 }
 
-// addVerifiedVoteLocked counts a vote whose signature was verified.
-func (g *CheckpointFinality) addVerifiedVoteLocked(ctx context.Context, v checkpoint.SignedVote) (Verdict, error) {
+// addVerifiedVoteLocked counts a vote whose signature was verified; counted
+// says the caller must store it.
+func (g *CheckpointFinality) addVerifiedVoteLocked(ctx context.Context, v checkpoint.SignedVote) (Verdict, bool, error) {
 	if verdict := g.precheckVoteLocked(v); verdict != VerdictAccept {
-		return verdict, nil // the state moved while the signature was checked
+		return verdict, false, nil // the state moved while the signature was checked
 	}
 	if g.isOwn(v.Validator) {
 		ours, err := g.checkOwnVoteLocked(ctx, v)
 		if err != nil || !ours {
-			return VerdictIgnore, err
+			return VerdictIgnore, false, err
 		}
 	}
-	return g.countVoteLocked(ctx, v, true, true)
+	return g.countVoteLocked(ctx, v, true)
 }
 
 func (g *CheckpointFinality) isOwn(i checkpoint.ValidatorIndex) bool {
@@ -209,23 +224,18 @@ func ownVoteConsistent(rec checkpoint.SignerRecord, v checkpoint.SignedVote) boo
 	return !conflict
 }
 
-// countVoteLocked classifies v against the tally and counts it. Conflicts
-// become evidence (stored once per validator and target number). store says
-// whether the vote must be written to the database; form whether reaching
-// a quorum builds a certificate.
-func (g *CheckpointFinality) countVoteLocked(ctx context.Context, v checkpoint.SignedVote, store, form bool) (Verdict, error) {
+// countVoteLocked classifies v against the tally and counts it (counted
+// reports that it did). Conflicts become evidence (stored once per validator
+// and target number). form says whether reaching a quorum builds a
+// certificate.
+func (g *CheckpointFinality) countVoteLocked(ctx context.Context, v checkpoint.SignedVote, form bool) (verdict Verdict, counted bool, err error) {
 	r := g.tally.Classify(v)
 	switch r.Outcome {
 	case tally.Counted:
 	case tally.DoubleVote, tally.SurroundVote:
-		return VerdictIgnore, g.recordEquivocationLocked(ctx, v, r)
+		return VerdictIgnore, false, g.recordEquivocationLocked(ctx, v, r)
 	default: // stale, duplicate
-		return VerdictIgnore, nil
-	}
-	if store && g.persisting() {
-		if err := g.store.StoreVote(ctx, v); err != nil {
-			return VerdictIgnore, fmt.Errorf("store vote: %w", err)
-		}
+		return VerdictIgnore, false, nil
 	}
 	_, weight := g.tally.Add(v)
 	if ce := g.log.Check(zapcore.DebugLevel, ""); ce != nil {
@@ -234,10 +244,10 @@ func (g *CheckpointFinality) countVoteLocked(ctx context.Context, v checkpoint.S
 	}
 	if form && weight >= g.quorum {
 		if err := g.formCertificateLocked(ctx, v.Link()); err != nil {
-			return VerdictAccept, err
+			return VerdictAccept, true, err
 		}
 	}
-	return VerdictAccept, nil
+	return VerdictAccept, true, nil
 }
 
 func (g *CheckpointFinality) recordEquivocationLocked(ctx context.Context, v checkpoint.SignedVote, r tally.Result) error {

@@ -1,6 +1,9 @@
 package tally
 
 import (
+	"cmp"
+	"slices"
+
 	"github.com/flarechain/flare-node/consensus/checkpoint"
 )
 
@@ -67,12 +70,29 @@ type target struct {
 	offenders map[checkpoint.ValidatorIndex]struct{}
 }
 
+// validatorVotes are one validator's counted votes, sorted by target number
+// (honest votes arrive with increasing targets: Add appends).
+type validatorVotes struct {
+	votes []checkpoint.SignedVote
+	// maxSource is the highest source number among every vote ever counted
+	// (not lowered by Raise: it only makes the fast path below rarer).
+	maxSource uint64
+}
+
+// search returns the position of target number n and whether a vote is
+// there.
+func (vv *validatorVotes) search(n uint64) (int, bool) {
+	return slices.BinarySearchFunc(vv.votes, n, func(v checkpoint.SignedVote, n uint64) int {
+		return cmp.Compare(v.Target.Number, n)
+	})
+}
+
 // Tally counts votes per link. The zero value is not usable; call New.
 type Tally struct {
 	floor   uint64
 	targets map[uint64]*target
-	// byValidator holds each validator's counted votes by target number.
-	byValidator map[checkpoint.ValidatorIndex]map[uint64]checkpoint.SignedVote
+	// byValidator holds each validator's counted votes.
+	byValidator map[checkpoint.ValidatorIndex]*validatorVotes
 	counted     int
 }
 
@@ -82,7 +102,7 @@ func New(floor uint64) *Tally {
 	return &Tally{
 		floor:       floor,
 		targets:     make(map[uint64]*target),
-		byValidator: make(map[checkpoint.ValidatorIndex]map[uint64]checkpoint.SignedVote),
+		byValidator: make(map[checkpoint.ValidatorIndex]*validatorVotes),
 	}
 }
 
@@ -95,35 +115,59 @@ func (t *Tally) Len() int { return t.counted }
 // Lookup returns the counted vote of validator at target number, if any.
 // It is the cheap duplicate check the gadget runs before signature work.
 func (t *Tally) Lookup(validator checkpoint.ValidatorIndex, number uint64) (checkpoint.SignedVote, bool) {
-	v, ok := t.byValidator[validator][number]
-	return v, ok
+	vv := t.byValidator[validator]
+	if vv == nil {
+		return checkpoint.SignedVote{}, false
+	}
+	i, ok := vv.search(number)
+	if !ok {
+		return checkpoint.SignedVote{}, false
+	}
+	return vv.votes[i], true
 }
 
 // Classify returns what Add would do with v, without changing the tally.
 func (t *Tally) Classify(v checkpoint.SignedVote) Result {
+	r, _ := t.classify(v)
+	return r
+}
+
+// classify also returns the insertion position in the validator's votes.
+func (t *Tally) classify(v checkpoint.SignedVote) (Result, int) {
 	if v.Target.Number <= t.floor {
-		return Result{Outcome: Stale}
+		return Result{Outcome: Stale}, 0
 	}
-	mine := t.byValidator[v.Validator]
-	if prior, ok := mine[v.Target.Number]; ok {
+	vv := t.byValidator[v.Validator]
+	if vv == nil {
+		return Result{Outcome: Counted}, 0
+	}
+	i, found := vv.search(v.Target.Number)
+	if found {
+		prior := vv.votes[i]
 		if prior.Vote == v.Vote {
-			return Result{Outcome: Duplicate, Prior: prior}
+			return Result{Outcome: Duplicate, Prior: prior}, i
 		}
-		return Result{Outcome: DoubleVote, Prior: prior}
+		return Result{Outcome: DoubleVote, Prior: prior}, i
 	}
-	for _, prior := range mine {
+	// Fast path (the honest case): no counted vote has a higher target, so
+	// none can surround v, and no counted vote has a higher source, so v
+	// surrounds none.
+	if i == len(vv.votes) && v.Source.Number >= vv.maxSource {
+		return Result{Outcome: Counted}, i
+	}
+	for _, prior := range vv.votes {
 		if v.Surrounds(prior.Vote) || prior.Surrounds(v.Vote) {
-			return Result{Outcome: SurroundVote, Prior: prior}
+			return Result{Outcome: SurroundVote, Prior: prior}, i
 		}
 	}
-	return Result{Outcome: Counted}
+	return Result{Outcome: Counted}, i
 }
 
 // Add counts v when Classify says Counted and returns the classification and
 // the weight (distinct validators) of v's link afterwards. Any other outcome
 // leaves the tally unchanged and returns the current weight of v's link.
 func (t *Tally) Add(v checkpoint.SignedVote) (Result, int) {
-	r := t.Classify(v)
+	r, pos := t.classify(v)
 	if r.Outcome != Counted {
 		return r, t.Weight(v.Link())
 	}
@@ -134,12 +178,13 @@ func (t *Tally) Add(v checkpoint.SignedVote) (Result, int) {
 	}
 	link := v.Link()
 	tg.links[link] = append(tg.links[link], v)
-	mine := t.byValidator[v.Validator]
-	if mine == nil {
-		mine = make(map[uint64]checkpoint.SignedVote, 2)
-		t.byValidator[v.Validator] = mine
+	vv := t.byValidator[v.Validator]
+	if vv == nil {
+		vv = &validatorVotes{}
+		t.byValidator[v.Validator] = vv
 	}
-	mine[v.Target.Number] = v
+	vv.votes = slices.Insert(vv.votes, pos, v)
+	vv.maxSource = max(vv.maxSource, v.Source.Number)
 	t.counted++
 	return r, len(tg.links[link])
 }
@@ -242,15 +287,17 @@ func (t *Tally) Raise(floor uint64) int {
 		}
 		delete(t.targets, n)
 	}
-	for val, mine := range t.byValidator {
-		for n := range mine {
-			if n <= floor {
-				delete(mine, n)
-			}
+	for _, vv := range t.byValidator {
+		j, found := vv.search(floor)
+		if found {
+			j++
 		}
-		if len(mine) == 0 {
-			delete(t.byValidator, val)
+		if j == 0 {
+			continue
 		}
+		n := copy(vv.votes, vv.votes[j:])
+		clear(vv.votes[n:])
+		vv.votes = vv.votes[:n]
 	}
 	t.counted -= dropped
 	return dropped

@@ -1,6 +1,7 @@
 package tally_test
 
 import (
+	"math/rand/v2"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -131,4 +132,61 @@ func TestRaiseDropsBelowFloor(t *testing.T) {
 	// memory), but one surrounding a retained vote is.
 	require.Equal(t, tally.SurroundVote, tl.Classify(vote(0, cp(6, 'a'), cp(12, 'a'))).Outcome)
 	require.Equal(t, tally.Counted, tl.Classify(vote(0, cp(10, 'a'), cp(12, 'a'))).Outcome)
+}
+
+// naiveClassify is the definition: compare with every counted vote.
+func naiveClassify(counted []checkpoint.SignedVote, floor uint64, v checkpoint.SignedVote) tally.Outcome {
+	if v.Target.Number <= floor {
+		return tally.Stale
+	}
+	for _, p := range counted {
+		if p.Validator != v.Validator || p.Target.Number != v.Target.Number {
+			continue
+		}
+		if p.Vote == v.Vote {
+			return tally.Duplicate
+		}
+		return tally.DoubleVote
+	}
+	for _, p := range counted {
+		if p.Validator == v.Validator && (v.Surrounds(p.Vote) || p.Surrounds(v.Vote)) {
+			return tally.SurroundVote
+		}
+	}
+	return tally.Counted
+}
+
+func TestClassifyMatchesDefinition(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for round := range 200 {
+		tl := tally.New(0)
+		var counted []checkpoint.SignedVote
+		floor := uint64(0)
+		for range 60 {
+			src := uint64(r.IntN(12))
+			tgt := src + 1 + uint64(r.IntN(6))
+			v := vote(checkpoint.ValidatorIndex(r.IntN(3)), cp(src, 'a'), cp(tgt, byte('a'+r.IntN(2))))
+			want := naiveClassify(counted, floor, v)
+			res, _ := tl.Add(v)
+			require.Equal(t, want, res.Outcome, "round %d vote %d->%d", round, src, tgt)
+			if want == tally.Counted {
+				counted = append(counted, v)
+				got, ok := tl.Lookup(v.Validator, tgt)
+				require.True(t, ok)
+				require.Equal(t, v, got)
+			}
+			if r.IntN(20) == 0 {
+				floor += uint64(r.IntN(3))
+				tl.Raise(floor)
+				kept := counted[:0]
+				for _, c := range counted {
+					if c.Target.Number > floor {
+						kept = append(kept, c)
+					}
+				}
+				counted = kept
+			}
+			require.Equal(t, len(counted), tl.Len())
+		}
+	}
 }
