@@ -245,9 +245,9 @@ type CheckpointFinality struct {
 	// the synced certificate write in the database.
 	certWrites int
 	voteBuf    []checkpoint.SignedVote
-	alarmed      map[checkpoint.Link]struct{}
-	tally        *tally.Tally
-	lastOwn      *checkpoint.SignedVote
+	alarmed    map[checkpoint.Link]struct{}
+	tally      *tally.Tally
+	lastOwn    *checkpoint.SignedVote
 	// lastProgress is when finality last advanced; lastRebroadcast when Tick
 	// last re-broadcast.
 	lastProgress    time.Time
