@@ -68,6 +68,11 @@ func freePort(t *testing.T) int {
 // validators plus `observers` non-validator nodes.
 func newLocalNet(t *testing.T, slotMs, interval uint64, observers int) *localNet {
 	path, spec := fastLocalSpec(t, slotMs, interval)
+	return newLocalNetOn(t, path, spec, observers)
+}
+
+// newLocalNetOn is newLocalNet on a given chain (builtin name or spec file).
+func newLocalNetOn(t *testing.T, path string, spec *chainspec.Spec, observers int) *localNet {
 	ln := &localNet{t: t, specPath: path, spec: spec, votes: map[string][]ownVote{}, runs: map[string]int{}}
 	names := []string{"alice", "bob", "charlie", "dave"}
 	for i := 0; i < observers; i++ {
