@@ -56,6 +56,7 @@ type Node struct {
 	// importMu serializes chain mutations (imports, justification, finality).
 	importMu sync.Mutex
 
+	status     *statusServer
 	events     *eventQueue
 	syncReq    chan syncRequest
 	syncActive atomic.Bool
@@ -165,6 +166,11 @@ func New(cfg *config.Config, log *zap.Logger) (_ *Node, err error) {
 		n.log.Info("ASF finality gadget disabled (--enable-asf not set): blocks are produced but never finalized")
 	}
 
+	if cfg.Metrics.Addr != "" {
+		if n.status, err = newStatusServer(n, cfg.Metrics.Addr); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrStartup, err)
+		}
+	}
 	if isAuthority {
 		n.producer = asf.NewProducer(n.chain, n.spec, key, index, n.clock, log)
 	}
@@ -296,6 +302,9 @@ func (n *Node) Run(ctx context.Context) error {
 	if n.producer != nil {
 		essential("ppfa-proposer", n.runProducer)
 	}
+	if n.status != nil {
+		essential("metrics", n.status.run)
+	}
 	err := g.Wait()
 	if err == nil || (ctx.Err() != nil && errors.Is(err, context.Canceled)) {
 		n.log.Info("Shutting down: production stopped")
@@ -307,6 +316,9 @@ func (n *Node) Run(ctx context.Context) error {
 // closeAll closes what is open, in reverse start order: network, then a final
 // flush of the checkpoint DB, then the databases.
 func (n *Node) closeAll() {
+	if n.status != nil {
+		_ = n.status.srv.Close()
+	}
 	if n.net != nil {
 		if err := n.net.Close(); err != nil {
 			n.log.Warn("closing network", zap.Error(err))

@@ -3,6 +3,8 @@ package node
 import (
 	"context"
 	"encoding/json"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
@@ -82,12 +84,25 @@ func waitFinalized(t *testing.T, n *Node, atLeast uint64) {
 func TestShutdownOrderAndRestore(t *testing.T) {
 	specPath, base := fastSpec(t), t.TempDir()
 	log, logs := observedLogger()
-	n, err := New(testConfig(t, specPath, base, true), log)
+	cfg := testConfig(t, specPath, base, true)
+	cfg.Metrics.Addr = "127.0.0.1:0"
+	n, err := New(cfg, log)
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	wait := runNode(ctx, n)
 	waitFinalized(t, n, 3)
 	finalized := n.gadget.LatestFinalized()
+
+	// The operator's endpoints.
+	base_ := "http://" + n.status.listener.Addr().String()
+	var st Status
+	getJSON(t, base_+"/status", &st)
+	require.GreaterOrEqual(t, st.Finalized, finalized.Number)
+	require.Equal(t, "fast_dev", st.Chain)
+	metrics := get(t, base_+"/metrics")
+	require.Contains(t, metrics, "flare_finality_finalized_checkpoint")
+	require.Contains(t, metrics, "flare_finality_own_votes_total")
+	require.Equal(t, "ok\n", get(t, base_+"/healthz"))
 	cancel()
 	require.NoError(t, wait())
 
@@ -138,4 +153,20 @@ func TestBasePathInUse(t *testing.T) {
 	_, err = New(testConfig(t, specPath, base, true), zap.NewNop())
 	require.ErrorIs(t, err, ErrStartup)
 	require.ErrorIs(t, err, asf.ErrLocked)
+}
+
+func get(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return string(b)
+}
+
+func getJSON(t *testing.T, url string, into any) {
+	t.Helper()
+	require.NoError(t, json.Unmarshal([]byte(get(t, url)), into))
 }

@@ -215,6 +215,9 @@ func (n *Node) runEvents(ctx context.Context) error {
 					zap.Uint64("checkpoint", e.cp.Number), zap.Stringer("hash", e.cp.Hash),
 					zap.Uint64("block", e.cp.Number*n.spec.CheckpointInterval))
 				n.noteFirstFinalized(e.cp.Number)
+				if n.status != nil {
+					n.status.lastFinality.Store(time.Now().UnixNano())
+				}
 				continue
 			}
 			n.importMu.Lock()

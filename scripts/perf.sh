@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 what="${1:-all}"
 if [ "$what" = all ] || [ "$what" = bench ]; then
-  go test -run '^$' -bench . -benchtime "${BENCHTIME:-1x}" ./checkpointdb/ ./consensus/... ./p2p/ ./config/ 2>&1 | grep -Ev '^(goos|goarch|pkg|cpu):'
+  go test -run '^$' -bench . ${BENCHTIME:+-benchtime $BENCHTIME} ./checkpointdb/ ./consensus/... ./p2p/ ./config/ 2>&1 | grep -Ev '^(goos|goarch|pkg|cpu):'
 fi
 if [ "$what" = all ] || [ "$what" = e2e ]; then
   FLARE_PERF=1 go test -count=1 -run 'TestPerfDevRestart|TestPerfLocalNetwork' -v -timeout 30m ./integration/ 2>&1 \
