@@ -118,3 +118,53 @@ func TestRestoreWithoutStoredState(t *testing.T) {
 	require.Equal(t, net.genesis(), nd.g.LatestJustified())
 	require.Equal(t, 1, nd.logged("Checkpoint state restored successfully: last_finalized=0"))
 }
+
+func TestRestoreCompletesInterruptedCertificate(t *testing.T) {
+	ctx := context.Background()
+	net := newTestNet(t, 4)
+	nd := net.newNode(-1)
+	defer nd.close()
+	g0 := net.genesis()
+	c1 := net.chain.Next()
+	// A quorum of votes reached the database but the certificate write did
+	// not happen (crash in between).
+	for i := range 3 {
+		require.NoError(t, nd.db.StoreVote(ctx, net.vote(i, g0, c1)))
+	}
+	require.NoError(t, nd.db.Flush(ctx))
+	nd.restart()
+	require.Equal(t, c1, nd.g.LatestJustified(), "the re-tallied votes justify")
+	st, err := nd.db.Restore(ctx)
+	require.NoError(t, err)
+	require.NotNil(t, st.Justified)
+	require.Equal(t, c1, *st.Justified, "and the certificate is persisted with its pointer")
+	require.Len(t, st.Certificates, 1)
+	require.NoError(t, net.auth.VerifyCertificate(st.Certificates[0]))
+}
+
+// reentrantObserver calls back into the gadget from its notifications.
+type reentrantObserver struct {
+	g         func() *finality.CheckpointFinality
+	finalized []checkpoint.Checkpoint
+}
+
+func (o *reentrantObserver) Justified(cp checkpoint.Checkpoint) { _ = o.g().Status(cp.Number) }
+func (o *reentrantObserver) Finalized(cp checkpoint.Checkpoint) {
+	o.finalized = append(o.finalized, o.g().LatestFinalized())
+}
+
+func TestObserverMayCallBack(t *testing.T) {
+	net := newTestNet(t, 4)
+	var g *finality.CheckpointFinality
+	obs := &reentrantObserver{g: func() *finality.CheckpointFinality { return g }}
+	g, err := finality.New(finality.Config{Authorities: net.auth}, finality.Deps{Observer: obs, Clock: net.clock})
+	require.NoError(t, err)
+	cps := []checkpoint.Checkpoint{net.genesis()}
+	for i := 1; i <= 3; i++ {
+		cps = append(cps, net.chain.Next())
+		verdict, err := g.OnCertificate(context.Background(), net.cert(cps[i-1], cps[i], 0, 1, 2))
+		require.NoError(t, err)
+		require.Equal(t, finality.VerdictAccept, verdict)
+	}
+	require.Equal(t, []checkpoint.Checkpoint{cps[1], cps[2]}, obs.finalized)
+}
