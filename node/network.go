@@ -99,6 +99,11 @@ func (n *Node) importBlock(ctx context.Context, b asf.Block, from peer.ID, notif
 	case errors.Is(err, asf.ErrUnknownParent):
 		n.requestSync(from)
 		return p2p.Ignore, err
+	case errors.Is(err, asf.ErrFutureBlock), errors.Is(err, asf.ErrConflictsFinalized):
+		// Judged against local state (our clock, our finality): an honest
+		// peer with a skewed clock or a late block is not penalized.
+		n.log.Debug("ignored block", zap.Uint64("number", b.Header.Number), zap.Stringer("peer", from), zap.Error(err))
+		return p2p.Ignore, err
 	case errors.Is(err, asf.ErrInvalidBlock):
 		n.log.Debug("rejected block", zap.Uint64("number", b.Header.Number), zap.Stringer("peer", from), zap.Error(err))
 		return p2p.Reject, err
