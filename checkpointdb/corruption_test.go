@@ -229,6 +229,8 @@ func TestOpenRefusesBadRecords(t *testing.T) {
 		{"garbage prune base", keyPruneBase, []byte{1, 2, 3}, ErrCorrupted},
 		{"garbage evidence", evidenceKey(59, checkpoint.HashOf([]byte("x"))), []byte{0x08, 0x01}, ErrCorrupted},
 		{"unknown key prefix", []byte{0x42, 1, 2}, []byte{1}, ErrCorrupted},
+		{"index key with a value", indexKey(30), []byte{1}, ErrCorrupted},
+		{"malformed index key", []byte{prefixIndex, 1}, nil, ErrCorrupted},
 		{"malformed vote key", []byte{prefixVote, 1, 2}, goodVote, ErrCorrupted},
 		{"garbage schema version", keySchemaVersion, []byte{1}, ErrCorrupted},
 		{"wrong schema version", keySchemaVersion, encodeSchemaVersion(SchemaVersion + 1), ErrSchemaVersion},

@@ -662,6 +662,14 @@ func (db *CheckpointDB) verify(ctx context.Context, load bool) error {
 				break
 			}
 			_, err = db.decodeCertRecord(key, val)
+		case KeyIndex:
+			if k.Number < v.base.Base {
+				leftovers++
+				break
+			}
+			if len(val) != 0 {
+				err = corruptRecord(KeyIndex, key, fmt.Errorf("%w: index value of %d bytes", checkpoint.ErrMalformed, len(val)))
+			}
 		case KeyEvidence:
 			if k.Number < v.base.EvidenceBase {
 				leftovers++

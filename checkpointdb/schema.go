@@ -23,6 +23,7 @@ import (
 //	0x05    0x05 'j' (justified) / 0x05 'f' (final)  EncodeCheckpoint
 //	0x06    0x06 | checkpoint u64 BE | id (32)       EncodeEvidence
 //	0x07    0x07                                     prune base u64 BE | evidence base u64 BE
+//	0x08    0x08 | number u64 BE                     empty: number has (had) a vote or certificate
 //
 // SchemaVersion is bumped on any incompatible change of this table.
 const SchemaVersion uint32 = 1
@@ -36,15 +37,21 @@ const (
 	prefixPointer   byte = 0x05
 	prefixEvidence  byte = 0x06
 	prefixPruneBase byte = 0x07
+	// prefixIndex keys mark the checkpoint numbers that got a vote or a
+	// certificate, written in the same batch as the record. Prune counts
+	// removed checkpoints from these tiny keys instead of reading the
+	// records.
+	prefixIndex byte = 0x08
 	// prefixEnd is one past the last prefix in use: the upper bound of a
 	// whole-keyspace iteration.
-	prefixEnd byte = 0x08
+	prefixEnd byte = 0x09
 )
 
 // Key lengths, used by the key decoders to reject malformed keys.
 const (
 	voteKeyLen     = 1 + 8 + 4
 	certKeyLen     = 1 + 8
+	indexKeyLen    = 1 + 8
 	signerKeyLen   = 1 + ed25519.PublicKeySize
 	evidenceKeyLen = 1 + 8 + checkpoint.HashSize
 	pruneValueLen  = 8 + 8
@@ -110,6 +117,13 @@ func evidenceKey(number uint64, id checkpoint.Hash) []byte {
 	return k
 }
 
+func indexKey(number uint64) []byte {
+	k := make([]byte, indexKeyLen)
+	k[0] = prefixIndex
+	binary.BigEndian.PutUint64(k[1:], number)
+	return k
+}
+
 // evidenceFrom is the first evidence key with checkpoint >= number.
 func evidenceFrom(number uint64) []byte {
 	k := make([]byte, 9)
@@ -134,6 +148,7 @@ const (
 	KeyFinalized
 	KeyEvidence
 	KeyPruneBase
+	KeyIndex
 )
 
 func (k KeyKind) String() string {
@@ -156,6 +171,8 @@ func (k KeyKind) String() string {
 		return "evidence"
 	case KeyPruneBase:
 		return "prune-base"
+	case KeyIndex:
+		return "index"
 	default:
 		return "unknown"
 	}
@@ -164,7 +181,7 @@ func (k KeyKind) String() string {
 // Key is a decoded database key. Only the fields of its Kind are set.
 type Key struct {
 	Kind      KeyKind
-	Number    uint64                    // vote/certificate target, evidence checkpoint
+	Number    uint64                    // vote/certificate target, evidence checkpoint, index number
 	Validator checkpoint.ValidatorIndex // vote
 	PublicKey ed25519.PublicKey         // signer record
 	ID        checkpoint.Hash           // evidence id
@@ -194,6 +211,8 @@ func (k Key) Encode() ([]byte, error) {
 		return evidenceKey(k.Number, k.ID), nil
 	case KeyPruneBase:
 		return append([]byte(nil), keyPruneBase...), nil
+	case KeyIndex:
+		return indexKey(k.Number), nil
 	default:
 		return nil, fmt.Errorf("%w: unknown key kind %d", checkpoint.ErrMalformed, k.Kind)
 	}
@@ -256,6 +275,11 @@ func DecodeKey(b []byte) (Key, error) {
 			return bad("prune base")
 		}
 		return Key{Kind: KeyPruneBase}, nil
+	case prefixIndex:
+		if len(b) != indexKeyLen {
+			return bad("index")
+		}
+		return Key{Kind: KeyIndex, Number: binary.BigEndian.Uint64(b[1:])}, nil
 	default:
 		return Key{}, fmt.Errorf("%w: unknown key prefix 0x%02x", checkpoint.ErrMalformed, b[0])
 	}

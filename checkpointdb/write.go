@@ -118,11 +118,15 @@ func (db *CheckpointDB) StoreVote(ctx context.Context, v checkpoint.SignedVote) 
 	if err != nil {
 		return fmt.Errorf("store vote: %w", err)
 	}
-	if err := db.db.Set(key, val, pebble.NoSync); err != nil {
-		return storageError("store vote", err)
+	b := db.db.NewBatch()
+	defer b.Close()
+	_ = b.Set(key, val, nil)
+	if db.voteCount[t] == 0 {
+		// First vote of t seen by this process: (re)mark the number.
+		_ = b.Set(indexKey(t), nil, nil)
 	}
-	if err := db.plog.Fatal(); err != nil {
-		return fmt.Errorf("store vote: %w", err)
+	if err := db.commit("store vote", b, pebble.NoSync); err != nil {
+		return err
 	}
 	db.voteCount[t]++
 	if ce := db.log.Check(zap.DebugLevel, "Stored signature"); ce != nil {
@@ -239,6 +243,7 @@ func (db *CheckpointDB) StoreCertificate(ctx context.Context, cert checkpoint.Ce
 			return fmt.Errorf("store certificate: %w", err)
 		}
 		_ = b.Set(certKey(t), val, nil)
+		_ = b.Set(indexKey(t), nil, nil)
 		// Drop the votes the certificate holds verbatim.
 		vote := stored.Vote()
 		for _, s := range stored.Signatures {
@@ -442,7 +447,8 @@ func (db *CheckpointDB) Flush(ctx context.Context) error {
 // checkpoint F — numbers in [F-keep+1, F] — and everything above F; keep < 1
 // is taken as 1 (the finalized checkpoint is always kept). Evidence is kept
 // while its checkpoint is at least F-EvidenceRetention. It returns how many
-// checkpoint numbers (with a stored vote or certificate) were removed.
+// checkpoint numbers that got a vote or certificate were removed (counted
+// from small per-number index keys, not by reading the records).
 //
 // Prune first moves the persisted prune-base marker (synced), then deletes
 // with range deletions from the start of each prefix (which also sweeps what
@@ -520,6 +526,7 @@ func (db *CheckpointDB) sweepBelowBase(p pruneBase) error {
 	if p.Base > 0 {
 		_ = b.DeleteRange(prefixStart(prefixVote), voteKey(p.Base, 0), nil)
 		_ = b.DeleteRange(prefixStart(prefixCert), certKey(p.Base), nil)
+		_ = b.DeleteRange(prefixStart(prefixIndex), indexKey(p.Base), nil)
 	}
 	if p.EvidenceBase > 0 {
 		_ = b.DeleteRange(prefixStart(prefixEvidence), evidenceFrom(p.EvidenceBase), nil)
@@ -530,48 +537,31 @@ func (db *CheckpointDB) sweepBelowBase(p pruneBase) error {
 	return db.commit("prune: delete", b, pebble.NoSync)
 }
 
-// countNumbers counts the checkpoint numbers in [from, to) with a stored
-// certificate or vote, seeking once per number (not once per vote).
+// countNumbers counts the checkpoint numbers in [from, to) that got a vote
+// or certificate, from their index keys (a few bytes each: the records
+// themselves are not read).
 func (db *CheckpointDB) countNumbers(ctx context.Context, from, to uint64) (int, error) {
-	nums := make(map[uint64]struct{})
-	it, err := db.db.NewIter(&pebble.IterOptions{LowerBound: certKey(from), UpperBound: certKey(to)})
+	it, err := db.db.NewIter(&pebble.IterOptions{LowerBound: indexKey(from), UpperBound: indexKey(to)})
 	if err != nil {
 		return 0, storageError("prune", err)
 	}
+	n := 0
 	for valid := it.First(); valid; valid = it.Next() {
-		k, err := DecodeKey(it.Key())
-		if err != nil {
+		if len(it.Key()) != indexKeyLen {
 			_ = it.Close()
-			return 0, corruptRecord(KeyCertificate, it.Key(), err)
+			return 0, corruptRecord(KeyIndex, it.Key(), fmt.Errorf("%w: index key of %d bytes", checkpoint.ErrMalformed, len(it.Key())))
 		}
-		nums[k.Number] = struct{}{}
+		if n++; n%4096 == 0 {
+			if err := ctx.Err(); err != nil {
+				_ = it.Close()
+				return 0, err
+			}
+		}
 	}
 	if err := errors.Join(it.Error(), it.Close()); err != nil {
 		return 0, storageError("prune", err)
 	}
-	if err := ctx.Err(); err != nil {
-		return 0, err
-	}
-	it, err = db.db.NewIter(&pebble.IterOptions{LowerBound: voteKey(from, 0), UpperBound: voteKey(to, 0)})
-	if err != nil {
-		return 0, storageError("prune", err)
-	}
-	for valid := it.First(); valid; {
-		k, err := DecodeKey(it.Key())
-		if err != nil {
-			_ = it.Close()
-			return 0, corruptRecord(KeyVote, it.Key(), err)
-		}
-		nums[k.Number] = struct{}{}
-		if k.Number+1 >= to {
-			break
-		}
-		valid = it.SeekGE(voteKey(k.Number+1, 0))
-	}
-	if err := errors.Join(it.Error(), it.Close()); err != nil {
-		return 0, storageError("prune", err)
-	}
-	return len(nums), nil
+	return n, nil
 }
 
 // PurgeKeepingSignerRecords deletes every vote, certificate, pointer,
@@ -586,7 +576,7 @@ func (db *CheckpointDB) PurgeKeepingSignerRecords(ctx context.Context) error {
 	defer db.wmu.Unlock()
 	b := db.db.NewBatch()
 	defer b.Close()
-	for _, p := range []byte{prefixVote, prefixCert, prefixPointer, prefixEvidence, prefixPruneBase} {
+	for _, p := range []byte{prefixVote, prefixCert, prefixPointer, prefixEvidence, prefixPruneBase, prefixIndex} {
 		_ = b.DeleteRange(prefixStart(p), prefixUpper(p), nil)
 	}
 	if err := db.commit("purge", b, pebble.Sync); err != nil {
