@@ -85,6 +85,9 @@ func (n *Node) runProducer(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
+			if errors.Is(err, asf.ErrSlotNotReached) {
+				continue // the wall clock lags the timer (clock adjustment): wait again
+			}
 			if errors.Is(err, asf.ErrInvalidBlock) {
 				n.log.Warn("could not author block", zap.Uint64("slot", slot), zap.Error(err))
 				continue
