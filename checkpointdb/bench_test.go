@@ -187,12 +187,28 @@ func BenchmarkStorage(b *testing.B) {
 }
 
 // BenchmarkStoreVote is peer-vote ingest through the database alone
-// (signatures made beforehand, not verified).
+// (signatures made beforehand, not verified): "live" votes target
+// checkpoints above the finalized one (first-vote-wins from memory), "late"
+// votes target finalized checkpoints (first-vote-wins reads the store).
 func BenchmarkStoreVote(b *testing.B) {
+	for _, late := range []bool{false, true} {
+		name := "live"
+		if late {
+			name = "late"
+		}
+		b.Run(name, func(b *testing.B) { benchStoreVote(b, late) })
+	}
+}
+
+func benchStoreVote(b *testing.B, late bool) {
 	const vals = 100
 	db, err := Open(filepath.Join(b.TempDir(), "db"), Options{Genesis: testGenesis})
 	require.NoError(b, err)
 	defer db.Close()
+	if late {
+		far := uint64(1) << 40
+		require.NoError(b, db.StoreCertificate(bg, quorumCert(far, 4), cpPtr(far), cpPtr(far-1)))
+	}
 	const pool = 200000
 	votes := make([]checkpoint.SignedVote, pool)
 	for i := range votes {

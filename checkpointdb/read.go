@@ -635,7 +635,7 @@ func (db *CheckpointDB) verify(ctx context.Context, load bool) error {
 	}
 	defer snap.Close()
 	f := v.finalNumber()
-	counts := make(map[uint64]int)
+	targets := make(map[uint64]*targetVotes)
 	leftovers := 0
 	err = scan(ctx, snap, nil, nil, func(key, val []byte) error {
 		k, err := DecodeKey(key)
@@ -654,7 +654,12 @@ func (db *CheckpointDB) verify(ctx context.Context, load bool) error {
 			}
 			_, err = db.decodeVoteRecord(key, val)
 			if k.Number > f || v.finalized == nil {
-				counts[k.Number]++
+				tv := targets[k.Number]
+				if tv == nil {
+					tv = &targetVotes{}
+					targets[k.Number] = tv
+				}
+				tv.add(k.Validator)
 			}
 		case KeyCertificate:
 			if k.Number < v.base.Base {
@@ -684,7 +689,7 @@ func (db *CheckpointDB) verify(ctx context.Context, load bool) error {
 	}
 	if load {
 		db.justified, db.finalized, db.base = v.justified, v.finalized, v.base
-		db.voteCount = counts
+		db.targets = targets
 		if leftovers > 0 && !db.readOnly {
 			// An interrupted prune moved the base but did not delete.
 			if err := db.sweepBelowBase(v.base); err != nil {

@@ -107,12 +107,20 @@ func (db *CheckpointDB) StoreVote(ctx context.Context, v checkpoint.SignedVote) 
 		return nil
 	}
 	key := voteKey(t, v.Validator)
-	found, err := exists(db.db, key)
-	if err != nil {
-		return storageError("store vote", err)
-	}
-	if found {
-		return nil
+	tv := db.targets[t]
+	if db.trackedLocked(t) && v.Validator < maxTrackedValidator {
+		// Above finality the in-memory set is authoritative: no read.
+		if tv.has(v.Validator) {
+			return nil
+		}
+	} else {
+		found, err := exists(db.db, key)
+		if err != nil {
+			return storageError("store vote", err)
+		}
+		if found {
+			return nil
+		}
 	}
 	val, err := checkpoint.EncodeVote(v)
 	if err != nil {
@@ -121,18 +129,65 @@ func (db *CheckpointDB) StoreVote(ctx context.Context, v checkpoint.SignedVote) 
 	b := db.db.NewBatch()
 	defer b.Close()
 	_ = b.Set(key, val, nil)
-	if db.voteCount[t] == 0 {
-		// First vote of t seen by this process: (re)mark the number.
+	if tv == nil || tv.count == 0 {
+		// The first vote of t this process sees: (re)mark the number.
 		_ = b.Set(indexKey(t), nil, nil)
 	}
 	if err := db.commit("store vote", b, pebble.NoSync); err != nil {
 		return err
 	}
-	db.voteCount[t]++
+	total := 1
+	if db.trackedLocked(t) {
+		if tv == nil {
+			tv = &targetVotes{}
+			db.targets[t] = tv
+		}
+		tv.add(v.Validator)
+		total = tv.count
+	}
 	if ce := db.log.Check(zap.DebugLevel, "Stored signature"); ce != nil {
-		ce.Write(zap.Uint64("checkpoint", t), zap.Uint32("validator", uint32(v.Validator)), zap.Int("total", db.voteCount[t]))
+		ce.Write(zap.Uint64("checkpoint", t), zap.Uint32("validator", uint32(v.Validator)), zap.Int("total", total))
 	}
 	return nil
+}
+
+// maxTrackedValidator bounds the validator indexes targetVotes tracks; votes
+// of higher indexes (no authority set is that large) take the read path.
+const maxTrackedValidator = 1 << 12
+
+// targetVotes tracks the stored vote keys of one target above the finalized
+// checkpoint: which validators have one (indexes below
+// maxTrackedValidator) and how many there are. Open loads it from disk and
+// StoreVote keeps it current, so first-vote-wins needs no read for live
+// targets. Votes folded into a certificate stay marked (the certificate
+// holds them).
+type targetVotes struct {
+	count int
+	seen  []uint64
+}
+
+func (tv *targetVotes) has(v checkpoint.ValidatorIndex) bool {
+	if tv == nil || int(v/64) >= len(tv.seen) {
+		return false
+	}
+	return tv.seen[v/64]&(1<<(v%64)) != 0
+}
+
+func (tv *targetVotes) add(v checkpoint.ValidatorIndex) {
+	tv.count++
+	if v >= maxTrackedValidator {
+		return
+	}
+	for int(v/64) >= len(tv.seen) {
+		tv.seen = append(tv.seen, 0)
+	}
+	tv.seen[v/64] |= 1 << (v % 64)
+}
+
+// trackedLocked reports whether targets[t] is authoritative: t is above the
+// finalized checkpoint. Caller holds wmu.
+func (db *CheckpointDB) trackedLocked(t uint64) bool {
+	return db.finalized == nil || t > db.finalized.Number
 }
 
 // checkCertificateShape rejects certificates this database could not read
@@ -310,9 +365,9 @@ func (db *CheckpointDB) StoreCertificate(ctx context.Context, cert checkpoint.Ce
 // dropBelowLocked forgets in-memory counters and covers at or below the
 // finalized number. Caller holds wmu.
 func (db *CheckpointDB) dropBelowLocked(finalized uint64) {
-	for t := range db.voteCount {
+	for t := range db.targets {
 		if t <= finalized {
-			delete(db.voteCount, t)
+			delete(db.targets, t)
 		}
 	}
 	for t := range db.covers {
@@ -585,7 +640,7 @@ func (db *CheckpointDB) PurgeKeepingSignerRecords(ctx context.Context) error {
 	db.smu.Lock()
 	db.justified, db.finalized, db.base = nil, nil, pruneBase{}
 	db.smu.Unlock()
-	clear(db.voteCount)
+	clear(db.targets)
 	clear(db.covers)
 	db.log.Info("Purged checkpoint data, signer records kept", zap.String("path", db.path))
 	return nil
