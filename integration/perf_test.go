@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -142,6 +143,8 @@ func TestPerfDevRestart(t *testing.T) {
 	var restore, restored, network, block, final []time.Duration
 	var rss []int
 	for run := 0; run < 5; run++ {
+		// Restart at a random phase of the slot, as an operator would.
+		time.Sleep(time.Duration(rand.Int64N(int64(time.Second))))
 		p := startNode(t, fmt.Sprintf("dev-restart#%d", run), "--dev", "--enable-asf", "--base-path", base, "--port", "0")
 		l, _ := p.waitLog(regexp.MustCompile(`^Checkpoint state restore timing`), 0, 30*time.Second)
 		restore = append(restore, durationField(t, l, "restore"))

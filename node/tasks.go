@@ -62,12 +62,19 @@ func (n *Node) runTick(ctx context.Context) error {
 	}
 }
 
-// runProducer authors a block in each of our PPFA slots.
+// runProducer authors a block in each of our PPFA slots. A slot that is less
+// than half over (at start-up, typically) is still used, so a restarted
+// validator does not wait a whole slot for its first block.
 func (n *Node) runProducer(ctx context.Context) error {
+	var last uint64
 	for {
 		now := n.clock.Now()
-		slot := asf.SlotAt(n.spec, now) + 1
-		wait := asf.SlotStart(n.spec, slot).Sub(now)
+		slot := asf.SlotAt(n.spec, now)
+		if slot <= last || now.Sub(asf.SlotStart(n.spec, slot)) > n.spec.SlotDuration()/2 {
+			slot = max(slot, last) + 1
+		}
+		last = slot
+		wait := max(asf.SlotStart(n.spec, slot).Sub(now), 0)
 		timer := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
