@@ -585,6 +585,7 @@ func TestSignerRecords(t *testing.T) {
 		{"back after forward", base, ErrSignerRegression},
 		{"watermark forward", checkpoint.SignerRecord{PublicKey: pub(0), Genesis: testGenesis, Last: &v7, MinTarget: 9, MinSource: 8}, nil},
 		{"watermark back", checkpoint.SignerRecord{PublicKey: pub(0), Genesis: testGenesis, Last: &v7, MinTarget: 8, MinSource: 8}, ErrSignerRegression},
+		{"source watermark back", checkpoint.SignerRecord{PublicKey: pub(0), Genesis: testGenesis, Last: &v7, MinTarget: 9, MinSource: 7}, ErrSignerRegression},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -708,6 +709,7 @@ func TestClosed(t *testing.T) {
 	require.ErrorIs(t, err, ErrClosed)
 	require.ErrorIs(t, db.Flush(bg), ErrClosed)
 	require.True(t, db.Stats().Closed)
+	require.Equal(t, "db", db.Path())
 }
 
 func TestContextCanceled(t *testing.T) {

@@ -84,9 +84,7 @@ func voteKey(target uint64, validator checkpoint.ValidatorIndex) []byte {
 	return k
 }
 
-// voteFrom is the first vote key with target >= number; voteThrough is the
-// first key after every vote with target <= number.
-func voteFrom(number uint64) []byte { return voteKey(number, 0) }
+// voteThrough is the first key after every vote with target <= number.
 func voteThrough(number uint64) []byte {
 	if number == math.MaxUint64 {
 		return prefixUpper(prefixVote)
