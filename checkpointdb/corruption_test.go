@@ -342,3 +342,33 @@ func TestCleanShutdownRecord(t *testing.T) {
 	requireRefusal(t, err, ErrCorrupted)
 	require.Contains(t, err.Error(), cleanFileName)
 }
+
+// TestOpenRefusesLostManifestHistory: a MANIFEST cut back to before the
+// first flush (after a crash, so no clean-shutdown record) makes Pebble see
+// an empty store although sstables exist. That is refused, never
+// initialized as a fresh database.
+func TestOpenRefusesLostManifestHistory(t *testing.T) {
+	fs := vfs.NewMem()
+	db, err := Open("db", Options{FS: fs, Genesis: testGenesis})
+	require.NoError(t, err)
+	require.NoError(t, db.Close())
+	// The MANIFEST as it was right after creation (before any flush).
+	manifests := filesWith(t, fs, "db", func(n string) bool { return strings.HasPrefix(n, "MANIFEST-") })
+	require.Len(t, manifests, 1)
+	early := readFile(t, fs, manifests[0])
+
+	db, err = Open("db", Options{FS: fs, Genesis: testGenesis})
+	require.NoError(t, err)
+	fillChain(t, db, 10, 4)
+	require.NoError(t, db.db.Flush())
+	require.NoError(t, db.Close())
+	require.NoError(t, fs.Remove("db/"+cleanFileName))
+	for _, m := range filesWith(t, fs, "db", func(n string) bool { return strings.HasPrefix(n, "MANIFEST-") }) {
+		writeFile(t, fs, m, early[:min(len(early), 40)])
+	}
+	for _, w := range filesWith(t, fs, "db", func(n string) bool { return strings.HasSuffix(n, ".log") }) {
+		require.NoError(t, fs.Remove(w))
+	}
+	_, err = Open("db", Options{FS: fs, Genesis: testGenesis})
+	requireRefusal(t, err, ErrCorrupted)
+}

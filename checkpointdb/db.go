@@ -101,6 +101,7 @@ const maxCovers = 4096
 type dirState struct {
 	exists  bool
 	hasData bool // sstables or a non-empty WAL: a database with content
+	hasSST  bool // sstables: the schema version was written (and flushed)
 }
 
 func inspectDir(fs vfs.FS, path string) (dirState, error) {
@@ -115,7 +116,7 @@ func inspectDir(fs vfs.FS, path string) (dirState, error) {
 	for _, n := range names {
 		switch {
 		case strings.HasSuffix(n, ".sst"), strings.HasSuffix(n, ".blob"):
-			st.hasData = true
+			st.hasData, st.hasSST = true, true
 		case strings.HasSuffix(n, ".log"):
 			if fi, err := fs.Stat(fs.PathJoin(path, n)); err != nil || fi.Size() > 0 {
 				st.hasData = true
@@ -230,7 +231,7 @@ func Open(path string, opts Options) (*CheckpointDB, error) {
 		targets:     make(map[uint64]*targetVotes),
 		covers:      make(map[uint64]*cover),
 	}
-	if err := db.initMeta(opts.ReadOnly && opts.Genesis.IsZero()); err != nil {
+	if err := db.initMeta(opts.ReadOnly && opts.Genesis.IsZero(), st.hasSST); err != nil {
 		// A database of another chain or schema is intact: keep its
 		// clean-shutdown record.
 		db.abort(errors.Is(err, ErrWrongChain) || errors.Is(err, ErrSchemaVersion))
@@ -316,7 +317,10 @@ func (db *CheckpointDB) abort(intact bool) {
 
 // initMeta checks (or, on a fresh database, writes with a synced batch) the
 // schema version and genesis hash. acceptAny adopts the stored genesis.
-func (db *CheckpointDB) initMeta(acceptAny bool) error {
+// hadSST tells that the directory held sstables before Open: a store that
+// ever flushed has its schema version, so finding none then means Pebble
+// lost its history (a damaged MANIFEST), never a fresh store.
+func (db *CheckpointDB) initMeta(acceptAny, hadSST bool) error {
 	verBytes, found, err := getValue(db.db, keySchemaVersion)
 	if err != nil {
 		return db.openReadError(err)
@@ -340,6 +344,9 @@ func (db *CheckpointDB) initMeta(acceptAny bool) error {
 		}
 		if !empty {
 			return corruptedError(db.path, fmt.Errorf("records present (first key %x) but no schema version", firstKey))
+		}
+		if hadSST {
+			return corruptedError(db.path, errors.New("sstables present but the store reads empty (MANIFEST history lost)"))
 		}
 		if db.readOnly {
 			return fmt.Errorf("no checkpoint database at %s (never initialized): %w", db.path, ErrNotExist)
