@@ -325,8 +325,18 @@ func (db *CheckpointDB) Restore(ctx context.Context) (finality.RestoredState, er
 		if st.Votes, err = db.readVotes(ctx, snap, voteFrom, math.MaxUint64, st.Certificates); err != nil {
 			return finality.RestoredState{}, err
 		}
-		if st.Evidence, err = db.readEvidence(ctx, snap, max(v.base.EvidenceBase, voteFrom)); err != nil {
+		// Evidence above finalized, plus every retained conflicting-finality
+		// alarm whatever its height: a halted validator stays halted across
+		// restarts until an operator acts. Evidence is rare, so this scan
+		// does not grow with retained votes or certificates.
+		all, err := db.readEvidence(ctx, snap, v.base.EvidenceBase)
+		if err != nil {
 			return finality.RestoredState{}, err
+		}
+		for _, e := range all {
+			if e.Checkpoint >= voteFrom || e.Kind == checkpoint.EvidenceConflictingFinality {
+				st.Evidence = append(st.Evidence, e)
+			}
 		}
 	}
 	return st, nil

@@ -580,8 +580,11 @@ func TestConflictingFinalityHalts(t *testing.T) {
 			nd.mustCert(bad, finality.VerdictIgnore)
 			require.Len(t, nd.store.Evidence(), 1)
 
-			// Halted: no more own votes.
+			// Halted: no more own votes, also after a restart.
 			c3 := net.chain.Next()
+			require.NoError(t, nd.g.OnCheckpointBlock(ctx, c3))
+			nd.restart()
+			require.True(t, nd.g.Halted(), "the safety alarm survives a restart")
 			require.NoError(t, nd.g.OnCheckpointBlock(ctx, c3))
 			for _, m := range net.bus.Sent() {
 				require.Nil(t, m.vote, "a halted validator does not vote")
