@@ -270,7 +270,12 @@ func (db *CheckpointDB) StoreCertificate(ctx context.Context, cert checkpoint.Ce
 	t := cert.Target.Number
 
 	db.wmu.Lock()
-	defer db.wmu.Unlock()
+	locked := true
+	defer func() {
+		if locked {
+			db.wmu.Unlock()
+		}
+	}()
 	b := db.db.NewBatch()
 	defer b.Close()
 
@@ -341,22 +346,40 @@ func (db *CheckpointDB) StoreCertificate(ctx context.Context, cert checkpoint.Ce
 	if b.Empty() {
 		return nil
 	}
-	if err := db.commit("store certificate", b, pebble.Sync); err != nil {
-		return err
+	// Group commit: the batch takes its place in the WAL while wmu is held
+	// (so pointer updates stay ordered), but the fsync is waited for after
+	// wmu is released, so that concurrent writers (peer votes, other synced
+	// batches) are not serialized behind this sync and share it. The caller
+	// still returns only once the batch is durable; a failed sync makes
+	// Pebble fatal and every later call fail (see commit).
+	if err := db.db.ApplyNoSyncWait(b, pebble.Sync); err != nil {
+		_ = b.SyncWait()
+		return storageError("store certificate", err)
 	}
-
 	db.smu.Lock()
 	db.justified, db.finalized = newJ, newF
 	db.smu.Unlock()
 	if stored != nil {
 		db.setCoverLocked(t, newCover(*stored))
+	}
+	if fUp {
+		db.dropBelowLocked(newF.Number)
+	}
+	db.wmu.Unlock()
+	locked = false
+	if err := b.SyncWait(); err != nil {
+		return storageError("store certificate", err)
+	}
+	if err := db.plog.Fatal(); err != nil {
+		return fmt.Errorf("store certificate: %w", err)
+	}
+	if stored != nil {
 		db.log.Info("Stored certificate", zap.Uint64("checkpoint", t), zap.Int("signatures", len(stored.Signatures)))
 	}
 	if jUp {
 		db.log.Debug("Updated last justified checkpoint", zap.Uint64("checkpoint", newJ.Number), zap.Stringer("hash", newJ.Hash))
 	}
 	if fUp {
-		db.dropBelowLocked(newF.Number)
 		db.log.Info("Updated last finalized checkpoint", zap.Uint64("checkpoint", newF.Number), zap.Stringer("hash", newF.Hash))
 	}
 	return nil
