@@ -437,34 +437,17 @@ func (db *CheckpointDB) Pointers(ctx context.Context) (justified, finalized *che
 	return v.justified, v.finalized, nil
 }
 
-// Level is how far a checkpoint got towards finality.
-type Level int
+// Level is a checkpoint's place on the ascending scale of finality
+// (checkpoint.Level).
+type Level = checkpoint.Level
 
 // Levels, lowest first.
 const (
-	// LevelNone: nothing known about the checkpoint number.
-	LevelNone Level = iota
-	// LevelPreCommitment: votes, but no link with a quorum of them.
-	LevelPreCommitment
-	// LevelCommitment: justified (a certificate, the justified pointer, or a
-	// quorum of votes for one link).
-	LevelCommitment
-	// LevelFinality: at or below the finalized checkpoint.
-	LevelFinality
+	LevelNone          = checkpoint.LevelNone
+	LevelPreCommitment = checkpoint.LevelPreCommitment
+	LevelCommitment    = checkpoint.LevelCommitment
+	LevelFinality      = checkpoint.LevelFinality
 )
-
-func (l Level) String() string {
-	switch l {
-	case LevelPreCommitment:
-		return "pre-commitment"
-	case LevelCommitment:
-		return "commitment"
-	case LevelFinality:
-		return "finality"
-	default:
-		return "none"
-	}
-}
 
 // CheckpointStatus is what the database knows about one checkpoint number.
 type CheckpointStatus struct {

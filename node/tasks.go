@@ -24,42 +24,35 @@ const tickInterval = time.Second
 // statusInterval is how often a one-line status is logged.
 const statusInterval = 5 * time.Second
 
-// runMaintenance is the essential checkpoint maintenance task: flush and
-// prune. Any storage error ends it and so stops the node.
-func (n *Node) runMaintenance(ctx context.Context) error {
-	t := time.NewTicker(maintenanceTick)
+// every calls fn every interval until ctx is done; an error from fn (other
+// than the context's own) ends the task, and so stops the node.
+func every(ctx context.Context, interval time.Duration, what string, fn func(context.Context) error) error {
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-t.C:
-			if err := n.gadget.PerformPeriodicMaintenance(ctx); err != nil {
+			if err := fn(ctx); err != nil {
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
-				return fmt.Errorf("checkpoint maintenance: %w", err)
+				return fmt.Errorf("%s: %w", what, err)
 			}
 		}
 	}
 }
 
+// runMaintenance is the essential checkpoint maintenance task: flush and
+// prune. Any storage error ends it and so stops the node.
+func (n *Node) runMaintenance(ctx context.Context) error {
+	return every(ctx, maintenanceTick, "checkpoint maintenance", n.gadget.PerformPeriodicMaintenance)
+}
+
+// runTick drives the gadget's re-broadcast of a stalled round.
 func (n *Node) runTick(ctx context.Context) error {
-	t := time.NewTicker(tickInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-t.C:
-			if err := n.gadget.Tick(ctx); err != nil {
-				if ctx.Err() != nil {
-					return ctx.Err()
-				}
-				return fmt.Errorf("finality tick: %w", err)
-			}
-		}
-	}
+	return every(ctx, tickInterval, "finality tick", n.gadget.Tick)
 }
 
 // runProducer authors a block in each of our PPFA slots. A slot that is less

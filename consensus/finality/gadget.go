@@ -106,34 +106,17 @@ func (v Verdict) String() string {
 	}
 }
 
-// Level is how far a checkpoint got.
-type Level int
+// Level is a checkpoint's place on the ascending scale of finality
+// (checkpoint.Level).
+type Level = checkpoint.Level
 
+// Levels, lowest first.
 const (
-	// LevelNone: no vote known.
-	LevelNone Level = iota
-	// LevelPreCommitment: votes below quorum.
-	LevelPreCommitment
-	// LevelCommitment: justified.
-	LevelCommitment
-	// LevelFinality: finalized.
-	LevelFinality
+	LevelNone          = checkpoint.LevelNone
+	LevelPreCommitment = checkpoint.LevelPreCommitment
+	LevelCommitment    = checkpoint.LevelCommitment
+	LevelFinality      = checkpoint.LevelFinality
 )
-
-func (l Level) String() string {
-	switch l {
-	case LevelNone:
-		return "none"
-	case LevelPreCommitment:
-		return "pre-commitment"
-	case LevelCommitment:
-		return "commitment"
-	case LevelFinality:
-		return "finality"
-	default:
-		return fmt.Sprintf("level(%d)", int(l))
-	}
-}
 
 // CheckpointStatus is the state of one checkpoint number.
 type CheckpointStatus struct {
