@@ -153,7 +153,7 @@ func Open(path string, opts Options) (*CheckpointDB, error) {
 	if evRetention == 0 {
 		evRetention = DefaultEvidenceRetention
 	}
-	log.Info("Opening checkpoint database", zap.String("path", path), zap.Bool("read_only", opts.ReadOnly))
+	log.Info("Opening checkpoint database at "+path, zap.String("path", path), zap.Bool("read_only", opts.ReadOnly))
 
 	st, err := inspectDir(fs, path)
 	if err != nil {

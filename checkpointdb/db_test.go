@@ -766,7 +766,7 @@ func TestLogLines(t *testing.T) {
 		require.NotEmpty(t, out, "no %q line", msg)
 		return out
 	}
-	require.Equal(t, "db", find("Opening checkpoint database")[0]["path"])
+	require.Equal(t, "db", find("Opening checkpoint database at db")[0]["path"])
 	find("Checkpoint database opened successfully")
 	sig := find("Stored signature")
 	require.Equal(t, map[string]any{"checkpoint": uint64(3), "validator": uint32(1), "total": int64(2)}, sig[1])

@@ -63,7 +63,7 @@ func (g *CheckpointFinality) PerformPeriodicMaintenance(ctx context.Context) err
 	}
 	now := g.clock.Now()
 	if now.Sub(g.lastFlush) >= g.persistCfg.FlushInterval {
-		g.log.Debug("Auto-flushing checkpoint database", zap.Duration("interval", g.persistCfg.FlushInterval))
+		g.log.Info("Auto-flushing checkpoint database", zap.Duration("interval", g.persistCfg.FlushInterval))
 		if err := store.Flush(ctx); err != nil {
 			return fmt.Errorf("flush checkpoint database: %w", err)
 		}
