@@ -374,13 +374,13 @@ func (db *CheckpointDB) StoreCertificate(ctx context.Context, cert checkpoint.Ce
 		return fmt.Errorf("store certificate: %w", err)
 	}
 	if stored != nil {
-		db.log.Info("Stored certificate", zap.Uint64("checkpoint", t), zap.Int("signatures", len(stored.Signatures)))
+		db.log.Debug("Stored certificate", zap.Uint64("checkpoint", t), zap.Int("signatures", len(stored.Signatures)))
 	}
 	if jUp {
 		db.log.Debug("Updated last justified checkpoint", zap.Uint64("checkpoint", newJ.Number), zap.Stringer("hash", newJ.Hash))
 	}
 	if fUp {
-		db.log.Info("Updated last finalized checkpoint", zap.Uint64("checkpoint", newF.Number), zap.Stringer("hash", newF.Hash))
+		db.log.Debug("Updated last finalized checkpoint", zap.Uint64("checkpoint", newF.Number), zap.Stringer("hash", newF.Hash))
 	}
 	return nil
 }
