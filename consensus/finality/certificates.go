@@ -3,7 +3,6 @@ package finality
 import (
 	"context"
 	"fmt"
-	"sync"
 
 	"go.uber.org/zap"
 
@@ -307,21 +306,11 @@ func (g *CheckpointFinality) settle(ctx context.Context) error {
 		}
 		g.certWrites++
 		g.mu.Unlock()
-		// The writes run concurrently: the store keeps the higher pointer
-		// whatever the order, and concurrent synced writes share one WAL
-		// sync (group commit). They complete below in queue order, up to
-		// the first failure.
-		errs := make([]error, len(jobs))
-		var writes sync.WaitGroup
-		for i, j := range jobs {
-			writes.Go(func() { errs[i] = store.StoreCertificate(ctx, j.cert, j.justified, j.finalized) })
-		}
-		writes.Wait()
 		var err error
 		done := 0
-		for i, j := range jobs {
-			if errs[i] != nil {
-				err = fmt.Errorf("store certificate: %w", errs[i])
+		for _, j := range jobs {
+			if err = store.StoreCertificate(ctx, j.cert, j.justified, j.finalized); err != nil {
+				err = fmt.Errorf("store certificate: %w", err)
 				break
 			}
 			t := j.cert.Target
