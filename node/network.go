@@ -57,7 +57,10 @@ func (h *gossipHandler) HandleVote(ctx context.Context, from peer.ID, v checkpoi
 	if n.gadget == nil {
 		return p2p.Ignore
 	}
-	verdict, err := n.gadget.OnVote(ctx, v)
+	// The validator's context times out (pubsub validation deadline); once
+	// the gadget changes state its writes must not be cut short by it, so
+	// an error here is a real local storage failure.
+	verdict, err := n.gadget.OnVote(context.WithoutCancel(ctx), v)
 	if err != nil {
 		n.fail(fmt.Errorf("finality gadget (vote): %w", err))
 		return p2p.Ignore
@@ -70,7 +73,7 @@ func (h *gossipHandler) HandleCertificate(ctx context.Context, from peer.ID, c c
 	if n.gadget == nil {
 		return p2p.Ignore
 	}
-	verdict, err := n.gadget.OnCertificate(ctx, c)
+	verdict, err := n.gadget.OnCertificate(context.WithoutCancel(ctx), c)
 	if err != nil {
 		n.fail(fmt.Errorf("finality gadget (certificate): %w", err))
 		return p2p.Ignore
@@ -247,11 +250,14 @@ func (n *Node) syncWith(ctx context.Context, p peer.ID) error {
 	if !blocksBehind && !certsBehind {
 		return nil
 	}
+	// Production and voting pause only once the peer's claim proves real
+	// (a block or certificate of it imported): a peer that merely claims to
+	// be ahead and then stalls cannot silence this validator.
 	start := time.Now()
-	n.syncActive.Store(true)
 	defer func() {
-		n.syncActive.Store(false)
-		n.offerLatestCheckpoint(ctx)
+		if n.syncActive.Swap(false) {
+			n.offerLatestCheckpoint(ctx)
+		}
 	}()
 	n.log.Info("Syncing with peer", zap.Stringer("peer", p),
 		zap.Uint64("our_best", ourBest), zap.Uint64("peer_best", peerBest.Number),
@@ -308,6 +314,7 @@ outer:
 				return imported, fmt.Errorf("import synced block %d: %w", b.Header.Number, err)
 			}
 			imported++
+			n.syncActive.Store(true)
 			next = b.Header.Number + 1
 		}
 	}
@@ -332,14 +339,17 @@ func (n *Node) syncCertificates(ctx context.Context, p peer.ID, upTo uint64) (in
 			return applied, nil
 		}
 		for _, c := range certs {
-			verdict, err := n.gadget.OnCertificate(ctx, c)
+			verdict, err := n.gadget.OnCertificate(context.WithoutCancel(ctx), c)
 			if err != nil {
+				// A local storage failure, not the peer's fault: stop.
+				n.fail(fmt.Errorf("finality gadget (synced certificate): %w", err))
 				return applied, err
 			}
 			if verdict == finality.VerdictReject {
 				return applied, fmt.Errorf("peer sent an invalid certificate for checkpoint %d", c.Target.Number)
 			}
 			applied++
+			n.syncActive.Store(true)
 			next = max(next, c.Target.Number+1)
 		}
 	}

@@ -133,10 +133,14 @@ func TestShutdownOrderAndRestore(t *testing.T) {
 func TestMaintenanceFailureStopsNode(t *testing.T) {
 	specPath, base := fastSpec(t), t.TempDir()
 	// A non-validator node: only the maintenance task touches the database.
-	n, err := New(testConfig(t, specPath, base, false), zap.NewNop())
+	log, logs := observedLogger()
+	n, err := New(testConfig(t, specPath, base, false), log)
 	require.NoError(t, err)
 	wait := runNode(context.Background(), n)
-	require.Eventually(t, func() bool { return n.net != nil }, time.Second, 10*time.Millisecond)
+	// Running, and the maintenance task has already flushed at least once.
+	require.Eventually(t, func() bool {
+		return logs.FilterMessage("Network started").Len() > 0 && logs.FilterMessage("Auto-flushing checkpoint database").Len() > 0
+	}, 10*time.Second, 10*time.Millisecond)
 	// The disk "goes away": the database refuses every further call.
 	require.NoError(t, n.cpdb.Close())
 	err = wait()

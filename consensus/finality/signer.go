@@ -119,6 +119,10 @@ func (s *SafeSigner) SignVote(ctx context.Context, v checkpoint.Vote) (checkpoin
 	next := rec.Clone()
 	next.Last = &sv
 	if err := s.store.StoreSignerRecord(ctx, next); err != nil {
+		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+			// Cancelled before the write was attempted: nothing changed.
+			return checkpoint.SignedVote{}, err
+		}
 		s.failed = fmt.Errorf("%w: %w", ErrSignerFailed, err)
 		return checkpoint.SignedVote{}, s.failed
 	}
