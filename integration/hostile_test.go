@@ -3,6 +3,12 @@ package integration
 import (
 	"context"
 	"crypto/rand"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -24,7 +30,14 @@ import (
 // its own) to the first node and publishes every kind of bad message from
 // the bad-input matrix: garbage, oversized, unknown version, wrong type on a
 // topic, wrong chain, malformed and badly signed votes, a certificate below
-// quorum, and replays of a captured valid vote.
+// quorum, and replays of a captured valid vote. The caller checks that the
+// honest nodes keep finalizing. Which verdict each case gets, and that the
+// sender's score drops, is asserted by p2p's bad-input matrix tests.
+//
+// Known gap: in this multi-process setup the first node's validators were
+// not observed receiving this peer's messages at all (its rejected-vote
+// counter stays 0), so this test shows the network is unaffected, not that
+// each message was judged; see the closing note of the network issue.
 func sendHostileTraffic(t *testing.T, ln *localNet) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -33,7 +46,10 @@ func sendHostileTraffic(t *testing.T, ln *localNet) {
 	require.NoError(t, err)
 	defer h.Close()
 	ps, err := pubsub.NewGossipSub(ctx, h,
+		// The nodes' own message format: no pubsub signature, no author
+		// (otherwise the nodes drop everything before their validators).
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),
+		pubsub.WithNoAuthor(),
 		pubsub.WithMaxMessageSize(4<<20),
 		pubsub.WithFloodPublish(true))
 	require.NoError(t, err)
@@ -48,6 +64,10 @@ func sendHostileTraffic(t *testing.T, ln *localNet) {
 		return tp
 	}
 	votes, certs, blocks := join(p2p.VotesTopic(genesis)), join(p2p.CertificatesTopic(genesis)), join(p2p.BlocksTopic(genesis))
+	for _, tp := range []*pubsub.Topic{votes, certs, blocks} {
+		require.Eventually(t, func() bool { return slices.Contains(tp.ListPeers(), target.ID) },
+			10*time.Second, 10*time.Millisecond, "node never announced its topic subscription")
+	}
 	sub, err := votes.Subscribe()
 	require.NoError(t, err)
 	defer sub.Cancel()
@@ -73,34 +93,58 @@ func sendHostileTraffic(t *testing.T, ln *localNet) {
 		h := checkpoint.HashOf([]byte{byte(n)})
 		return &flarepb.Checkpoint{Number: n, Hash: h[:]}
 	}
-	sig := make([]byte, 64)
-	_, _ = rand.Read(sig)
+	// A target inside the node's voting window, so that the bad signature is
+	// actually checked (and rejected) rather than ignored as old.
+	fin := uint64(metricValue(t, ln.metrics[0], "flare_finality_finalized_checkpoint"))
 	other := checkpoint.HashOf([]byte("another chain"))
 	vote := func(g []byte, s []byte) *flarepb.Envelope {
 		return &flarepb.Envelope{Version: 1, Payload: &flarepb.Envelope_Vote{Vote: &flarepb.Vote{
-			GenesisHash: g, SetId: ln.spec.SetID, Source: cp(1), Target: cp(2), Validator: 1, Signature: s}}}
-	}
-	big := make([]byte, 600<<10)
-	_, _ = rand.Read(big)
-	bad := []struct {
-		topic *pubsub.Topic
-		data  []byte
-	}{
-		{votes, []byte("garbage \x00\x01\x02")},
-		{votes, big},
-		{votes, env(&flarepb.Envelope{Version: 99, Payload: vote(genesis[:], sig).Payload})},
-		{blocks, env(vote(genesis[:], sig))},     // wrong type on the topic
-		{votes, env(vote(other[:], sig))},        // wrong chain
-		{votes, env(vote(genesis[:], sig[:10]))}, // malformed signature
-		{votes, env(vote(genesis[:], sig))},      // bad signature
-		{certs, env(&flarepb.Envelope{Version: 1, Payload: &flarepb.Envelope_Certificate{Certificate: &flarepb.Certificate{
-			GenesisHash: genesis[:], SetId: ln.spec.SetID, Source: cp(1), Target: cp(2),
-			Signatures: []*flarepb.CertificateSignature{{Validator: 0, Signature: sig}}}}})}, // below quorum
+			GenesisHash: g, SetId: ln.spec.SetID, Source: cp(fin + 1), Target: cp(fin + 8), Validator: 1, Signature: s}}}
 	}
 	for round := 0; round < 20; round++ {
+		// Every round's messages differ (fresh random bytes), so gossipsub's
+		// seen-cache does not drop them as duplicates.
+		sig := make([]byte, 64)
+		_, _ = rand.Read(sig)
+		big := make([]byte, 600<<10)
+		_, _ = rand.Read(big)
+		bad := []struct {
+			topic *pubsub.Topic
+			data  []byte
+		}{
+			{votes, append([]byte("garbage \x00\x01\x02"), sig...)},
+			{votes, big},
+			{votes, env(&flarepb.Envelope{Version: 99, Payload: vote(genesis[:], sig).Payload})},
+			{blocks, env(vote(genesis[:], sig))},     // wrong type on the topic
+			{votes, env(vote(other[:], sig))},        // wrong chain
+			{votes, env(vote(genesis[:], sig[:10]))}, // malformed signature
+			{votes, env(vote(genesis[:], sig))},      // bad signature
+			{certs, env(&flarepb.Envelope{Version: 1, Payload: &flarepb.Envelope_Certificate{Certificate: &flarepb.Certificate{
+				GenesisHash: genesis[:], SetId: ln.spec.SetID, Source: cp(fin), Target: cp(fin + 2),
+				Signatures: []*flarepb.CertificateSignature{{Validator: 0, Signature: sig}}}}})}, // below quorum
+		}
 		for _, b := range bad {
 			_ = b.topic.Publish(ctx, b.data)
 		}
-		_ = votes.Publish(ctx, captured) // replay
+		_ = votes.Publish(ctx, captured) // replay of a valid vote
 	}
+}
+
+// metricValue reads one unlabelled metric from a node's /metrics.
+func metricValue(t *testing.T, port int, name string) float64 {
+	t.Helper()
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	for _, line := range strings.Split(string(body), "\n") {
+		if strings.HasPrefix(line, name+" ") {
+			v, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimPrefix(line, name)), 64)
+			require.NoError(t, err)
+			return v
+		}
+	}
+	t.Fatalf("metric %s not found", name)
+	return 0
 }

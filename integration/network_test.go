@@ -39,6 +39,7 @@ type localNet struct {
 	votes     map[string][]ownVote // every vote each validator released, across runs
 	runs      map[string]int
 	validator []bool
+	metrics   []int // --metrics-addr ports
 }
 
 // fastLocalSpec writes the builtin local chain with short slots and
@@ -94,6 +95,7 @@ func newLocalNetOn(t *testing.T, path string, spec *chainspec.Spec, observers in
 		ln.ports = append(ln.ports, port)
 		ln.addrs = append(ln.addrs, fmt.Sprintf("/ip4/127.0.0.1/tcp/%d/p2p/%s", port, id))
 		ln.validator = append(ln.validator, i < 4)
+		ln.metrics = append(ln.metrics, freePort(t))
 	}
 	ln.procs = make([]*proc, len(names))
 	return ln
@@ -102,7 +104,8 @@ func newLocalNetOn(t *testing.T, path string, spec *chainspec.Spec, observers in
 func (ln *localNet) start(i int) *proc {
 	ln.t.Helper()
 	args := []string{"--chain", ln.specPath, "--enable-asf", "--base-path", ln.bases[i],
-		"--listen-addr", fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", ln.ports[i]), "--name", ln.names[i]}
+		"--listen-addr", fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", ln.ports[i]), "--name", ln.names[i],
+		"--metrics-addr", fmt.Sprintf("127.0.0.1:%d", ln.metrics[i])}
 	if ln.validator[i] {
 		args = append(args, "--"+ln.names[i])
 	}

@@ -148,7 +148,7 @@ func TestPerfLocalNetwork(t *testing.T) {
 	}
 	lat("checkpoint block imported -> justified", toJ)
 	lat("checkpoint block imported -> finalized", toF)
-	fmt.Printf("%-48s %10.1f\n", "votes stored per second (all nodes)", float64(sigs)/elapsed.Seconds())
+	fmt.Printf("%-48s %10.1f\n", "votes counted per second (all nodes)", float64(sigs)/elapsed.Seconds())
 	slices.Sort(rss)
 	fmt.Printf("%-48s %s MiB\n", "RSS per node", strings.Trim(fmt.Sprint(slices.Collect(func(yield func(int) bool) {
 		for _, r := range rss {
