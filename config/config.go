@@ -310,6 +310,9 @@ func (c *Config) Warnings() []string {
 	if c.Validator && c.KeyName != "" && c.Spec != nil && !slices.Contains(chainspec.BuiltinNames(), c.Spec.ID) {
 		w = append(w, fmt.Sprintf("validating on chain %q with the publicly known dev key %q", c.Spec.ID, c.KeyName))
 	}
+	if c.Validator && c.Tmp && c.KeyFile != "" {
+		w = append(w, "--tmp deletes this validator's signer record at exit: running the same key again (on any base path) can double sign")
+	}
 	if c.Validator && c.EnableASF && !c.Persistence.Enabled {
 		w = append(w, "checkpoint persistence is disabled: this validator will not vote on checkpoints")
 	}

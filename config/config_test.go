@@ -260,6 +260,13 @@ func TestCheckKeyFileModeAndWarnings(t *testing.T) {
 		require.Len(t, c.Warnings(), 1)
 		require.Contains(t, c.Warnings()[0], "will not vote")
 	})
+	t.Run("validator key file on a temporary base path", func(t *testing.T) {
+		c := validBase(t)
+		c.Validator, c.KeyFile, c.Tmp = true, writeFile(t, "key", seed, 0o600), true
+		require.NoError(t, c.Validate())
+		require.Len(t, c.Warnings(), 1)
+		require.Contains(t, c.Warnings()[0], "double sign")
+	})
 	t.Run("dev key on a custom chain", func(t *testing.T) {
 		alice, err := chainspec.DevKey("alice")
 		require.NoError(t, err)
