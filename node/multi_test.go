@@ -2,34 +2,18 @@ package node
 
 import (
 	"context"
-	"encoding/json"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
 
-	"github.com/flarechain/flare-node/chainspec"
 	"github.com/flarechain/flare-node/consensus/checkpoint"
 )
 
 // fastLocalSpec is the local chain (alice, bob, charlie, dave) with 200 ms
 // slots and checkpoints every 2 blocks.
-func fastLocalSpec(t *testing.T) string {
-	t.Helper()
-	spec, err := chainspec.Builtin("local")
-	require.NoError(t, err)
-	spec.Name, spec.ID = "fast-local", "fast_local"
-	spec.SlotDurationMs = 200
-	spec.CheckpointInterval = 2
-	b, err := json.Marshal(spec)
-	require.NoError(t, err)
-	path := filepath.Join(t.TempDir(), "spec.json")
-	require.NoError(t, os.WriteFile(path, b, 0o600))
-	return path
-}
+func fastLocalSpec(t *testing.T) string { return writeSpec(t, "local", "fast_local", 200, 2) }
 
 type testNet struct {
 	t      *testing.T

@@ -22,13 +22,17 @@ import (
 
 // fastSpec is the dev chain with 100 ms slots and checkpoints every 2 blocks,
 // so that a node finalizes within about a second.
-func fastSpec(t *testing.T) string {
+func fastSpec(t *testing.T) string { return writeSpec(t, "dev", "fast_dev", 100, 2) }
+
+// writeSpec writes builtin chain `builtin` with another id, slot duration
+// and checkpoint interval to a temporary spec file.
+func writeSpec(t *testing.T, builtin, id string, slotMs, interval uint64) string {
 	t.Helper()
-	spec, err := chainspec.Builtin("dev")
+	spec, err := chainspec.Builtin(builtin)
 	require.NoError(t, err)
-	spec.Name, spec.ID = "fast-dev", "fast_dev"
-	spec.SlotDurationMs = 100
-	spec.CheckpointInterval = 2
+	spec.Name, spec.ID = id, id
+	spec.SlotDurationMs = slotMs
+	spec.CheckpointInterval = interval
 	b, err := json.Marshal(spec)
 	require.NoError(t, err)
 	path := filepath.Join(t.TempDir(), "spec.json")
