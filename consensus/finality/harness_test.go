@@ -411,6 +411,16 @@ func (nd *node) open() {
 	nd.g = g
 }
 
+// newNodes starts nodes 0..k-1, closed when the test ends.
+func (n *testNet) newNodes(k int) []*node {
+	nodes := make([]*node, k)
+	for i := range k {
+		nodes[i] = n.newNode(i)
+		n.t.Cleanup(nodes[i].close)
+	}
+	return nodes
+}
+
 // restart closes the database and opens the node again from it.
 func (nd *node) restart() {
 	require.NoError(nd.t, nd.db.Close())

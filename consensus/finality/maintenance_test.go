@@ -85,12 +85,7 @@ func TestMaintenanceReturnsStorageErrors(t *testing.T) {
 func TestTickRebroadcastsWhenFinalityStalls(t *testing.T) {
 	ctx := context.Background()
 	net := newTestNet(t, 4)
-	var nodes []*node
-	for i := range 4 {
-		nd := net.newNode(i)
-		defer nd.close()
-		nodes = append(nodes, nd)
-	}
+	nodes := net.newNodes(4)
 	simulate(t, net, nodes, nodes, 3, 1, deliveryPolicy{})
 	require.Equal(t, uint64(2), nodes[0].g.LatestFinalized().Number)
 

@@ -13,12 +13,7 @@ import (
 func TestRestartContinues(t *testing.T) {
 	ctx := context.Background()
 	net := newTestNet(t, 4)
-	var nodes []*node
-	for i := range 4 {
-		nd := net.newNode(i)
-		defer nd.close()
-		nodes = append(nodes, nd)
-	}
+	nodes := net.newNodes(4)
 	simulate(t, net, nodes, nodes, 5, 1, deliveryPolicy{})
 	n0 := nodes[0]
 	c5 := n0.g.LatestJustified()

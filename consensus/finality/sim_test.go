@@ -120,12 +120,7 @@ func TestSimulationFourValidators(t *testing.T) {
 
 func TestSimulationTwoSilentValidators(t *testing.T) {
 	net := newTestNet(t, 4)
-	var nodes []*node
-	for i := range 2 {
-		nd := net.newNode(i)
-		defer nd.close()
-		nodes = append(nodes, nd)
-	}
+	nodes := net.newNodes(2)
 	obs := net.newNode(-1)
 	defer obs.close()
 	all := append([]*node{obs}, nodes...)
