@@ -3,6 +3,7 @@ package finality
 import (
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -11,7 +12,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/flarechain/flare-node/consensus/checkpoint"
-	"github.com/flarechain/flare-node/consensus/finality/tally"
 )
 
 // Clock tells the gadget the time (injected so tests control it).
@@ -28,43 +28,36 @@ type Broadcaster interface {
 	BroadcastCertificate(ctx context.Context, c checkpoint.Certificate) error
 }
 
-// Ancestry is implemented by the chain.
-type Ancestry interface {
-	// IsDescendant reports whether block `block` is `ancestor`'s block or
-	// descends from it on known chains.
-	IsDescendant(block checkpoint.Hash, ancestor checkpoint.Checkpoint) bool
-}
-
 // Observer is told about newly justified and finalized checkpoints, in order,
-// after the gadget released its lock (it may call back into the gadget).
+// once they are durable and after the gadget released its lock (it may call
+// back into the gadget).
 type Observer interface {
 	Justified(cp checkpoint.Checkpoint)
 	Finalized(cp checkpoint.Checkpoint)
 }
 
-// Defaults of Config.
-const (
-	DefaultFutureWindow     uint64 = 256
-	DefaultRebroadcastAfter        = 10 * time.Second
-	// maxPendingCertificates bounds certificates kept while their source is
-	// not known justified.
-	maxPendingCertificates = 1024
-	// maxAlarms bounds the conflicting certificates remembered to store their
-	// evidence once.
-	maxAlarms = 64
-)
+// HaltObserver is an optional extension of Observer told about safety
+// alarms once they are persisted.
+type HaltObserver interface {
+	Halted(h checkpoint.Halt)
+}
 
 // Config configures the gadget.
 type Config struct {
 	Authorities checkpoint.AuthoritySet
 	Persistence CheckpointPersistenceConfig
-	// FutureWindow: votes and certificates with a target above
-	// finalized+FutureWindow are ignored; 0 means DefaultFutureWindow.
+	// FutureWindow: votes with a target more than FutureWindow above the
+	// best known checkpoint are ignored; 0 means DefaultFutureWindow.
 	FutureWindow uint64
+	// VotesPerValidator bounds the votes held per validator; 0 means
+	// DefaultVotesPerValidator.
+	VotesPerValidator int
 	// RebroadcastAfter: Tick re-broadcasts the own latest vote and the latest
-	// certificate when finality has not advanced for this long; 0 means
+	// certificates when finality has not advanced for this long; 0 means
 	// DefaultRebroadcastAfter.
 	RebroadcastAfter time.Duration
+	// Mutations: simulation mutants only.
+	Mutations Mutations
 }
 
 // Deps are the gadget's collaborators.
@@ -143,9 +136,9 @@ type Metrics struct {
 	// CertificatesFormed counts certificates built from counted votes.
 	CertificatesFormed uint64
 	// Evidence counts evidence stored (double, surround, conflicting
-	// finality).
+	// finality, doppelganger).
 	Evidence uint64
-	// OwnVotes counts votes signed (or re-signed identically) by this node.
+	// OwnVotes counts votes signed by this node.
 	OwnVotes uint64
 	// VoteSignatureChecks counts ed25519 verifications of received votes;
 	// CertificateChecks counts full re-verifications of received
@@ -153,90 +146,54 @@ type Metrics struct {
 	// reaches them.
 	VoteSignatureChecks uint64
 	CertificateChecks   uint64
+	// VotesEvicted counts votes dropped by the per-validator bound.
+	VotesEvicted uint64
 }
 
 type counters struct {
 	votesAccepted, votesIgnored, votesRejected atomic.Uint64
 	certsAccepted, certsIgnored, certsRejected atomic.Uint64
-	certsFormed, evidence, ownVotes            atomic.Uint64
 	voteChecks, certChecks                     atomic.Uint64
 }
 
-type eventKind int
+// ErrStopped is returned by every call after a storage failure: the core's
+// memory may be ahead of the database, so the gadget stops and the node
+// must restart from the database.
+var ErrStopped = errors.New("finality gadget stopped after a storage failure")
 
-const (
-	evVote eventKind = iota + 1
-	evCertificate
-	evJustified
-	evFinalized
-)
-
-// event is something to do after the lock is released: a broadcast or an
-// observer notification.
-type event struct {
-	kind eventKind
-	vote checkpoint.SignedVote
-	cert checkpoint.Certificate
-	cp   checkpoint.Checkpoint
+type outItem struct {
+	msg   *Message
+	event *Event
 }
 
-// CheckpointFinality is the ASF finality gadget. It is safe for concurrent
+// CheckpointFinality is the ASF finality gadget: the driver of a Core. It
+// serializes calls into the core, verifies signatures outside its lock,
+// performs each Ready in the safe order (halts and evidence, certificates,
+// votes, own vote through SafeSigner, then broadcasts, then observer
+// events) and stops on the first storage failure. It is safe for concurrent
 // use.
 type CheckpointFinality struct {
-	auth             checkpoint.AuthoritySet
-	quorum           int
-	genesis          checkpoint.Checkpoint
-	window           uint64
-	rebroadcastAfter time.Duration
-	persistCfg       CheckpointPersistenceConfig
+	auth       checkpoint.AuthoritySet
+	persistCfg CheckpointPersistenceConfig
 
-	signer   *SafeSigner
-	ownIndex checkpoint.ValidatorIndex
-	clock    Clock
-	bc       Broadcaster
-	anc      Ancestry
-	obs      Observer
-	log      *zap.Logger
-
-	halted atomic.Bool
+	signer *SafeSigner
+	clock  Clock
+	bc     Broadcaster
+	obs    Observer
+	log    *zap.Logger
 	m      counters
+	halted atomic.Bool
 
-	mu    sync.RWMutex
-	store CheckpointStorage
-	// justified maps every justified checkpoint at or above the finalized
-	// one to the source of the certificate that justified it (itself for
-	// genesis and for checkpoints restored from pointers).
-	justified map[checkpoint.Checkpoint]checkpoint.Checkpoint
-	latestJ   checkpoint.Checkpoint
-	latestF   checkpoint.Checkpoint
-	// canon holds the finalized chain's checkpoints known by number (the
-	// finalized checkpoint and the justified ancestors it was finalized
-	// through), for up to window numbers below the finalized one.
-	canon map[uint64]checkpoint.Hash
-	// certs holds one certificate per justified target number >= finalized.
-	certs map[uint64]checkpoint.Certificate
-	// pending holds certificates by source until the source is justified.
-	pending      map[checkpoint.Checkpoint][]pendingCert
-	pendingLinks map[checkpoint.Link]struct{}
-	// jobs are certificates waiting to be persisted outside the lock;
-	// inflight holds their links (and those being persisted right now).
-	jobs     []certJob
-	inflight map[checkpoint.Link]struct{}
-	// certWrites counts settle loops persisting certificates right now;
-	// while one runs, counted peer votes wait in voteBuf and are written by
-	// the last writer when it is done, so vote ingest does not stall behind
-	// the synced certificate write in the database.
-	certWrites int
-	voteBuf    []checkpoint.SignedVote
-	alarmed    map[checkpoint.Link]struct{}
-	tally      *tally.Tally
-	lastOwn    *checkpoint.SignedVote
-	// lastProgress is when finality last advanced; lastRebroadcast when Tick
-	// last re-broadcast.
-	lastProgress    time.Time
-	lastRebroadcast time.Time
-	outbox          []event
-	draining        bool
+	mu     sync.Mutex
+	core   *Core
+	store  CheckpointStorage
+	failed error
+	// outbox holds broadcasts and events in order; one goroutine at a time
+	// delivers them, outside mu.
+	outbox   []outItem
+	draining bool
+	// cached reads for lock-free getters
+	latestJ, latestF atomic.Pointer[checkpoint.Checkpoint]
 
 	maintMu   sync.Mutex
 	lastFlush time.Time
@@ -261,25 +218,14 @@ func New(cfg Config, deps Deps) (*CheckpointFinality, error) {
 		return nil, fmt.Errorf("%w: persistence enabled without a store", ErrInvalidConfig)
 	}
 	g := &CheckpointFinality{
-		auth:             checkpoint.AuthoritySet{Genesis: cfg.Authorities.Genesis, SetID: cfg.Authorities.SetID, Keys: append([]ed25519.PublicKey(nil), cfg.Authorities.Keys...)},
-		quorum:           cfg.Authorities.Quorum(),
-		genesis:          checkpoint.Checkpoint{Number: 0, Hash: cfg.Authorities.Genesis},
-		window:           cfg.FutureWindow,
-		rebroadcastAfter: cfg.RebroadcastAfter,
-		persistCfg:       cfg.Persistence,
-		signer:           deps.Signer,
-		clock:            deps.Clock,
-		bc:               deps.Broadcaster,
-		anc:              deps.Ancestry,
-		obs:              deps.Observer,
-		log:              deps.Logger,
-		store:            deps.Store,
-	}
-	if g.window == 0 {
-		g.window = DefaultFutureWindow
-	}
-	if g.rebroadcastAfter <= 0 {
-		g.rebroadcastAfter = DefaultRebroadcastAfter
+		auth:       checkpoint.AuthoritySet{Genesis: cfg.Authorities.Genesis, SetID: cfg.Authorities.SetID, Keys: append([]ed25519.PublicKey(nil), cfg.Authorities.Keys...)},
+		persistCfg: cfg.Persistence,
+		signer:     deps.Signer,
+		clock:      deps.Clock,
+		bc:         deps.Broadcaster,
+		obs:        deps.Observer,
+		log:        deps.Logger,
+		store:      deps.Store,
 	}
 	if g.clock == nil {
 		g.clock = systemClock{}
@@ -288,42 +234,40 @@ func New(cfg Config, deps Deps) (*CheckpointFinality, error) {
 		g.log = zap.NewNop()
 	}
 	g.log = g.log.Named("finality")
+	ccfg := CoreConfig{
+		Authorities:       g.auth,
+		FutureWindow:      cfg.FutureWindow,
+		VotesPerValidator: cfg.VotesPerValidator,
+		RebroadcastAfter:  cfg.RebroadcastAfter,
+		Mutations:         cfg.Mutations,
+	}
 	if g.signer != nil {
 		switch {
 		case !cfg.Persistence.Enabled:
 			return nil, fmt.Errorf("%w: a validator refuses to vote without checkpoint persistence", ErrInvalidConfig)
 		case g.bc == nil:
 			return nil, fmt.Errorf("%w: a validator needs a broadcaster", ErrInvalidConfig)
-		case g.anc == nil:
+		case deps.Ancestry == nil:
 			return nil, fmt.Errorf("%w: a validator needs the chain ancestry", ErrInvalidConfig)
 		}
-		g.ownIndex = g.signer.Index()
-		if err := g.auth.CheckIndex(g.ownIndex); err != nil {
+		own := g.signer.Index()
+		if err := g.auth.CheckIndex(own); err != nil {
 			return nil, fmt.Errorf("%w: signer: %w", ErrInvalidConfig, err)
 		}
-		if !g.auth.Keys[g.ownIndex].Equal(g.signer.PublicKey()) {
-			return nil, fmt.Errorf("%w: signer key is not authority %d", ErrInvalidConfig, g.ownIndex)
+		if !g.auth.Keys[own].Equal(g.signer.PublicKey()) {
+			return nil, fmt.Errorf("%w: signer key is not authority %d", ErrInvalidConfig, own)
 		}
+		ccfg.Own = &own
 	}
 	now := g.clock.Now()
-	g.lastFlush, g.lastPrune, g.lastProgress = now, now, now
-	g.resetLocked(g.genesis, g.genesis)
+	core, err := NewCore(ccfg, deps.Ancestry, now)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	g.core = core
+	g.lastFlush, g.lastPrune = now, now
+	g.publishPointersLocked()
 	return g, nil
-}
-
-// resetLocked sets the in-memory state to finalized f and justified j.
-func (g *CheckpointFinality) resetLocked(f, j checkpoint.Checkpoint) {
-	g.justified = map[checkpoint.Checkpoint]checkpoint.Checkpoint{f: f, j: j}
-	g.latestF, g.latestJ = f, j
-	g.canon = map[uint64]checkpoint.Hash{0: g.genesis.Hash, f.Number: f.Hash}
-	g.certs = make(map[uint64]checkpoint.Certificate)
-	g.pending = make(map[checkpoint.Checkpoint][]pendingCert)
-	g.pendingLinks = make(map[checkpoint.Link]struct{})
-	g.jobs = nil
-	g.inflight = make(map[checkpoint.Link]struct{})
-	g.alarmed = make(map[checkpoint.Link]struct{})
-	g.tally = tally.New(f.Number)
-	g.lastOwn = nil
 }
 
 func (g *CheckpointFinality) persisting() bool { return g.persistCfg.Enabled && g.store != nil }
@@ -336,66 +280,75 @@ func (g *CheckpointFinality) SetStorage(s CheckpointStorage) {
 	g.store = s
 }
 
-// LatestJustified returns the highest justified checkpoint.
-func (g *CheckpointFinality) LatestJustified() checkpoint.Checkpoint {
-	g.mu.RLock()
-	defer g.mu.RUnlock()
-	return g.latestJ
+func (g *CheckpointFinality) publishPointersLocked() {
+	j, f := g.core.Justified(), g.core.Finalized()
+	g.latestJ.Store(&j)
+	g.latestF.Store(&f)
+	g.halted.Store(g.core.Halted())
 }
 
+// LatestJustified returns the highest justified checkpoint.
+func (g *CheckpointFinality) LatestJustified() checkpoint.Checkpoint { return *g.latestJ.Load() }
+
 // LatestFinalized returns the highest finalized checkpoint.
-func (g *CheckpointFinality) LatestFinalized() checkpoint.Checkpoint {
-	g.mu.RLock()
-	defer g.mu.RUnlock()
-	return g.latestF
-}
+func (g *CheckpointFinality) LatestFinalized() checkpoint.Checkpoint { return *g.latestF.Load() }
 
 // Halted reports whether the gadget stopped voting after a safety alarm
 // (conflicting finality, or a vote signed with our key that we did not sign).
+// Alarms are persisted: a restarted gadget stays halted until an operator
+// clears them.
 func (g *CheckpointFinality) Halted() bool { return g.halted.Load() }
+
+// Halts returns the active safety alarms.
+func (g *CheckpointFinality) Halts() []checkpoint.Halt {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.core.Halts()
+}
 
 // Certificate returns the certificate that justified checkpoint number,
 // while it is in memory (at or above the finalized checkpoint).
 func (g *CheckpointFinality) Certificate(number uint64) (checkpoint.Certificate, bool) {
-	g.mu.RLock()
-	defer g.mu.RUnlock()
-	c, ok := g.certs[number]
-	if !ok {
-		return checkpoint.Certificate{}, false
-	}
-	c.Signatures = append([]checkpoint.CertSignature(nil), c.Signatures...)
-	return c, true
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.core.Certificate(number)
+}
+
+// FinalityProof returns the proof of the finalized (and latest justified)
+// checkpoint, see Core.FinalityProof.
+func (g *CheckpointFinality) FinalityProof() (checkpoint.FinalityProof, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.core.FinalityProof()
 }
 
 // Status returns the level of checkpoint number.
 func (g *CheckpointFinality) Status(number uint64) CheckpointStatus {
-	g.mu.RLock()
-	defer g.mu.RUnlock()
-	st := CheckpointStatus{Number: number, Quorum: g.quorum}
-	if number <= g.latestF.Number {
-		st.Level = LevelFinality
-		st.Hash = g.canon[number]
-		if c, ok := g.certs[number]; ok && c.Target.Hash == st.Hash {
-			st.Weight = max(len(c.Signatures), g.tally.Weight(checkpoint.Link{Source: c.Source, Target: c.Target}))
-		}
-		return st
-	}
-	if c, ok := g.certs[number]; ok {
-		st.Level = LevelCommitment
-		st.Hash = c.Target.Hash
-		st.Weight = max(len(c.Signatures), g.tally.Weight(checkpoint.Link{Source: c.Source, Target: c.Target}))
-		return st
-	}
-	if l, w, ok := g.tally.Best(number); ok {
-		st.Level = LevelPreCommitment
-		st.Hash = l.Target.Hash
-		st.Weight = w
-	}
-	return st
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.core.Status(number)
+}
+
+// Sizes returns the sizes of the bounded in-memory structures.
+func (g *CheckpointFinality) Sizes() Sizes {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.core.Sizes()
+}
+
+// OwnSeen returns what was seen of the local key while a fresh signer
+// record was initialised.
+func (g *CheckpointFinality) OwnSeen() OwnSeen {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.core.OwnSeen()
 }
 
 // Metrics returns a snapshot of the counters.
 func (g *CheckpointFinality) Metrics() Metrics {
+	g.mu.Lock()
+	st := g.core.Stats()
+	g.mu.Unlock()
 	return Metrics{
 		VotesAccepted:        g.m.votesAccepted.Load(),
 		VotesIgnored:         g.m.votesIgnored.Load(),
@@ -403,11 +356,12 @@ func (g *CheckpointFinality) Metrics() Metrics {
 		CertificatesAccepted: g.m.certsAccepted.Load(),
 		CertificatesIgnored:  g.m.certsIgnored.Load(),
 		CertificatesRejected: g.m.certsRejected.Load(),
-		CertificatesFormed:   g.m.certsFormed.Load(),
-		Evidence:             g.m.evidence.Load(),
-		OwnVotes:             g.m.ownVotes.Load(),
+		CertificatesFormed:   st.CertificatesFormed,
+		Evidence:             st.Evidence,
+		OwnVotes:             st.OwnVotes,
 		VoteSignatureChecks:  g.m.voteChecks.Load(),
 		CertificateChecks:    g.m.certChecks.Load(),
+		VotesEvicted:         st.VotesEvicted,
 	}
 }
 
@@ -422,27 +376,158 @@ func countVerdict(v Verdict, acc, ign, rej *atomic.Uint64) {
 	}
 }
 
-// isJustified reports whether cp is known justified.
-func (g *CheckpointFinality) isJustified(cp checkpoint.Checkpoint) bool {
-	_, ok := g.justified[cp]
-	return ok
+// step runs fn on the core under the lock, performs the resulting Ready in
+// the safe order and delivers the broadcasts and events afterwards.
+func (g *CheckpointFinality) step(ctx context.Context, fn func(c *Core, now time.Time)) error {
+	g.mu.Lock()
+	if g.failed != nil {
+		g.mu.Unlock()
+		return g.failed
+	}
+	fn(g.core, g.clock.Now())
+	err := g.processLocked(ctx)
+	g.publishPointersLocked()
+	g.mu.Unlock()
+	g.deliver(ctx)
+	return err
 }
 
-// aboveWindow reports whether number is too far above the finalized one.
-func (g *CheckpointFinality) aboveWindow(number uint64) bool {
-	return number > g.latestF.Number && number-g.latestF.Number > g.window
+// processLocked performs the core's Ready until it is empty.
+func (g *CheckpointFinality) processLocked(ctx context.Context) error {
+	for {
+		rd := g.core.TakeReady()
+		if rd.Empty() {
+			return nil
+		}
+		if err := g.performLocked(ctx, rd); err != nil {
+			if rd.Sign != nil {
+				g.core.SignFailed()
+			}
+			g.failed = fmt.Errorf("%w: %w", ErrStopped, err)
+			return g.failed
+		}
+	}
 }
 
-// enqueue schedules e for delivery after the lock is released.
-func (g *CheckpointFinality) enqueue(e event) { g.outbox = append(g.outbox, e) }
+// performLocked persists rd, signs a requested own vote and queues the
+// broadcasts and events.
+func (g *CheckpointFinality) performLocked(ctx context.Context, rd Ready) error {
+	// Storage writes must not be cut short by a caller's deadline once the
+	// core's state changed.
+	wctx := context.WithoutCancel(ctx)
+	store, persisting := g.store, g.persisting()
+	if persisting {
+		for _, h := range rd.Halts {
+			if err := store.StoreHalt(wctx, h); err != nil {
+				return fmt.Errorf("store halt: %w", err)
+			}
+		}
+		for _, e := range rd.Evidence {
+			if err := store.StoreEvidence(wctx, e); err != nil {
+				return fmt.Errorf("store evidence: %w", err)
+			}
+		}
+		for _, w := range rd.Certificates {
+			if err := store.StoreCertificate(wctx, w.Cert, w.Justified, w.Finalized); err != nil {
+				return fmt.Errorf("store certificate: %w", err)
+			}
+			t := w.Cert.Target
+			g.log.Info(fmt.Sprintf("Stored certificate: checkpoint=%d, signatures=%d", t.Number, len(w.Cert.Signatures)),
+				zap.Uint64("checkpoint", t.Number), zap.Int("signatures", len(w.Cert.Signatures)),
+				cpField("source", w.Cert.Source), cpField("target", t), zap.Bool("pending", w.Pending))
+		}
+		for _, v := range rd.Votes {
+			if err := store.StoreVote(wctx, v); err != nil {
+				return fmt.Errorf("store vote: %w", err)
+			}
+		}
+	}
+	g.logEntries(rd.Logs)
+	for _, e := range rd.Events {
+		if e.Kind == EventFinalized {
+			g.log.Info(fmt.Sprintf("Updated last finalized checkpoint: %d", e.Checkpoint.Number),
+				zap.Uint64("checkpoint", e.Checkpoint.Number), zap.Stringer("hash", e.Checkpoint.Hash), cpField("previous", e.Previous))
+		}
+	}
+	if rd.Sign != nil {
+		if err := g.signLocked(ctx, *rd.Sign); err != nil {
+			return err
+		}
+	}
+	for i := range rd.Messages {
+		g.outbox = append(g.outbox, outItem{msg: &rd.Messages[i]})
+	}
+	for i := range rd.Events {
+		g.outbox = append(g.outbox, outItem{event: &rd.Events[i]})
+	}
+	return nil
+}
 
-// needsDelivery reports (under the lock) whether the caller must deliver.
-func (g *CheckpointFinality) needsDeliveryLocked() bool { return len(g.outbox) > 0 && !g.draining }
+// signLocked signs v through SafeSigner (its record is synced before the
+// signature exists) and hands the result to the core.
+func (g *CheckpointFinality) signLocked(ctx context.Context, v checkpoint.Vote) error {
+	if err := ctx.Err(); err != nil {
+		// Nothing was signed; the vote is asked again later.
+		g.core.SignFailed()
+		return nil
+	}
+	sv, err := g.signer.SignVote(ctx, v)
+	if errors.Is(err, checkpoint.ErrSlashable) {
+		rec, rerr := g.signer.Record(ctx)
+		if rerr != nil {
+			return fmt.Errorf("read own signer record: %w", rerr)
+		}
+		g.core.OwnVoteRefused(v, rec)
+		return nil
+	}
+	if err != nil {
+		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+			g.core.SignFailed()
+			return nil
+		}
+		return fmt.Errorf("sign checkpoint vote: %w", err)
+	}
+	g.log.Info("Voted for checkpoint", cpField("source", sv.Source), cpField("target", sv.Target), zap.Uint32("validator", uint32(sv.Validator)))
+	g.core.OwnVoteSigned(sv, g.clock.Now())
+	return nil
+}
 
-// deliver sends queued events in order without holding the lock while a
-// Broadcaster or Observer runs, so a synchronous local delivery that calls
-// back into the gadget cannot deadlock. Only one goroutine delivers at a
-// time; events queued meanwhile are delivered by it, in order.
+func (g *CheckpointFinality) logEntries(logs []LogEntry) {
+	for _, l := range logs {
+		switch l.Kind {
+		case LogEvidence:
+			ev := l.Evidence
+			fields := []zap.Field{zap.Stringer("kind", ev.Kind), zap.Uint32("validator", uint32(ev.Validator)), zap.Uint64("checkpoint", ev.Checkpoint)}
+			if ev.First != nil && ev.Second != nil {
+				fields = append(fields, cpField("first_source", ev.First.Source), cpField("first_target", ev.First.Target),
+					cpField("second_source", ev.Second.Source), cpField("second_target", ev.Second.Target))
+			}
+			g.log.Warn("Stored evidence of validator misbehaviour", fields...)
+		case LogConflictingFinality:
+			g.log.Error("Conflicting finality: a valid certificate contradicts the finalized chain; voting stopped until an operator clears the alarm",
+				zap.Uint64("checkpoint", l.Halt.Checkpoint), zap.String("detail", l.Halt.Detail))
+		case LogDoppelganger:
+			fields := []zap.Field{zap.Uint64("checkpoint", l.Halt.Checkpoint), zap.String("detail", l.Halt.Detail)}
+			if ev := l.Halt.Evidence; ev != nil && ev.Second != nil {
+				fields = append(fields, cpField("source", ev.Second.Source), cpField("target", ev.Second.Target))
+				if ev.First != nil {
+					fields = append(fields, cpField("last_signed_source", ev.First.Source), cpField("last_signed_target", ev.First.Target))
+				}
+			}
+			g.log.Error("found conflicting vote from ourselves", append(fields, zap.String("meaning", "another instance signs with this validator key; voting stopped"))...)
+		case LogStalled:
+			g.log.Info("Finality stalled: re-broadcasting latest vote and certificate",
+				zap.String("since_last_finality", l.Text), cpField("finalized", l.Checkpoint), cpField("justified", l.Other))
+		case LogNotVoting:
+			g.log.Info("Not voting: "+l.Text, cpField("source", l.Checkpoint), cpField("target", l.Other))
+		}
+	}
+}
+
+// deliver sends queued broadcasts and events in order without holding the
+// lock while a Broadcaster or Observer runs, so a synchronous delivery that
+// calls back into the gadget cannot deadlock. Only one goroutine delivers
+// at a time; items queued meanwhile are delivered by it, in order.
 func (g *CheckpointFinality) deliver(ctx context.Context) {
 	g.mu.Lock()
 	if g.draining {
@@ -451,11 +536,11 @@ func (g *CheckpointFinality) deliver(ctx context.Context) {
 	}
 	g.draining = true
 	for len(g.outbox) > 0 {
-		e := g.outbox[0]
-		g.outbox[0] = event{}
+		it := g.outbox[0]
+		g.outbox[0] = outItem{}
 		g.outbox = g.outbox[1:]
 		g.mu.Unlock()
-		g.dispatch(ctx, e)
+		g.dispatch(ctx, it)
 		g.mu.Lock()
 	}
 	g.outbox = nil
@@ -463,31 +548,271 @@ func (g *CheckpointFinality) deliver(ctx context.Context) {
 	g.mu.Unlock()
 }
 
-func (g *CheckpointFinality) dispatch(ctx context.Context, e event) {
-	switch e.kind {
-	case evVote:
+func (g *CheckpointFinality) dispatch(ctx context.Context, it outItem) {
+	if m := it.msg; m != nil {
 		if g.bc == nil {
 			return
 		}
-		if err := g.bc.BroadcastVote(ctx, e.vote); err != nil {
-			g.log.Warn("Failed to broadcast checkpoint vote", zap.Uint64("checkpoint", e.vote.Target.Number), zap.Error(err))
+		switch m.Kind {
+		case MsgVote:
+			if err := g.bc.BroadcastVote(ctx, m.Vote); err != nil {
+				g.log.Warn("Failed to broadcast checkpoint vote", zap.Uint64("checkpoint", m.Vote.Target.Number), zap.Error(err))
+			}
+		case MsgCertificate:
+			if err := g.bc.BroadcastCertificate(ctx, m.Cert); err != nil {
+				g.log.Warn("Failed to broadcast checkpoint certificate", zap.Uint64("checkpoint", m.Cert.Target.Number), zap.Error(err))
+			}
 		}
-	case evCertificate:
-		if g.bc == nil {
-			return
-		}
-		if err := g.bc.BroadcastCertificate(ctx, e.cert); err != nil {
-			g.log.Warn("Failed to broadcast checkpoint certificate", zap.Uint64("checkpoint", e.cert.Target.Number), zap.Error(err))
-		}
-	case evJustified:
-		if g.obs != nil {
-			g.obs.Justified(e.cp)
-		}
-	case evFinalized:
-		if g.obs != nil {
-			g.obs.Finalized(e.cp)
+		return
+	}
+	e := it.event
+	if e == nil || g.obs == nil {
+		return
+	}
+	switch e.Kind {
+	case EventJustified:
+		g.obs.Justified(e.Checkpoint)
+	case EventFinalized:
+		g.obs.Finalized(e.Checkpoint)
+	case EventHalted:
+		if ho, ok := g.obs.(HaltObserver); ok {
+			ho.Halted(e.Halt)
 		}
 	}
 }
 
 func cpField(key string, cp checkpoint.Checkpoint) zap.Field { return zap.Stringer(key, cp) }
+
+// --- Inputs -------------------------------------------------------------------
+
+// OnCheckpointBlock tells the gadget that cp is the best chain's latest
+// checkpoint block (after an import or a reorganisation). A validator that
+// is not halted votes J -> cp when cp is above the latest justified
+// checkpoint J, above every target it signed, and descends from J: the vote
+// is signed through SafeSigner (record synced first), stored, counted, then
+// broadcast. A refusal by the signer's safety rules is normal and returns
+// nil.
+func (g *CheckpointFinality) OnCheckpointBlock(ctx context.Context, cp checkpoint.Checkpoint) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return g.step(ctx, func(c *Core, now time.Time) { c.SetHead(cp, now) })
+}
+
+// SetPaused stops or resumes own voting (e.g. while catching up).
+func (g *CheckpointFinality) SetPaused(ctx context.Context, paused bool) error {
+	return g.step(ctx, func(c *Core, _ time.Time) { c.SetPaused(paused) })
+}
+
+// OnVote handles a vote received from the network. Checks run cheapest
+// first (see Core.PrecheckVote); the signature is verified outside the
+// lock. The error is only for local (storage) failures.
+func (g *CheckpointFinality) OnVote(ctx context.Context, v checkpoint.SignedVote) (Verdict, error) {
+	verdict, err := g.onVote(ctx, v)
+	if err == nil {
+		countVerdict(verdict, &g.m.votesAccepted, &g.m.votesIgnored, &g.m.votesRejected)
+	}
+	return verdict, err
+}
+
+func (g *CheckpointFinality) onVote(ctx context.Context, v checkpoint.SignedVote) (Verdict, error) {
+	if err := ctx.Err(); err != nil {
+		return VerdictIgnore, err
+	}
+	g.mu.Lock()
+	verdict, failed := g.core.PrecheckVote(v), g.failed
+	g.mu.Unlock()
+	if failed != nil {
+		return VerdictIgnore, failed
+	}
+	if verdict != VerdictAccept {
+		return verdict, nil
+	}
+	g.m.voteChecks.Add(1)
+	if err := v.Verify(g.auth.Keys[v.Validator]); err != nil {
+		g.log.Debug("Rejected checkpoint vote", zap.Uint32("validator", uint32(v.Validator)), cpField("target", v.Target), zap.Error(err))
+		return VerdictReject, nil
+	}
+	err := g.step(ctx, func(c *Core, now time.Time) { verdict = c.AddVote(v, now) })
+	return verdict, err
+}
+
+// OnCertificate handles a certificate received from the network or from
+// sync. Its shape is checked before any signature; it is fully re-verified
+// before it is trusted. A certificate whose source is not (yet) known
+// justified is kept and applied when the source becomes justified. A valid
+// certificate that contradicts the finalized chain is stored as
+// conflicting-finality evidence and halts voting. The error is only for
+// local (storage) failures.
+func (g *CheckpointFinality) OnCertificate(ctx context.Context, c checkpoint.Certificate) (Verdict, error) {
+	verdict, err := g.onCertificate(ctx, c)
+	if err == nil {
+		countVerdict(verdict, &g.m.certsAccepted, &g.m.certsIgnored, &g.m.certsRejected)
+	}
+	return verdict, err
+}
+
+func (g *CheckpointFinality) onCertificate(ctx context.Context, c checkpoint.Certificate) (Verdict, error) {
+	if err := ctx.Err(); err != nil {
+		return VerdictIgnore, err
+	}
+	g.mu.Lock()
+	verdict, verify := g.core.PrecheckCertificate(c)
+	failed := g.failed
+	g.mu.Unlock()
+	if failed != nil {
+		return VerdictIgnore, failed
+	}
+	if !verify {
+		return verdict, nil
+	}
+	g.m.certChecks.Add(1)
+	if err := g.core.VerifyCertificate(c); err != nil {
+		g.log.Debug("Rejected checkpoint certificate", cpField("target", c.Target), zap.Error(err))
+		return VerdictReject, nil
+	}
+	err := g.step(ctx, func(core *Core, now time.Time) { verdict = core.AddCertificate(c, now) })
+	if err != nil {
+		return VerdictIgnore, err
+	}
+	return verdict, nil
+}
+
+// ErrBadProof is returned by ApplyFinalityProof for a proof that does not
+// verify.
+var ErrBadProof = errors.New("invalid finality proof")
+
+// ApplyFinalityProof verifies a finality proof (every signature and the
+// quorum against the authority set) and jumps to its finalized and justified
+// checkpoints (see Core.ApplyProof). moved reports whether the state moved.
+func (g *CheckpointFinality) ApplyFinalityProof(ctx context.Context, p checkpoint.FinalityProof) (moved bool, err error) {
+	if err := g.core.VerifyProof(p); err != nil {
+		return false, fmt.Errorf("%w: %w", ErrBadProof, err)
+	}
+	err = g.step(ctx, func(c *Core, now time.Time) { moved = c.ApplyProof(p, now) })
+	return moved, err
+}
+
+// RaiseAlarm halts the gadget on a safety violation found outside it; the
+// alarm is persisted.
+func (g *CheckpointFinality) RaiseAlarm(ctx context.Context, h checkpoint.Halt) error {
+	return g.step(ctx, func(c *Core, _ time.Time) { c.RaiseAlarm(h) })
+}
+
+// BeginSignerInit starts the listening phase of a fresh signer record (see
+// Core.BeginSignerInit).
+func (g *CheckpointFinality) BeginSignerInit(ctx context.Context, mark uint64) error {
+	return g.step(ctx, func(c *Core, _ time.Time) { c.BeginSignerInit(mark) })
+}
+
+// SignerInitialised ends the listening phase: the signer's record (already
+// persisted) is handed to the core, which may vote right away.
+func (g *CheckpointFinality) SignerInitialised(ctx context.Context) error {
+	if g.signer == nil {
+		return nil
+	}
+	rec, err := g.signer.Record(ctx)
+	if err != nil {
+		return fmt.Errorf("read own signer record: %w", err)
+	}
+	return g.step(ctx, func(c *Core, _ time.Time) { c.SignerInitialised(rec) })
+}
+
+// Tick re-broadcasts the own latest vote and the latest certificates when
+// finality has not advanced for RebroadcastAfter. Broadcast failures are
+// logged, not returned.
+func (g *CheckpointFinality) Tick(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return g.step(ctx, func(c *Core, now time.Time) { c.Tick(now) })
+}
+
+// RestoreFromStorage rebuilds the in-memory state from the database (see
+// Core.Restore) and the signer's record. Without persistence it does
+// nothing.
+func (g *CheckpointFinality) RestoreFromStorage(ctx context.Context) error {
+	g.mu.Lock()
+	store, persisting := g.store, g.persisting()
+	g.mu.Unlock()
+	if !persisting {
+		return nil
+	}
+	start := time.Now()
+	g.log.Info("Restoring checkpoint state from storage")
+	st, err := store.Restore(ctx)
+	if err != nil {
+		return fmt.Errorf("restore checkpoint state: %w", err)
+	}
+	var rec *checkpoint.SignerRecord
+	if g.signer != nil {
+		r, err := g.signer.Record(ctx)
+		if err != nil {
+			return fmt.Errorf("restore own signer record: %w", err)
+		}
+		rec = &r
+	}
+	var f, j checkpoint.Checkpoint
+	err = g.step(ctx, func(c *Core, now time.Time) {
+		c.Restore(st, rec, now)
+		f, j = c.Finalized(), c.Justified()
+		g.log.Info(fmt.Sprintf("Last finalized checkpoint: %d", f.Number), zap.Uint64("checkpoint", f.Number),
+			zap.Stringer("hash", f.Hash), cpField("justified", j))
+	})
+	if err != nil {
+		return err
+	}
+	if len(st.Halts) > 0 {
+		for _, h := range st.Halts {
+			g.log.Error("Stored safety alarm found; voting stays stopped until an operator clears it (flare-node checkpoints clear-halt)",
+				zap.Stringer("reason", h.Reason), zap.Uint64("checkpoint", h.Checkpoint), zap.String("detail", h.Detail))
+		}
+	}
+	f, j = g.LatestFinalized(), g.LatestJustified()
+	g.log.Info(fmt.Sprintf("Checkpoint state restored successfully: last_finalized=%d", f.Number),
+		zap.Uint64("last_finalized", f.Number), zap.Uint64("last_justified", j.Number),
+		zap.Int("certificates", len(st.Certificates)), zap.Int("votes", len(st.Votes)), zap.Int("evidence", len(st.Evidence)),
+		zap.Int("halts", len(st.Halts)), zap.Duration("duration", time.Since(start)))
+	return nil
+}
+
+// PerformPeriodicMaintenance flushes the database when FlushInterval elapsed
+// since the last flush and prunes it to RetentionCheckpoints when
+// PruneInterval elapsed since the last prune (both by the injected clock).
+// Storage errors are returned; the node stops on them.
+func (g *CheckpointFinality) PerformPeriodicMaintenance(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	g.maintMu.Lock()
+	defer g.maintMu.Unlock()
+	g.mu.Lock()
+	store, persisting, failed := g.store, g.persisting(), g.failed
+	g.mu.Unlock()
+	if failed != nil {
+		return failed
+	}
+	if !persisting {
+		return nil
+	}
+	now := g.clock.Now()
+	if now.Sub(g.lastFlush) >= g.persistCfg.FlushInterval {
+		g.log.Info("Auto-flushing checkpoint database", zap.Duration("interval", g.persistCfg.FlushInterval))
+		if err := store.Flush(ctx); err != nil {
+			return fmt.Errorf("flush checkpoint database: %w", err)
+		}
+		g.lastFlush = now
+	}
+	if now.Sub(g.lastPrune) >= g.persistCfg.PruneInterval {
+		g.log.Info("Auto-pruning old checkpoint data", zap.Uint64("retention_checkpoints", g.persistCfg.RetentionCheckpoints))
+		n, err := store.Prune(ctx, g.persistCfg.RetentionCheckpoints)
+		if err != nil {
+			return fmt.Errorf("prune checkpoint database: %w", err)
+		}
+		g.lastPrune = now
+		if n > 0 {
+			g.log.Info(fmt.Sprintf("Pruned %d old checkpoints", n), zap.Int("pruned", n), zap.Uint64("retention_checkpoints", g.persistCfg.RetentionCheckpoints))
+		}
+	}
+	return nil
+}

@@ -38,18 +38,21 @@ func TestMemoryStaysBounded(t *testing.T) {
 		v := checkpoint.Vote{Genesis: genesis, SetID: 1, Source: src, Target: tgt}
 		return checkpoint.SignedVote{Vote: v, Validator: checkpoint.ValidatorIndex(i), Signature: NewKeySigner(keys[i]).Sign(v.SigningBytes())}
 	}
-	g, err := New(Config{Authorities: auth, FutureWindow: window}, Deps{})
+	const perValidator = 8
+	g, err := New(Config{Authorities: auth, FutureWindow: window, VotesPerValidator: perValidator}, Deps{})
 	require.NoError(t, err)
 
 	for k := uint64(1); k <= rounds; k++ {
-		// Validator 3 floods votes for every checkpoint in the window
-		// (from an old source; they never reach a quorum alone).
+		// Validator 3 floods votes for every checkpoint in the window above
+		// the latest justified one and beyond it (from an old source; they
+		// never reach a quorum alone).
+		j := g.LatestJustified().Number
 		f := g.LatestFinalized().Number
-		for tgt := f + 1; tgt <= f+window+4; tgt++ {
+		for tgt := j + 1; tgt <= j+window+4; tgt++ {
 			verdict, err := g.OnVote(ctx, vote(3, cpAt(f), cpAt(tgt)))
 			require.NoError(t, err)
-			if tgt > f+window {
-				require.Equal(t, VerdictIgnore, verdict, "beyond the window")
+			if tgt > j+window {
+				require.Equal(t, VerdictIgnore, verdict, "beyond the window above the best known checkpoint")
 			}
 		}
 		for i := range 3 {
@@ -59,20 +62,17 @@ func TestMemoryStaysBounded(t *testing.T) {
 		require.Equal(t, k, g.LatestJustified().Number)
 		require.Equal(t, k-1, g.LatestFinalized().Number)
 
-		g.mu.RLock()
-		require.LessOrEqual(t, g.tally.Len(), 3+window, "round %d: votes", k)
-		require.LessOrEqual(t, g.tally.Numbers(), window, "round %d: target numbers", k)
-		require.LessOrEqual(t, len(g.justified), 2, "round %d: justified", k)
-		require.LessOrEqual(t, len(g.certs), 2, "round %d: certificates", k)
-		require.LessOrEqual(t, len(g.canon), window+2, "round %d: finalized chain", k)
-		require.Empty(t, g.pending)
-		require.Empty(t, g.jobs)
-		require.Empty(t, g.inflight)
-		require.Empty(t, g.outbox)
-		g.mu.RUnlock()
+		sz := g.Sizes()
+		require.LessOrEqual(t, sz.Votes, 4*perValidator, "round %d: votes", k)
+		require.LessOrEqual(t, sz.Targets, 4*perValidator, "round %d: target numbers", k)
+		require.LessOrEqual(t, sz.Justified, 2, "round %d: justified", k)
+		require.LessOrEqual(t, sz.Certificates, 2, "round %d: certificates", k)
+		require.LessOrEqual(t, sz.Canon, maxCanon+2, "round %d: finalized chain", k)
+		require.Zero(t, sz.Pending)
 	}
 	_, ok := g.Certificate(rounds - 2)
 	require.False(t, ok, "below finalized: dropped")
 	_, ok = g.Certificate(rounds)
 	require.True(t, ok)
+	require.Positive(t, g.Metrics().VotesEvicted, "the flooding validator's oldest votes were evicted")
 }

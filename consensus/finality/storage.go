@@ -33,6 +33,9 @@ type CheckpointStorage interface {
 	StoreCertificate(ctx context.Context, cert checkpoint.Certificate, justified, finalized *checkpoint.Checkpoint) error
 	// StoreEvidence persists evidence (synced).
 	StoreEvidence(ctx context.Context, e checkpoint.Evidence) error
+	// StoreHalt persists a safety alarm (synced); it stays until an
+	// operator clears it.
+	StoreHalt(ctx context.Context, h checkpoint.Halt) error
 	// Restore returns what the gadget needs at start-up, without scanning
 	// retained history.
 	Restore(ctx context.Context) (RestoredState, error)
@@ -60,4 +63,6 @@ type RestoredState struct {
 	// Evidence holds stored evidence about checkpoints above finalized (for
 	// offender bookkeeping).
 	Evidence []checkpoint.Evidence
+	// Halts are the persisted safety alarms (never pruned).
+	Halts []checkpoint.Halt
 }

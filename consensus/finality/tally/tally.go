@@ -87,22 +87,35 @@ func (vv *validatorVotes) search(n uint64) (int, bool) {
 	})
 }
 
-// Tally counts votes per link. The zero value is not usable; call New.
+// Tally counts votes per link. The zero value is not usable; call New or
+// NewBounded.
 type Tally struct {
 	floor   uint64
 	targets map[uint64]*target
 	// byValidator holds each validator's counted votes.
 	byValidator map[checkpoint.ValidatorIndex]*validatorVotes
 	counted     int
+	// perValidator bounds the votes held per validator (0: unbounded).
+	perValidator int
+	evicted      int
 }
 
-// New returns an empty tally whose floor is floor: votes with a target at or
-// below it are Stale.
-func New(floor uint64) *Tally {
+// New returns an empty, unbounded tally whose floor is floor: votes with a
+// target at or below it are Stale.
+func New(floor uint64) *Tally { return NewBounded(floor, 0) }
+
+// NewBounded returns an empty tally that holds at most perValidator votes
+// per validator (0: unbounded): the ones with the highest target numbers.
+// Counting a vote beyond the bound evicts that validator's lowest-target
+// vote; a vote below all of a full validator's held votes is Stale. Memory
+// is then bounded by perValidator times the number of validators, however
+// far the targets are apart, and no target horizon is needed for it.
+func NewBounded(floor uint64, perValidator int) *Tally {
 	return &Tally{
-		floor:       floor,
-		targets:     make(map[uint64]*target),
-		byValidator: make(map[checkpoint.ValidatorIndex]*validatorVotes),
+		floor:        floor,
+		targets:      make(map[uint64]*target),
+		byValidator:  make(map[checkpoint.ValidatorIndex]*validatorVotes),
+		perValidator: max(perValidator, 0),
 	}
 }
 
@@ -160,6 +173,11 @@ func (t *Tally) classify(v checkpoint.SignedVote) (Result, int) {
 			return Result{Outcome: SurroundVote, Prior: prior}, i
 		}
 	}
+	if t.perValidator > 0 && len(vv.votes) >= t.perValidator && i == 0 {
+		// Below every held vote of a validator at its bound: too old to
+		// matter (its newer votes carry it forward).
+		return Result{Outcome: Stale}, 0
+	}
 	return Result{Outcome: Counted}, i
 }
 
@@ -186,8 +204,45 @@ func (t *Tally) Add(v checkpoint.SignedVote) (Result, int) {
 	vv.votes = slices.Insert(vv.votes, pos, v)
 	vv.maxSource = max(vv.maxSource, v.Source.Number)
 	t.counted++
-	return r, len(tg.links[link])
+	weight := len(tg.links[link])
+	if t.perValidator > 0 && len(vv.votes) > t.perValidator {
+		t.evict(vv.votes[0])
+		n := copy(vv.votes, vv.votes[1:])
+		vv.votes[n] = checkpoint.SignedVote{}
+		vv.votes = vv.votes[:n]
+	}
+	return r, weight
 }
+
+// evict removes the counted vote v from its link.
+func (t *Tally) evict(v checkpoint.SignedVote) {
+	tg := t.targets[v.Target.Number]
+	if tg == nil {
+		return
+	}
+	link := v.Link()
+	vs := tg.links[link]
+	for i, o := range vs {
+		if o.Validator == v.Validator {
+			vs = slices.Delete(vs, i, i+1)
+			break
+		}
+	}
+	if len(vs) == 0 {
+		delete(tg.links, link)
+	} else {
+		tg.links[link] = vs
+	}
+	if len(tg.links) == 0 && len(tg.offenders) == 0 {
+		delete(t.targets, v.Target.Number)
+	}
+	t.counted--
+	t.evicted++
+}
+
+// Evicted returns how many counted votes were evicted by the per-validator
+// bound so far.
+func (t *Tally) Evicted() int { return t.evicted }
 
 // Weight returns the number of distinct validators counted for link.
 func (t *Tally) Weight(link checkpoint.Link) int {

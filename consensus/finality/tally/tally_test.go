@@ -190,3 +190,53 @@ func TestClassifyMatchesDefinition(t *testing.T) {
 		}
 	}
 }
+
+func TestBoundedPerValidator(t *testing.T) {
+	const bound = 4
+	tl := tally.NewBounded(0, bound)
+	g := cp(0, 'g')
+	// Validator 0 votes for 10 consecutive targets from genesis: only the
+	// newest four stay counted, and the evicted links lose its weight.
+	for n := uint64(1); n <= 10; n++ {
+		r, w := tl.Add(vote(0, g, cp(n, 'a')))
+		require.Equal(t, tally.Counted, r.Outcome)
+		require.Equal(t, 1, w)
+	}
+	require.Equal(t, bound, tl.Len())
+	require.Equal(t, 6, tl.Evicted())
+	for n := uint64(1); n <= 10; n++ {
+		want := 0
+		if n > 10-bound {
+			want = 1
+		}
+		require.Equal(t, want, tl.Weight(checkpoint.Link{Source: g, Target: cp(n, 'a')}), "target %d", n)
+		_, ok := tl.Lookup(0, n)
+		require.Equal(t, want == 1, ok)
+	}
+	require.Equal(t, bound, tl.Numbers(), "emptied targets are dropped")
+	// A vote below every held vote of a full validator is stale...
+	r, _ := tl.Add(vote(0, g, cp(3, 'a')))
+	require.Equal(t, tally.Stale, r.Outcome)
+	// ...unless it is a surround vote against a held one, which is still
+	// reported.
+	r, _ = tl.Add(vote(0, cp(8, 'a'), cp(9, 'b')))
+	require.Equal(t, tally.DoubleVote, r.Outcome)
+	tl2 := tally.NewBounded(0, 2)
+	tl2.Add(vote(1, cp(1, 'a'), cp(10, 'a')))
+	tl2.Add(vote(1, cp(1, 'a'), cp(11, 'a')))
+	r, _ = tl2.Add(vote(1, cp(2, 'a'), cp(3, 'a')))
+	require.Equal(t, tally.SurroundVote, r.Outcome, "surrounded by a held vote")
+	// Other validators are independent of the bound.
+	r, _ = tl.Add(vote(1, g, cp(1, 'a')))
+	require.Equal(t, tally.Counted, r.Outcome)
+}
+
+func TestBoundedFarTargetsKeepMemoryFlat(t *testing.T) {
+	tl := tally.NewBounded(0, 8)
+	g := cp(0, 'g')
+	for i := range 10000 {
+		tl.Add(vote(checkpoint.ValidatorIndex(i%3), g, checkpoint.Checkpoint{Number: uint64(1 + i*1000003), Hash: checkpoint.HashOf([]byte{byte(i), byte(i >> 8)})}))
+	}
+	require.LessOrEqual(t, tl.Len(), 3*8)
+	require.LessOrEqual(t, tl.Numbers(), 3*8)
+}
