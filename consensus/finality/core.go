@@ -141,9 +141,9 @@ type Core struct {
 	// resendLast: the last own vote is sent again once the head reaches its
 	// target (it may never have left before a crash or restart).
 	resendLast bool
-	initMark  *uint64
-	ownSeen   OwnSeen
-	halts     []checkpoint.Halt
+	initMark   *uint64
+	ownSeen    OwnSeen
+	halts      []checkpoint.Halt
 
 	lastProgress    time.Time
 	lastRebroadcast time.Time
@@ -933,7 +933,7 @@ func (c *Core) alarm(cert checkpoint.Certificate, number uint64) {
 	cc := cloneCert(cert)
 	ev := checkpoint.Evidence{Kind: checkpoint.EvidenceConflictingFinality, Certificate: &cc, Checkpoint: number}
 	h := checkpoint.Halt{Reason: checkpoint.HaltConflictingFinality, Checkpoint: number,
-		Detail: fmt.Sprintf("certificate %s -> %s contradicts finalized checkpoint %s", cert.Source, cert.Target, c.finalized),
+		Detail:   fmt.Sprintf("certificate %s -> %s contradicts finalized checkpoint %s", cert.Source, cert.Target, c.finalized),
 		Evidence: &ev}
 	c.halt(h, LogConflictingFinality)
 }
