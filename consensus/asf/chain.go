@@ -94,7 +94,7 @@ type Chain struct {
 	closed    bool
 	best      Header
 	bestHash  checkpoint.Hash
-	tips      map[checkpoint.Hash]uint64
+	tips      map[checkpoint.Hash]checkpoint.Tip
 	justified checkpoint.Checkpoint
 	finalized checkpoint.Checkpoint
 	// pendingJustified is a justified checkpoint whose block is not known
@@ -130,7 +130,7 @@ func OpenChain(path string, spec *chainspec.Spec, opts ChainOptions) (*Chain, er
 		drift:    opts.MaxFutureDrift,
 		readOnly: opts.ReadOnly,
 		headers:  newHeaderCache(headerCacheSize),
-		tips:     make(map[checkpoint.Hash]uint64),
+		tips:     make(map[checkpoint.Hash]checkpoint.Tip),
 	}
 	c.genesisHash = c.genesis.Hash()
 	if c.log == nil {
@@ -353,10 +353,23 @@ func (c *Chain) loadTips() error {
 			_ = it.Close()
 			return c.corrupted("malformed tip entry %x", k)
 		}
-		c.tips[checkpoint.Hash(k[1:])] = binary.BigEndian.Uint64(v)
+		h := checkpoint.Hash(k[1:])
+		c.tips[h] = checkpoint.Tip{Hash: h, Number: binary.BigEndian.Uint64(v)}
 	}
 	if err := errors.Join(it.Error(), it.Close()); err != nil {
 		return c.corrupted("scan tips: %s", oneLine(err))
+	}
+	// The slot of a tip (fork choice's tie-break) comes from its header.
+	for h, t := range c.tips {
+		hdr, ok, err := c.header(c.db, h)
+		if err != nil {
+			return err
+		}
+		if !ok || hdr.Number != t.Number {
+			return c.corrupted("tip %s (#%d) has no matching header", h.Short(), t.Number)
+		}
+		t.Slot = hdr.Slot
+		c.tips[h] = t
 	}
 	return nil
 }
@@ -390,7 +403,7 @@ func (c *Chain) initialize() error {
 	}
 	c.best, c.bestHash = g.Header, c.genesisHash
 	c.justified, c.finalized = gcp, gcp
-	c.tips[c.genesisHash] = 0
+	c.tips[c.genesisHash] = checkpoint.Tip{Hash: c.genesisHash}
 	c.log.Info("Initialized chain database with genesis",
 		zap.String("chain", c.spec.ID), zap.Stringer("genesis", c.genesisHash))
 	return nil
@@ -449,10 +462,15 @@ func (c *Chain) Tips() []checkpoint.Tip {
 	return c.tipList()
 }
 
+// bestTip returns the best block as a fork-choice tip. c.mu is held.
+func (c *Chain) bestTip() checkpoint.Tip {
+	return checkpoint.Tip{Hash: c.bestHash, Number: c.best.Number, Slot: c.best.Slot}
+}
+
 func (c *Chain) tipList() []checkpoint.Tip {
 	out := make([]checkpoint.Tip, 0, len(c.tips))
-	for h, n := range c.tips {
-		out = append(out, checkpoint.Tip{Hash: h, Number: n})
+	for _, t := range c.tips {
+		out = append(out, t)
 	}
 	return out
 }

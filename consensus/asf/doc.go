@@ -22,8 +22,8 @@
 // # Fork choice
 //
 // The best chain is the longest chain that contains the latest justified
-// checkpoint block, ties broken by the lowest block hash
-// (checkpoint.BestChain). Checkpoint c is the block at height
+// checkpoint block; among equally long ones the tip with the lower slot wins,
+// then the lower block hash (checkpoint.BestChain, checkpoint.Tip.Beats). Checkpoint c is the block at height
 // c*checkpoint_interval; checkpoint 0 is the genesis block. A finalized
 // checkpoint is never reverted: blocks at or below its height that are not
 // already known, and blocks that do not descend from it, are rejected, and

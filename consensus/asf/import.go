@@ -94,22 +94,22 @@ func (c *Chain) Import(ctx context.Context, b Block) (ImportResult, error) {
 	if err := batch.Set(hashKey(tagTip, hash), u64(b.Header.Number), nil); err != nil {
 		return res, err
 	}
-	newTip := checkpoint.Tip{Hash: hash, Number: b.Header.Number}
+	newTip := checkpoint.Tip{Hash: hash, Number: b.Header.Number, Slot: b.Header.Slot}
 
-	var best checkpoint.Tip
+	// Fork choice over the tips changes only by the new tip: it is the new
+	// best block when it extends the best block, or when it beats the best
+	// tip (checkpoint.Tip.Beats) and contains the justified block.
+	best := c.bestTip()
 	switch {
 	case parent == c.bestHash:
 		best = newTip
-	case newTip.Number > c.best.Number || (newTip.Number == c.best.Number && hash.Less(c.bestHash)):
-		best = checkpoint.Tip{Hash: c.bestHash, Number: c.best.Number}
+	case newTip.Beats(best):
 		jh, _ := c.height(c.justified.Number)
 		if anc, ok, err := c.ancestorAt(batch, hash, jh); err != nil {
 			return res, err
 		} else if ok && anc == c.justified.Hash {
 			best = newTip
 		}
-	default:
-		best = checkpoint.Tip{Hash: c.bestHash, Number: c.best.Number}
 	}
 	var newBest Header
 	if best.Hash != c.bestHash {
@@ -127,7 +127,7 @@ func (c *Chain) Import(ctx context.Context, b Block) (ImportResult, error) {
 	if parentIsTip {
 		delete(c.tips, parent)
 	}
-	c.tips[hash] = b.Header.Number
+	c.tips[hash] = newTip
 	reorg := false
 	if best.Hash != c.bestHash {
 		reorg = newBest.ParentHash != c.bestHash
