@@ -37,9 +37,35 @@ type ImportResult struct {
 // root, the proposer signature; then the parent must be known
 // (ErrUnknownParent, so the caller can sync), number == parent+1, slot >
 // parent slot, and the block must be above and descend from the finalized
-// block (ErrConflictsFinalized). Every rejection but ErrUnknownParent wraps
-// ErrInvalidBlock.
+// block (ErrConflictsFinalized); then one block per authority per slot: when
+// a different block of the same proposer and slot was imported before, the
+// block is refused with ErrEquivocation (also when its parent is unknown)
+// and, the first time for that (proposer, slot), both headers are stored as
+// evidence — whether or not the block passes the parent checks, since the
+// two signed headers prove the equivocation on their own. Every rejection
+// but ErrUnknownParent and ErrEquivocation wraps ErrInvalidBlock.
+//
+// Import is the path of blocks received by gossip: the first block imported
+// for (proposer, slot) wins. Blocks fetched from a peer's best chain by sync
+// go through ImportSynced.
 func (c *Chain) Import(ctx context.Context, b Block) (ImportResult, error) {
+	return c.importBlock(ctx, b, false)
+}
+
+// ImportSynced is Import for blocks fetched by the sync protocol from a
+// peer's best chain. It differs in one rule: a block that equivocates
+// against a stored block of the same (proposer, slot) is still imported
+// (the evidence is stored and counted all the same). An equivocating
+// proposer can show each half of the network a different block; the rest of
+// the network may build, vote and finalize on the block this node saw
+// second, and a node that refused it for good could never follow the chain
+// again. The caller must not relay blocks imported this way. The number of
+// tips stays bounded (MaxTips) whichever path imports a block.
+func (c *Chain) ImportSynced(ctx context.Context, b Block) (ImportResult, error) {
+	return c.importBlock(ctx, b, true)
+}
+
+func (c *Chain) importBlock(ctx context.Context, b Block, allowEquivocation bool) (ImportResult, error) {
 	if err := ctx.Err(); err != nil {
 		return ImportResult{}, err
 	}
@@ -72,8 +98,29 @@ func (c *Chain) Import(ctx context.Context, b Block) (ImportResult, error) {
 		res.AlreadyKnown = ok
 		return res, err
 	}
-	if err := c.checkParent(b.Header, hash); err != nil {
+	// One block per authority per slot. The signature is verified, so the
+	// two headers prove the equivocation whatever the parents are.
+	first, indexed, err := c.slotBlock(c.db, b.Header.Slot, b.Header.Proposer)
+	if err != nil {
+		return res, err
+	}
+	equivocates := indexed && first.Hash() != hash
+	if equivocates {
+		if err := c.recordEquivocation(first, b.Header); err != nil {
+			return res, err
+		}
+	}
+	refuse := equivocates && !allowEquivocation
+	// A block that also breaks a rule against its parent is reported as
+	// invalid (an honest peer never relays it); an equivocating block whose
+	// parent is unknown is not worth a sync.
+	if err := c.checkParent(b.Header, hash); err != nil && !(refuse && errors.Is(err, ErrUnknownParent)) {
 		return res, fmt.Errorf("block #%d %s: %w", b.Header.Number, hash.Short(), err)
+	}
+	if refuse {
+		c.equiv.Refused++
+		return res, fmt.Errorf("block #%d %s: %w: proposer %d signed %s for slot %d",
+			b.Header.Number, hash.Short(), ErrEquivocation, b.Header.Proposer, first.Hash().Short(), b.Header.Slot)
 	}
 
 	batch := c.db.NewIndexedBatch()
@@ -83,6 +130,11 @@ func (c *Chain) Import(ctx context.Context, b Block) (ImportResult, error) {
 	}
 	if err := batch.Set(hashKey(tagBlock, hash), enc, nil); err != nil {
 		return res, err
+	}
+	if !indexed {
+		if err := batch.Set(slotKey(tagSlot, b.Header.Slot, b.Header.Proposer), marshalHeader(b.Header), nil); err != nil {
+			return res, err
+		}
 	}
 	parent := b.Header.ParentHash
 	_, parentIsTip := c.tips[parent]
@@ -123,6 +175,9 @@ func (c *Chain) Import(ctx context.Context, b Block) (ImportResult, error) {
 	}
 
 	// Committed: update the in-memory state.
+	if equivocates {
+		c.equiv.ImportedSynced++
+	}
 	c.headers.put(hash, b.Header)
 	if parentIsTip {
 		delete(c.tips, parent)
