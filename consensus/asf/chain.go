@@ -105,6 +105,8 @@ type Chain struct {
 	pendingFinalized *checkpoint.Checkpoint
 	// equiv counts equivocations seen since open.
 	equiv EquivocationStats
+	// tipsEvicted and tipRefused count MaxTips evictions and refusals.
+	tipsEvicted, tipRefused uint64
 }
 
 // OpenChain opens (creating it on first use, unless ReadOnly) the chain

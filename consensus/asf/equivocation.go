@@ -105,12 +105,6 @@ type EquivocationStats struct {
 	ImportedSynced uint64
 }
 
-// EquivocationStats returns the equivocation counters.
-func (c *Chain) EquivocationStats() EquivocationStats {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return c.equiv
-}
 
 // slotBlock returns the stored header of the first block imported for
 // (proposer, slot), if the slot index still holds it (it is pruned up to the

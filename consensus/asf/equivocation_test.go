@@ -67,7 +67,7 @@ func TestEquivocationRefusedAndRecordedOnce(t *testing.T) {
 	}
 	require.Equal(t, best, e.chain.BestHash())
 	require.ElementsMatch(t, tips, e.chain.Tips())
-	require.Equal(t, EquivocationStats{Recorded: 1, Refused: flood}, e.chain.EquivocationStats())
+	require.Equal(t, EquivocationStats{Recorded: 1, Refused: flood}, e.chain.Stats().Equivocations)
 
 	warns := logs.FilterMessageSnippet("Proposer equivocation").All()
 	require.Len(t, warns, 1)
@@ -91,7 +91,7 @@ func TestEquivocationRefusedAndRecordedOnce(t *testing.T) {
 	e.reopen()
 	_, err = e.chain.Import(ctx, e.variant(g, 5, 1000))
 	require.ErrorIs(t, err, ErrEquivocation)
-	require.Equal(t, EquivocationStats{Refused: 1}, e.chain.EquivocationStats())
+	require.Equal(t, EquivocationStats{Refused: 1}, e.chain.Stats().Equivocations)
 	ev, err = e.chain.BlockEvidence(0, 10)
 	require.NoError(t, err)
 	require.Equal(t, []BlockEquivocation{want}, ev)
@@ -123,7 +123,7 @@ func TestEquivocationChecksOrder(t *testing.T) {
 	require.Len(t, ev, 1)
 	require.Equal(t, a[1].Header, ev[0].First)
 	require.Equal(t, bad.Header, ev[0].Second)
-	require.Equal(t, EquivocationStats{Recorded: 1}, e.chain.EquivocationStats())
+	require.Equal(t, EquivocationStats{Recorded: 1}, e.chain.Stats().Equivocations)
 
 	// Already known blocks are not equivocations.
 	res, err := e.chain.Import(ctx, a[1])
@@ -162,7 +162,7 @@ func TestImportSyncedFollowsTheOtherHalf(t *testing.T) {
 	}
 	require.Equal(t, lower.Hash(), e.chain.BestHash())
 	require.Equal(t, lower.Hash() == x2.Hash(), res.NewBest)
-	require.Equal(t, EquivocationStats{Recorded: 1, Refused: 1, ImportedSynced: 1}, e.chain.EquivocationStats())
+	require.Equal(t, EquivocationStats{Recorded: 1, Refused: 1, ImportedSynced: 1}, e.chain.Stats().Equivocations)
 
 	for _, b := range []Block{z1, z2} {
 		_, err := e.chain.ImportSynced(ctx, b)
@@ -247,7 +247,7 @@ func TestProducerNeverSignsTwiceForOneSlot(t *testing.T) {
 	require.Nil(t, again)
 	require.Equal(t, ImportResult{}, res)
 	require.Len(t, logs.FilterMessageSnippet("Not authoring: a block of ours for this slot exists already").All(), 1)
-	require.Equal(t, EquivocationStats{}, e.chain.EquivocationStats())
+	require.Equal(t, EquivocationStats{}, e.chain.Stats().Equivocations)
 }
 
 func TestBlockEvidencePaging(t *testing.T) {

@@ -170,6 +170,32 @@ func (c *Chain) importBlock(ctx context.Context, b Block, allowEquivocation bool
 		}
 		res.NewBest = best.Hash == hash
 	}
+	// A new branch while MaxTips tips exist: evict the tips worth least, or
+	// refuse the block if it is one of them.
+	var victims []checkpoint.Tip
+	var evicted []checkpoint.Hash
+	if !parentIsTip {
+		var refuseTip bool
+		victims, refuseTip, err = c.makeRoomForTip(batch, newTip, best, allowEquivocation)
+		if err != nil {
+			return res, err
+		}
+		if refuseTip {
+			c.tipRefused++
+			return ImportResult{Hash: hash, Number: b.Header.Number}, fmt.Errorf("block #%d %s: %w (%d tips)", b.Header.Number, hash.Short(), ErrTipLimit, len(c.tips))
+		}
+		if len(victims) > 0 {
+			keep := []checkpoint.Tip{newTip}
+			for _, t := range c.tips {
+				if !slices.Contains(victims, t) {
+					keep = append(keep, t)
+				}
+			}
+			if evicted, err = c.evictBranches(batch, victims, keep); err != nil {
+				return res, err
+			}
+		}
+	}
 	if err := batch.Commit(pebble.Sync); err != nil {
 		return res, fmt.Errorf("store block #%d %s: %w", b.Header.Number, hash.Short(), err)
 	}
@@ -183,6 +209,17 @@ func (c *Chain) importBlock(ctx context.Context, b Block, allowEquivocation bool
 		delete(c.tips, parent)
 	}
 	c.tips[hash] = newTip
+	for _, v := range victims {
+		delete(c.tips, v.Hash)
+	}
+	for _, h := range evicted {
+		c.headers.remove(h)
+	}
+	if len(victims) > 0 {
+		c.tipsEvicted += uint64(len(victims))
+		c.log.Debug("Evicted chain tips",
+			zap.Int("tips", len(victims)), zap.Int("blocks", len(evicted)), zap.Int("remaining", len(c.tips)))
+	}
 	reorg := false
 	if best.Hash != c.bestHash {
 		reorg = newBest.ParentHash != c.bestHash
