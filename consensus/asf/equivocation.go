@@ -105,7 +105,6 @@ type EquivocationStats struct {
 	ImportedSynced uint64
 }
 
-
 // slotBlock returns the stored header of the first block imported for
 // (proposer, slot), if the slot index still holds it (it is pruned up to the
 // finalized block's slot).

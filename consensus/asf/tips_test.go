@@ -76,7 +76,7 @@ func TestTipLimitEvictsTheLeastWorthTips(t *testing.T) {
 	e := newEnv(t, localSpec(t))
 	ctx := context.Background()
 	g := e.chain.Genesis().Header
-	a := e.extend(g, 1, 80, "a") // slots 1..80
+	a := e.extend(g, 1, 80, "a")                     // slots 1..80
 	_, err := e.chain.SetJustified(ctx, cp(2, a[7])) // block #8
 	require.NoError(t, err)
 	slots := &sideSlots{next: 1000}
