@@ -107,6 +107,8 @@ type Chain struct {
 	equiv EquivocationStats
 	// tipsEvicted and tipRefused count MaxTips evictions and refusals.
 	tipsEvicted, tipRefused uint64
+	// proof is the stored finality proof (nil: none).
+	proof *storedProof
 }
 
 // OpenChain opens (creating it on first use, unless ReadOnly) the chain
@@ -335,6 +337,9 @@ func (c *Chain) load() error {
 	}
 	if _, ok := c.tips[c.bestHash]; !ok {
 		return c.corrupted("best block %s is not a tip", c.bestHash.Short())
+	}
+	if err := c.loadProof(); err != nil {
+		return err
 	}
 	if version == schemaV1 && !c.readOnly {
 		return c.migrateV1()
