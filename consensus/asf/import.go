@@ -42,8 +42,12 @@ type ImportResult struct {
 // block is refused with ErrEquivocation (also when its parent is unknown)
 // and, the first time for that (proposer, slot), both headers are stored as
 // evidence — whether or not the block passes the parent checks, since the
-// two signed headers prove the equivocation on their own. Every rejection
-// but ErrUnknownParent and ErrEquivocation wraps ErrInvalidBlock.
+// two signed headers prove the equivocation on their own; last, a block that
+// starts a new branch while MaxTips tips exist makes room by evicting the
+// tips worth least, or is refused with ErrTipLimit when it is worth least
+// itself (see makeRoomForTip). Every rejection but ErrUnknownParent,
+// ErrEquivocation and ErrTipLimit wraps ErrInvalidBlock; those three mean
+// "ignore it, do not penalize the peer, do not relay".
 //
 // Import is the path of blocks received by gossip: the first block imported
 // for (proposer, slot) wins. Blocks fetched from a peer's best chain by sync
