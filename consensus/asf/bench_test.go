@@ -3,6 +3,7 @@ package asf
 import (
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -100,6 +101,116 @@ func BenchmarkOpen(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/open")
+		})
+	}
+}
+
+// floodEnv is a chain on a Pebble MemFS (fsync costs nothing there, so the
+// numbers show the work that depends on the flood) with a main chain of
+// mainLen blocks (slots 1..mainLen) and side one-block branches offered by
+// gossip (Import) on main-chain parents, at slots 1000+k.
+func floodEnv(b *testing.B, mainLen, side int) (*Chain, []Block, []ed25519.PrivateKey, *chainspec.Spec) {
+	b.Helper()
+	spec, err := chainspec.Builtin("local")
+	require.NoError(b, err)
+	keys := specKeys(b, spec)
+	c, err := OpenChain(b.TempDir(), spec, ChainOptions{FS: vfs.NewMem(), Logger: zap.NewNop(), Clock: &fakeClock{now: SlotStart(spec, 1_000_000)}})
+	require.NoError(b, err)
+	b.Cleanup(func() { _ = c.Close() })
+	ctx := context.Background()
+	main := buildChain(spec, keys, mainLen, 0)
+	for _, blk := range main {
+		_, err := c.Import(ctx, blk)
+		require.NoError(b, err)
+	}
+	for k := range side {
+		parent := main[(k*7)%(mainLen-1)].Header
+		_, err := c.Import(ctx, makeBlock(spec, keys, parent, uint64(1000+k), []byte("side")))
+		if err != nil && !errors.Is(err, ErrTipLimit) {
+			b.Fatal(err)
+		}
+	}
+	return c, main, keys, spec
+}
+
+// BenchmarkFlood shows that what a hostile or stale flood costs the chain
+// does not grow with the flood:
+//
+//   - refuse-equivocation: Import of one more validly signed block for a
+//     (proposer, slot) that already has one (the signature check and one
+//     slot index read; the evidence was written by the first copy). A flood
+//     of 300 copies costs 300 times this, and no tip.
+//   - import-best/side=N: importing the next best-chain block after N
+//     one-block side branches were offered (at most MaxTips are kept).
+//   - new-side-branch/side=N: one more side branch when N were offered:
+//     past MaxTips this is the eviction path (rank every tip, delete one).
+//   - fork-choice/side=N: a full fork-choice run over all tips, which
+//     SetJustified and SetFinalized do.
+func BenchmarkFlood(b *testing.B) {
+	ctx := context.Background()
+	b.Run("refuse-equivocation", func(b *testing.B) {
+		c, main, keys, spec := floodEnv(b, 200, 0)
+		slot := uint64(201)
+		_, err := c.Import(ctx, makeBlock(spec, keys, main[199].Header, slot, []byte("first")))
+		require.NoError(b, err)
+		copies := make([]Block, b.N)
+		for i := range copies {
+			copies[i] = makeBlock(spec, keys, main[198-i%150].Header, slot, []byte(fmt.Sprintf("copy-%d", i)))
+		}
+		b.ResetTimer()
+		for _, blk := range copies {
+			if _, err := c.Import(ctx, blk); !errors.Is(err, ErrEquivocation) {
+				b.Fatal(err)
+			}
+		}
+		b.StopTimer()
+		b.ReportMetric(float64(len(c.Tips())), "tips")
+	})
+	for _, side := range []int{0, 64, 300, 1000} {
+		b.Run(fmt.Sprintf("import-best/side=%d", side), func(b *testing.B) {
+			c, _, keys, spec := floodEnv(b, 200, side)
+			next := make([]Block, b.N)
+			parent := c.Best()
+			for i := range next {
+				next[i] = makeBlock(spec, keys, parent, uint64(5000+i))
+				parent = next[i].Header
+			}
+			b.ResetTimer()
+			for _, blk := range next {
+				if _, err := c.Import(ctx, blk); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(len(c.Tips())), "tips")
+		})
+		b.Run(fmt.Sprintf("new-side-branch/side=%d", side), func(b *testing.B) {
+			c, main, keys, spec := floodEnv(b, 200, side)
+			blocks := make([]Block, b.N)
+			for i := range blocks {
+				blocks[i] = makeBlock(spec, keys, main[197-i%50].Header, uint64(200_000+i), []byte("new side"))
+			}
+			b.ResetTimer()
+			for _, blk := range blocks {
+				if _, err := c.Import(ctx, blk); err != nil && !errors.Is(err, ErrTipLimit) {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(len(c.Tips())), "tips")
+		})
+		b.Run(fmt.Sprintf("fork-choice/side=%d", side), func(b *testing.B) {
+			c, _, _, _ := floodEnv(b, 200, side)
+			c.mu.RLock()
+			defer c.mu.RUnlock()
+			tips := c.tipList()
+			b.ResetTimer()
+			for b.Loop() {
+				if _, err := c.forkChoice(c.db, tips, c.justified); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(len(tips)), "tips")
 		})
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -94,7 +95,7 @@ type Chain struct {
 	closed    bool
 	best      Header
 	bestHash  checkpoint.Hash
-	tips      map[checkpoint.Hash]uint64
+	tips      map[checkpoint.Hash]checkpoint.Tip
 	justified checkpoint.Checkpoint
 	finalized checkpoint.Checkpoint
 	// pendingJustified is a justified checkpoint whose block is not known
@@ -102,6 +103,12 @@ type Chain struct {
 	pendingJustified *checkpoint.Checkpoint
 	// pendingFinalized likewise for a finalized checkpoint.
 	pendingFinalized *checkpoint.Checkpoint
+	// equiv counts equivocations seen since open.
+	equiv EquivocationStats
+	// tipsEvicted and tipRefused count MaxTips evictions and refusals.
+	tipsEvicted, tipRefused uint64
+	// proof is the stored finality proof (nil: none).
+	proof *storedProof
 }
 
 // OpenChain opens (creating it on first use, unless ReadOnly) the chain
@@ -130,7 +137,7 @@ func OpenChain(path string, spec *chainspec.Spec, opts ChainOptions) (*Chain, er
 		drift:    opts.MaxFutureDrift,
 		readOnly: opts.ReadOnly,
 		headers:  newHeaderCache(headerCacheSize),
-		tips:     make(map[checkpoint.Hash]uint64),
+		tips:     make(map[checkpoint.Hash]checkpoint.Tip),
 	}
 	c.genesisHash = c.genesis.Hash()
 	if c.log == nil {
@@ -257,9 +264,10 @@ func (c *Chain) load() error {
 		}
 		return c.initialize()
 	}
-	if len(schema) != 4 || binary.BigEndian.Uint32(schema) != SchemaVersion {
-		return fmt.Errorf("%w: %s: schema %x, this node reads version %d", ErrSchema, c.path, schema, SchemaVersion)
+	if len(schema) != 4 || (binary.BigEndian.Uint32(schema) != SchemaVersion && binary.BigEndian.Uint32(schema) != schemaV1) {
+		return fmt.Errorf("%w: %s: schema %x, this node reads versions %d and %d", ErrSchema, c.path, schema, schemaV1, SchemaVersion)
 	}
+	version := binary.BigEndian.Uint32(schema)
 	id, _, err := get(c.db, keyGenesis)
 	if err != nil {
 		return c.corrupted("read chain identity: %s", oneLine(err))
@@ -330,6 +338,87 @@ func (c *Chain) load() error {
 	if _, ok := c.tips[c.bestHash]; !ok {
 		return c.corrupted("best block %s is not a tip", c.bestHash.Short())
 	}
+	if err := c.loadProof(); err != nil {
+		return err
+	}
+	if version == schemaV1 && !c.readOnly {
+		return c.migrateV1()
+	}
+	return nil
+}
+
+// migrateV1 upgrades a version 1 database in one synced batch: it indexes
+// every stored block above the finalized block by (slot, proposer) (walking
+// back from each tip, best tip first, so the best chain's blocks are the
+// "first" ones), stores evidence for two stored blocks of one (proposer,
+// slot), and writes SchemaVersion. Its cost grows with the blocks above the
+// finalized block, once.
+func (c *Chain) migrateV1() error {
+	fh, _ := c.height(c.finalized.Number)
+	tips := c.tipList()
+	slices.SortFunc(tips, func(a, b checkpoint.Tip) int {
+		if a.Beats(b) {
+			return -1
+		}
+		return 1
+	})
+	batch := c.db.NewIndexedBatch()
+	defer batch.Close()
+	indexed, evidence := 0, 0
+	for _, tip := range tips {
+		for cur := tip.Hash; ; {
+			hdr, ok, err := c.header(c.db, cur)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return c.corrupted("block %s below tip %s missing", cur.Short(), tip.Hash.Short())
+			}
+			if hdr.Number <= fh {
+				break
+			}
+			first, found, err := c.slotBlock(batch, hdr.Slot, hdr.Proposer)
+			if err != nil {
+				return err
+			}
+			switch {
+			case !found:
+				if err := batch.Set(slotKey(tagSlot, hdr.Slot, hdr.Proposer), marshalHeader(hdr), nil); err != nil {
+					return err
+				}
+				indexed++
+			case first.Hash() == cur:
+				// The rest of this branch was indexed from another tip.
+			default:
+				key := slotKey(tagEvidence, hdr.Slot, hdr.Proposer)
+				if _, have, err := get(batch, key); err != nil {
+					return c.corrupted("read block evidence: %s", oneLine(err))
+				} else if !have {
+					ev := BlockEquivocation{Proposer: hdr.Proposer, Slot: hdr.Slot, First: first, Second: hdr}
+					if err := batch.Set(key, marshalEvidence(ev), nil); err != nil {
+						return err
+					}
+					evidence++
+					c.log.Warn("Proposer equivocation: two different blocks for one slot; evidence stored",
+						zap.Uint32("proposer", uint32(hdr.Proposer)), zap.Uint64("slot", hdr.Slot),
+						zap.Stringer("first", first.Hash()), zap.Stringer("second", cur))
+				}
+			}
+			if found && first.Hash() == cur {
+				break
+			}
+			cur = hdr.ParentHash
+		}
+	}
+	if err := batch.Set(keySchema, binary.BigEndian.AppendUint32(nil, SchemaVersion), nil); err != nil {
+		return err
+	}
+	if err := batch.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("upgrade chain database %s to schema %d: %w", c.path, SchemaVersion, err)
+	}
+	c.log.Info("Upgraded chain database schema",
+		zap.Uint32("from", schemaV1), zap.Uint32("to", SchemaVersion),
+		zap.Int("indexed_blocks", indexed), zap.Int("evidence", evidence))
 	return nil
 }
 
@@ -353,10 +442,23 @@ func (c *Chain) loadTips() error {
 			_ = it.Close()
 			return c.corrupted("malformed tip entry %x", k)
 		}
-		c.tips[checkpoint.Hash(k[1:])] = binary.BigEndian.Uint64(v)
+		h := checkpoint.Hash(k[1:])
+		c.tips[h] = checkpoint.Tip{Hash: h, Number: binary.BigEndian.Uint64(v)}
 	}
 	if err := errors.Join(it.Error(), it.Close()); err != nil {
 		return c.corrupted("scan tips: %s", oneLine(err))
+	}
+	// The slot of a tip (fork choice's tie-break) comes from its header.
+	for h, t := range c.tips {
+		hdr, ok, err := c.header(c.db, h)
+		if err != nil {
+			return err
+		}
+		if !ok || hdr.Number != t.Number {
+			return c.corrupted("tip %s (#%d) has no matching header", h.Short(), t.Number)
+		}
+		t.Slot = hdr.Slot
+		c.tips[h] = t
 	}
 	return nil
 }
@@ -390,7 +492,7 @@ func (c *Chain) initialize() error {
 	}
 	c.best, c.bestHash = g.Header, c.genesisHash
 	c.justified, c.finalized = gcp, gcp
-	c.tips[c.genesisHash] = 0
+	c.tips[c.genesisHash] = checkpoint.Tip{Hash: c.genesisHash}
 	c.log.Info("Initialized chain database with genesis",
 		zap.String("chain", c.spec.ID), zap.Stringer("genesis", c.genesisHash))
 	return nil
@@ -449,10 +551,15 @@ func (c *Chain) Tips() []checkpoint.Tip {
 	return c.tipList()
 }
 
+// bestTip returns the best block as a fork-choice tip. c.mu is held.
+func (c *Chain) bestTip() checkpoint.Tip {
+	return checkpoint.Tip{Hash: c.bestHash, Number: c.best.Number, Slot: c.best.Slot}
+}
+
 func (c *Chain) tipList() []checkpoint.Tip {
 	out := make([]checkpoint.Tip, 0, len(c.tips))
-	for h, n := range c.tips {
-		out = append(out, checkpoint.Tip{Hash: h, Number: n})
+	for _, t := range c.tips {
+		out = append(out, t)
 	}
 	return out
 }

@@ -127,7 +127,7 @@ func TestOpenRefusesCorruption(t *testing.T) {
 	}{
 		{"unknown schema version", func(t *testing.T, db *pebble.DB, _ []Block) {
 			require.NoError(t, db.Set(keySchema, []byte{0, 0, 0, 9}, pebble.Sync))
-		}, ErrSchema, "version 1"},
+		}, ErrSchema, "reads versions 1 and 2"},
 		{"schema marker missing", func(t *testing.T, db *pebble.DB, _ []Block) {
 			require.NoError(t, db.Delete(keySchema, pebble.Sync))
 		}, ErrSchema, "no chain schema marker"},

@@ -138,3 +138,35 @@ func TestConcurrentImportAndRead(t *testing.T) {
 	requireCanonical(t, e.chain, b)
 	require.Len(t, e.chain.Tips(), 2)
 }
+
+// TestCrashKeepsBlockEvidence: evidence is stored with a synced write before
+// Import reports the equivocation, so a crash right after keeps it, and the
+// slot index that refuses later copies survives with the block.
+func TestCrashKeepsBlockEvidence(t *testing.T) {
+	spec := localSpec(t)
+	keys := specKeys(t, spec)
+	clock := &fakeClock{now: SlotStart(spec, 1_000_000)}
+	fs := vfs.NewCrashableMem()
+	const dir = "/data/chain"
+	c, err := OpenChain(dir, spec, ChainOptions{FS: fs, Clock: clock, Logger: zap.NewNop()})
+	require.NoError(t, err)
+	defer c.Close()
+	ctx := context.Background()
+	g := c.Genesis().Header
+	first := makeBlock(spec, keys, g, 5, []byte("first"))
+	_, err = c.Import(ctx, first)
+	require.NoError(t, err)
+	second := makeBlock(spec, keys, g, 5, []byte("second"))
+	_, err = c.Import(ctx, second)
+	require.ErrorIs(t, err, ErrEquivocation)
+
+	crashed := fs.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: 0})
+	r, err := OpenChain(dir, spec, ChainOptions{FS: crashed, Clock: clock, Logger: zap.NewNop()})
+	require.NoError(t, err)
+	defer r.Close()
+	ev, err := r.BlockEvidence(0, 10)
+	require.NoError(t, err)
+	require.Equal(t, []BlockEquivocation{{Proposer: 1, Slot: 5, First: first.Header, Second: second.Header}}, ev)
+	_, err = r.Import(ctx, makeBlock(spec, keys, g, 5, []byte("third")))
+	require.ErrorIs(t, err, ErrEquivocation)
+}

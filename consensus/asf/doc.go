@@ -19,11 +19,23 @@
 // change (import, justification, finalization) is one synced batch: once
 // Import returns, the block survives a crash.
 //
+// # One block per authority per slot
+//
+// The chain database indexes the first block imported for each (proposer,
+// slot) above the finalized block. Import (the gossip path) refuses a
+// different, validly signed block for a taken pair with ErrEquivocation and
+// stores both headers once as evidence (BlockEvidence); ImportSynced (the
+// sync path) imports it all the same, so a node can follow the half of the
+// network that built on the block it saw second. At most MaxTips tips are
+// kept: a new branch evicts the tips worth least, or is refused
+// (ErrTipLimit) when it is worth least itself. The chain database also keeps
+// the latest verified finality proof (StoreFinalityProof).
+//
 // # Fork choice
 //
 // The best chain is the longest chain that contains the latest justified
-// checkpoint block, ties broken by the lowest block hash
-// (checkpoint.BestChain). Checkpoint c is the block at height
+// checkpoint block; among equally long ones the tip with the lower slot wins,
+// then the lower block hash (checkpoint.BestChain, checkpoint.Tip.Beats). Checkpoint c is the block at height
 // c*checkpoint_interval; checkpoint 0 is the genesis block. A finalized
 // checkpoint is never reverted: blocks at or below its height that are not
 // already known, and blocks that do not descend from it, are rejected, and

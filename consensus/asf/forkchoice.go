@@ -275,6 +275,9 @@ func (c *Chain) setFinalizedLocked(cp checkpoint.Checkpoint) ([]checkpoint.Check
 	if err != nil {
 		return nil, err
 	}
+	if err := c.pruneSlotIndex(batch, cp); err != nil {
+		return nil, err
+	}
 	if err := batch.Commit(pebble.Sync); err != nil {
 		return nil, fmt.Errorf("store finalized checkpoint %s: %w", cp, err)
 	}
@@ -342,4 +345,22 @@ func (c *Chain) prune(batch *pebble.Batch, cp checkpoint.Checkpoint) (pruned, pr
 		}
 	}
 	return pruned, prunedTips, nil
+}
+
+// pruneSlotIndex deletes (in batch) the slot index up to and including the
+// slot of the finalized block cp: every block imported from now on descends
+// from it, so its slot is higher.
+func (c *Chain) pruneSlotIndex(batch *pebble.Batch, cp checkpoint.Checkpoint) error {
+	hdr, ok, err := c.header(batch, cp.Hash)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return c.corrupted("finalized block %s missing", cp.Hash.Short())
+	}
+	upper := []byte{tagSlot + 1}
+	if hdr.Slot < ^uint64(0) {
+		upper = slotKey(tagSlot, hdr.Slot+1, 0)
+	}
+	return batch.DeleteRange([]byte{tagSlot}, upper, nil)
 }

@@ -1,8 +1,8 @@
 package asf
 
 import (
-	"bytes"
 	"context"
+	"fmt"
 	"slices"
 	"testing"
 
@@ -43,36 +43,112 @@ func requireCanonical(t *testing.T, c *Chain, chain []Block) {
 func TestForkChoiceLongestAndTieBreak(t *testing.T) {
 	e := newEnv(t, localSpec(t))
 	g := e.chain.Genesis().Header
-	a := e.extend(g, 1, 2, "a")
+	a := e.extend(g, 10, 2, "a")
 	require.Equal(t, a[1].Header, e.chain.Best())
 
-	// A competing branch of the same length: the lower hash wins.
+	// A competing branch of the same length whose tip has a later slot loses.
 	b1 := e.block(g, 5, []byte("b"))
 	r := e.mustImport(b1)
 	require.False(t, r.NewBest)
-	b2 := e.block(b1.Header, 6, []byte("b"))
+	b2 := e.block(b1.Header, 12, []byte("b"))
 	r = e.mustImport(b2)
-	lowest := a[1]
-	if b2.Hash().Less(a[1].Hash()) {
-		lowest = b2
-	}
-	require.Equal(t, lowest.Hash() == b2.Hash(), r.NewBest)
-	require.Equal(t, lowest.Hash(), e.chain.BestHash())
+	require.False(t, r.NewBest)
+	require.Equal(t, a[1].Hash(), e.chain.BestHash())
 
-	// A third branch of the same length decides by hash again.
-	c1 := e.block(g, 9, []byte("c"))
+	// One whose tip has an earlier slot wins, whatever the hashes.
+	c1 := e.block(g, 3, []byte("c"))
 	e.mustImport(c1)
-	c2 := e.block(c1.Header, 10, []byte("c"))
-	e.mustImport(c2)
-	want := slices.MinFunc([]Block{a[1], b2, c2}, func(x, y Block) int { xh, yh := x.Hash(), y.Hash(); return bytes.Compare(xh[:], yh[:]) })
-	require.Equal(t, want.Hash(), e.chain.BestHash())
+	c2 := e.block(c1.Header, 4, []byte("c"))
+	r = e.mustImport(c2)
+	require.True(t, r.NewBest)
+	require.Equal(t, c2.Hash(), e.chain.BestHash())
 	require.Len(t, e.chain.Tips(), 3)
 
-	// Longer beats lower hash.
-	a3 := e.block(a[1].Header, 11, []byte("a"))
+	// Longer beats an earlier slot.
+	a3 := e.block(a[1].Header, 13, []byte("a"))
 	r = e.mustImport(a3)
 	require.True(t, r.NewBest)
 	requireCanonical(t, e.chain, append(a, a3))
+}
+
+// TestForkChoiceRule builds branches off genesis (each a list of slots),
+// imports them in both orders and checks that the best block is the one the
+// rule picks (longest, then lowest tip slot), that Import's incremental
+// choice agrees with a full fork-choice run over all tips, and that both
+// survive a reopen.
+func TestForkChoiceRule(t *testing.T) {
+	type branch struct {
+		parent int // index of the branch it forks from, -1: genesis
+		at     int // fork from block at of the parent branch
+		slots  []uint64
+	}
+	tests := []struct {
+		name     string
+		branches []branch
+		want     int // branch whose last block is best
+	}{
+		{"longer wins", []branch{{-1, 0, []uint64{1, 2, 3}}, {-1, 0, []uint64{4, 5}}}, 0},
+		{"longer wins though later", []branch{{-1, 0, []uint64{1, 2}}, {-1, 0, []uint64{3, 4, 5}}}, 1},
+		{"equal height: lower tip slot", []branch{{-1, 0, []uint64{10, 11}}, {-1, 0, []uint64{5, 12}}}, 0},
+		{"equal height: lower tip slot though later first block", []branch{{-1, 0, []uint64{1, 12}}, {-1, 0, []uint64{7, 8}}}, 1},
+		{"three branches", []branch{{-1, 0, []uint64{1, 9}}, {-1, 0, []uint64{2, 8}}, {-1, 0, []uint64{3, 7}}}, 2},
+		{"fork of a fork", []branch{{-1, 0, []uint64{1, 2, 30}}, {0, 0, []uint64{5, 16}}, {1, 0, []uint64{9}}}, 2},
+		{"side branch shorter", []branch{{-1, 0, []uint64{1, 2, 3, 4}}, {0, 1, []uint64{5}}}, 0},
+	}
+	for _, tc := range tests {
+		for _, reversed := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/reversed=%v", tc.name, reversed), func(t *testing.T) {
+				e := newEnv(t, localSpec(t))
+				g := e.chain.Genesis().Header
+				built := make([][]Block, len(tc.branches))
+				for i, br := range tc.branches {
+					parent := g
+					if br.parent >= 0 {
+						parent = built[br.parent][br.at].Header
+					}
+					for _, slot := range br.slots {
+						b := e.block(parent, slot, []byte(fmt.Sprintf("branch-%d", i)))
+						built[i] = append(built[i], b)
+						parent = b.Header
+					}
+				}
+				order := make([]int, len(built))
+				for i := range order {
+					order[i] = i
+				}
+				if reversed {
+					slices.Reverse(order)
+				}
+				imported := map[checkpoint.Hash]bool{}
+				// A fork's parent branch may come later in reversed order:
+				// its ancestors are imported first.
+				var importUpTo func(i, upto int)
+				importUpTo = func(i, upto int) {
+					if p := tc.branches[i].parent; p >= 0 {
+						importUpTo(p, tc.branches[i].at)
+					}
+					for _, b := range built[i][:upto+1] {
+						if !imported[b.Hash()] {
+							e.mustImport(b)
+							imported[b.Hash()] = true
+						}
+					}
+				}
+				for _, i := range order {
+					importUpTo(i, len(built[i])-1)
+				}
+				want := built[tc.want][len(built[tc.want])-1]
+				require.Equal(t, want.Hash(), e.chain.BestHash())
+				e.chain.mu.RLock()
+				full, err := e.chain.forkChoice(e.chain.db, e.chain.tipList(), e.chain.justified)
+				e.chain.mu.RUnlock()
+				require.NoError(t, err)
+				require.Equal(t, tipOf(want), full)
+				e.reopen()
+				require.Equal(t, want.Hash(), e.chain.BestHash())
+			})
+		}
+	}
 }
 
 func TestReorgReturnsNewCheckpoints(t *testing.T) {
@@ -229,7 +305,7 @@ func TestFinalizedNeverReverted(t *testing.T) {
 		require.False(t, found)
 	}
 	require.True(t, e.chain.HasBlock(d[0].Hash()))
-	require.ElementsMatch(t, []checkpoint.Tip{{Hash: a[7].Hash(), Number: 8}, {Hash: d[0].Hash(), Number: 6}}, e.chain.Tips())
+	require.ElementsMatch(t, []checkpoint.Tip{tipOf(a[7]), tipOf(d[0])}, e.chain.Tips())
 
 	check := func() {
 		t.Helper()
@@ -280,7 +356,7 @@ func TestFinalizingAForkReorgs(t *testing.T) {
 	require.Equal(t, b[4].Hash(), e.chain.BestHash())
 	requireCanonical(t, e.chain, b)
 	require.False(t, e.chain.HasBlock(a[0].Hash()))
-	require.Equal(t, []checkpoint.Tip{{Hash: b[4].Hash(), Number: 5}}, e.chain.Tips())
+	require.Equal(t, []checkpoint.Tip{tipOf(b[4])}, e.chain.Tips())
 }
 
 func TestIsDescendantAndCheckpointOf(t *testing.T) {

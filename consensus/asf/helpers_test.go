@@ -152,3 +152,8 @@ func (e *env) extend(parent Header, firstSlot uint64, n int, salt string) []Bloc
 func cp(n uint64, b Block) checkpoint.Checkpoint {
 	return checkpoint.Checkpoint{Number: n, Hash: b.Hash()}
 }
+
+// tipOf is the fork-choice tip of b.
+func tipOf(b Block) checkpoint.Tip {
+	return checkpoint.Tip{Hash: b.Hash(), Number: b.Header.Number, Slot: b.Header.Slot}
+}

@@ -37,9 +37,39 @@ type ImportResult struct {
 // root, the proposer signature; then the parent must be known
 // (ErrUnknownParent, so the caller can sync), number == parent+1, slot >
 // parent slot, and the block must be above and descend from the finalized
-// block (ErrConflictsFinalized). Every rejection but ErrUnknownParent wraps
-// ErrInvalidBlock.
+// block (ErrConflictsFinalized); then one block per authority per slot: when
+// a different block of the same proposer and slot was imported before, the
+// block is refused with ErrEquivocation (also when its parent is unknown)
+// and, the first time for that (proposer, slot), both headers are stored as
+// evidence — whether or not the block passes the parent checks, since the
+// two signed headers prove the equivocation on their own; last, a block that
+// starts a new branch while MaxTips tips exist makes room by evicting the
+// tips worth least, or is refused with ErrTipLimit when it is worth least
+// itself (see makeRoomForTip). Every rejection but ErrUnknownParent,
+// ErrEquivocation and ErrTipLimit wraps ErrInvalidBlock; those three mean
+// "ignore it, do not penalize the peer, do not relay".
+//
+// Import is the path of blocks received by gossip: the first block imported
+// for (proposer, slot) wins. Blocks fetched from a peer's best chain by sync
+// go through ImportSynced.
 func (c *Chain) Import(ctx context.Context, b Block) (ImportResult, error) {
+	return c.importBlock(ctx, b, false)
+}
+
+// ImportSynced is Import for blocks fetched by the sync protocol from a
+// peer's best chain. It differs in one rule: a block that equivocates
+// against a stored block of the same (proposer, slot) is still imported
+// (the evidence is stored and counted all the same). An equivocating
+// proposer can show each half of the network a different block; the rest of
+// the network may build, vote and finalize on the block this node saw
+// second, and a node that refused it for good could never follow the chain
+// again. The caller must not relay blocks imported this way. The number of
+// tips stays bounded (MaxTips) whichever path imports a block.
+func (c *Chain) ImportSynced(ctx context.Context, b Block) (ImportResult, error) {
+	return c.importBlock(ctx, b, true)
+}
+
+func (c *Chain) importBlock(ctx context.Context, b Block, allowEquivocation bool) (ImportResult, error) {
 	if err := ctx.Err(); err != nil {
 		return ImportResult{}, err
 	}
@@ -72,8 +102,29 @@ func (c *Chain) Import(ctx context.Context, b Block) (ImportResult, error) {
 		res.AlreadyKnown = ok
 		return res, err
 	}
-	if err := c.checkParent(b.Header, hash); err != nil {
+	// One block per authority per slot. The signature is verified, so the
+	// two headers prove the equivocation whatever the parents are.
+	first, indexed, err := c.slotBlock(c.db, b.Header.Slot, b.Header.Proposer)
+	if err != nil {
+		return res, err
+	}
+	equivocates := indexed && first.Hash() != hash
+	if equivocates {
+		if err := c.recordEquivocation(first, b.Header); err != nil {
+			return res, err
+		}
+	}
+	refuse := equivocates && !allowEquivocation
+	// A block that also breaks a rule against its parent is reported as
+	// invalid (an honest peer never relays it); an equivocating block whose
+	// parent is unknown is not worth a sync.
+	if err := c.checkParent(b.Header, hash); err != nil && !(refuse && errors.Is(err, ErrUnknownParent)) {
 		return res, fmt.Errorf("block #%d %s: %w", b.Header.Number, hash.Short(), err)
+	}
+	if refuse {
+		c.equiv.Refused++
+		return res, fmt.Errorf("block #%d %s: %w: proposer %d signed %s for slot %d",
+			b.Header.Number, hash.Short(), ErrEquivocation, b.Header.Proposer, first.Hash().Short(), b.Header.Slot)
 	}
 
 	batch := c.db.NewIndexedBatch()
@@ -83,6 +134,11 @@ func (c *Chain) Import(ctx context.Context, b Block) (ImportResult, error) {
 	}
 	if err := batch.Set(hashKey(tagBlock, hash), enc, nil); err != nil {
 		return res, err
+	}
+	if !indexed {
+		if err := batch.Set(slotKey(tagSlot, b.Header.Slot, b.Header.Proposer), marshalHeader(b.Header), nil); err != nil {
+			return res, err
+		}
 	}
 	parent := b.Header.ParentHash
 	_, parentIsTip := c.tips[parent]
@@ -94,22 +150,22 @@ func (c *Chain) Import(ctx context.Context, b Block) (ImportResult, error) {
 	if err := batch.Set(hashKey(tagTip, hash), u64(b.Header.Number), nil); err != nil {
 		return res, err
 	}
-	newTip := checkpoint.Tip{Hash: hash, Number: b.Header.Number}
+	newTip := checkpoint.Tip{Hash: hash, Number: b.Header.Number, Slot: b.Header.Slot}
 
-	var best checkpoint.Tip
+	// Fork choice over the tips changes only by the new tip: it is the new
+	// best block when it extends the best block, or when it beats the best
+	// tip (checkpoint.Tip.Beats) and contains the justified block.
+	best := c.bestTip()
 	switch {
 	case parent == c.bestHash:
 		best = newTip
-	case newTip.Number > c.best.Number || (newTip.Number == c.best.Number && hash.Less(c.bestHash)):
-		best = checkpoint.Tip{Hash: c.bestHash, Number: c.best.Number}
+	case newTip.Beats(best):
 		jh, _ := c.height(c.justified.Number)
 		if anc, ok, err := c.ancestorAt(batch, hash, jh); err != nil {
 			return res, err
 		} else if ok && anc == c.justified.Hash {
 			best = newTip
 		}
-	default:
-		best = checkpoint.Tip{Hash: c.bestHash, Number: c.best.Number}
 	}
 	var newBest Header
 	if best.Hash != c.bestHash {
@@ -118,16 +174,56 @@ func (c *Chain) Import(ctx context.Context, b Block) (ImportResult, error) {
 		}
 		res.NewBest = best.Hash == hash
 	}
+	// A new branch while MaxTips tips exist: evict the tips worth least, or
+	// refuse the block if it is one of them.
+	var victims []checkpoint.Tip
+	var evicted []checkpoint.Hash
+	if !parentIsTip {
+		var refuseTip bool
+		victims, refuseTip, err = c.makeRoomForTip(batch, newTip, best, allowEquivocation)
+		if err != nil {
+			return res, err
+		}
+		if refuseTip {
+			c.tipRefused++
+			return ImportResult{Hash: hash, Number: b.Header.Number}, fmt.Errorf("block #%d %s: %w (%d tips)", b.Header.Number, hash.Short(), ErrTipLimit, len(c.tips))
+		}
+		if len(victims) > 0 {
+			keep := []checkpoint.Tip{newTip}
+			for _, t := range c.tips {
+				if !slices.Contains(victims, t) {
+					keep = append(keep, t)
+				}
+			}
+			if evicted, err = c.evictBranches(batch, victims, keep); err != nil {
+				return res, err
+			}
+		}
+	}
 	if err := batch.Commit(pebble.Sync); err != nil {
 		return res, fmt.Errorf("store block #%d %s: %w", b.Header.Number, hash.Short(), err)
 	}
 
 	// Committed: update the in-memory state.
+	if equivocates {
+		c.equiv.ImportedSynced++
+	}
 	c.headers.put(hash, b.Header)
 	if parentIsTip {
 		delete(c.tips, parent)
 	}
-	c.tips[hash] = b.Header.Number
+	c.tips[hash] = newTip
+	for _, v := range victims {
+		delete(c.tips, v.Hash)
+	}
+	for _, h := range evicted {
+		c.headers.remove(h)
+	}
+	if len(victims) > 0 {
+		c.tipsEvicted += uint64(len(victims))
+		c.log.Debug("Evicted chain tips",
+			zap.Int("tips", len(victims)), zap.Int("blocks", len(evicted)), zap.Int("remaining", len(c.tips)))
+	}
 	reorg := false
 	if best.Hash != c.bestHash {
 		reorg = newBest.ParentHash != c.bestHash

@@ -17,7 +17,7 @@ func TestImportValidation(t *testing.T) {
 	b2 := e.block(b1.Header, 2)
 	e.mustImport(b1)
 	e.mustImport(b2)
-	orphanParent := e.block(g.Header, 3) // valid but never imported
+	orphanParent := e.block(g.Header, 7) // valid but never imported
 
 	// build makes a block on parent at slot, lets mutate change the header
 	// (before signing) and signs with the key of signer (-1: slot owner).
@@ -42,7 +42,7 @@ func TestImportValidation(t *testing.T) {
 		is    error
 		sub   string
 	}{
-		{"unknown parent", build(orphanParent.Header, 4, -1, nil), ErrUnknownParent, "unknown parent"},
+		{"unknown parent", build(orphanParent.Header, 8, -1, nil), ErrUnknownParent, "unknown parent"},
 		{"number skips", build(b2.Header, 3, -1, func(b *Block) { b.Header.Number = 4 }), ErrInvalidBlock, "number 4, parent is #2"},
 		{"number repeats", build(b2.Header, 3, -1, func(b *Block) { b.Header.Number = 2 }), ErrInvalidBlock, "number 2, parent is #2"},
 		{"second genesis", build(b2.Header, 3, -1, func(b *Block) { b.Header.Number = 0 }), ErrInvalidBlock, "second genesis"},
@@ -108,7 +108,7 @@ func TestImportValidation(t *testing.T) {
 
 	// The orphan's parent arrives: now the orphan imports.
 	e.mustImport(orphanParent)
-	e.mustImport(build(orphanParent.Header, 4, -1, nil))
+	e.mustImport(build(orphanParent.Header, 8, -1, nil))
 }
 
 func TestImportFutureDriftBoundary(t *testing.T) {

@@ -63,6 +63,19 @@ func (p *Producer) Produce(ctx context.Context, slot uint64) (*Block, ImportResu
 	if parent.Slot >= slot {
 		return nil, ImportResult{}, nil
 	}
+	// Never sign a second block for one slot (after a restart or a reorg
+	// inside the slot): the chain would refuse it as an equivocation.
+	p.chain.mu.RLock()
+	own, authored, err := p.chain.slotBlock(p.chain.db, slot, p.index)
+	p.chain.mu.RUnlock()
+	if err != nil {
+		return nil, ImportResult{}, err
+	}
+	if authored {
+		p.log.Info("Not authoring: a block of ours for this slot exists already",
+			zap.Uint64("slot", slot), zap.Stringer("block", own.Hash()), zap.Uint64("number", own.Number))
+		return nil, ImportResult{}, nil
+	}
 	ts, ok := slotTimestampMs(p.spec, slot)
 	if !ok {
 		return nil, ImportResult{}, fmt.Errorf("%w: slot %d out of range", ErrInvalidBlock, slot)

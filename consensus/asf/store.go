@@ -11,8 +11,13 @@ import (
 	"github.com/flarechain/flare-node/consensus/checkpoint"
 )
 
-// SchemaVersion is the layout version of the chain database.
-const SchemaVersion uint32 = 1
+// SchemaVersion is the layout version of the chain database. Version 2 added
+// the slot index, block evidence and the finality proof; a version 1
+// database is upgraded in place when opened for writing (see migrateV1).
+const SchemaVersion uint32 = 2
+
+// schemaV1 is the first layout, without slot index, evidence or proof.
+const schemaV1 uint32 = 1
 
 // Key layout of the chain database. Every key starts with a one-byte table
 // tag.
@@ -22,16 +27,25 @@ const SchemaVersion uint32 = 1
 //	'm' "best"      -> best block hash (32)
 //	'm' "justified" -> checkpoint number u64 BE | hash (32)
 //	'm' "finalized" -> checkpoint number u64 BE | hash (32)
+//	'm' "finproof"  -> protobuf FinalityProof (absent until one is stored)
 //	'h' hash        -> stored header (signing bytes | signature)
 //	'b' hash        -> protobuf block
 //	'c' number BE   -> canonical (best chain) block hash at that number
 //	't' hash        -> block number u64 BE: the block is a tip (no children)
+//	's' slot BE | proposer u32 BE -> stored header of the first block
+//	                   imported for (proposer, slot); kept for slots above the
+//	                   finalized block's slot
+//	'e' slot BE | proposer u32 BE -> block evidence: the stored header of
+//	                   the first block | the stored header of a second,
+//	                   different block for the same (proposer, slot); kept
+//	                   for good, one record per (proposer, slot)
 var (
-	keySchema    = []byte("mschema")
-	keyGenesis   = []byte("mgenesis")
-	keyBest      = []byte("mbest")
-	keyJustified = []byte("mjustified")
-	keyFinalized = []byte("mfinalized")
+	keySchema     = []byte("mschema")
+	keyGenesis    = []byte("mgenesis")
+	keyBest       = []byte("mbest")
+	keyJustified  = []byte("mjustified")
+	keyFinalized  = []byte("mfinalized")
+	keyFinalProof = []byte("mfinproof")
 )
 
 const (
@@ -39,7 +53,19 @@ const (
 	tagBlock     = 'b'
 	tagCanonical = 'c'
 	tagTip       = 't'
+	tagSlot      = 's'
+	tagEvidence  = 'e'
 )
+
+// slotKey is the key of (proposer, slot) in the slot index (tagSlot) or the
+// evidence table (tagEvidence). Keys sort by slot first, so everything up to
+// a slot is one range.
+func slotKey(tag byte, slot uint64, proposer checkpoint.ValidatorIndex) []byte {
+	k := make([]byte, 0, 1+8+4)
+	k = append(k, tag)
+	k = binary.BigEndian.AppendUint64(k, slot)
+	return binary.BigEndian.AppendUint32(k, uint32(proposer))
+}
 
 func hashKey(tag byte, h checkpoint.Hash) []byte {
 	k := make([]byte, 1+checkpoint.HashSize)

@@ -243,8 +243,11 @@ func TestCodecRoundTrip(t *testing.T) {
 
 func TestBestChain(t *testing.T) {
 	j := checkpoint.Hash{0xaa}
-	low, high := checkpoint.Hash{0x01}, checkpoint.Hash{0x02}
+	low, high, mid := checkpoint.Hash{0x01}, checkpoint.Hash{0x02}, checkpoint.Hash{0x03}
 	containsAll := func(checkpoint.Tip, checkpoint.Hash) bool { return true }
+	tip := func(h checkpoint.Hash, number, slot uint64) checkpoint.Tip {
+		return checkpoint.Tip{Hash: h, Number: number, Slot: slot}
+	}
 	tests := []struct {
 		name     string
 		tips     []checkpoint.Tip
@@ -252,17 +255,49 @@ func TestBestChain(t *testing.T) {
 		want     checkpoint.Tip
 		ok       bool
 	}{
-		{"longest wins", []checkpoint.Tip{{Hash: low, Number: 3}, {Hash: high, Number: 5}}, containsAll, checkpoint.Tip{Hash: high, Number: 5}, true},
-		{"tie lowest hash", []checkpoint.Tip{{Hash: high, Number: 5}, {Hash: low, Number: 5}}, containsAll, checkpoint.Tip{Hash: low, Number: 5}, true},
-		{"must contain justified", []checkpoint.Tip{{Hash: low, Number: 3}, {Hash: high, Number: 9}},
-			func(tp checkpoint.Tip, b checkpoint.Hash) bool { return tp.Hash == low && b == j }, checkpoint.Tip{Hash: low, Number: 3}, true},
-		{"none", []checkpoint.Tip{{Hash: low, Number: 3}}, func(checkpoint.Tip, checkpoint.Hash) bool { return false }, checkpoint.Tip{}, false},
+		{"longest wins", []checkpoint.Tip{tip(low, 3, 3), tip(high, 5, 9)}, containsAll, tip(high, 5, 9), true},
+		{"longest wins over lower slot", []checkpoint.Tip{tip(low, 5, 20), tip(high, 4, 4)}, containsAll, tip(low, 5, 20), true},
+		{"equal height lower slot wins", []checkpoint.Tip{tip(low, 5, 8), tip(high, 5, 7)}, containsAll, tip(high, 5, 7), true},
+		{"equal height lower slot wins in any order", []checkpoint.Tip{tip(high, 5, 7), tip(low, 5, 8)}, containsAll, tip(high, 5, 7), true},
+		{"equal height and slot lowest hash", []checkpoint.Tip{tip(high, 5, 7), tip(low, 5, 7)}, containsAll, tip(low, 5, 7), true},
+		{"three way: slot before hash", []checkpoint.Tip{tip(low, 6, 12), tip(mid, 6, 10), tip(high, 6, 11)}, containsAll, tip(mid, 6, 10), true},
+		{"must contain justified", []checkpoint.Tip{tip(low, 3, 3), tip(high, 9, 9)},
+			func(tp checkpoint.Tip, b checkpoint.Hash) bool { return tp.Hash == low && b == j }, tip(low, 3, 3), true},
+		{"lower slot does not help without justified", []checkpoint.Tip{tip(low, 5, 9), tip(high, 5, 1)},
+			func(tp checkpoint.Tip, _ checkpoint.Hash) bool { return tp.Hash == low }, tip(low, 5, 9), true},
+		{"none", []checkpoint.Tip{tip(low, 3, 3)}, func(checkpoint.Tip, checkpoint.Hash) bool { return false }, checkpoint.Tip{}, false},
+		{"no tips", nil, containsAll, checkpoint.Tip{}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, ok := checkpoint.BestChain(tt.tips, j, tt.contains)
 			require.Equal(t, tt.ok, ok)
 			require.Equal(t, tt.want, got)
+		})
+	}
+}
+
+func TestTipBeats(t *testing.T) {
+	a := checkpoint.Tip{Hash: checkpoint.Hash{1}, Number: 5, Slot: 7}
+	tests := []struct {
+		name string
+		o    checkpoint.Tip
+		want bool // a beats o
+	}{
+		{"identical", a, false},
+		{"o longer", checkpoint.Tip{Hash: checkpoint.Hash{9}, Number: 6, Slot: 1}, false},
+		{"o shorter", checkpoint.Tip{Hash: checkpoint.Hash{0}, Number: 4, Slot: 1}, true},
+		{"o later slot", checkpoint.Tip{Hash: checkpoint.Hash{0}, Number: 5, Slot: 8}, true},
+		{"o earlier slot", checkpoint.Tip{Hash: checkpoint.Hash{9}, Number: 5, Slot: 6}, false},
+		{"o same slot higher hash", checkpoint.Tip{Hash: checkpoint.Hash{2}, Number: 5, Slot: 7}, true},
+		{"o same slot lower hash", checkpoint.Tip{Hash: checkpoint.Hash{0}, Number: 5, Slot: 7}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			require.Equal(t, tt.want, a.Beats(tt.o))
+			if tt.o != a {
+				require.Equal(t, !tt.want, tt.o.Beats(a), "Beats is a strict total order")
+			}
 		})
 	}
 }

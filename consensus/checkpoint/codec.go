@@ -152,6 +152,52 @@ func DecodeCertificate(b []byte) (Certificate, error) {
 	return CertificateFromPB(&p)
 }
 
+// FinalityProofToPB converts a finality proof to its wire form.
+func FinalityProofToPB(p FinalityProof) *flarepb.FinalityProof {
+	out := &flarepb.FinalityProof{Finalizing: CertificateToPB(p.Finalizing)}
+	if p.Justified != nil {
+		out.Justified = CertificateToPB(*p.Justified)
+	}
+	return out
+}
+
+// FinalityProofFromPB validates the shape of a wire finality proof (a
+// finalizing certificate is required; each certificate as in
+// CertificateFromPB) and converts it. Nothing is verified against an
+// authority set: that is AuthoritySet.VerifyFinalityProof.
+func FinalityProofFromPB(p *flarepb.FinalityProof) (FinalityProof, error) {
+	if p == nil || p.GetFinalizing() == nil {
+		return FinalityProof{}, fmt.Errorf("%w: finality proof without finalizing certificate", ErrMalformed)
+	}
+	f, err := CertificateFromPB(p.GetFinalizing())
+	if err != nil {
+		return FinalityProof{}, fmt.Errorf("finalizing certificate: %w", err)
+	}
+	out := FinalityProof{Finalizing: f}
+	if p.GetJustified() != nil {
+		j, err := CertificateFromPB(p.GetJustified())
+		if err != nil {
+			return FinalityProof{}, fmt.Errorf("justified certificate: %w", err)
+		}
+		out.Justified = &j
+	}
+	return out, nil
+}
+
+// EncodeFinalityProof returns the protobuf bytes of a finality proof.
+func EncodeFinalityProof(p FinalityProof) ([]byte, error) {
+	return proto.Marshal(FinalityProofToPB(p))
+}
+
+// DecodeFinalityProof decodes and shape-checks a finality proof.
+func DecodeFinalityProof(b []byte) (FinalityProof, error) {
+	var p flarepb.FinalityProof
+	if err := strict.Unmarshal(b, &p); err != nil {
+		return FinalityProof{}, fmt.Errorf("%w: finality proof: %v", ErrMalformed, err)
+	}
+	return FinalityProofFromPB(&p)
+}
+
 // EncodeCheckpoint returns the protobuf bytes of a checkpoint.
 func EncodeCheckpoint(c Checkpoint) ([]byte, error) { return proto.Marshal(CheckpointToPB(c)) }
 

@@ -1,8 +1,9 @@
 // Package checkpoint holds the leaf types of ASF checkpoint finality that both
 // the finality gadget (consensus/finality) and the checkpoint database
 // (checkpointdb) use: hashes, checkpoints, votes, certificates, evidence, the
-// authority set with its quorum and signature checks, the signer record with
-// the voter safety rules, and their canonical encodings.
+// authority set with its quorum and signature checks, finality proofs, the
+// fork-choice tip order, the signer record with the voter safety rules, and
+// their canonical encodings.
 //
 // Signatures are computed over fixed-layout signing bytes that begin with a
 // domain tag (see SigningBytes); protobuf (package wire/flarepb) is only the

@@ -1166,6 +1166,64 @@ func (x *SyncResponse) GetCertificates() []*Certificate {
 	return nil
 }
 
+// FinalityProof proves with certificates alone that a checkpoint is final.
+// `finalizing` links a justified checkpoint F to its direct successor
+// (target.number = source.number + 1), which finalizes F. `justified`, when
+// present, is the certificate of the latest justified checkpoint the prover
+// knows (target.number >= F + 1, source.number >= F). A verifier checks both
+// certificates in full against its authority set (docs/protocol.md).
+type FinalityProof struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Finalizing    *Certificate           `protobuf:"bytes,1,opt,name=finalizing,proto3" json:"finalizing,omitempty"`
+	Justified     *Certificate           `protobuf:"bytes,2,opt,name=justified,proto3" json:"justified,omitempty"` // optional
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FinalityProof) Reset() {
+	*x = FinalityProof{}
+	mi := &file_flare_v1_flare_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FinalityProof) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FinalityProof) ProtoMessage() {}
+
+func (x *FinalityProof) ProtoReflect() protoreflect.Message {
+	mi := &file_flare_v1_flare_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FinalityProof.ProtoReflect.Descriptor instead.
+func (*FinalityProof) Descriptor() ([]byte, []int) {
+	return file_flare_v1_flare_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *FinalityProof) GetFinalizing() *Certificate {
+	if x != nil {
+		return x.Finalizing
+	}
+	return nil
+}
+
+func (x *FinalityProof) GetJustified() *Certificate {
+	if x != nil {
+		return x.Justified
+	}
+	return nil
+}
+
 var File_flare_v1_flare_proto protoreflect.FileDescriptor
 
 const file_flare_v1_flare_proto_rawDesc = "" +
@@ -1255,7 +1313,12 @@ const file_flare_v1_flare_proto_rawDesc = "" +
 	"\x05error\x18\x03 \x01(\tR\x05error\x12(\n" +
 	"\x06status\x18\x04 \x01(\v2\x10.flare.v1.StatusR\x06status\x12'\n" +
 	"\x06blocks\x18\x05 \x03(\v2\x0f.flare.v1.BlockR\x06blocks\x129\n" +
-	"\fcertificates\x18\x06 \x03(\v2\x15.flare.v1.CertificateR\fcertificates*\x95\x01\n" +
+	"\fcertificates\x18\x06 \x03(\v2\x15.flare.v1.CertificateR\fcertificates\"{\n" +
+	"\rFinalityProof\x125\n" +
+	"\n" +
+	"finalizing\x18\x01 \x01(\v2\x15.flare.v1.CertificateR\n" +
+	"finalizing\x123\n" +
+	"\tjustified\x18\x02 \x01(\v2\x15.flare.v1.CertificateR\tjustified*\x95\x01\n" +
 	"\fEvidenceKind\x12\x1d\n" +
 	"\x19EVIDENCE_KIND_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19EVIDENCE_KIND_DOUBLE_VOTE\x10\x01\x12\x1f\n" +
@@ -1275,7 +1338,7 @@ func file_flare_v1_flare_proto_rawDescGZIP() []byte {
 }
 
 var file_flare_v1_flare_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_flare_v1_flare_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_flare_v1_flare_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_flare_v1_flare_proto_goTypes = []any{
 	(EvidenceKind)(0),            // 0: flare.v1.EvidenceKind
 	(*Checkpoint)(nil),           // 1: flare.v1.Checkpoint
@@ -1293,6 +1356,7 @@ var file_flare_v1_flare_proto_goTypes = []any{
 	(*CertificatesByRange)(nil),  // 13: flare.v1.CertificatesByRange
 	(*Status)(nil),               // 14: flare.v1.Status
 	(*SyncResponse)(nil),         // 15: flare.v1.SyncResponse
+	(*FinalityProof)(nil),        // 16: flare.v1.FinalityProof
 }
 var file_flare_v1_flare_proto_depIdxs = []int32{
 	1,  // 0: flare.v1.Vote.source:type_name -> flare.v1.Checkpoint
@@ -1318,11 +1382,13 @@ var file_flare_v1_flare_proto_depIdxs = []int32{
 	14, // 20: flare.v1.SyncResponse.status:type_name -> flare.v1.Status
 	8,  // 21: flare.v1.SyncResponse.blocks:type_name -> flare.v1.Block
 	4,  // 22: flare.v1.SyncResponse.certificates:type_name -> flare.v1.Certificate
-	23, // [23:23] is the sub-list for method output_type
-	23, // [23:23] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	4,  // 23: flare.v1.FinalityProof.finalizing:type_name -> flare.v1.Certificate
+	4,  // 24: flare.v1.FinalityProof.justified:type_name -> flare.v1.Certificate
+	25, // [25:25] is the sub-list for method output_type
+	25, // [25:25] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_flare_v1_flare_proto_init() }
@@ -1346,7 +1412,7 @@ func file_flare_v1_flare_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_flare_v1_flare_proto_rawDesc), len(file_flare_v1_flare_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   15,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
