@@ -126,6 +126,16 @@ func (c *Chain) slotBlock(r pebble.Reader, slot uint64, proposer checkpoint.Vali
 	return h, true, nil
 }
 
+// slotEntry is slotBlock for callers that do not hold c.mu.
+func (c *Chain) slotEntry(slot uint64, proposer checkpoint.ValidatorIndex) (Header, bool, error) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.closed {
+		return Header{}, false, ErrClosed
+	}
+	return c.slotBlock(c.db, slot, proposer)
+}
+
 // recordEquivocation stores first and second as the evidence of their
 // (proposer, slot) with a synced write, unless evidence for that pair is
 // stored already. It logs one Warn line per new record. c.mu is held.

@@ -65,9 +65,7 @@ func (p *Producer) Produce(ctx context.Context, slot uint64) (*Block, ImportResu
 	}
 	// Never sign a second block for one slot (after a restart or a reorg
 	// inside the slot): the chain would refuse it as an equivocation.
-	p.chain.mu.RLock()
-	own, authored, err := p.chain.slotBlock(p.chain.db, slot, p.index)
-	p.chain.mu.RUnlock()
+	own, authored, err := p.chain.slotEntry(slot, p.index)
 	if err != nil {
 		return nil, ImportResult{}, err
 	}

@@ -142,3 +142,13 @@ func TestBlockLogs(t *testing.T) {
 	require.Equal(t, uint64(2), imported[0].ContextMap()["slot"])
 	require.Equal(t, true, imported[0].ContextMap()["best"])
 }
+
+func TestProducerOnClosedChain(t *testing.T) {
+	e := newEnv(t, localSpec(t))
+	e.clock.Set(SlotStart(e.spec, 1))
+	p := NewProducer(e.chain, e.spec, e.keys[1], 1, e.clock, nil)
+	require.NoError(t, e.chain.Close())
+	b, _, err := p.Produce(context.Background(), 1)
+	require.ErrorIs(t, err, ErrClosed)
+	require.Nil(t, b)
+}

@@ -143,7 +143,12 @@ func (c *Chain) evictBranches(batch *pebble.Batch, victims []checkpoint.Tip, kee
 			return nil, err
 		}
 	}
-	// Spare what a remaining tip still descends from.
+	// Spare what a remaining tip still descends from. A tip has no
+	// children, so when only the victims themselves are doomed (one-block
+	// branches, the common case of a flood) there is nothing to spare.
+	if len(order) == len(victims) {
+		keep = nil
+	}
 	for _, k := range keep {
 		err := c.walkSideBranch(batch, k.Hash, func(h checkpoint.Hash) bool {
 			if doomed[h] {
