@@ -70,6 +70,9 @@ type Mutations struct {
 	FinalizeNonConsecutive bool
 	// IgnoreConflicts never raises the conflicting-finality alarm.
 	IgnoreConflicts bool
+	// SkipSourceCheck votes even when the latest justified checkpoint is
+	// below an earlier own vote's source.
+	SkipSourceCheck bool
 }
 
 // Ancestry tells whether a block descends from a checkpoint (implemented by
@@ -493,7 +496,7 @@ func (c *Core) maybeVote() {
 	if has && cp.Number <= lastTarget {
 		return
 	}
-	if j.Number < lastSource {
+	if j.Number < lastSource && !c.cfg.Mutations.SkipSourceCheck {
 		return
 	}
 	if !c.anc.IsDescendant(cp.Hash, j) {

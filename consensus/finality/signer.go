@@ -51,11 +51,30 @@ type SafeSigner struct {
 	genesis checkpoint.Hash
 	rec     *checkpoint.SignerRecord // cached; nil until loaded
 	failed  error
+	mut     SignerMutations
+	// deferred is the record a DeferRecordWrite mutant has not written yet.
+	deferred *checkpoint.SignerRecord
+}
+
+// SignerMutations are deliberately broken signer rules for the
+// deterministic simulator's mutants. Production code never sets them.
+type SignerMutations struct {
+	// SkipSourceCheck signs votes whose source is below an earlier own
+	// source (so a new vote may surround an old one).
+	SkipSourceCheck bool
+	// DeferRecordWrite releases the signature before the record is written
+	// (it is written at the next signing).
+	DeferRecordWrite bool
 }
 
 // NewSafeSigner returns a signer for validator index of the chain genesis.
-func NewSafeSigner(store CheckpointStorage, signer Signer, index checkpoint.ValidatorIndex, genesis checkpoint.Hash) *SafeSigner {
-	return &SafeSigner{store: store, signer: signer, index: index, genesis: genesis}
+// Mutations are for the simulator only.
+func NewSafeSigner(store CheckpointStorage, signer Signer, index checkpoint.ValidatorIndex, genesis checkpoint.Hash, mutations ...SignerMutations) *SafeSigner {
+	s := &SafeSigner{store: store, signer: signer, index: index, genesis: genesis}
+	if len(mutations) > 0 {
+		s.mut = mutations[0]
+	}
+	return s
 }
 
 // Index returns the validator index the signer signs as.
@@ -108,7 +127,16 @@ func (s *SafeSigner) SignVote(ctx context.Context, v checkpoint.Vote) (checkpoin
 	if err != nil {
 		return checkpoint.SignedVote{}, err
 	}
-	decision, err := rec.Check(v)
+	check := rec
+	if s.mut.SkipSourceCheck {
+		c := rec.Clone()
+		c.MinSource = 0
+		if c.Last != nil {
+			c.Last.Source.Number = 0
+		}
+		check = &c
+	}
+	decision, err := check.Check(v)
 	if err != nil {
 		return checkpoint.SignedVote{}, err
 	}
@@ -118,6 +146,16 @@ func (s *SafeSigner) SignVote(ctx context.Context, v checkpoint.Vote) (checkpoin
 	sv := checkpoint.SignedVote{Vote: v, Validator: s.index, Signature: s.signer.Sign(v.SigningBytes())}
 	next := rec.Clone()
 	next.Last = &sv
+	if s.mut.DeferRecordWrite {
+		if d := s.deferred; d != nil {
+			if err := s.store.StoreSignerRecord(ctx, *d); err != nil {
+				return checkpoint.SignedVote{}, err
+			}
+		}
+		s.deferred = &next
+		s.rec = &next
+		return sv, nil
+	}
 	if err := s.store.StoreSignerRecord(ctx, next); err != nil {
 		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 			// Cancelled before the write was attempted: nothing changed.
@@ -128,4 +166,35 @@ func (s *SafeSigner) SignVote(ctx context.Context, v checkpoint.Vote) (checkpoin
 	}
 	s.rec = &next
 	return sv, nil
+}
+
+// Initialise raises the record's low watermarks to at least minSource and
+// minTarget with a synced write (never lowering anything): the first-use
+// step of a fresh record, after the node listened for its key. Later votes
+// need source >= minSource and target > minTarget.
+func (s *SafeSigner) Initialise(ctx context.Context, minSource, minTarget uint64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failed != nil {
+		return s.failed
+	}
+	rec, err := s.load(ctx)
+	if err != nil {
+		return err
+	}
+	next := rec.Clone()
+	next.MinSource = max(next.MinSource, minSource)
+	next.MinTarget = max(next.MinTarget, minTarget)
+	if next.MinSource == rec.MinSource && next.MinTarget == rec.MinTarget && rec.Last != nil {
+		return nil
+	}
+	if err := s.store.StoreSignerRecord(ctx, next); err != nil {
+		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+			return err
+		}
+		s.failed = fmt.Errorf("%w: %w", ErrSignerFailed, err)
+		return s.failed
+	}
+	s.rec = &next
+	return nil
 }

@@ -1,0 +1,163 @@
+package sim
+
+import (
+	"crypto/ed25519"
+	"time"
+
+	"github.com/flarechain/flare-node/consensus/asf"
+	"github.com/flarechain/flare-node/consensus/checkpoint"
+)
+
+// installByzantine wires the byzantine validators' misbehaviours: they run
+// the real engine (which may halt on their own forgeries) plus the
+// behaviours below, or — for mirror voters — only the behaviours.
+func installByzantine(w *world) {
+	for _, nd := range w.nodes {
+		b, ok := w.sc.byzantine[nd.key]
+		if !ok || nd.honest {
+			continue
+		}
+		nd.byz = &byzState{b: b}
+		if b.mirrorVotes {
+			nd.passive = true
+		}
+		if b.replay {
+			nd := nd
+			var replay func()
+			replay = func() {
+				replayOld(w, nd)
+				w.after(time.Duration(2+w.rng.IntN(8))*time.Second, -1, "replay", replay)
+			}
+			w.after(5*time.Second, -1, "replay", replay)
+		}
+	}
+}
+
+type byzState struct {
+	b byzBehaviour
+	// lastVote is the last vote its engine published.
+	lastVote *checkpoint.SignedVote
+	forged   int
+}
+
+func (nd *simNode) byzKey() ed25519.PrivateKey { return nd.w.keys[nd.key] }
+
+// byzAuthored runs after the byzantine node's engine authored b.
+func (w *world) byzAuthored(nd *simNode, b asf.Block) {
+	n := nd.byz.b.equivocateBlocks
+	for i := range n {
+		fb := asf.Block{Header: b.Header, Extrinsics: [][]byte{{byte(i), byte(i >> 8), 0xb7}}}
+		fb.Header.BodyRoot = asf.BodyRoot(fb.Extrinsics)
+		fb.Header.Sign(nd.byzKey())
+		w.noteBlock(fb)
+		m := blockMsg(fb)
+		// Each forged copy goes to one random peer: different nodes see a
+		// different first block for the slot.
+		to := w.nodes[w.rng.IntN(len(w.nodes))]
+		if to == nd || !to.up || to.passive {
+			continue
+		}
+		w.send(nd, to, m)
+	}
+	if n > 0 {
+		w.record("%s equivocated %d blocks for slot %d", nd.name, n, b.Header.Slot)
+	}
+}
+
+// byzVoted runs after the byzantine node's engine published v.
+func (w *world) byzVoted(nd *simNode, v checkpoint.SignedVote) {
+	bs := nd.byz
+	bs.lastVote = &v
+	key := nd.byzKey()
+	sign := func(vote checkpoint.Vote) checkpoint.SignedVote {
+		return checkpoint.SignedVote{Vote: vote, Validator: v.Validator, Signature: finalitySign(key, vote)}
+	}
+	if bs.b.doubleVote {
+		other := v.Vote
+		other.Target.Hash = checkpoint.HashOf([]byte("double"), v.Target.Hash[:])
+		w.broadcastForged(nd, voteMsg(sign(other)))
+	}
+	if bs.b.surroundVote && w.rng.IntN(3) == 0 && v.Source.Number > 0 {
+		sur := v.Vote
+		sur.Source = checkpoint.Checkpoint{Number: 0, Hash: w.genesis}
+		sur.Target.Number += 3
+		sur.Target.Hash = checkpoint.HashOf([]byte("surround"), v.Target.Hash[:])
+		w.broadcastForged(nd, voteMsg(sign(sur)))
+	}
+	if bs.b.forgeCerts {
+		// A certificate listing its own signature a quorum of times for a
+		// made-up checkpoint above the vote's target.
+		fake := checkpoint.Vote{Genesis: w.genesis, SetID: 1, Source: v.Target,
+			Target: checkpoint.Checkpoint{Number: v.Target.Number + 1, Hash: checkpoint.HashOf([]byte("forged"), v.Target.Hash[:])}}
+		sig := finalitySign(key, fake)
+		c := checkpoint.Certificate{Genesis: fake.Genesis, SetID: fake.SetID, Source: fake.Source, Target: fake.Target}
+		for range w.auth.Quorum() {
+			c.Signatures = append(c.Signatures, checkpoint.CertSignature{Validator: v.Validator, Signature: sig})
+		}
+		bs.forged++
+		w.broadcastForged(nd, certMsg(c))
+	}
+}
+
+// mirror: a byzantine mirror voter signs the link an honest validator just
+// voted for and sends it back to that validator only, so that each side of
+// a partition reaches a quorum with the byzantine votes.
+func (w *world) mirror(nd *simNode, from *simNode, v checkpoint.SignedVote) {
+	if v.Validator == checkpoint.ValidatorIndex(nd.key) {
+		return
+	}
+	mv := checkpoint.SignedVote{Vote: v.Vote, Validator: checkpoint.ValidatorIndex(nd.key), Signature: finalitySign(nd.byzKey(), v.Vote)}
+	w.send(nd, from, voteMsg(mv))
+}
+
+func finalitySign(key ed25519.PrivateKey, v checkpoint.Vote) checkpoint.Signature {
+	var s checkpoint.Signature
+	copy(s[:], ed25519.Sign(key, v.SigningBytes()))
+	return s
+}
+
+// broadcastForged sends a forged message to every honest neighbour.
+func (w *world) broadcastForged(nd *simNode, m gossipMsg) {
+	for _, to := range w.nodes {
+		if to != nd && to.up && !to.passive {
+			w.send(nd, to, m)
+		}
+	}
+	w.seenForged(m)
+}
+
+func (w *world) seenForged(m gossipMsg) {
+	if len(w.history) < maxHistory {
+		w.history = append(w.history, m)
+	}
+}
+
+// send delivers m from nd to one node, subject to the network.
+func (w *world) send(nd, to *simNode, m gossipMsg) {
+	if !w.net.passes(nd.id, to.id) {
+		return
+	}
+	for _, d := range w.net.fate() {
+		w.after(d, to.id, "forged", func() { w.deliverGossip(nd.id, to, m) })
+	}
+}
+
+const maxHistory = 4096
+
+// replayOld re-sends old messages (stale votes, certificates and blocks) to
+// random nodes.
+func replayOld(w *world, nd *simNode) {
+	if len(w.history) == 0 {
+		return
+	}
+	for range 1 + w.rng.IntN(5) {
+		m := w.history[w.rng.IntN(len(w.history))]
+		to := w.nodes[w.rng.IntN(len(w.nodes))]
+		if to == nd || !to.up || to.passive {
+			continue
+		}
+		// A replay is a new delivery for the receiver (its dedup cache may
+		// have been lost in a restart).
+		w.send(nd, to, m)
+	}
+}

@@ -1,0 +1,252 @@
+package sim
+
+import (
+	"context"
+	"crypto/ed25519"
+	"time"
+
+	"github.com/flarechain/flare-node/consensus/asf"
+	"github.com/flarechain/flare-node/consensus/checkpoint"
+	"github.com/flarechain/flare-node/consensus/finality"
+)
+
+// checker holds the ground truth the invariants are checked against.
+type checker struct {
+	violations []Violation
+	// votes are the votes each honest key broadcast (own publications of
+	// honest nodes, every incarnation), for the slashable-pair check.
+	votes map[int][]checkpoint.SignedVote
+	// votesByNode counts own votes per node (the doppelganger must have
+	// none).
+	votesByNode map[int]int
+	// final is the highest checkpoint finalized by any honest node; every
+	// other honest finalization must be its ancestor or descendant.
+	final    checkpoint.Checkpoint
+	hasFinal bool
+	// conflictSeen: honest nodes finalized conflicting checkpoints (only
+	// allowed, and then expected to halt them, in a conflicting scenario).
+	conflictSeen bool
+	conflictAt   time.Duration
+
+	// liveness
+	healed       bool
+	healAt       time.Time
+	healFinal    uint64
+	livenessDone bool
+	stepsSinceMem int
+}
+
+func newChecker(w *world) *checker {
+	return &checker{votes: make(map[int][]checkpoint.SignedVote), votesByNode: make(map[int]int)}
+}
+
+// onSent: a node published a message of its own.
+func (c *checker) onSent(w *world, from int, m gossipMsg) {
+	nd := w.nodes[from]
+	if len(w.history) < maxHistory {
+		w.history = append(w.history, m)
+	}
+	if m.kind != kindVote || nd.key < 0 || int(m.vote.Validator) != nd.key {
+		return
+	}
+	c.votesByNode[nd.id]++
+	if nd.id == w.sc.doppelganger {
+		w.violation("%s, a second instance of validator %d's key, broadcast a vote %s -> %s", nd.name, nd.key, m.vote.Source, m.vote.Target)
+		return
+	}
+	if !nd.honest {
+		return
+	}
+	for _, prior := range c.votes[nd.key] {
+		if kind, bad := checkpoint.Conflicts(prior, m.vote); bad {
+			w.violation("honest validator %d signed a slashable pair (%s): %s -> %s and %s -> %s",
+				nd.key, kind, prior.Source, prior.Target, m.vote.Source, m.vote.Target)
+			return
+		}
+	}
+	c.votes[nd.key] = append(c.votes[nd.key], m.vote)
+}
+
+// onStart: the node's persisted signer record must cover every vote its key
+// broadcast (record before release), and finality must not have gone back.
+func (c *checker) onStart(w *world, nd *simNode) {
+	if nd.key < 0 || !nd.honest || nd.id == w.sc.doppelganger || nd.cpdb == nil {
+		return
+	}
+	pub := w.keys[nd.key].Public().(ed25519.PublicKey)
+	rec, found, err := nd.cpdb.LoadSignerRecord(context.Background(), pub)
+	if err != nil {
+		w.violation("%s: read signer record: %v", nd.name, err)
+		return
+	}
+	var maxT uint64
+	for _, v := range c.votes[nd.key] {
+		maxT = max(maxT, v.Target.Number)
+	}
+	if len(c.votes[nd.key]) == 0 {
+		return
+	}
+	target := rec.MinTarget
+	if rec.Last != nil {
+		target = max(target, rec.Last.Target.Number)
+	}
+	if !found || target < maxT {
+		w.violation("%s restarted with a signer record (target %d, found %v) below the vote with target %d it broadcast", nd.name, target, found, maxT)
+	}
+}
+
+func (c *checker) onCrash(w *world, nd *simNode) {}
+
+// onHeal starts the liveness check: an honest quorum is up and connected.
+func (c *checker) onHeal(w *world) {
+	if c.healed || w.sc.conflicting {
+		return
+	}
+	c.healed = true
+	c.healAt = w.now
+	c.healFinal = c.maxHonestFinalized(w)
+	window := time.Duration(w.sc.livenessK*w.sc.interval)*time.Duration(w.sc.slotMs)*time.Millisecond + 40*time.Second
+	w.after(window, -1, "liveness check", func() { c.checkLiveness(w) })
+}
+
+func (c *checker) checkLiveness(w *world) {
+	c.livenessDone = true
+	now := c.maxHonestFinalized(w)
+	if now < c.healFinal+2 {
+		w.violation("liveness: %d checkpoint intervals and 40 s after the network healed, honest finality moved from %d to %d only",
+			w.sc.livenessK, c.healFinal, now)
+		return
+	}
+	for _, nd := range w.nodes {
+		if !nd.up || !nd.honest || nd.passive || nd.id == w.sc.doppelganger || nd.eng == nil {
+			continue
+		}
+		if f := nd.eng.Gadget().LatestFinalized().Number; f < c.healFinal {
+			w.violation("liveness: %s is at finalized %d, below the %d the network had when it healed", nd.name, f, c.healFinal)
+			return
+		}
+	}
+}
+
+func (c *checker) maxHonestFinalized(w *world) uint64 {
+	var m uint64
+	for _, nd := range w.nodes {
+		if nd.honest && !nd.passive && nd.id != w.sc.doppelganger {
+			m = max(m, nd.maxFinalized)
+		}
+	}
+	return m
+}
+
+// afterStep checks the per-step invariants.
+func (c *checker) afterStep(w *world) {
+	if w.stopped {
+		return
+	}
+	c.stepsSinceMem++
+	checkMem := c.stepsSinceMem >= 200
+	if checkMem {
+		c.stepsSinceMem = 0
+	}
+	for _, nd := range w.nodes {
+		if !nd.up || nd.eng == nil {
+			continue
+		}
+		g := nd.eng.Gadget()
+		f := g.LatestFinalized()
+		if f.Number < nd.maxFinalized {
+			w.violation("%s finality went back from %d to %d", nd.name, nd.maxFinalized, f.Number)
+			return
+		}
+		if f.Number > nd.maxFinalized {
+			nd.maxFinalized = f.Number
+			if nd.honest && nd.id != w.sc.doppelganger {
+				c.onFinalized(w, nd, f)
+				if w.stopped {
+					return
+				}
+			}
+		}
+		if g.Halted() {
+			nd.halted = true
+		}
+		if nd.honest && nd.id != w.sc.doppelganger && g.Halted() && !w.sc.conflicting && !c.conflictSeen {
+			w.violation("%s halted without any conflict in an honest-majority run: %v", nd.name, g.Halts())
+			return
+		}
+		if checkMem {
+			c.checkMemory(w, nd)
+		}
+	}
+}
+
+// onFinalized checks a new honest finalization against the ground truth.
+func (c *checker) onFinalized(w *world, nd *simNode, f checkpoint.Checkpoint) {
+	info, ok := w.blocks[f.Hash]
+	if !ok || info.number != f.Number*w.spec.CheckpointInterval {
+		w.violation("%s finalized %s, which is not a block at height %d", nd.name, f, f.Number*w.spec.CheckpointInterval)
+		return
+	}
+	if !c.hasFinal {
+		c.final, c.hasFinal = f, true
+		return
+	}
+	switch {
+	case w.isAncestor(c.final.Hash, f.Hash):
+		c.final = f
+	case w.isAncestor(f.Hash, c.final.Hash):
+	default:
+		if w.sc.conflicting {
+			if !c.conflictSeen {
+				c.conflictSeen = true
+				c.conflictAt = w.elapsed()
+				w.record("conflicting finality: %s finalized %s, another honest node %s", nd.name, f, c.final)
+			}
+			return
+		}
+		w.violation("conflicting finality among honest nodes: %s finalized %s, not on the chain of %s", nd.name, f, c.final)
+	}
+}
+
+func (c *checker) checkMemory(w *world, nd *simNode) {
+	sz := nd.eng.Gadget().Sizes()
+	n := len(w.auth.Keys)
+	switch {
+	case sz.Votes > n*finality.DefaultVotesPerValidator:
+		w.violation("%s holds %d votes, bound %d", nd.name, sz.Votes, n*finality.DefaultVotesPerValidator)
+	case sz.Pending > finality.DefaultMaxPending:
+		w.violation("%s holds %d pending certificates", nd.name, sz.Pending)
+	case sz.Justified > finality.DefaultMaxJustified+2:
+		w.violation("%s holds %d justified checkpoints", nd.name, sz.Justified)
+	case nd.chain.Stats().Tips.Count > asf.MaxTips:
+		w.violation("%s has %d chain tips", nd.name, nd.chain.Stats().Tips.Count)
+	}
+}
+
+// atEnd checks what must hold once the run is over.
+func (c *checker) atEnd(w *world) {
+	if w.sc.healAt > 0 && c.healed && !c.livenessDone && !w.sc.conflicting {
+		c.checkLiveness(w)
+		if w.stopped {
+			return
+		}
+	}
+	if w.sc.conflicting {
+		if !c.conflictSeen {
+			w.violation("conflicting-finality scenario: the byzantine third did not make the honest nodes finalize conflicting checkpoints (scenario broken)")
+			return
+		}
+		for _, nd := range w.nodes {
+			if nd.honest && nd.up && nd.eng != nil && !nd.eng.Gadget().Halted() {
+				w.violation("%s holds conflicting finality but did not halt", nd.name)
+				return
+			}
+		}
+	}
+	if d := w.sc.doppelganger; d >= 0 {
+		nd := w.nodes[d]
+		if nd.eng == nil || !nd.eng.Gadget().Halted() {
+			w.violation("%s, a second instance of a live key, did not halt", nd.name)
+		}
+	}
+}

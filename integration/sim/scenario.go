@@ -1,0 +1,459 @@
+package sim
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"time"
+)
+
+// scenario is a world's parameters and fault schedule.
+type scenario struct {
+	name       string
+	validators int
+	slotMs     uint64
+	interval   uint64
+	retention  uint64
+	pruneEvery time.Duration
+	duration   time.Duration
+
+	netBase, netJitter, netTail time.Duration
+	netTailP, dropP, dupP       float64
+
+	// byzantine validator indices and their behaviours.
+	byzantine map[int]byzBehaviour
+	// conflicting: at least a third misbehave to finalize conflicting
+	// checkpoints; the checker then expects every honest node that holds
+	// both to halt instead of expecting no conflict.
+	conflicting bool
+	// doppelganger: node index running a second instance of a key; it must
+	// halt and never vote.
+	doppelganger int
+	// healAt: from then on every honest node is up and connected (the
+	// liveness check starts); zero: no liveness check.
+	healAt time.Duration
+	// livenessK: after healAt, finality advances within livenessK
+	// checkpoint intervals plus catch-up time.
+	livenessK uint64
+
+	setup func(w *world)
+}
+
+// byzBehaviour is a set of misbehaviours of a byzantine validator.
+type byzBehaviour struct {
+	equivocateBlocks int  // extra distinct blocks per own slot (flood)
+	doubleVote       bool // a second vote for every honest vote it makes
+	surroundVote     bool // surround votes now and then
+	mirrorVotes      bool // signs whatever link an honest peer votes, to that peer only
+	forgeCerts       bool // certificates listing its own signature repeatedly
+	replay           bool // replays old messages
+}
+
+// Scenarios are the named scenarios, one per failure class known to have
+// broken the node.
+var Scenarios = []string{
+	"outage-beyond-window",
+	"late-joiner-after-pruning",
+	"slot-flood",
+	"conflicting-finality",
+	"doppelganger",
+	"purge-chain",
+}
+
+func defaultScenario(name string) *scenario {
+	return &scenario{
+		name:         name,
+		validators:   4,
+		slotMs:       1000,
+		interval:     1,
+		retention:    16,
+		pruneEvery:   10 * time.Second,
+		duration:     180 * time.Second,
+		netBase:      20 * time.Millisecond,
+		netJitter:    60 * time.Millisecond,
+		netTail:      400 * time.Millisecond,
+		netTailP:     0.02,
+		byzantine:    map[int]byzBehaviour{},
+		doppelganger: -1,
+		livenessK:    10,
+	}
+}
+
+func pickScenario(name string, rng *rand.Rand) *scenario {
+	switch name {
+	case "":
+		return randomScenario(rng)
+	case "outage-beyond-window":
+		return outageScenario()
+	case "late-joiner-after-pruning":
+		return lateJoinerScenario()
+	case "slot-flood":
+		return slotFloodScenario()
+	case "conflicting-finality":
+		return conflictingFinalityScenario()
+	case "doppelganger":
+		return doppelgangerScenario()
+	case "purge-chain":
+		return purgeScenario()
+	}
+	panic(fmt.Sprintf("unknown scenario %q (known: %v)", name, Scenarios))
+}
+
+// startAll adds n validators (and full nodes) and starts them at t=0.
+func startValidators(w *world, fresh bool) {
+	for i := range w.sc.validators {
+		_, byz := w.sc.byzantine[i]
+		nd := w.addNode(i, !byz)
+		nd.fresh = fresh
+	}
+	for _, nd := range w.nodes {
+		nd := nd
+		w.schedule(w.now, -1, "start", nd.start)
+	}
+}
+
+// randomScenario draws parameters and a fault schedule from the seed: a
+// busy first part with faults, then everything heals and liveness is
+// checked.
+func randomScenario(rng *rand.Rand) *scenario {
+	sc := defaultScenario("random")
+	if rng.IntN(4) == 0 {
+		sc.validators = 4 + rng.IntN(4) // 4..7
+	}
+	sc.interval = uint64(1 + rng.IntN(2))
+	sc.slotMs = []uint64{500, 1000, 1000, 2000}[rng.IntN(4)]
+	sc.retention = uint64(6 + rng.IntN(20))
+	sc.pruneEvery = time.Duration(3+rng.IntN(10)) * time.Second
+	sc.duration = time.Duration(150+rng.IntN(150)) * time.Second
+	sc.netBase = time.Duration(5+rng.IntN(40)) * time.Millisecond
+	sc.netJitter = time.Duration(1+rng.IntN(150)) * time.Millisecond
+	sc.netTailP = rng.Float64() * 0.05
+	if rng.IntN(3) == 0 {
+		sc.dropP = rng.Float64() * 0.1
+	}
+	if rng.IntN(3) == 0 {
+		sc.dupP = rng.Float64() * 0.1
+	}
+	maxByz := (sc.validators - 1) / 3
+	if maxByz > 0 && rng.IntN(2) == 0 {
+		for range 1 + rng.IntN(maxByz) {
+			i := rng.IntN(sc.validators)
+			sc.byzantine[i] = byzBehaviour{
+				equivocateBlocks: rng.IntN(3) * rng.IntN(4),
+				doubleVote:       rng.IntN(2) == 0,
+				surroundVote:     rng.IntN(3) == 0,
+				forgeCerts:       rng.IntN(3) == 0,
+				replay:           rng.IntN(2) == 0,
+			}
+		}
+	}
+	slot := time.Duration(sc.slotMs) * time.Millisecond
+	faultEnd := sc.duration * 6 / 10
+	sc.healAt = faultEnd
+	freshStart := rng.IntN(3) == 0
+	late := -1
+	if rng.IntN(4) == 0 {
+		late = rng.IntN(sc.validators)
+	}
+	fullLate := rng.IntN(4) == 0
+	type fault struct {
+		at   time.Duration
+		name string
+		fn   func(w *world)
+	}
+	var faults []fault
+	nFaults := rng.IntN(8)
+	for range nFaults {
+		at := time.Duration(rng.Int64N(int64(faultEnd - 10*time.Second)))
+		switch rng.IntN(6) {
+		case 0, 1: // crash and restart
+			who := rng.IntN(sc.validators)
+			down := time.Duration(rng.Int64N(int64(40 * slot)))
+			if rng.IntN(4) == 0 {
+				down = time.Duration(sc.retention+uint64(rng.IntN(20))) * time.Duration(sc.interval) * slot
+			}
+			faults = append(faults, fault{at, "crash", func(w *world) { crashFor(w, who, down) }})
+		case 2: // partition
+			split := rng.Perm(sc.validators)[:1+rng.IntN(sc.validators-1)]
+			dur := time.Duration(rng.Int64N(int64(30 * slot)))
+			faults = append(faults, fault{at, "partition", func(w *world) { partitionFor(w, split, dur) }})
+		case 3: // one-way partition
+			a, b := rng.IntN(sc.validators), rng.IntN(sc.validators)
+			dur := time.Duration(rng.Int64N(int64(30 * slot)))
+			faults = append(faults, fault{at, "one-way", func(w *world) { oneWayFor(w, a, b, dur) }})
+		case 4: // purge-chain and restart
+			who := rng.IntN(sc.validators)
+			faults = append(faults, fault{at, "purge", func(w *world) { purgeFor(w, who, time.Duration(rng.Int64N(int64(10*slot)))) }})
+		case 5: // skew change
+			who := rng.IntN(sc.validators)
+			skew := time.Duration(rng.Int64N(int64(600*time.Millisecond))) - 300*time.Millisecond
+			faults = append(faults, fault{at, "skew", func(w *world) { w.nodes[who].skew = skew }})
+		}
+	}
+	slices.SortStableFunc(faults, func(a, b fault) int { return int(a.at - b.at) })
+	sc.setup = func(w *world) {
+		for i := range sc.validators {
+			_, byz := sc.byzantine[i]
+			nd := w.addNode(i, !byz)
+			nd.fresh = freshStart
+			nd.skew = time.Duration(w.rng.Int64N(int64(200*time.Millisecond))) - 100*time.Millisecond
+		}
+		for _, nd := range w.nodes {
+			nd := nd
+			if nd.key == late {
+				nd.fresh = true
+				w.after(time.Duration(w.rng.Int64N(int64(faultEnd))), -1, "late start", nd.start)
+				continue
+			}
+			w.schedule(w.now, -1, "start", nd.start)
+		}
+		if fullLate {
+			full := w.addNode(-1, true)
+			w.after(time.Duration(w.rng.Int64N(int64(sc.duration*8/10))), -1, "late full node", full.start)
+		}
+		for _, f := range faults {
+			f := f
+			w.after(f.at, -1, f.name, func() { f.fn(w) })
+		}
+		installByzantine(w)
+		w.after(faultEnd, -1, "heal", func() { healAll(w) })
+	}
+	return sc
+}
+
+// crashFor crashes node i and restarts it after down.
+func crashFor(w *world, i int, down time.Duration) {
+	nd := w.nodes[i]
+	if !nd.up {
+		return
+	}
+	nd.crash()
+	w.after(down, -1, "restart", nd.start)
+}
+
+// purgeFor crashes node i, purges its chain and restarts it after down.
+func purgeFor(w *world, i int, down time.Duration) {
+	nd := w.nodes[i]
+	if !nd.up {
+		return
+	}
+	nd.purge()
+	w.after(down, -1, "restart after purge", nd.start)
+}
+
+// partitionFor cuts the connections between group and the rest for dur.
+func partitionFor(w *world, group []int, dur time.Duration) {
+	in := make(map[int]bool, len(group))
+	for _, g := range group {
+		in[g] = true
+	}
+	var cut [][2]int
+	for _, a := range w.nodes {
+		for _, b := range w.nodes {
+			if a.id < b.id && in[a.id] != in[b.id] && w.net.connected(a.id, b.id) {
+				cut = append(cut, [2]int{a.id, b.id})
+			}
+		}
+	}
+	for _, c := range cut {
+		w.net.cut[c] = true
+		w.net.cut[[2]int{c[1], c[0]}] = true
+		w.nodes[c[0]].disconnect(w.nodes[c[1]])
+	}
+	w.record("partition %v for %s", group, dur)
+	w.after(dur, -1, "heal partition", func() {
+		for _, c := range cut {
+			delete(w.net.cut, c)
+			delete(w.net.cut, [2]int{c[1], c[0]})
+			a, b := w.nodes[c[0]], w.nodes[c[1]]
+			if a.up && b.up {
+				a.connect(b)
+			}
+		}
+		w.record("partition %v healed", group)
+	})
+}
+
+// oneWayFor drops messages from a to b for dur.
+func oneWayFor(w *world, a, b int, dur time.Duration) {
+	if a == b {
+		return
+	}
+	w.net.blocked[[2]int{a, b}] = true
+	w.record("one-way %d -> %d blocked for %s", a, b, dur)
+	w.after(dur, -1, "heal one-way", func() { delete(w.net.blocked, [2]int{a, b}) })
+}
+
+// healAll ends every fault: all nodes up, all links open.
+func healAll(w *world) {
+	w.net.blocked = make(map[[2]int]bool)
+	var cut [][2]int
+	for c := range w.net.cut {
+		cut = append(cut, c)
+	}
+	slices.SortFunc(cut, func(a, b [2]int) int {
+		if a[0] != b[0] {
+			return a[0] - b[0]
+		}
+		return a[1] - b[1]
+	})
+	w.net.cut = make(map[[2]int]bool)
+	for _, c := range cut {
+		if c[0] < c[1] {
+			a, b := w.nodes[c[0]], w.nodes[c[1]]
+			if a.up && b.up {
+				a.connect(b)
+			}
+		}
+	}
+	for _, nd := range w.nodes {
+		if !nd.up && nd.startedAt.IsZero() == false {
+			nd.start()
+		}
+	}
+	w.record("healed")
+	w.check.onHeal(w)
+}
+
+// --- Named scenarios ----------------------------------------------------------
+
+// outageScenario: two of four validators are down far longer than the
+// future window (256 checkpoints); when they come back, finality resumes.
+func outageScenario() *scenario {
+	sc := defaultScenario("outage-beyond-window")
+	sc.slotMs = 250
+	sc.interval = 1
+	sc.retention = 20
+	sc.pruneEvery = 2 * time.Second
+	outage := 150 * time.Second // > 256 checkpoints of the two producers left at 250 ms
+	sc.healAt = 10*time.Second + outage
+	sc.duration = sc.healAt + 60*time.Second
+	sc.setup = func(w *world) {
+		startValidators(w, false)
+		w.after(10*time.Second, -1, "outage", func() {
+			for _, i := range []int{2, 3} {
+				w.nodes[i].crash()
+			}
+		})
+		w.after(sc.healAt, -1, "back", func() { healAll(w) })
+	}
+	return sc
+}
+
+// lateJoinerScenario: three validators finalize long past the retention;
+// the fourth validator (never started, fresh record) and a full node join
+// afterwards and reach the network's finality by a finality proof.
+func lateJoinerScenario() *scenario {
+	sc := defaultScenario("late-joiner-after-pruning")
+	sc.slotMs = 500
+	sc.retention = 8
+	sc.pruneEvery = 2 * time.Second
+	sc.healAt = 90 * time.Second
+	sc.duration = 150 * time.Second
+	sc.setup = func(w *world) {
+		for i := range sc.validators {
+			nd := w.addNode(i, true)
+			nd.fresh = true
+		}
+		for _, nd := range w.nodes[:3] {
+			nd := nd
+			w.schedule(w.now, -1, "start", nd.start)
+		}
+		full := w.addNode(-1, true)
+		w.after(sc.healAt, -1, "late joiners", func() {
+			w.nodes[3].start()
+			full.start()
+			w.check.onHeal(w)
+		})
+	}
+	return sc
+}
+
+// slotFloodScenario: one authority publishes many distinct blocks for each
+// of its slots; one is imported, the rest are evidence, and honest finality
+// continues.
+func slotFloodScenario() *scenario {
+	sc := defaultScenario("slot-flood")
+	sc.byzantine[1] = byzBehaviour{equivocateBlocks: 40}
+	sc.healAt = 1 * time.Second
+	sc.duration = 120 * time.Second
+	sc.setup = func(w *world) {
+		startValidators(w, false)
+		installByzantine(w)
+		w.after(sc.healAt, -1, "liveness", func() { w.check.onHeal(w) })
+	}
+	return sc
+}
+
+// conflictingFinalityScenario: two of four validators (at least a third)
+// vote for both sides of a partition between the two honest validators, so
+// each honest validator finalizes its own fork; once they reconnect, every
+// honest node that holds both halts.
+func conflictingFinalityScenario() *scenario {
+	sc := defaultScenario("conflicting-finality")
+	sc.byzantine[2] = byzBehaviour{mirrorVotes: true}
+	sc.byzantine[3] = byzBehaviour{mirrorVotes: true}
+	sc.conflicting = true
+	sc.duration = 120 * time.Second
+	sc.setup = func(w *world) {
+		startValidators(w, false)
+		installByzantine(w)
+		// The honest validators never hear each other until 60 s.
+		w.net.cut[[2]int{0, 1}] = true
+		w.net.cut[[2]int{1, 0}] = true
+		w.after(60*time.Second, -1, "reconnect the honest validators", func() {
+			delete(w.net.cut, [2]int{0, 1})
+			delete(w.net.cut, [2]int{1, 0})
+			w.nodes[0].connect(w.nodes[1])
+			w.record("honest validators reconnected")
+		})
+	}
+	return sc
+}
+
+// doppelgangerScenario: validator 0 runs normally; at 40 s a second
+// instance of its key starts with a fresh signer record. It must notice
+// the live key while listening, halt and never vote.
+func doppelgangerScenario() *scenario {
+	sc := defaultScenario("doppelganger")
+	sc.duration = 100 * time.Second
+	sc.healAt = 1 * time.Second
+	sc.setup = func(w *world) {
+		startValidators(w, false)
+		twin := w.addNode(0, true)
+		twin.fresh = true
+		w.sc.doppelganger = twin.id
+		w.after(40*time.Second, -1, "doppelganger", twin.start)
+		w.after(sc.healAt, -1, "liveness", func() { w.check.onHeal(w) })
+	}
+	return sc
+}
+
+// purgeScenario: a validator is stopped and purge-chain'd (signer record
+// kept), restarted while it cannot reach anyone for long enough to author
+// a chain of its own higher than its earlier votes (it must not vote there:
+// its justified checkpoint restarted from genesis, below its earlier
+// sources), then reconnected after the others pruned: it catches up and
+// votes again without any conflict.
+func purgeScenario() *scenario {
+	sc := defaultScenario("purge-chain")
+	sc.retention = 8
+	sc.pruneEvery = 2 * time.Second
+	sc.healAt = 140 * time.Second
+	sc.duration = 200 * time.Second
+	sc.setup = func(w *world) {
+		startValidators(w, false)
+		w.after(20*time.Second, -1, "purge", func() {
+			w.nodes[1].purge()
+			for _, other := range w.nodes {
+				if other.id != 1 {
+					w.net.cut[[2]int{1, other.id}] = true
+					w.net.cut[[2]int{other.id, 1}] = true
+				}
+			}
+			w.nodes[1].start()
+		})
+		w.after(sc.healAt, -1, "reconnect", func() { healAll(w) })
+	}
+	return sc
+}

@@ -1,0 +1,293 @@
+package sim
+
+import (
+	"container/heap"
+	"context"
+	"crypto/ed25519"
+	"encoding/binary"
+	"fmt"
+	"hash"
+	"io"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/crypto/blake2b"
+
+	"github.com/flarechain/flare-node/chainspec"
+	"github.com/flarechain/flare-node/consensus/asf"
+	"github.com/flarechain/flare-node/consensus/checkpoint"
+)
+
+// Options configure one run.
+type Options struct {
+	Seed uint64
+	// Scenario is a named scenario (see Scenarios); empty draws a random
+	// one from the seed.
+	Scenario string
+	// Mutant switches a deliberately broken rule on (see Mutants).
+	Mutant string
+	// Trace, when set, receives one line per step.
+	Trace io.Writer
+	// Logger receives the nodes' logs (nil: none).
+	Logger *zap.Logger
+}
+
+// Violation is an invariant that failed.
+type Violation struct {
+	At   time.Duration // simulated time since genesis
+	Step int
+	What string
+}
+
+func (v Violation) String() string {
+	return fmt.Sprintf("step %d at %s: %s", v.Step, v.At, v.What)
+}
+
+// Result is the outcome of one run.
+type Result struct {
+	Seed       uint64
+	Scenario   string
+	Mutant     string
+	Steps      int
+	SimTime    time.Duration
+	TraceHash  [32]byte
+	Violations []Violation
+	// Finalized is the highest finalized checkpoint number among honest
+	// nodes at the end.
+	Finalized uint64
+}
+
+// event is one scheduled step.
+type event struct {
+	at  time.Time
+	seq uint64
+	// node the event belongs to (-1: the world); gen the node's incarnation
+	// when scheduled (events of an earlier incarnation are dropped).
+	node int
+	gen  int
+	name string
+	fn   func()
+}
+
+type eventQueue []*event
+
+func (q eventQueue) Len() int { return len(q) }
+func (q eventQueue) Less(i, j int) bool {
+	if !q[i].at.Equal(q[j].at) {
+		return q[i].at.Before(q[j].at)
+	}
+	return q[i].seq < q[j].seq
+}
+func (q eventQueue) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
+func (q *eventQueue) Push(x any)   { *q = append(*q, x.(*event)) }
+func (q *eventQueue) Pop() any {
+	old := *q
+	e := old[len(old)-1]
+	*q = old[:len(old)-1]
+	return e
+}
+
+// world is the simulated network.
+type world struct {
+	opts    Options
+	rng     *rand.Rand
+	start   time.Time
+	now     time.Time
+	end     time.Time
+	q       eventQueue
+	seq     uint64
+	steps   int
+	spec    *chainspec.Spec
+	genesis checkpoint.Hash
+	auth    checkpoint.AuthoritySet
+	keys    []ed25519.PrivateKey
+	nodes   []*simNode
+	net     netModel
+	sc      *scenario
+	mut     mutant
+	check   *checker
+	trace   hash.Hash
+	ctx     context.Context
+	log     *zap.Logger
+	// blocks is every block any node authored or a byzantine node forged:
+	// the ground truth for ancestry checks.
+	blocks map[checkpoint.Hash]blockInfo
+	// stopped: a violation ends the run.
+	stopped bool
+	// history holds gossip messages for replays.
+	history []gossipMsg
+}
+
+type blockInfo struct {
+	parent checkpoint.Hash
+	number uint64
+}
+
+func (w *world) elapsed() time.Duration { return w.now.Sub(w.start) }
+
+// schedule runs fn at time at (for node, in its current incarnation).
+func (w *world) schedule(at time.Time, node int, name string, fn func()) {
+	if at.Before(w.now) {
+		at = w.now
+	}
+	w.seq++
+	gen := 0
+	if node >= 0 {
+		gen = w.nodes[node].gen
+	}
+	heap.Push(&w.q, &event{at: at, seq: w.seq, node: node, gen: gen, name: name, fn: fn})
+}
+
+func (w *world) after(d time.Duration, node int, name string, fn func()) {
+	w.schedule(w.now.Add(d), node, name, fn)
+}
+
+// record folds a step into the trace hash (and the trace, if any).
+func (w *world) record(format string, args ...any) {
+	line := fmt.Sprintf(format, args...)
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], uint64(w.elapsed()))
+	w.trace.Write(b[:])
+	w.trace.Write([]byte(line))
+	if w.opts.Trace != nil {
+		fmt.Fprintf(w.opts.Trace, "%10s %s\n", w.elapsed(), line)
+	}
+}
+
+// Run runs one simulation.
+func Run(opts Options) Result {
+	w := newWorld(opts)
+	defer w.close()
+	res := Result{Seed: opts.Seed, Scenario: w.sc.name, Mutant: opts.Mutant}
+	w.sc.setup(w)
+	for w.q.Len() > 0 && !w.stopped {
+		e := heap.Pop(&w.q).(*event)
+		if e.at.After(w.end) {
+			break
+		}
+		w.now = e.at
+		if e.node >= 0 {
+			nd := w.nodes[e.node]
+			if !nd.up || nd.gen != e.gen {
+				continue
+			}
+		}
+		w.steps++
+		e.fn()
+		w.check.afterStep(w)
+	}
+	if !w.stopped {
+		w.check.atEnd(w)
+	}
+	res.Steps = w.steps
+	res.SimTime = w.elapsed()
+	copy(res.TraceHash[:], w.trace.Sum(nil))
+	res.Violations = w.check.violations
+	res.Finalized = w.check.maxHonestFinalized(w)
+	return res
+}
+
+func newWorld(opts Options) *world {
+	rng := rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x9e3779b97f4a7c15))
+	tr, _ := blake2b.New256(nil)
+	w := &world{
+		opts:   opts,
+		rng:    rng,
+		trace:  tr,
+		ctx:    context.Background(),
+		blocks: make(map[checkpoint.Hash]blockInfo),
+		log:    opts.Logger,
+	}
+	if w.log == nil {
+		w.log = zap.NewNop()
+	}
+	w.mut = lookupMutant(opts.Mutant)
+	w.sc = pickScenario(opts.Scenario, rng)
+	w.buildSpec()
+	w.start = time.UnixMilli(int64(w.spec.GenesisTimestampMs)).UTC()
+	w.now = w.start
+	w.end = w.start.Add(w.sc.duration)
+	w.net = newNetModel(rng, w.sc)
+	w.check = newChecker(w)
+	w.record("seed=%d scenario=%s mutant=%s validators=%d slot=%dms interval=%d retention=%d",
+		opts.Seed, w.sc.name, opts.Mutant, w.sc.validators, w.spec.SlotDurationMs, w.spec.CheckpointInterval, w.sc.retention)
+	return w
+}
+
+func (w *world) buildSpec() {
+	n := w.sc.validators
+	w.keys = make([]ed25519.PrivateKey, n)
+	auths := make([]chainspec.Authority, n)
+	for i := range n {
+		var seed [ed25519.SeedSize]byte
+		copy(seed[:], "flare-sim-validator")
+		binary.BigEndian.PutUint32(seed[28:], uint32(i))
+		w.keys[i] = ed25519.NewKeyFromSeed(seed[:])
+		auths[i] = chainspec.Authority{Name: fmt.Sprintf("v%d", i), PublicKey: fmt.Sprintf("%x", w.keys[i].Public())}
+	}
+	w.spec = &chainspec.Spec{
+		Name:               "Simulation",
+		ID:                 "sim",
+		NetworkID:          "sim",
+		GenesisTimestampMs: uint64(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli()),
+		SlotDurationMs:     w.sc.slotMs,
+		CheckpointInterval: w.sc.interval,
+		SetID:              1,
+		Authorities:        auths,
+	}
+	if err := w.spec.Validate(); err != nil {
+		panic(err)
+	}
+	g := asf.GenesisBlock(w.spec)
+	w.genesis = g.Hash()
+	w.blocks[w.genesis] = blockInfo{number: 0}
+	keys := make([]ed25519.PublicKey, n)
+	for i := range n {
+		keys[i] = w.keys[i].Public().(ed25519.PublicKey)
+	}
+	w.auth = checkpoint.AuthoritySet{Genesis: w.genesis, SetID: 1, Keys: keys}
+}
+
+func (w *world) close() {
+	for _, nd := range w.nodes {
+		nd.shutdown()
+	}
+}
+
+// violation records a failed invariant and stops the run.
+func (w *world) violation(format string, args ...any) {
+	v := Violation{At: w.elapsed(), Step: w.steps, What: fmt.Sprintf(format, args...)}
+	w.check.violations = append(w.check.violations, v)
+	w.record("VIOLATION %s", v.What)
+	w.stopped = true
+}
+
+// isAncestor reports whether block a is b or an ancestor of b in the
+// ground-truth block tree.
+func (w *world) isAncestor(a, b checkpoint.Hash) bool {
+	ia, ok := w.blocks[a]
+	if !ok {
+		return false
+	}
+	for cur := b; ; {
+		if cur == a {
+			return true
+		}
+		ic, ok := w.blocks[cur]
+		if !ok || ic.number <= ia.number {
+			return false
+		}
+		cur = ic.parent
+	}
+}
+
+func (w *world) noteBlock(b asf.Block) {
+	h := b.Hash()
+	if _, ok := w.blocks[h]; !ok {
+		w.blocks[h] = blockInfo{parent: b.Header.ParentHash, number: b.Header.Number}
+	}
+}
+
+func shortHash(h checkpoint.Hash) string { return strings.TrimPrefix(h.Short(), "0x") }

@@ -1,0 +1,661 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/flarechain/flare-node/chainspec"
+	"github.com/flarechain/flare-node/consensus/asf"
+	"github.com/flarechain/flare-node/consensus/checkpoint"
+	"github.com/flarechain/flare-node/consensus/finality"
+)
+
+// PeerID identifies a peer (the libp2p peer id in the node).
+type PeerID string
+
+// Verdict is the gossip verdict on a received block, vote or certificate.
+type Verdict int
+
+// Verdicts.
+const (
+	// Accept: valid and new; forwarded.
+	Accept Verdict = iota + 1
+	// Ignore: not forwarded, the sender is not penalised.
+	Ignore
+	// Reject: invalid; not forwarded, the sender is penalised.
+	Reject
+)
+
+func (v Verdict) String() string {
+	switch v {
+	case Accept:
+		return "accept"
+	case Ignore:
+		return "ignore"
+	case Reject:
+		return "reject"
+	default:
+		return fmt.Sprintf("verdict(%d)", int(v))
+	}
+}
+
+func fromFinality(v finality.Verdict) Verdict {
+	switch v {
+	case finality.VerdictAccept:
+		return Accept
+	case finality.VerdictReject:
+		return Reject
+	default:
+		return Ignore
+	}
+}
+
+// Network is how the engine acts on the world. Implementations must not
+// call back into the engine synchronously.
+type Network interface {
+	PublishBlock(b asf.Block)
+	PublishVote(v checkpoint.SignedVote)
+	PublishCertificate(c checkpoint.Certificate)
+	// Request sends req to peer; the outcome comes back through
+	// Engine.OnResponse with the same id (a failure as Response.Err).
+	Request(peer PeerID, id uint64, req Request)
+}
+
+// CertificateSource is the read side of the checkpoint database used to
+// answer peers' certificate requests.
+type CertificateSource interface {
+	Certificates(ctx context.Context, from, to uint64, limit int) ([]checkpoint.Certificate, error)
+	// OldestRetained is the lowest checkpoint number whose certificate is
+	// still kept (the prune base).
+	OldestRetained() uint64
+}
+
+// Clock tells the time.
+type Clock interface{ Now() time.Time }
+
+// SignerInit says how the local signer record starts.
+type SignerInit int
+
+const (
+	// SignerReady: the record exists (or was imported): vote as soon as the
+	// node is current.
+	SignerReady SignerInit = iota
+	// SignerFresh: a brand-new record (new validator, or the operator's
+	// explicit --init-signer-record): catch up, listen for the key, then set
+	// the watermarks above everything seen before the first vote.
+	SignerFresh
+)
+
+// Defaults of Config.
+const (
+	DefaultSyncInterval   = 2 * time.Second
+	DefaultRequestTimeout = 10 * time.Second
+	// BlocksPerRequest and CertificatesPerRequest size catch-up requests.
+	BlocksPerRequest       = 128
+	CertificatesPerRequest = 256
+	// doppelgangerIntervals is how many checkpoint intervals a fresh signer
+	// record listens for its key before the first vote.
+	doppelgangerIntervals = 2
+)
+
+// Config configures an Engine.
+type Config struct {
+	Spec    *chainspec.Spec
+	Genesis checkpoint.Hash
+	Chain   *asf.Chain
+	// Finality configures the gadget; nil runs without ASF finality.
+	Finality *finality.Config
+	// Store is the checkpoint database (required with Finality and
+	// persistence); Certificates its read side for peers (may be nil).
+	Store        finality.CheckpointStorage
+	Certificates CertificateSource
+	// Signer signs votes (nil: the node does not vote); Producer authors
+	// blocks (nil: it does not).
+	Signer     *finality.SafeSigner
+	Producer   *asf.Producer
+	SignerInit SignerInit
+	// Alone: no peer can ever be expected (a single-authority chain without
+	// bootnodes): catching up is skipped.
+	Alone   bool
+	Clock   Clock
+	Network Network
+	Logger  *zap.Logger
+	// OnSignerInitialised is called (with the engine locked) once a fresh
+	// signer record has been initialised and persisted.
+	OnSignerInitialised func()
+	// Mutations: simulation mutants only.
+	Mutations Mutations
+	// SyncInterval is how often peers are asked for their status;
+	// RequestTimeout bounds one request. 0 means the defaults.
+	SyncInterval   time.Duration
+	RequestTimeout time.Duration
+}
+
+// Mutations are deliberately broken engine rules for the deterministic
+// simulator's mutants. Production code never sets them.
+type Mutations struct {
+	// SkipDoppelgangerListen initialises a fresh signer record as soon as
+	// the node caught up, without listening for its key.
+	SkipDoppelgangerListen bool
+}
+
+// Engine is the node's deterministic decision core (see the package doc).
+type Engine struct {
+	cfg      Config
+	spec     *chainspec.Spec
+	interval uint64
+	chain    *asf.Chain
+	gadget   *finality.CheckpointFinality
+	signer   *finality.SafeSigner
+	producer *asf.Producer
+	certs    CertificateSource
+	clock    Clock
+	net      Network
+	log      *zap.Logger
+
+	mu sync.Mutex
+	// fatal is the first local failure; every later call returns it.
+	fatal error
+
+	peers    map[PeerID]*peerState
+	requests map[uint64]pendingRequest
+	nextID   uint64
+	// sync is the catch-up in progress (one peer at a time).
+	sync *syncRound
+	// syncing: a catch-up made real progress and is still running: no
+	// block is authored and no vote is cast on a head known to be stale.
+	syncing bool
+	// caughtUp: at least one status exchange showed no peer ahead (or the
+	// node is alone).
+	caughtUp bool
+
+	init *signerInit
+
+	lastFinalizedAt time.Time
+	started         time.Time
+	stats           Stats
+}
+
+// Stats are the engine's counters.
+type Stats struct {
+	BlocksImported, BlocksAuthored   uint64
+	BlocksRejected, BlocksIgnored    uint64
+	BlocksEquivocating               uint64
+	SyncRounds, SyncedBlocks         uint64
+	SyncedCertificates, ProofsApplied uint64
+	RequestsFailed                   uint64
+}
+
+// ErrStopped wraps the first local failure once the engine stopped.
+var ErrStopped = errors.New("engine stopped after a local failure")
+
+// New builds the engine and its finality gadget (not restored yet: call
+// Restore).
+func New(cfg Config) (*Engine, error) {
+	if cfg.Spec == nil || cfg.Chain == nil || cfg.Network == nil {
+		return nil, errors.New("engine: spec, chain and network are required")
+	}
+	if cfg.SyncInterval <= 0 {
+		cfg.SyncInterval = DefaultSyncInterval
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = DefaultRequestTimeout
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = asf.SystemClock{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	e := &Engine{
+		cfg:      cfg,
+		spec:     cfg.Spec,
+		interval: cfg.Spec.CheckpointInterval,
+		chain:    cfg.Chain,
+		signer:   cfg.Signer,
+		producer: cfg.Producer,
+		certs:    cfg.Certificates,
+		clock:    cfg.Clock,
+		net:      cfg.Network,
+		log:      cfg.Logger.Named("node"),
+		peers:    make(map[PeerID]*peerState),
+	}
+	e.started = e.clock.Now()
+	if cfg.Finality != nil {
+		fcfg := *cfg.Finality
+		if fcfg.RebroadcastAfter <= 0 {
+			// A few checkpoint intervals, at least a second.
+			fcfg.RebroadcastAfter = max(time.Second, 3*time.Duration(e.interval)*cfg.Spec.SlotDuration())
+		}
+		g, err := finality.New(fcfg, finality.Deps{
+			Store:       cfg.Store,
+			Signer:      cfg.Signer,
+			Clock:       cfg.Clock,
+			Broadcaster: (*broadcaster)(e),
+			Ancestry:    cfg.Chain,
+			Observer:    (*observer)(e),
+			Logger:      cfg.Logger,
+		})
+		if err != nil {
+			return nil, err
+		}
+		e.gadget = g
+	}
+	return e, nil
+}
+
+// Gadget returns the finality gadget (nil without ASF).
+func (e *Engine) Gadget() *finality.CheckpointFinality { return e.gadget }
+
+// Chain returns the chain.
+func (e *Engine) Chain() *asf.Chain { return e.chain }
+
+// Stats returns the counters.
+func (e *Engine) Stats() Stats {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.stats
+}
+
+// Syncing reports whether a catch-up round with real progress is running.
+func (e *Engine) Syncing() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.syncing
+}
+
+// SignerPending reports whether a fresh signer record is still being
+// initialised (no vote yet).
+func (e *Engine) SignerPending() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.init != nil
+}
+
+// LastFinalizedAt is when finality last advanced in this process (zero:
+// not yet).
+func (e *Engine) LastFinalizedAt() time.Time {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.lastFinalizedAt
+}
+
+// fail records a local failure: the engine stops.
+func (e *Engine) fail(err error) error {
+	if e.fatal == nil {
+		e.fatal = fmt.Errorf("%w: %w", ErrStopped, err)
+		e.log.Error("local failure; the node stops", zap.Error(err))
+	}
+	return e.fatal
+}
+
+// enter locks the engine and returns the stop error, if any.
+func (e *Engine) enter() error {
+	e.mu.Lock()
+	return e.fatal
+}
+
+// ErrChainLacksFinalized refuses a start whose chain database lacks the
+// finalized checkpoint restored from the checkpoint database while no peer
+// can provide the missing blocks.
+var ErrChainLacksFinalized = errors.New("chain database lacks the finalized checkpoint")
+
+// ErrDatabasesDisagree refuses a start whose chain and checkpoint databases
+// hold conflicting finalized checkpoints.
+var ErrDatabasesDisagree = errors.New("chain and checkpoint databases disagree on finality")
+
+// Restore restores the gadget from the checkpoint database, brings chain
+// and gadget into agreement and decides how the signer starts. It returns
+// ErrChainLacksFinalized or ErrDatabasesDisagree (start-up refusals) when
+// the databases cannot be reconciled.
+func (e *Engine) Restore(ctx context.Context) error {
+	if err := e.enter(); err != nil {
+		e.mu.Unlock()
+		return err
+	}
+	defer e.mu.Unlock()
+	if e.gadget == nil {
+		return nil
+	}
+	if err := e.gadget.RestoreFromStorage(ctx); err != nil {
+		return err
+	}
+	// The chain database keeps the proof of its finalized checkpoint: a
+	// checkpoint database that is behind it (rebuilt, or a record imported
+	// into a new one) catches up from it without any peer.
+	if p, ok, err := e.chain.FinalityProof(); err != nil {
+		return fmt.Errorf("read the chain's finality proof: %w", err)
+	} else if ok && p.Finalizing.Source.Number > e.gadget.LatestFinalized().Number {
+		moved, err := e.gadget.ApplyFinalityProof(ctx, p)
+		if err != nil {
+			return fmt.Errorf("apply the chain database's finality proof: %w", err)
+		}
+		if moved {
+			e.log.Info("Finality restored from the chain database's finality proof",
+				zap.Stringer("finalized", e.gadget.LatestFinalized()), zap.Stringer("justified", e.gadget.LatestJustified()))
+		}
+	}
+	f := e.gadget.LatestFinalized()
+	cf := e.chain.Finalized()
+	if f.Number > 0 && f.Number >= cf.Number {
+		err := e.chain.SetFinalized(ctx, f)
+		switch {
+		case err == nil:
+		case errors.Is(err, asf.ErrUnknownBlock):
+			height := f.Number * e.interval
+			if e.cfg.Alone {
+				return fmt.Errorf("%w: the checkpoint database finalized checkpoint %d (block #%d) but the chain database ends at block #%d and no peer is configured to fetch the missing blocks; restore the chain database, or start with --bootnodes so the node syncs them before it authors or votes",
+					ErrChainLacksFinalized, f.Number, height, e.chain.Best().Number)
+			}
+			e.log.Warn("The chain database lacks the finalized checkpoint; syncing its blocks from peers before authoring or voting",
+				zap.Uint64("finalized", f.Number), zap.Uint64("block", height), zap.Uint64("best", e.chain.Best().Number))
+		case errors.Is(err, asf.ErrConflictsFinalized), errors.Is(err, asf.ErrInvalidCheckpoint):
+			return fmt.Errorf("%w: checkpoint database finalized %s, chain database finalized %s: %v; move one of them away (the signer record in the checkpoint database protects against double signing: keep it, or export it first with flare-node signer export)",
+				ErrDatabasesDisagree, f, cf, err)
+		default:
+			return fmt.Errorf("mark restored finalized checkpoint %s in the chain: %w", f, err)
+		}
+	}
+	if j := e.gadget.LatestJustified(); j.Number > e.chain.Justified().Number {
+		if _, err := e.chain.SetJustified(ctx, j); err != nil && !errors.Is(err, asf.ErrConflictsFinalized) {
+			e.log.Debug("restored justified checkpoint not applicable to the chain yet", zap.Stringer("justified", j), zap.Error(err))
+		}
+	}
+	if e.signer != nil && e.cfg.SignerInit == SignerFresh {
+		e.init = &signerInit{}
+		if err := e.gadget.BeginSignerInit(ctx, ^uint64(0)); err != nil {
+			return err
+		}
+		e.log.Info("Fresh signer record: catching up and listening for this validator key before the first vote",
+			zap.Int("checkpoint_intervals", doppelgangerIntervals))
+	}
+	e.caughtUp = e.cfg.Alone
+	e.updateHeadLocked(ctx)
+	return nil
+}
+
+// headCheckpoint returns the best chain's latest checkpoint.
+func (e *Engine) headCheckpoint() (checkpoint.Checkpoint, bool) {
+	best := e.chain.Best().Number
+	n := best / e.interval
+	h, ok := e.chain.CanonicalHash(n * e.interval)
+	return checkpoint.Checkpoint{Number: n, Hash: h}, ok
+}
+
+// chainCurrent reports whether the chain contains the gadget's finalized
+// checkpoint (a chain behind it must not be authored on or voted from).
+func (e *Engine) chainCurrent() bool {
+	if e.gadget == nil {
+		return true
+	}
+	return e.chain.Finalized().Number >= e.gadget.LatestFinalized().Number
+}
+
+// votingAllowed: the gadget may vote (it also checks its own rules).
+func (e *Engine) votingAllowed() bool {
+	return !e.syncing && e.init == nil && e.chainCurrent()
+}
+
+// updateHeadLocked tells the gadget the best chain's latest checkpoint and
+// whether it may vote.
+func (e *Engine) updateHeadLocked(ctx context.Context) {
+	if e.gadget == nil || e.fatal != nil {
+		return
+	}
+	if err := e.gadget.SetPaused(ctx, !e.votingAllowed()); err != nil {
+		e.fail(fmt.Errorf("finality gadget: %w", err))
+		return
+	}
+	cp, ok := e.headCheckpoint()
+	if !ok {
+		return
+	}
+	if err := e.gadget.OnCheckpointBlock(ctx, cp); err != nil {
+		e.fail(fmt.Errorf("finality gadget: %w", err))
+	}
+}
+
+// --- Gossip ---------------------------------------------------------------------
+
+// OnBlock imports a block received by gossip. An unknown parent starts a
+// catch-up with the sender.
+func (e *Engine) OnBlock(ctx context.Context, from PeerID, b asf.Block) (Verdict, error) {
+	if err := e.enter(); err != nil {
+		e.mu.Unlock()
+		return Ignore, err
+	}
+	defer e.mu.Unlock()
+	v, _ := e.importLocked(ctx, b, from, false)
+	return v, e.fatal
+}
+
+// importLocked imports one block; the error says why it was not imported.
+// synced: the block comes from a peer's best chain by sync (see
+// asf.Chain.ImportSynced); it is never relayed.
+func (e *Engine) importLocked(ctx context.Context, b asf.Block, from PeerID, synced bool) (Verdict, error) {
+	importFn := e.chain.Import
+	if synced {
+		importFn = e.chain.ImportSynced
+	}
+	res, err := importFn(ctx, b)
+	switch {
+	case err == nil:
+	case errors.Is(err, asf.ErrUnknownParent):
+		e.stats.BlocksIgnored++
+		if from != "" {
+			e.startSyncLocked(ctx, from)
+		}
+		return Ignore, err
+	case errors.Is(err, asf.ErrEquivocation):
+		// A second block of one proposer for one slot: kept as evidence by
+		// the chain, not imported, not relayed; the relaying peer may be
+		// honest.
+		e.stats.BlocksEquivocating++
+		return Ignore, err
+	case errors.Is(err, asf.ErrTipLimit):
+		e.stats.BlocksIgnored++
+		return Ignore, err
+	case errors.Is(err, asf.ErrFutureBlock), errors.Is(err, asf.ErrConflictsFinalized):
+		// Judged against local state (our clock, our finality): an honest
+		// peer with a skewed clock or a late block is not penalized.
+		e.stats.BlocksIgnored++
+		e.log.Debug("ignored block", zap.Uint64("number", b.Header.Number), zap.String("peer", string(from)), zap.Error(err))
+		return Ignore, err
+	case errors.Is(err, asf.ErrInvalidBlock):
+		e.stats.BlocksRejected++
+		e.log.Debug("rejected block", zap.Uint64("number", b.Header.Number), zap.String("peer", string(from)), zap.Error(err))
+		return Reject, err
+	default:
+		if ctx.Err() == nil {
+			e.fail(fmt.Errorf("import block: %w", err))
+		}
+		return Ignore, err
+	}
+	if res.AlreadyKnown {
+		return Ignore, nil
+	}
+	e.stats.BlocksImported++
+	if res.NewBest || len(res.Checkpoints) > 0 {
+		e.updateHeadLocked(ctx)
+	}
+	return Accept, nil
+}
+
+// OnVote handles a vote received by gossip.
+func (e *Engine) OnVote(ctx context.Context, from PeerID, v checkpoint.SignedVote) (Verdict, error) {
+	if err := e.enter(); err != nil {
+		e.mu.Unlock()
+		return Ignore, err
+	}
+	defer e.mu.Unlock()
+	if e.gadget == nil {
+		return Ignore, nil
+	}
+	verdict, err := e.gadget.OnVote(ctx, v)
+	if err != nil {
+		return Ignore, e.fail(fmt.Errorf("finality gadget (vote): %w", err))
+	}
+	return fromFinality(verdict), e.fatal
+}
+
+// OnCertificate handles a certificate received by gossip.
+func (e *Engine) OnCertificate(ctx context.Context, from PeerID, c checkpoint.Certificate) (Verdict, error) {
+	if err := e.enter(); err != nil {
+		e.mu.Unlock()
+		return Ignore, err
+	}
+	defer e.mu.Unlock()
+	if e.gadget == nil {
+		return Ignore, nil
+	}
+	verdict, err := e.gadget.OnCertificate(ctx, c)
+	if err != nil {
+		return Ignore, e.fail(fmt.Errorf("finality gadget (certificate): %w", err))
+	}
+	return fromFinality(verdict), e.fatal
+}
+
+// --- Production -----------------------------------------------------------------
+
+// OnSlot authors the block of slot when it is this validator's slot and
+// the node is current: not catching up, and its chain contains the
+// finalized checkpoint. It returns the authored block (nil when none).
+func (e *Engine) OnSlot(ctx context.Context, slot uint64) (*asf.Block, error) {
+	if err := e.enter(); err != nil {
+		e.mu.Unlock()
+		return nil, err
+	}
+	defer e.mu.Unlock()
+	if e.producer == nil || e.syncing || !e.chainCurrent() {
+		return nil, nil
+	}
+	b, res, err := e.producer.Produce(ctx, slot)
+	if err != nil {
+		switch {
+		case ctx.Err() != nil:
+			return nil, ctx.Err()
+		case errors.Is(err, asf.ErrSlotNotReached):
+			return nil, nil
+		case errors.Is(err, asf.ErrInvalidBlock), errors.Is(err, asf.ErrEquivocation):
+			e.log.Warn("could not author block", zap.Uint64("slot", slot), zap.Error(err))
+			return nil, nil
+		}
+		return nil, e.fail(fmt.Errorf("author block: %w", err))
+	}
+	if b == nil {
+		return nil, nil
+	}
+	e.stats.BlocksAuthored++
+	e.net.PublishBlock(*b)
+	if res.NewBest || len(res.Checkpoints) > 0 {
+		e.updateHeadLocked(ctx)
+	}
+	return b, e.fatal
+}
+
+// --- Time -----------------------------------------------------------------------
+
+// Tick drives everything periodic: status polls and request timeouts,
+// the fresh signer record's listening phase and the gadget's re-broadcast.
+func (e *Engine) Tick(ctx context.Context) error {
+	if err := e.enter(); err != nil {
+		e.mu.Unlock()
+		return err
+	}
+	defer e.mu.Unlock()
+	now := e.clock.Now()
+	e.tickSyncLocked(ctx, now)
+	e.tickSignerInitLocked(ctx, now)
+	if e.gadget != nil && e.fatal == nil {
+		if err := e.gadget.Tick(ctx); err != nil {
+			return e.fail(fmt.Errorf("finality tick: %w", err))
+		}
+	}
+	return e.fatal
+}
+
+// Maintenance runs the checkpoint database's flush and prune when due.
+func (e *Engine) Maintenance(ctx context.Context) error {
+	e.mu.Lock()
+	g, fatal := e.gadget, e.fatal
+	e.mu.Unlock()
+	if fatal != nil {
+		return fatal
+	}
+	if g == nil {
+		return nil
+	}
+	return g.PerformPeriodicMaintenance(ctx)
+}
+
+// --- Gadget callbacks (called with e.mu held) -------------------------------
+
+type broadcaster Engine
+
+func (b *broadcaster) BroadcastVote(_ context.Context, v checkpoint.SignedVote) error {
+	b.net.PublishVote(v)
+	return nil
+}
+
+func (b *broadcaster) BroadcastCertificate(_ context.Context, c checkpoint.Certificate) error {
+	b.net.PublishCertificate(c)
+	return nil
+}
+
+type observer Engine
+
+// Justified: fork choice follows the latest justified checkpoint.
+func (o *observer) Justified(cp checkpoint.Checkpoint) {
+	e := (*Engine)(o)
+	ctx := context.Background()
+	if _, err := e.chain.SetJustified(ctx, cp); err != nil {
+		e.log.Debug("justified checkpoint not on a known chain yet", zap.Stringer("checkpoint", cp), zap.Error(err))
+		return
+	}
+	e.log.Debug("Checkpoint justified", zap.Uint64("checkpoint", cp.Number), zap.Stringer("hash", cp.Hash))
+	e.updateHeadLocked(ctx)
+}
+
+// Finalized: the chain marks the checkpoint final and keeps its proof.
+func (o *observer) Finalized(cp checkpoint.Checkpoint) {
+	e := (*Engine)(o)
+	ctx := context.Background()
+	err := e.chain.SetFinalized(ctx, cp)
+	switch {
+	case err == nil:
+		if p, ok := e.gadget.FinalityProof(); ok && p.Finalizing.Source == cp {
+			if err := e.chain.StoreFinalityProof(ctx, p); err != nil {
+				e.fail(fmt.Errorf("store finality proof: %w", err))
+				return
+			}
+		}
+	case errors.Is(err, asf.ErrUnknownBlock):
+		// Applied when the block arrives (the chain remembers it).
+	case errors.Is(err, asf.ErrConflictsFinalized), errors.Is(err, asf.ErrInvalidCheckpoint):
+		h := checkpoint.Halt{Reason: checkpoint.HaltConflictingFinality, Checkpoint: cp.Number,
+			Detail: fmt.Sprintf("finalized checkpoint %s does not descend from the chain's finalized block %s: %v", cp, e.chain.Finalized(), err)}
+		if aerr := e.gadget.RaiseAlarm(ctx, h); aerr != nil {
+			e.fail(fmt.Errorf("finality gadget: %w", aerr))
+		}
+		return
+	default:
+		e.fail(fmt.Errorf("mark finalized checkpoint %s: %w", cp, err))
+		return
+	}
+	e.lastFinalizedAt = e.clock.Now()
+	e.log.Info(fmt.Sprintf("FINALITY ADVANCED: checkpoint=%d", cp.Number),
+		zap.Uint64("checkpoint", cp.Number), zap.Stringer("hash", cp.Hash), zap.Uint64("block", cp.Number*e.interval))
+	e.updateHeadLocked(ctx)
+}
+
+// Halted: a safety alarm stopped voting (already logged by the gadget).
+func (o *observer) Halted(h checkpoint.Halt) {
+	e := (*Engine)(o)
+	e.log.Error("Validator halted on a safety alarm; it keeps following the chain but never votes again until an operator clears the alarm",
+		zap.Stringer("reason", h.Reason), zap.Uint64("checkpoint", h.Checkpoint))
+}

@@ -1,0 +1,84 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// signerInit is the first-use procedure of a fresh signer record:
+//
+//  1. catch up: at least one peer's status shows nothing ahead of us (or
+//     the node is alone) and the chain contains the finalized checkpoint;
+//  2. listen for doppelgangerIntervals checkpoint intervals of slot time:
+//     votes signed with our key for checkpoints above the head we caught
+//     up to mean another instance runs with the key now (the gadget
+//     halts), older ones are history of an earlier life of the key;
+//  3. initialise the record (synced) with source watermark at or above
+//     the latest justified checkpoint and every source seen, and target
+//     watermark at or above the head and every target seen: the first
+//     vote can conflict with nothing the key signed before.
+type signerInit struct {
+	listening bool
+	mark      uint64
+	until     time.Time
+	lastWait  time.Time
+}
+
+// listenDuration is how long a fresh record listens.
+func (e *Engine) listenDuration() time.Duration {
+	return doppelgangerIntervals * time.Duration(e.interval) * e.spec.SlotDuration()
+}
+
+func (e *Engine) tickSignerInitLocked(ctx context.Context, now time.Time) {
+	in := e.init
+	if in == nil || e.gadget == nil || e.gadget.Halted() || e.fatal != nil {
+		return
+	}
+	if !in.listening {
+		if !e.caughtUp || e.syncing || !e.chainCurrent() {
+			if now.Sub(in.lastWait) >= 10*time.Second {
+				in.lastWait = now
+				e.log.Info("Fresh signer record: waiting to catch up with peers before listening for this validator key",
+					zap.Int("peers", len(e.peers)), zap.Bool("syncing", e.syncing))
+			}
+			return
+		}
+		head, _ := e.headCheckpoint()
+		in.listening = true
+		in.mark = head.Number
+		in.until = now.Add(e.listenDuration())
+		if err := e.gadget.BeginSignerInit(ctx, in.mark); err != nil {
+			e.fail(fmt.Errorf("finality gadget: %w", err))
+			return
+		}
+		e.log.Info("Fresh signer record: listening for votes signed with this validator key before the first vote",
+			zap.Uint64("head_checkpoint", in.mark), zap.Duration("for", e.listenDuration()))
+		return
+	}
+	if now.Before(in.until) && !e.cfg.Mutations.SkipDoppelgangerListen {
+		return
+	}
+	seen := e.gadget.OwnSeen()
+	head, _ := e.headCheckpoint()
+	minTarget := max(in.mark, head.Number, seen.MaxTarget)
+	minSource := max(e.gadget.LatestJustified().Number, seen.MaxSource)
+	if err := e.signer.Initialise(ctx, minSource, minTarget); err != nil {
+		e.fail(fmt.Errorf("initialise the signer record: %w", err))
+		return
+	}
+	if err := e.gadget.SignerInitialised(ctx); err != nil {
+		e.fail(fmt.Errorf("finality gadget: %w", err))
+		return
+	}
+	e.init = nil
+	e.log.Info("Signer record initialised; voting from the next checkpoint",
+		zap.Uint64("min_source", minSource), zap.Uint64("min_target", minTarget),
+		zap.Int("own_votes_seen", seen.Votes))
+	if e.cfg.OnSignerInitialised != nil {
+		e.cfg.OnSignerInitialised()
+	}
+	e.updateHeadLocked(ctx)
+}

@@ -1,0 +1,558 @@
+package engine
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/flarechain/flare-node/consensus/asf"
+	"github.com/flarechain/flare-node/consensus/checkpoint"
+	"github.com/flarechain/flare-node/consensus/finality"
+)
+
+// RequestKind is the kind of a catch-up request.
+type RequestKind int
+
+// Request kinds.
+const (
+	ReqStatus RequestKind = iota + 1
+	ReqBlocks
+	ReqCertificates
+	ReqFinalityProof
+)
+
+func (k RequestKind) String() string {
+	switch k {
+	case ReqStatus:
+		return "status"
+	case ReqBlocks:
+		return "blocks"
+	case ReqCertificates:
+		return "certificates"
+	case ReqFinalityProof:
+		return "finality-proof"
+	default:
+		return "unknown"
+	}
+}
+
+// Request is a catch-up request to one peer.
+type Request struct {
+	Kind  RequestKind
+	Start uint64
+	Count uint32
+}
+
+// Status is a node's view of its chain and finality.
+type Status struct {
+	Genesis   checkpoint.Hash
+	Best      checkpoint.Checkpoint // number is a block number
+	Justified checkpoint.Checkpoint
+	Finalized checkpoint.Checkpoint
+}
+
+// Response is a peer's answer to a Request.
+type Response struct {
+	Status       Status
+	Blocks       []asf.Block
+	Certificates []checkpoint.Certificate
+	Proof        *checkpoint.FinalityProof
+	// Unavailable: the peer does not hold the start of the range (or has
+	// no proof).
+	Unavailable bool
+	// Err is a transport failure, a timeout or the peer's error.
+	Err error
+}
+
+// ErrRequestTimeout is the failure of a request that got no answer in
+// time.
+var ErrRequestTimeout = errors.New("request timed out")
+
+type peerState struct {
+	status   *Status
+	lastPoll time.Time
+	polling  bool
+}
+
+type pendingRequest struct {
+	peer   PeerID
+	req    Request
+	sentAt time.Time
+}
+
+type syncPhase int
+
+const (
+	phaseBlocks syncPhase = iota + 1
+	phaseCertificates
+	phaseProof
+)
+
+// syncRound is a catch-up with one peer: blocks, then certificates (or a
+// finality proof when the peer pruned them).
+type syncRound struct {
+	peer      PeerID
+	target    Status
+	phase     syncPhase
+	next      uint64
+	restarted bool
+	blocks    int
+	certs     int
+	proofs    int
+	start     time.Time
+	request   uint64 // id of the request in flight
+}
+
+func (e *Engine) requestLocked(p PeerID, req Request) uint64 {
+	e.nextID++
+	id := e.nextID
+	if e.requests == nil {
+		e.requests = make(map[uint64]pendingRequest)
+	}
+	e.requests[id] = pendingRequest{peer: p, req: req, sentAt: e.clock.Now()}
+	e.net.Request(p, id, req)
+	return id
+}
+
+// OnPeerConnected starts a status handshake with a new peer.
+func (e *Engine) OnPeerConnected(ctx context.Context, p PeerID) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.fatal != nil {
+		return
+	}
+	if _, ok := e.peers[p]; !ok {
+		e.peers[p] = &peerState{}
+	}
+	e.pollLocked(p)
+}
+
+// OnPeerDisconnected forgets a peer.
+func (e *Engine) OnPeerDisconnected(p PeerID) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	delete(e.peers, p)
+	if e.sync != nil && e.sync.peer == p {
+		e.endSyncLocked(context.Background(), "peer disconnected")
+	}
+}
+
+// Peers returns the peers the engine knows, with their last status.
+func (e *Engine) Peers() map[PeerID]*Status {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make(map[PeerID]*Status, len(e.peers))
+	for p, ps := range e.peers {
+		if ps.status != nil {
+			st := *ps.status
+			out[p] = &st
+		} else {
+			out[p] = nil
+		}
+	}
+	return out
+}
+
+func (e *Engine) pollLocked(p PeerID) {
+	ps := e.peers[p]
+	if ps == nil || ps.polling {
+		return
+	}
+	ps.polling = true
+	ps.lastPoll = e.clock.Now()
+	e.requestLocked(p, Request{Kind: ReqStatus})
+}
+
+// startSyncLocked asks p for its status (an unknown parent arrived from it);
+// the catch-up starts from the answer.
+func (e *Engine) startSyncLocked(_ context.Context, p PeerID) {
+	if _, ok := e.peers[p]; !ok {
+		e.peers[p] = &peerState{}
+	}
+	e.pollLocked(p)
+}
+
+func (e *Engine) tickSyncLocked(ctx context.Context, now time.Time) {
+	for _, id := range sortedKeys(e.requests) {
+		if r, ok := e.requests[id]; ok && now.Sub(r.sentAt) >= e.cfg.RequestTimeout {
+			e.onResponseLocked(ctx, r.peer, id, Response{Err: ErrRequestTimeout})
+		}
+	}
+	for _, p := range sortedKeys(e.peers) {
+		ps := e.peers[p]
+		if ps != nil && !ps.polling && now.Sub(ps.lastPoll) >= e.cfg.SyncInterval {
+			e.pollLocked(p)
+		}
+	}
+}
+
+// sortedKeys returns the keys of m in order (map iteration is random; the
+// engine must be deterministic).
+func sortedKeys[K cmp.Ordered, V any](m map[K]V) []K {
+	keys := make([]K, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// OnResponse handles the answer to request id.
+func (e *Engine) OnResponse(ctx context.Context, p PeerID, id uint64, resp Response) error {
+	if err := e.enter(); err != nil {
+		e.mu.Unlock()
+		return err
+	}
+	defer e.mu.Unlock()
+	e.onResponseLocked(ctx, p, id, resp)
+	return e.fatal
+}
+
+func (e *Engine) onResponseLocked(ctx context.Context, p PeerID, id uint64, resp Response) {
+	r, ok := e.requests[id]
+	if !ok || r.peer != p {
+		return // expired or unknown
+	}
+	delete(e.requests, id)
+	if resp.Err != nil {
+		e.stats.RequestsFailed++
+		e.log.Debug("sync request failed", zap.String("peer", string(p)), zap.Stringer("kind", r.req.Kind), zap.Error(resp.Err))
+	}
+	switch r.req.Kind {
+	case ReqStatus:
+		if ps := e.peers[p]; ps != nil {
+			ps.polling = false
+			if resp.Err == nil {
+				st := resp.Status
+				ps.status = &st
+			}
+		}
+		if resp.Err == nil {
+			e.onStatusLocked(ctx, p, resp.Status)
+		}
+		return
+	}
+	s := e.sync
+	if s == nil || s.peer != p || s.request != id {
+		return
+	}
+	s.request = 0
+	if resp.Err != nil {
+		e.endSyncLocked(ctx, "request failed: "+resp.Err.Error())
+		return
+	}
+	switch r.req.Kind {
+	case ReqBlocks:
+		e.onBlocksLocked(ctx, resp)
+	case ReqCertificates:
+		e.onCertificatesLocked(ctx, resp)
+	case ReqFinalityProof:
+		e.onProofLocked(ctx, resp)
+	}
+}
+
+// ourStatus is this node's status.
+func (e *Engine) ourStatus() Status {
+	best := e.chain.Best()
+	st := Status{
+		Genesis:   e.cfg.Genesis,
+		Best:      checkpoint.Checkpoint{Number: best.Number, Hash: best.Hash()},
+		Finalized: e.chain.Finalized(),
+		Justified: e.chain.Justified(),
+	}
+	if e.gadget != nil {
+		st.Justified = e.gadget.LatestJustified()
+		st.Finalized = e.gadget.LatestFinalized()
+	}
+	return st
+}
+
+func (e *Engine) behind(st Status) (blocks, certs bool) {
+	ours := e.ourStatus()
+	// Ahead, or on a branch we do not know at our height or above (an
+	// equivocating proposer showed us another block first): its chain is
+	// fetched so that fork choice can compare both.
+	blocks = st.Best.Number > ours.Best.Number+1 ||
+		(st.Best.Number >= ours.Best.Number && st.Best.Number > 0 && !e.chain.HasBlock(st.Best.Hash))
+	if e.gadget != nil {
+		certs = st.Justified.Number > ours.Justified.Number || st.Finalized.Number > ours.Finalized.Number
+	}
+	// The chain lacks the finalized checkpoint: its blocks are needed even
+	// when the peer is not ahead by our best block's measure.
+	if !e.chainCurrent() && st.Best.Number >= e.gadget.LatestFinalized().Number*e.interval {
+		blocks = true
+	}
+	return blocks, certs
+}
+
+func (e *Engine) onStatusLocked(ctx context.Context, p PeerID, st Status) {
+	if st.Genesis != e.cfg.Genesis {
+		e.log.Debug("peer of another chain", zap.String("peer", string(p)))
+		return
+	}
+	if e.sync != nil {
+		return
+	}
+	blocks, certs := e.behind(st)
+	if !blocks && !certs {
+		if !e.caughtUp && e.chainCurrent() {
+			e.caughtUp = true
+			e.log.Debug("caught up with peers", zap.String("peer", string(p)))
+		}
+		return
+	}
+	s := &syncRound{peer: p, target: st, start: e.clock.Now()}
+	e.sync = s
+	e.stats.SyncRounds++
+	ours := e.ourStatus()
+	e.log.Info("Syncing with peer", zap.String("peer", string(p)),
+		zap.Uint64("our_best", ours.Best.Number), zap.Uint64("peer_best", st.Best.Number),
+		zap.Uint64("our_justified", ours.Justified.Number), zap.Uint64("peer_justified", st.Justified.Number),
+		zap.Uint64("our_finalized", ours.Finalized.Number), zap.Uint64("peer_finalized", st.Finalized.Number))
+	if blocks {
+		s.phase = phaseBlocks
+		s.next = ours.Best.Number + 1
+		if !e.chainCurrent() || st.Best.Number <= ours.Best.Number+1 {
+			// Another branch (or a chain missing the finalized
+			// checkpoint): fetch from our finalized block, the fork point
+			// is above it.
+			s.next = e.chain.Finalized().Number*e.interval + 1
+		}
+		e.requestBlocksLocked()
+		return
+	}
+	e.certificatePhaseLocked(ctx)
+}
+
+func (e *Engine) requestBlocksLocked() {
+	s := e.sync
+	if s.next > s.target.Best.Number {
+		return
+	}
+	count := uint32(min(uint64(BlocksPerRequest), s.target.Best.Number-s.next+1))
+	s.request = e.requestLocked(s.peer, Request{Kind: ReqBlocks, Start: s.next, Count: count})
+}
+
+func (e *Engine) onBlocksLocked(ctx context.Context, resp Response) {
+	s := e.sync
+	if resp.Unavailable || len(resp.Blocks) == 0 {
+		e.certificatePhaseLocked(ctx)
+		return
+	}
+	for _, b := range resp.Blocks {
+		_, err := e.importLocked(ctx, b, "", true)
+		if errors.Is(err, asf.ErrUnknownParent) && !s.restarted {
+			// We are on a fork the peer does not have: start again from
+			// our finalized block.
+			s.restarted = true
+			s.next = e.chain.Finalized().Number*e.interval + 1
+			e.requestBlocksLocked()
+			return
+		}
+		if errors.Is(err, asf.ErrEquivocation) {
+			continue
+		}
+		if err != nil {
+			if e.fatal != nil {
+				return
+			}
+			e.endSyncLocked(ctx, fmt.Sprintf("peer sent block #%d that does not import: %v", b.Header.Number, err))
+			return
+		}
+		s.blocks++
+		e.stats.SyncedBlocks++
+		e.setSyncingLocked(ctx, true)
+		s.next = b.Header.Number + 1
+	}
+	if s.next <= s.target.Best.Number {
+		e.requestBlocksLocked()
+		return
+	}
+	e.certificatePhaseLocked(ctx)
+}
+
+// certificatePhaseLocked fetches certificates from the finalized checkpoint
+// up to the peer's justified one (or ends the round when there is nothing
+// more to fetch).
+func (e *Engine) certificatePhaseLocked(ctx context.Context) {
+	s := e.sync
+	if e.gadget == nil {
+		e.endSyncLocked(ctx, "")
+		return
+	}
+	f, j := e.gadget.LatestFinalized().Number, e.gadget.LatestJustified().Number
+	if s.target.Justified.Number <= j && s.target.Finalized.Number <= f {
+		e.endSyncLocked(ctx, "")
+		return
+	}
+	if s.phase != phaseCertificates {
+		s.phase = phaseCertificates
+		s.next = f + 1
+	}
+	s.next = max(s.next, f+1)
+	if s.next > s.target.Justified.Number {
+		e.endSyncLocked(ctx, "")
+		return
+	}
+	count := uint32(min(uint64(CertificatesPerRequest), s.target.Justified.Number-s.next+1))
+	s.request = e.requestLocked(s.peer, Request{Kind: ReqCertificates, Start: s.next, Count: count})
+}
+
+func (e *Engine) onCertificatesLocked(ctx context.Context, resp Response) {
+	s := e.sync
+	if resp.Unavailable {
+		// The peer pruned the certificates we would replay: ask for a
+		// proof of its finalized checkpoint instead.
+		if s.proofs == 0 {
+			s.phase = phaseProof
+			s.request = e.requestLocked(s.peer, Request{Kind: ReqFinalityProof})
+			return
+		}
+		e.endSyncLocked(ctx, "")
+		return
+	}
+	if len(resp.Certificates) == 0 {
+		e.endSyncLocked(ctx, "")
+		return
+	}
+	progress := false
+	for _, c := range resp.Certificates {
+		before := e.gadget.LatestJustified()
+		verdict, err := e.gadget.OnCertificate(ctx, c)
+		if err != nil {
+			e.fail(fmt.Errorf("finality gadget (synced certificate): %w", err))
+			return
+		}
+		if verdict == finality.VerdictReject {
+			e.endSyncLocked(ctx, fmt.Sprintf("peer sent an invalid certificate for checkpoint %d", c.Target.Number))
+			return
+		}
+		if verdict == finality.VerdictAccept {
+			s.certs++
+			e.stats.SyncedCertificates++
+			if e.gadget.LatestJustified() != before {
+				progress = true
+			}
+		}
+		s.next = max(s.next, c.Target.Number+1)
+	}
+	if progress {
+		e.setSyncingLocked(ctx, true)
+	}
+	e.certificatePhaseLocked(ctx)
+}
+
+func (e *Engine) onProofLocked(ctx context.Context, resp Response) {
+	s := e.sync
+	s.proofs++
+	if resp.Unavailable || resp.Proof == nil {
+		e.endSyncLocked(ctx, "")
+		return
+	}
+	moved, err := e.gadget.ApplyFinalityProof(ctx, *resp.Proof)
+	if errors.Is(err, finality.ErrBadProof) {
+		e.endSyncLocked(ctx, "peer sent an invalid finality proof: "+err.Error())
+		return
+	}
+	if err != nil {
+		e.fail(fmt.Errorf("finality gadget (finality proof): %w", err))
+		return
+	}
+	if moved {
+		e.stats.ProofsApplied++
+		e.log.Info("Caught up finality from a peer's finality proof", zap.String("peer", string(s.peer)),
+			zap.Stringer("finalized", e.gadget.LatestFinalized()), zap.Stringer("justified", e.gadget.LatestJustified()))
+		e.setSyncingLocked(ctx, true)
+	}
+	// Certificates above the proof's checkpoints, if the peer has more.
+	e.certificatePhaseLocked(ctx)
+}
+
+func (e *Engine) setSyncingLocked(ctx context.Context, on bool) {
+	if e.syncing == on {
+		return
+	}
+	e.syncing = on
+	if e.gadget != nil {
+		if err := e.gadget.SetPaused(ctx, !e.votingAllowed()); err != nil {
+			e.fail(fmt.Errorf("finality gadget: %w", err))
+		}
+	}
+}
+
+// endSyncLocked ends the round; a caught-up validator offers the best
+// chain's latest checkpoint to the gadget at once.
+func (e *Engine) endSyncLocked(ctx context.Context, problem string) {
+	s := e.sync
+	if s == nil {
+		return
+	}
+	e.sync = nil
+	if s.request != 0 {
+		delete(e.requests, s.request)
+	}
+	if problem != "" {
+		e.log.Info("Sync round ended early", zap.String("peer", string(s.peer)), zap.String("reason", problem))
+	} else if s.blocks > 0 || s.certs > 0 || s.proofs > 0 {
+		e.log.Info("Sync round complete", zap.String("peer", string(s.peer)), zap.Int("blocks", s.blocks),
+			zap.Int("certificates", s.certs), zap.Int("proofs", s.proofs), zap.Duration("took", e.clock.Now().Sub(s.start)))
+	}
+	e.syncing = false
+	e.updateHeadLocked(ctx)
+	// Another round right away if this peer (or another) is still ahead.
+	if problem == "" && (s.blocks > 0 || s.certs > 0 || s.proofs > 0) {
+		e.pollLocked(s.peer)
+	}
+}
+
+// --- Serving peers (read-only; no engine lock) --------------------------
+
+// ServeStatus answers a peer's status request.
+func (e *Engine) ServeStatus() Status { return e.ourStatus() }
+
+// ServeBlocks answers a blocks-by-range request: up to count best-chain
+// blocks from start; unavailable when start is above the best block.
+func (e *Engine) ServeBlocks(start uint64, count uint32) ([]asf.Block, bool) {
+	blocks, err := e.chain.BlocksByRange(start, int(count))
+	if err != nil || len(blocks) == 0 {
+		return nil, true
+	}
+	return blocks, false
+}
+
+// ServeCertificates answers a certificates-by-range request: the stored
+// certificates with a target in [start, start+count); unavailable when
+// start is below what this node retains (it pruned them: ask for a finality
+// proof) or nothing is stored there.
+func (e *Engine) ServeCertificates(ctx context.Context, start uint64, count uint32) ([]checkpoint.Certificate, bool) {
+	if e.certs == nil || count == 0 {
+		return nil, true
+	}
+	if start < e.certs.OldestRetained() {
+		return nil, true
+	}
+	certs, err := e.certs.Certificates(ctx, start, start+uint64(count)-1, int(count))
+	if err != nil || len(certs) == 0 {
+		return nil, true
+	}
+	return certs, false
+}
+
+// ServeFinalityProof answers a finality-proof request with the proof of
+// this node's finalized (and latest justified) checkpoint.
+func (e *Engine) ServeFinalityProof() (*checkpoint.FinalityProof, bool) {
+	if e.gadget != nil {
+		if p, ok := e.gadget.FinalityProof(); ok {
+			return &p, true
+		}
+	}
+	if p, ok, err := e.chain.FinalityProof(); err == nil && ok {
+		return &p, true
+	}
+	return nil, false
+}
