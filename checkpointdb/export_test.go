@@ -35,12 +35,10 @@ func TestExportSignerRecordsJSON(t *testing.T) {
 	require.Len(t, byKey, 3)
 	hexKey := func(i int) string { return "0x" + hexOf(pub(i)) }
 	root := SigningRoot(last.Vote).String()
-	require.Equal(t, []InterchangeVote{{SourceNumber: "41", TargetNumber: "42", SigningRoot: root}}, byKey[hexKey(0)].SignedVotes)
+	lastEntry := InterchangeVote{SourceNumber: "41", SourceHash: cp(41).Hash.String(), TargetNumber: "42", TargetHash: cp(42).Hash.String(), SigningRoot: root}
+	require.Equal(t, []InterchangeVote{lastEntry}, byKey[hexKey(0)].SignedVotes)
 	require.Equal(t, []InterchangeVote{}, byKey[hexKey(1)].SignedVotes)
-	require.Equal(t, []InterchangeVote{
-		{SourceNumber: "41", TargetNumber: "42", SigningRoot: root},
-		{SourceNumber: "50", TargetNumber: "60"},
-	}, byKey[hexKey(2)].SignedVotes)
+	require.Equal(t, []InterchangeVote{lastEntry, {SourceNumber: "50", TargetNumber: "60"}}, byKey[hexKey(2)].SignedVotes)
 	require.Equal(t, checkpoint.HashOf(last.SigningBytes()).String(), root)
 
 	// Keys are sorted, so the export is deterministic.
