@@ -11,6 +11,9 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/flarechain/flare-node/consensus/checkpoint"
 	"github.com/flarechain/flare-node/consensus/finality"
@@ -155,7 +158,10 @@ func TestParseInterchange(t *testing.T) {
 
 func TestImportSignerRecords(t *testing.T) {
 	fs := vfs.NewMem()
-	db := openAt(t, fs, "db")
+	core, logs := observer.New(zapcore.InfoLevel)
+	db, err := Open("db", Options{FS: fs, Genesis: testGenesis, Logger: zap.New(core)})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = db.Close() })
 	last := signed(linkVote(9, 0), 0)
 	require.NoError(t, db.StoreSignerRecord(bg, checkpoint.SignerRecord{PublicKey: pubOf(0), Genesis: testGenesis, Last: &last}))
 	parse := func(s string) ParsedInterchange {
@@ -189,6 +195,7 @@ func TestImportSignerRecords(t *testing.T) {
 	got, err = db.ImportSignerRecords(bg, parse(file(entry(pubOf(0), 22, 23), entry(pubOf(1), 5, 9))))
 	require.NoError(t, err)
 	k0, k1 = byKey(got)[string(pubOf(0))], byKey(got)[string(pubOf(1))]
+	require.Len(t, logs.FilterMessage("Imported signer record").All(), 4, "one line per raised key and import")
 	require.Equal(t, SignerWatermark{PublicKey: pubOf(0), Target: 25, Source: 22}, k0.After)
 	require.Equal(t, SignerWatermark{PublicKey: pubOf(1), Target: 9, Source: 5}, k1.After)
 	rec, found, err := db.LoadSignerRecord(bg, pubOf(0))

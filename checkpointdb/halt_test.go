@@ -6,6 +6,9 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/flarechain/flare-node/consensus/checkpoint"
 )
@@ -28,7 +31,9 @@ func conflictingFinalityEvidence(t *testing.T, n uint64) checkpoint.Evidence {
 
 func TestHalts(t *testing.T) {
 	fs := vfs.NewMem()
-	db := openAt(t, fs, "db")
+	core, logs := observer.New(zapcore.InfoLevel)
+	db, err := Open("db", Options{FS: fs, Genesis: testGenesis, Logger: zap.New(core)})
+	require.NoError(t, err)
 	require.Equal(t, uint32(1), storedSchema(t, db), "a new database stays readable by schema-1 releases")
 	ev := conflictingFinalityEvidence(t, 4)
 	vote := signed(linkVote(6, 1), 0)
@@ -42,6 +47,9 @@ func TestHalts(t *testing.T) {
 	halts, err := db.Halts(bg)
 	require.NoError(t, err)
 	require.Equal(t, []checkpoint.Halt{cf, dg}, halts, "ordered by checkpoint")
+	stored := logs.FilterMessage("Stored halt: this validator stops voting until an operator clears it (flare-node checkpoints clear-halt)").All()
+	require.Len(t, stored, 2, "logged once per stored halt")
+	require.Equal(t, zapcore.ErrorLevel, stored[0].Level)
 	st, err := db.Restore(bg)
 	require.NoError(t, err)
 	require.Equal(t, halts, st.Halts)
@@ -52,7 +60,8 @@ func TestHalts(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, db.PurgeKeepingSignerRecords(bg))
 	require.NoError(t, db.Close())
-	db = openAt(t, fs, "db")
+	db, err = Open("db", Options{FS: fs, Genesis: testGenesis, Logger: zap.New(core)})
+	require.NoError(t, err)
 	st, err = db.Restore(bg)
 	require.NoError(t, err)
 	require.Equal(t, halts, st.Halts)
@@ -67,10 +76,15 @@ func TestHalts(t *testing.T) {
 	require.ErrorIs(t, err, ErrReadOnly)
 	require.NoError(t, ro.Close())
 
-	db = openAt(t, fs, "db")
+	db, err = Open("db", Options{FS: fs, Genesis: testGenesis, Logger: zap.New(core)})
+	require.NoError(t, err)
 	n, err := db.ClearHalts(bg)
 	require.NoError(t, err)
 	require.Equal(t, 2, n)
+	cleared := logs.FilterMessage("Cleared halt").All()
+	require.Len(t, cleared, 2)
+	require.Equal(t, zapcore.WarnLevel, cleared[0].Level)
+	require.Equal(t, "conflicting-finality", cleared[0].ContextMap()["reason"])
 	n, err = db.ClearHalts(bg)
 	require.NoError(t, err)
 	require.Zero(t, n)

@@ -439,7 +439,8 @@ func TestHWMWriteFailureStopsTheSigner(t *testing.T) {
 		}
 		return nil
 	}))
-	db, err := Open("db", Options{FS: fs, Genesis: testGenesis})
+	core, logs := observer.New(zapcore.InfoLevel)
+	db, err := Open("db", Options{FS: fs, Genesis: testGenesis, Logger: zap.New(core)})
 	require.NoError(t, err)
 	signer := finality.NewSafeSigner(db, finality.NewKeySigner(testKeys[0]), 0, testGenesis)
 	_, err = signer.SignVote(bg, linkVote(1, 0))
@@ -448,6 +449,9 @@ func TestHWMWriteFailureStopsTheSigner(t *testing.T) {
 	_, err = signer.SignVote(bg, linkVote(2, 0))
 	require.ErrorIs(t, err, ErrFatal)
 	require.ErrorIs(t, err, finality.ErrSignerFailed)
+	failed := logs.FilterMessage("High-water mark write failed: checkpoint database stops accepting calls").All()
+	require.Len(t, failed, 1)
+	require.Equal(t, zapcore.ErrorLevel, failed[0].Level)
 	require.ErrorIs(t, db.StoreVote(bg, signed(linkVote(2, 0), 1)), ErrFatal)
 	_ = db.Close()
 
@@ -459,4 +463,48 @@ func TestHWMWriteFailureStopsTheSigner(t *testing.T) {
 	err = db2.StoreCertificate(bg, certOf(t, linkVote(2, 0), 0, 1, 2), cpPtr(2), cpPtr(1))
 	require.ErrorIs(t, err, ErrFatal)
 	_ = db2.Close()
+}
+
+// TestHWMRaisedAfterInterruptedWrite: a database ahead of its high-water
+// mark (a crash between the synced Pebble write and the mark's write) is
+// not an error; Open raises the mark and says so.
+func TestHWMRaisedAfterInterruptedWrite(t *testing.T) {
+	fs := vfs.NewMem()
+	db := openAt(t, fs, "db")
+	db.hwm.disabled = true // the mark's writes are "lost"
+	fillChain(t, db, 5, 4)
+	require.NoError(t, db.StoreSignerRecord(bg, checkpoint.SignerRecord{PublicKey: pubOf(0), Genesis: testGenesis, Last: ptrVote(signed(linkVote(5, 0), 0))}))
+	require.NoError(t, db.Close())
+	st, _, _ := readHWMFile(t, fs)
+	require.Nil(t, st.finalized)
+
+	core, logs := observer.New(zapcore.InfoLevel)
+	db, err := Open("db", Options{FS: fs, Genesis: testGenesis, Logger: zap.New(core)})
+	require.NoError(t, err)
+	defer db.Close()
+	entries := logs.FilterMessage("High-water mark raised to the checkpoint database (a write was interrupted)").All()
+	require.Len(t, entries, 1)
+	require.Equal(t, true, entries[0].ContextMap()["finalized"])
+	require.Equal(t, int64(1), entries[0].ContextMap()["keys"])
+	st, _, _ = readHWMFile(t, fs)
+	require.Equal(t, cpPtr(4), st.finalized)
+	require.Equal(t, []SignerWatermark{{PublicKey: pubOf(0), Target: 5, Source: 4}}, st.signers)
+	require.Empty(t, logs.FilterMessageSnippet("Signer record behind").All(), "a database ahead of its mark is not a warning")
+}
+
+func TestHWMNewerFormatIsRefused(t *testing.T) {
+	fs := vfs.NewMem()
+	db := openAt(t, fs, "db")
+	require.NoError(t, db.Close())
+	_, _, raw := readHWMFile(t, fs)
+	for i := 0; i < 2; i++ {
+		slot := raw[i*512 : (i+1)*512]
+		binary.BigEndian.PutUint16(slot[8:10], 2)
+		binary.BigEndian.PutUint32(slot[508:], crc32.Checksum(slot[:508], castagnoli))
+	}
+	writeHWMFile(t, fs, raw)
+	_, err := Open("db", Options{FS: fs, Genesis: testGenesis})
+	require.ErrorIs(t, err, ErrSchemaVersion)
+	require.Contains(t, err.Error(), "high-water mark file db.hwm was written by a newer flare-node")
+	require.NotContains(t, err.Error(), "\n")
 }
