@@ -1,6 +1,7 @@
 package checkpointdb
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"encoding/binary"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -41,7 +43,7 @@ func writeHWMFile(t testing.TB, fs vfs.FS, raw []byte) {
 	t.Helper()
 	f, err := fs.Create("db.hwm", vfs.WriteCategoryUnspecified)
 	require.NoError(t, err)
-	_, err = f.Write(raw)
+	_, err = f.Write(bytes.Clone(raw)) // vfs.File.Write may modify its argument
 	require.NoError(t, err)
 	require.NoError(t, f.Sync())
 	require.NoError(t, f.Close())
@@ -507,4 +509,48 @@ func TestHWMNewerFormatIsRefused(t *testing.T) {
 	require.ErrorIs(t, err, ErrSchemaVersion)
 	require.Contains(t, err.Error(), "high-water mark file db.hwm was written by a newer flare-node")
 	require.NotContains(t, err.Error(), "\n")
+}
+
+// TestHWMConcurrentWriters: signer records of several keys and finalizing
+// certificates written concurrently leave the mark at the maximum of each
+// (raise-only under concurrency; run with -race).
+func TestHWMConcurrentWriters(t *testing.T) {
+	fs := vfs.NewMem()
+	db := openAt(t, fs, "db")
+	const keys, rounds = 4, 30
+	var wg sync.WaitGroup
+	for k := 0; k < keys; k++ {
+		wg.Add(1)
+		go func(k int) {
+			defer wg.Done()
+			s := finality.NewSafeSigner(db, finality.NewKeySigner(testKeys[k]), checkpoint.ValidatorIndex(k), testGenesis)
+			for n := uint64(1); n <= rounds; n++ {
+				if _, err := s.SignVote(bg, linkVote(n, 0)); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}(k)
+	}
+	for w := 0; w < 2; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for n := uint64(2 + w); n <= rounds; n += 2 {
+				c := quorumCert(n, 4)
+				if err := db.StoreCertificate(bg, c, cpPtr(n), cpPtr(n-1)); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	st, _, _ := readHWMFile(t, fs)
+	require.Equal(t, cpPtr(rounds-1), st.finalized)
+	require.Len(t, st.signers, keys)
+	for _, w := range st.signers {
+		require.Equal(t, uint64(rounds), w.Target)
+		require.Equal(t, uint64(rounds-1), w.Source)
+	}
 }
