@@ -326,3 +326,19 @@ func TestPurgeChainBackupImports(t *testing.T) {
 	require.Equal(t, 0, r.code, r.stderr)
 	require.Equal(t, want, watermarks(t, f.cfg, f.genesis))
 }
+
+// TestSignerLocationFromEnvironmentAndConfig: the signer commands locate
+// the chain like every other command (FLARE_* variables, --config).
+func TestSignerLocationFromEnvironmentAndConfig(t *testing.T) {
+	s := newSandbox(t)
+	f := newFixture(t, s.path("base"))
+	env := []string{"FLARE_CHAIN=local", "FLARE_BASE_PATH=" + f.base}
+	out := s.path("env.json")
+	r := s.run("", env, "signer", "export", "--out", out)
+	require.Equal(t, 0, r.code, r.stderr)
+	removeCheckpointDB(t, f.cfg)
+	cfgFile := s.write("node.toml", fmt.Sprintf("chain = \"local\"\nbase_path = %q\n", f.base), 0o600)
+	r = s.run("", nil, "signer", "import", out, "--config", cfgFile)
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Len(t, watermarks(t, f.cfg, f.genesis), 2)
+}
