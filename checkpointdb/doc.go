@@ -2,9 +2,8 @@
 // finality: the signer records that keep the local validator from double
 // signing, peer and own votes, certificates, the justified and finalized
 // pointers, evidence of misbehaviour, persisted halts, and the prune base.
-// CheckpointDB
-// implements finality.CheckpointStorage and the read APIs the node and the
-// `flare-node checkpoints` CLI use.
+// CheckpointDB implements finality.CheckpointStorage and the read APIs the
+// node and the `flare-node checkpoints` CLI use.
 //
 // # Layout
 //
