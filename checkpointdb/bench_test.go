@@ -341,3 +341,78 @@ func BenchmarkPrune(b *testing.B) {
 	b.ReportMetric(float64(worst.Microseconds())/1000, "max-ms/prune")
 	b.ReportMetric(step, "checkpoints/prune")
 }
+
+// BenchmarkHWMCost measures what the high-water mark adds to the two calls
+// that write it: an own vote (sign + synced signer record + HWM pwrite and
+// fdatasync) and a certificate that raises finality (synced batch + HWM).
+// Each iteration does the call on a database with the high-water mark and
+// on one with it switched off (same directory, steady-state WAL), and a
+// bare in-place fsync, alternately, so that all three see the same disk.
+func BenchmarkHWMCost(b *testing.B) {
+	b.Run("own-vote", func(b *testing.B) { benchHWMCost(b, false) })
+	b.Run("finalizing-certificate", func(b *testing.B) { benchHWMCost(b, true) })
+}
+
+func benchHWMCost(b *testing.B, cert bool) {
+	dir := b.TempDir()
+	open := func(name string, hwm bool) *CheckpointDB {
+		db, err := Open(filepath.Join(dir, name), Options{Genesis: testGenesis})
+		require.NoError(b, err)
+		db.hwm.disabled = !hwm
+		// Rotate through a few WALs so the live one is recycled.
+		for round := uint64(0); round < 4; round++ {
+			for i := 0; i < 20000; i++ {
+				require.NoError(b, db.StoreVote(bg, fakeSigned(linkVote(1+round*1000+uint64(i/20), 0), 1+i%20)))
+			}
+			require.NoError(b, db.db.Flush())
+		}
+		return db
+	}
+	with, without := open("with", true), open("without", false)
+	defer with.Close()
+	defer without.Close()
+	signers := map[*CheckpointDB]*finality.SafeSigner{
+		with:    finality.NewSafeSigner(with, finality.NewKeySigner(testKeys[0]), 0, testGenesis),
+		without: finality.NewSafeSigner(without, finality.NewKeySigner(testKeys[0]), 0, testGenesis),
+	}
+	probe, err := os.Create(filepath.Join(dir, "fsync-probe"))
+	require.NoError(b, err)
+	defer probe.Close()
+	n := uint64(100000)
+	call := func(db *CheckpointDB) {
+		var err error
+		if cert {
+			err = db.StoreCertificate(bg, quorumCert(n, 4), cpPtr(n), cpPtr(n-1))
+		} else {
+			_, err = signers[db].SignVote(bg, linkVote(n, 0))
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	var tWith, tWithout, tFsync time.Duration
+	for b.Loop() {
+		t0 := time.Now()
+		call(with)
+		t1 := time.Now()
+		call(without)
+		t2 := time.Now()
+		if _, err := probe.WriteAt([]byte("probe..."), 0); err != nil {
+			b.Fatal(err)
+		}
+		if err := probe.Sync(); err != nil {
+			b.Fatal(err)
+		}
+		t3 := time.Now()
+		tWith += t1.Sub(t0)
+		tWithout += t2.Sub(t1)
+		tFsync += t3.Sub(t2)
+		n++
+	}
+	us := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(b.N) }
+	b.ReportMetric(us(tWith), "µs/with-hwm")
+	b.ReportMetric(us(tWithout), "µs/without-hwm")
+	b.ReportMetric(us(tWith)-us(tWithout), "µs/added")
+	b.ReportMetric(float64(tWith)/float64(tWithout), "ratio")
+	b.ReportMetric(us(tFsync), "µs/fsync")
+}

@@ -2,6 +2,7 @@ package checkpointdb
 
 import (
 	"crypto/ed25519"
+	"io"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -289,6 +290,97 @@ func TestCrashDuringPrune(t *testing.T) {
 		require.NotEmpty(t, rec.points)
 		for _, p := range rec.points {
 			checkPruneImage(t, p.fs, top, 11, 31, p.acked.base == 31, srec)
+		}
+	}
+}
+
+// TestCrashHWMOrdering crashes at every write and sync point of own votes
+// and finalizing certificates — among them the points between a synced
+// Pebble write and its high-water-mark write, and inside the
+// high-water-mark write (pwrite before its fdatasync). Every image must open
+// (a crash never makes a restart refuse), and after opening, the high-water
+// mark and the signer record must be at or above everything acknowledged
+// and at or above what the image's high-water-mark file held (nothing is
+// ever lowered). A clean restart after that open succeeds too.
+func TestCrashHWMOrdering(t *testing.T) {
+	rec := newCrashRecorder[ownVoteState](7, copyOwnVoteState)
+	db, err := Open("db", Options{FS: rec.fs, Genesis: testGenesis})
+	require.NoError(t, err)
+	const me = 0
+	signer := finality.NewSafeSigner(db, finality.NewKeySigner(testKeys[me]), me, testGenesis)
+	rec.arm(true)
+	const rounds = 12
+	for n := uint64(1); n <= rounds; n++ {
+		sv, err := signer.SignVote(bg, linkVote(n, 0))
+		require.NoError(t, err)
+		rec.ack(func(s *ownVoteState) { s.returned = append(s.returned, sv) })
+		var f *checkpoint.Checkpoint
+		if n > 1 {
+			f = cpPtr(n - 1)
+		}
+		c := certOf(t, linkVote(n, 0), 0, 1, 2)
+		require.NoError(t, db.StoreCertificate(bg, c, cpPtr(n), f))
+		rec.ack(func(s *ownVoteState) {
+			s.certs = append(s.certs, c)
+			if f != nil {
+				s.final = f.Number
+			}
+		})
+	}
+	rec.arm(false)
+	require.NoError(t, db.Close())
+
+	hwmPoints := 0
+	for _, p := range rec.points {
+		if p.op.Path == "db.hwm" {
+			hwmPoints++
+		}
+	}
+	t.Logf("%d crash points, %d on the high-water mark", len(rec.points), hwmPoints)
+	require.GreaterOrEqual(t, hwmPoints, 2*rounds, "crash points inside every high-water-mark write")
+
+	pub := testKeys[me].Public().(ed25519.PublicKey)
+	for i, p := range rec.points {
+		// What the image's high-water mark holds before Open touches it.
+		var before hwmState
+		if f, err := p.fs.Open("db.hwm"); err == nil {
+			raw, _ := io.ReadAll(f)
+			_ = f.Close()
+			before, _, _, err = parseHWM(raw)
+			require.NoError(t, err, "crash point %d (%+v): a torn write must leave a readable slot", i, p.op)
+		}
+		for restart := 0; restart < 2; restart++ {
+			db, err := Open("db", Options{FS: p.fs, Genesis: testGenesis})
+			require.NoError(t, err, "crash point %d (%+v, %d%% unsynced), restart %d", i, p.op, p.percent, restart)
+			hw := db.HighWaterMark()
+			fin := uint64(0)
+			if hw.Finalized != nil {
+				fin = hw.Finalized.Number
+			}
+			require.GreaterOrEqual(t, fin, p.acked.final, "crash point %d: high-water mark below acknowledged finality", i)
+			if before.finalized != nil {
+				require.GreaterOrEqual(t, fin, before.finalized.Number, "crash point %d: high-water mark lowered", i)
+			}
+			_, f, err := db.Pointers(bg)
+			require.NoError(t, err)
+			if p.acked.final > 0 {
+				require.GreaterOrEqual(t, f.Number, p.acked.final)
+			}
+			r, found, err := db.LoadSignerRecord(bg, pub)
+			require.NoError(t, err)
+			if n := len(p.acked.returned); n > 0 {
+				require.True(t, found)
+				target, _, _ := effective(r)
+				require.GreaterOrEqual(t, target, p.acked.returned[n-1].Target.Number, "crash point %d: signer below a released vote", i)
+				w, ok := db.hwm.signer(pub)
+				require.True(t, ok)
+				require.GreaterOrEqual(t, w.Target, p.acked.returned[n-1].Target.Number)
+			}
+			if bw, ok := before.signer(pub); ok {
+				w, _ := db.hwm.signer(pub)
+				require.GreaterOrEqual(t, w.Target, bw.Target, "crash point %d: signer high-water mark lowered", i)
+			}
+			require.NoError(t, db.Close())
 		}
 	}
 }

@@ -62,6 +62,9 @@ type CheckpointDB struct {
 	plog        *pebbleLogger
 	db          *pebble.DB
 	lock        *pebble.Lock
+	hwm         *hwmFile // the high-water mark next to the directory (hwm.go)
+	created     bool     // Open created the database
+	schema      uint32   // stored schema version; raised under wmu
 
 	// life is read-held by every call and write-held by Close, so Close
 	// waits for calls in flight and later calls see closed.
@@ -174,6 +177,11 @@ func Open(path string, opts Options) (*CheckpointDB, error) {
 		}
 		return nil, fmt.Errorf("lock checkpoint database at %s: %w", path, err)
 	}
+	hwm, err := openHWM(fs, path, opts.ReadOnly, !st.hasData, opts.Genesis)
+	if err != nil {
+		_ = lock.Close()
+		return nil, err
+	}
 
 	if st.exists {
 		found, err := checkCleanRecord(fs, path)
@@ -228,6 +236,7 @@ func Open(path string, opts Options) (*CheckpointDB, error) {
 		plog:        plog,
 		db:          pdb,
 		lock:        lock,
+		hwm:         hwm,
 		targets:     make(map[uint64]*targetVotes),
 		covers:      make(map[uint64]*cover),
 	}
@@ -247,6 +256,10 @@ func Open(path string, opts Options) (*CheckpointDB, error) {
 	if err := plog.Fatal(); err != nil {
 		db.abort(false)
 		return nil, corruptedError(path, err)
+	}
+	if err := db.reconcileHWM(); err != nil {
+		db.abort(errors.Is(err, ErrBehindHighWaterMark))
+		return nil, err
 	}
 
 	fields := []zap.Field{
@@ -306,6 +319,7 @@ func openPebble(path string, fs vfs.FS, lock *pebble.Lock, plog *pebbleLogger, r
 // abort closes a database whose Open failed.
 // With intact, it writes the clean-shutdown record again (Open removed it).
 func (db *CheckpointDB) abort(intact bool) {
+	_ = db.hwm.close()
 	err := db.db.Close()
 	if err == nil && intact && !db.readOnly && db.plog.Fatal() == nil {
 		if err := writeCleanRecord(db.fs, db.path); err != nil {
@@ -353,7 +367,8 @@ func (db *CheckpointDB) initMeta(acceptAny, hadSST bool) error {
 		}
 		b := db.db.NewBatch()
 		defer b.Close()
-		_ = b.Set(keySchemaVersion, encodeSchemaVersion(SchemaVersion), nil)
+		ver := db.initRecords(b)
+		_ = b.Set(keySchemaVersion, encodeSchemaVersion(ver), nil)
 		_ = b.Set(keyGenesis, db.genesis[:], nil)
 		if err := db.db.Apply(b, pebble.Sync); err != nil {
 			return fmt.Errorf("initialize checkpoint database at %s: %w", db.path, err)
@@ -367,15 +382,17 @@ func (db *CheckpointDB) initMeta(acceptAny, hadSST bool) error {
 		if err := db.db.Flush(); err != nil {
 			return fmt.Errorf("initialize checkpoint database at %s: %w", db.path, err)
 		}
+		db.created, db.schema = true, ver
 		return nil
 	}
 	ver, err := decodeSchemaVersion(verBytes)
 	if err != nil {
 		return corruptedError(db.path, err)
 	}
-	if ver != SchemaVersion {
+	if ver < minSchemaVersion || ver > SchemaVersion {
 		return schemaVersionError(db.path, ver)
 	}
+	db.schema = ver
 	g, found, err := getValue(db.db, keyGenesis)
 	if err != nil {
 		return db.openReadError(err)
@@ -419,7 +436,7 @@ func (db *CheckpointDB) Close() error {
 		return nil
 	}
 	db.closed = true
-	err := db.db.Close()
+	err := errors.Join(db.hwm.close(), db.db.Close())
 	if err == nil && !db.readOnly && db.plog.Fatal() == nil {
 		err = writeCleanRecord(db.fs, db.path)
 	}

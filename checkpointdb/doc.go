@@ -1,9 +1,9 @@
 // Package checkpointdb is the Pebble (v2) database of ASF checkpoint
 // finality: the signer records that keep the local validator from double
 // signing, peer and own votes, certificates, the justified and finalized
-// pointers, evidence of misbehaviour, and the prune base. CheckpointDB
-// implements finality.CheckpointStorage and the read APIs the node and the
-// `flare-node checkpoints` CLI use.
+// pointers, evidence of misbehaviour, persisted halts, and the prune base.
+// CheckpointDB implements finality.CheckpointStorage and the read APIs the
+// node and the `flare-node checkpoints` CLI use.
 //
 // # Layout
 //
@@ -22,7 +22,7 @@
 //   - StoreVote is unsynced (pebble.NoSync) and keeps the first vote per
 //     (target, validator); Flush is a WAL sync barrier that makes every
 //     earlier write durable (so does every synced write).
-//   - StoreEvidence is synced.
+//   - StoreEvidence and StoreHalt are synced.
 //
 // A certificate holds its signers' votes: StoreCertificate deletes the stored
 // votes it contains verbatim in the same synced batch, and every read
@@ -37,7 +37,21 @@
 // and then range-deletes below it; every read ignores records below the
 // marker, so a crash between the two steps leaves a consistent store.
 // Evidence is kept for Options.EvidenceRetention checkpoints beyond its
-// checkpoint. Signer records are never pruned.
+// checkpoint, conflicting-finality evidence forever. Signer records and halts
+// are never pruned.
+//
+// # High-water mark and halts
+//
+// A small file next to the directory (<path>.hwm, hwm.go) records what the
+// database acknowledged: the latest finalized checkpoint and each signer
+// record's highest signed target and source. StoreSignerRecord and a
+// finality-raising StoreCertificate write it after their synced batch and
+// before they return. Open refuses a database whose finality fell below it
+// (ErrBehindHighWaterMark: lost synced writes, an older copy) and raises
+// signer watermarks to it; HighWaterMark and Created tell the node what it
+// found. Halts (halt.go) are persisted safety alarms, never pruned, cleared
+// only by ClearHalts. Import and export of signer records follow EIP-3076
+// (export.go, docs/signer.md).
 //
 // # Corruption and fatal errors
 //

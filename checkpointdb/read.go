@@ -183,7 +183,11 @@ func (db *CheckpointDB) snapshot() (*pebble.Snapshot, view, error) {
 // --- read APIs ---
 
 // LoadSignerRecord returns the record of pub; found is false when the key
-// never signed on this database. An undecodable record is ErrCorrupted.
+// never signed on this database. The watermarks (MinTarget, MinSource) are
+// raised to the key's high-water mark when it is ahead of the stored record
+// (logged as a warning); a key the high-water mark knows but the database
+// lost is returned as found, with only those watermarks. An undecodable
+// record is ErrCorrupted.
 func (db *CheckpointDB) LoadSignerRecord(ctx context.Context, pub ed25519.PublicKey) (checkpoint.SignerRecord, bool, error) {
 	if err := db.begin(ctx, false); err != nil {
 		return checkpoint.SignerRecord{}, false, err
@@ -192,28 +196,42 @@ func (db *CheckpointDB) LoadSignerRecord(ctx context.Context, pub ed25519.Public
 	if len(pub) != ed25519.PublicKeySize {
 		return checkpoint.SignerRecord{}, false, fmt.Errorf("load signer record: %w: public key is %d bytes", checkpoint.ErrMalformed, len(pub))
 	}
-	return db.readSignerRecord(db.db, pub)
+	rec, found, err := db.readSignerRecord(db.db, pub)
+	if err != nil {
+		return checkpoint.SignerRecord{}, false, err
+	}
+	rec, found = db.mergeHWM(pub, rec, found)
+	return rec, found, nil
 }
 
-// SignerRecords returns every signer record, ordered by public key.
+// SignerRecords returns every signer record, ordered by public key, merged
+// with the high-water mark like LoadSignerRecord (keys only the high-water
+// mark knows included).
 func (db *CheckpointDB) SignerRecords(ctx context.Context) ([]checkpoint.SignerRecord, error) {
 	if err := db.begin(ctx, false); err != nil {
 		return nil, err
 	}
 	defer db.life.RUnlock()
-	var out []checkpoint.SignerRecord
-	err := scan(ctx, db.db, prefixStart(prefixSigner), prefixUpper(prefixSigner), func(k, v []byte) error {
-		if len(k) != signerKeyLen {
-			return corruptRecord(KeySignerRecord, k, fmt.Errorf("%w: key length %d", checkpoint.ErrMalformed, len(k)))
+	recs, err := db.rawSignerRecords(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]checkpoint.SignerRecord, 0, len(recs))
+	have := make(map[string]bool, len(recs))
+	for _, r := range recs {
+		have[string(r.PublicKey)] = true
+		m, _ := db.mergeHWM(r.PublicKey, r, true)
+		out = append(out, m)
+	}
+	for _, w := range db.hwm.state().signers {
+		if !have[string(w.PublicKey)] {
+			if m, found := db.mergeHWM(w.PublicKey, checkpoint.SignerRecord{}, false); found {
+				out = append(out, m)
+			}
 		}
-		r, err := db.decodeSignerRecord(k, v)
-		if err != nil {
-			return err
-		}
-		out = append(out, r)
-		return nil
-	})
-	return out, err
+	}
+	slices.SortFunc(out, func(a, b checkpoint.SignerRecord) int { return bytes.Compare(a.PublicKey, b.PublicKey) })
+	return out, nil
 }
 
 // readCertificates returns the certificates with target in [from, through],
@@ -283,14 +301,21 @@ func (db *CheckpointDB) readVotes(ctx context.Context, r pebble.Reader, from, th
 	return out, nil
 }
 
+// readEvidence returns the evidence about checkpoints at or above from and
+// the conflicting-finality evidence of any height (never pruned), ordered by
+// checkpoint and id. Evidence below from is rare (conflicting finality, or
+// what an interrupted prune left), so the scan from the start of the prefix
+// costs little.
 func (db *CheckpointDB) readEvidence(ctx context.Context, r pebble.Reader, from uint64) ([]checkpoint.Evidence, error) {
 	var out []checkpoint.Evidence
-	err := scan(ctx, r, evidenceFrom(from), prefixUpper(prefixEvidence), func(k, v []byte) error {
+	err := scan(ctx, r, prefixStart(prefixEvidence), prefixUpper(prefixEvidence), func(k, v []byte) error {
 		e, err := db.decodeEvidenceRecord(k, v)
 		if err != nil {
 			return err
 		}
-		out = append(out, e)
+		if e.Checkpoint >= from || e.Kind == checkpoint.EvidenceConflictingFinality {
+			out = append(out, e)
+		}
 		return nil
 	})
 	return out, err
@@ -298,8 +323,9 @@ func (db *CheckpointDB) readEvidence(ctx context.Context, r pebble.Reader, from 
 
 // Restore returns the state the gadget needs at start-up: the pointers, the
 // certificates with target at or above the finalized number, the votes with
-// target above it (stored ones and those held by those certificates) and the
-// evidence above it. Every read is a bounded iteration that starts at the
+// target above it (stored ones and those held by those certificates), the
+// evidence above it plus every conflicting-finality evidence, and every
+// active halt. Every read is a bounded iteration that starts at the
 // finalized number, so its cost does not grow with retained history. Every
 // record is validated; a bad one is ErrCorrupted, never skipped.
 func (db *CheckpointDB) Restore(ctx context.Context) (finality.RestoredState, error) {
@@ -338,6 +364,9 @@ func (db *CheckpointDB) Restore(ctx context.Context) (finality.RestoredState, er
 				st.Evidence = append(st.Evidence, e)
 			}
 		}
+	}
+	if st.Halts, err = db.readHalts(ctx, snap); err != nil {
+		return finality.RestoredState{}, err
 	}
 	return st, nil
 }
@@ -638,6 +667,12 @@ func (db *CheckpointDB) verify(ctx context.Context, load bool) error {
 		switch k.Kind {
 		case KeySchemaVersion, KeyGenesis, KeyJustified, KeyFinalized, KeyPruneBase:
 			// Read and checked by initMeta and readView.
+		case KeyRebuildFloor:
+			if _, err := decodeU64(val); err != nil {
+				return corruptRecord(KeyRebuildFloor, key, err)
+			}
+		case KeyHalt:
+			_, err = db.decodeHaltRecord(key, val)
 		case KeySignerRecord:
 			_, err = db.decodeSignerRecord(key, val)
 		case KeyVote:
@@ -669,11 +704,14 @@ func (db *CheckpointDB) verify(ctx context.Context, load bool) error {
 				err = corruptRecord(KeyIndex, key, fmt.Errorf("%w: index value of %d bytes", checkpoint.ErrMalformed, len(val)))
 			}
 		case KeyEvidence:
-			if k.Number < v.base.EvidenceBase {
+			var e checkpoint.Evidence
+			e, err = db.decodeEvidenceRecord(key, val)
+			if err == nil && k.Number < v.base.EvidenceBase && e.Kind != checkpoint.EvidenceConflictingFinality {
 				leftovers++
-				break
 			}
-			_, err = db.decodeEvidenceRecord(key, val)
+		}
+		if err == nil && schemaOf(k.Kind) > db.schema {
+			err = corruptRecord(k.Kind, key, fmt.Errorf("%w: a schema version %d record in a version %d database", checkpoint.ErrMalformed, schemaOf(k.Kind), db.schema))
 		}
 		return err
 	})

@@ -24,9 +24,19 @@ import (
 //	0x06    0x06 | checkpoint u64 BE | id (32)       EncodeEvidence
 //	0x07    0x07                                     prune base u64 BE | evidence base u64 BE
 //	0x08    0x08 | number u64 BE                     empty: number has (had) a vote or certificate
+//	0x01    0x01 'r'                                 rebuild floor u64 BE (schema 2)
+//	0x09    0x09 | checkpoint u64 BE | id (32)       EncodeHalt (schema 2)
 //
-// SchemaVersion is bumped on any incompatible change of this table.
-const SchemaVersion uint32 = 1
+// SchemaVersion is bumped on any change of this table that an older release
+// could misread: version 2 adds the rebuild floor and the halts, which a
+// version-1 release would take for corruption. A database records the lowest
+// version that can read it: it stays at version 1 (readable by older
+// releases) until it stores a record only version 2 defines, and the
+// version is raised in the same synced batch as that record.
+const SchemaVersion uint32 = 2
+
+// minSchemaVersion is the oldest schema version this build opens.
+const minSchemaVersion uint32 = 1
 
 // Key prefixes.
 const (
@@ -42,9 +52,12 @@ const (
 	// removed checkpoints from these tiny keys instead of reading the
 	// records.
 	prefixIndex byte = 0x08
+	// prefixHalt keys hold persisted safety alarms (schema 2); never
+	// pruned.
+	prefixHalt byte = 0x09
 	// prefixEnd is one past the last prefix in use: the upper bound of a
 	// whole-keyspace iteration.
-	prefixEnd byte = 0x09
+	prefixEnd byte = 0x0a
 )
 
 // Key lengths, used by the key decoders to reject malformed keys.
@@ -54,12 +67,14 @@ const (
 	indexKeyLen    = 1 + 8
 	signerKeyLen   = 1 + ed25519.PublicKeySize
 	evidenceKeyLen = 1 + 8 + checkpoint.HashSize
+	haltKeyLen     = 1 + 8 + checkpoint.HashSize
 	pruneValueLen  = 8 + 8
 )
 
 var (
 	keySchemaVersion = []byte{prefixMeta, 'v'}
 	keyGenesis       = []byte{prefixMeta, 'g'}
+	keyRebuildFloor  = []byte{prefixMeta, 'r'}
 	keyJustified     = []byte{prefixPointer, 'j'}
 	keyFinalized     = []byte{prefixPointer, 'f'}
 	keyPruneBase     = []byte{prefixPruneBase}
@@ -115,6 +130,14 @@ func evidenceKey(number uint64, id checkpoint.Hash) []byte {
 	return k
 }
 
+func haltKey(number uint64, id checkpoint.Hash) []byte {
+	k := make([]byte, haltKeyLen)
+	k[0] = prefixHalt
+	binary.BigEndian.PutUint64(k[1:9], number)
+	copy(k[9:], id[:])
+	return k
+}
+
 func indexKey(number uint64) []byte {
 	k := make([]byte, indexKeyLen)
 	k[0] = prefixIndex
@@ -147,6 +170,8 @@ const (
 	KeyEvidence
 	KeyPruneBase
 	KeyIndex
+	KeyRebuildFloor
+	KeyHalt
 )
 
 func (k KeyKind) String() string {
@@ -171,6 +196,10 @@ func (k KeyKind) String() string {
 		return "prune-base"
 	case KeyIndex:
 		return "index"
+	case KeyRebuildFloor:
+		return "rebuild-floor"
+	case KeyHalt:
+		return "halt"
 	default:
 		return "unknown"
 	}
@@ -179,10 +208,10 @@ func (k KeyKind) String() string {
 // Key is a decoded database key. Only the fields of its Kind are set.
 type Key struct {
 	Kind      KeyKind
-	Number    uint64                    // vote/certificate target, evidence checkpoint, index number
+	Number    uint64                    // vote/certificate target, evidence/halt checkpoint, index number
 	Validator checkpoint.ValidatorIndex // vote
 	PublicKey ed25519.PublicKey         // signer record
-	ID        checkpoint.Hash           // evidence id
+	ID        checkpoint.Hash           // evidence/halt id
 }
 
 // Encode returns the key bytes of k (the inverse of DecodeKey).
@@ -211,6 +240,10 @@ func (k Key) Encode() ([]byte, error) {
 		return append([]byte(nil), keyPruneBase...), nil
 	case KeyIndex:
 		return indexKey(k.Number), nil
+	case KeyRebuildFloor:
+		return append([]byte(nil), keyRebuildFloor...), nil
+	case KeyHalt:
+		return haltKey(k.Number, k.ID), nil
 	default:
 		return nil, fmt.Errorf("%w: unknown key kind %d", checkpoint.ErrMalformed, k.Kind)
 	}
@@ -232,6 +265,9 @@ func DecodeKey(b []byte) (Key, error) {
 		}
 		if len(b) == 2 && b[1] == 'g' {
 			return Key{Kind: KeyGenesis}, nil
+		}
+		if len(b) == 2 && b[1] == 'r' {
+			return Key{Kind: KeyRebuildFloor}, nil
 		}
 		return bad("meta")
 	case prefixSigner:
@@ -278,6 +314,13 @@ func DecodeKey(b []byte) (Key, error) {
 			return bad("index")
 		}
 		return Key{Kind: KeyIndex, Number: binary.BigEndian.Uint64(b[1:])}, nil
+	case prefixHalt:
+		if len(b) != haltKeyLen {
+			return bad("halt")
+		}
+		k := Key{Kind: KeyHalt, Number: binary.BigEndian.Uint64(b[1:9])}
+		copy(k.ID[:], b[9:])
+		return k, nil
 	default:
 		return Key{}, fmt.Errorf("%w: unknown key prefix 0x%02x", checkpoint.ErrMalformed, b[0])
 	}
@@ -312,4 +355,24 @@ func decodeSchemaVersion(b []byte) (uint32, error) {
 		return 0, fmt.Errorf("%w: schema version value is %d bytes, want 4", checkpoint.ErrMalformed, len(b))
 	}
 	return binary.BigEndian.Uint32(b), nil
+}
+
+// schemaOf returns the lowest schema version that can read a record of kind
+// k.
+func schemaOf(k KeyKind) uint32 {
+	switch k {
+	case KeyRebuildFloor, KeyHalt:
+		return 2
+	default:
+		return 1
+	}
+}
+
+func encodeU64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
+
+func decodeU64(b []byte) (uint64, error) {
+	if len(b) != 8 {
+		return 0, fmt.Errorf("%w: value is %d bytes, want 8", checkpoint.ErrMalformed, len(b))
+	}
+	return binary.BigEndian.Uint64(b), nil
 }

@@ -32,6 +32,8 @@ func TestKeyLayout(t *testing.T) {
 		{Key{Kind: KeyEvidence, Number: 9, ID: id}, "06" + "0000000000000009" + hexOf(id[:])},
 		{Key{Kind: KeyPruneBase}, "07"},
 		{Key{Kind: KeyIndex, Number: 3}, "08" + "0000000000000003"},
+		{Key{Kind: KeyRebuildFloor}, "0172"},
+		{Key{Kind: KeyHalt, Number: 4, ID: id}, "09" + "0000000000000004" + hexOf(id[:])},
 	}
 	for _, tc := range tests {
 		t.Run(tc.key.Kind.String(), func(t *testing.T) {

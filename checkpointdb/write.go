@@ -373,6 +373,13 @@ func (db *CheckpointDB) StoreCertificate(ctx context.Context, cert checkpoint.Ce
 	if err := db.plog.Fatal(); err != nil {
 		return fmt.Errorf("store certificate: %w", err)
 	}
+	if fUp {
+		// The high-water mark follows the durable pointer before the call
+		// returns (never ahead of it: Open refuses a database below it).
+		if err := db.raiseFinalizedHWM(*newF); err != nil {
+			return fmt.Errorf("store certificate: %w", err)
+		}
+	}
 	if stored != nil {
 		db.log.Debug("Stored certificate", zap.Uint64("checkpoint", t), zap.Int("signatures", len(stored.Signatures)))
 	}
@@ -403,7 +410,8 @@ func (db *CheckpointDB) dropBelowLocked(finalized uint64) {
 // StoreEvidence persists e (synced), keyed by (e.Checkpoint, e.ID()).
 // Storing the same evidence twice is a no-op. Evidence must decode back
 // (both votes for vote evidence, a certificate for conflicting finality);
-// evidence older than the evidence retention is ignored.
+// evidence older than the evidence retention is ignored, except
+// conflicting-finality evidence, which is never pruned.
 func (db *CheckpointDB) StoreEvidence(ctx context.Context, e checkpoint.Evidence) error {
 	if err := db.begin(ctx, true); err != nil {
 		return err
@@ -420,7 +428,7 @@ func (db *CheckpointDB) StoreEvidence(ctx context.Context, e checkpoint.Evidence
 
 	db.wmu.Lock()
 	defer db.wmu.Unlock()
-	if e.Checkpoint < db.base.EvidenceBase {
+	if e.Checkpoint < db.base.EvidenceBase && e.Kind != checkpoint.EvidenceConflictingFinality {
 		return nil
 	}
 	b := db.db.NewBatch()
@@ -463,9 +471,11 @@ func checkRegression(old, next checkpoint.SignerRecord) error {
 	return nil
 }
 
-// StoreSignerRecord persists rec with a synced write before it returns. It
-// refuses a record of another chain (ErrWrongChain) and one that would move
-// the stored record of the key backwards (ErrSignerRegression).
+// StoreSignerRecord persists rec with a synced write, then raises the key's
+// high-water mark (pwrite + fdatasync), before it returns. It refuses a
+// record of another chain (ErrWrongChain) and one that would move the
+// stored record of the key backwards (ErrSignerRegression). A failed
+// high-water-mark write is returned (and stops the database, ErrFatal).
 func (db *CheckpointDB) StoreSignerRecord(ctx context.Context, rec checkpoint.SignerRecord) error {
 	if err := db.begin(ctx, true); err != nil {
 		return err
@@ -499,7 +509,13 @@ func (db *CheckpointDB) StoreSignerRecord(ctx context.Context, rec checkpoint.Si
 	b := db.db.NewBatch()
 	defer b.Close()
 	_ = b.Set(signerKey(rec.PublicKey), val, nil)
-	return db.commit("store signer record", b, pebble.Sync)
+	if err := db.commit("store signer record", b, pebble.Sync); err != nil {
+		return err
+	}
+	if err := db.raiseSignerHWM(rec); err != nil {
+		return fmt.Errorf("store signer record: %w", err)
+	}
+	return nil
 }
 
 // Flush makes every earlier write durable: a synced empty WAL record, the
@@ -594,10 +610,12 @@ func (db *CheckpointDB) Prune(ctx context.Context, keep uint64) (int, error) {
 	return removed, nil
 }
 
-// sweepBelowBase range-deletes every vote and certificate below p.Base and
-// every evidence below p.EvidenceBase, from the start of each prefix. The
-// deletions need no sync: everything they remove is already invisible, and
-// the next open or prune deletes it again if a crash loses them.
+// sweepBelowBase range-deletes every vote and certificate below p.Base,
+// from the start of each prefix, and deletes every evidence below
+// p.EvidenceBase but conflicting-finality evidence (never pruned; evidence
+// is rare, so it is read key by key). The deletions need no sync:
+// everything they remove is already invisible, and the next open or prune
+// deletes it again if a crash loses them.
 func (db *CheckpointDB) sweepBelowBase(p pruneBase) error {
 	b := db.db.NewBatch()
 	defer b.Close()
@@ -607,7 +625,19 @@ func (db *CheckpointDB) sweepBelowBase(p pruneBase) error {
 		_ = b.DeleteRange(prefixStart(prefixIndex), indexKey(p.Base), nil)
 	}
 	if p.EvidenceBase > 0 {
-		_ = b.DeleteRange(prefixStart(prefixEvidence), evidenceFrom(p.EvidenceBase), nil)
+		err := scan(context.Background(), db.db, prefixStart(prefixEvidence), evidenceFrom(p.EvidenceBase), func(k, v []byte) error {
+			e, err := checkpoint.DecodeEvidence(v)
+			if err != nil {
+				return corruptRecord(KeyEvidence, k, err)
+			}
+			if e.Kind != checkpoint.EvidenceConflictingFinality {
+				_ = b.Delete(k, nil)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
 	}
 	if b.Empty() {
 		return nil
@@ -643,8 +673,11 @@ func (db *CheckpointDB) countNumbers(ctx context.Context, from, to uint64) (int,
 }
 
 // PurgeKeepingSignerRecords deletes every vote, certificate, pointer,
-// evidence and the prune base, keeping the meta records and every signer
-// record, in one synced batch (`flare-node purge-chain`).
+// evidence and the prune base, keeping the meta records, every signer
+// record and every halt, in one synced batch (`flare-node purge-chain`).
+// The finality history starts anew: the same batch sets the rebuild floor
+// to the highest finalized number known (the database's or its high-water
+// mark's), so the next Open does not take the purge for lost writes.
 func (db *CheckpointDB) PurgeKeepingSignerRecords(ctx context.Context) error {
 	if err := db.begin(ctx, true); err != nil {
 		return err
@@ -657,8 +690,27 @@ func (db *CheckpointDB) PurgeKeepingSignerRecords(ctx context.Context) error {
 	for _, p := range []byte{prefixVote, prefixCert, prefixPointer, prefixEvidence, prefixPruneBase, prefixIndex} {
 		_ = b.DeleteRange(prefixStart(p), prefixUpper(p), nil)
 	}
+	floor, err := db.readRebuildFloor(db.db)
+	if err != nil {
+		return err
+	}
+	db.smu.RLock()
+	if db.finalized != nil {
+		floor = max(floor, db.finalized.Number)
+	}
+	db.smu.RUnlock()
+	if f := db.hwm.state().finalized; f != nil {
+		floor = max(floor, f.Number)
+	}
+	if floor > 0 {
+		db.ensureSchemaLocked(b, 2)
+		_ = b.Set(keyRebuildFloor, encodeU64(floor), nil)
+	}
 	if err := db.commit("purge", b, pebble.Sync); err != nil {
 		return err
+	}
+	if floor > 0 {
+		db.schema = max(db.schema, 2)
 	}
 	db.smu.Lock()
 	db.justified, db.finalized, db.base = nil, nil, pruneBase{}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -30,21 +31,33 @@ func checkpointsCommand() *cli.Command {
 	showFlags := append(locationFlags(), &cli.BoolFlag{Name: "json", Usage: "print JSON"})
 	return &cli.Command{
 		Name:   "checkpoints",
-		Usage:  "look into the checkpoint database of a stopped node (read-only)",
+		Usage:  "look into (read-only) or clear the halts of the checkpoint database of a stopped node",
 		Action: groupAction,
 		Subcommands: []*cli.Command{
 			{
 				Name:   "list",
-				Usage:  "show the justified and finalized checkpoints and the latest retained checkpoints",
+				Usage:  "show the justified and finalized checkpoints, active halts and the latest retained checkpoints",
 				Flags:  listFlags,
 				Action: checkpointsList,
 			},
 			{
 				Name:      "show",
-				Usage:     "show one checkpoint: level, weight, hash, certificate and every vote",
+				Usage:     "show one checkpoint (level, weight, hash, certificate, every vote), the signer records and active halts",
 				ArgsUsage: "NUMBER",
 				Flags:     showFlags,
 				Action:    checkpointsShow,
+			},
+			{
+				Name:  "clear-halt",
+				Usage: "remove the persisted safety halts (conflicting finality, doppelganger) after investigation",
+				Description: "Prints every active halt with its evidence and, after confirmation, removes them all: the validator\n" +
+					"votes again at its next start. A halt never lifts by itself; clear it only once you know why it was\n" +
+					"raised (docs/storage.md, Halts). The node must be stopped. Exit 2 when there is nothing to clear or\n" +
+					"the confirmation is declined.",
+				Flags: append(locationFlags(),
+					&cli.BoolFlag{Name: "yes", Aliases: []string{"y"}, Usage: "do not ask for confirmation"},
+				),
+				Action: checkpointsClearHalt,
 			},
 		},
 	}
@@ -73,15 +86,16 @@ func locate(c *cli.Context) (*config.Config, error) {
 	return &cfg, nil
 }
 
-// openCheckpointDB opens the checkpoint database of cfg read-only.
-func openCheckpointDB(cfg *config.Config) (*checkpointdb.CheckpointDB, error) {
+// openCheckpointDB opens the checkpoint database of cfg read-only; tool
+// names the command in messages.
+func openCheckpointDB(cfg *config.Config, tool string) (*checkpointdb.CheckpointDB, error) {
 	path := cfg.CheckpointDBPath()
 	db, err := checkpointdb.Open(path, checkpointdb.Options{Genesis: genesisOf(cfg.Spec), ReadOnly: true})
 	switch {
 	case errors.Is(err, checkpointdb.ErrNotExist):
 		return nil, usageError(fmt.Errorf("no checkpoint database at %s (has a node with --enable-asf run on chain %s with this base path?)", path, cfg.Spec.ID))
 	case errors.Is(err, checkpointdb.ErrLocked):
-		return nil, usageError(fmt.Errorf("%w (the checkpoints commands read a stopped node's database)", err))
+		return nil, usageError(fmt.Errorf("%w (%s reads a stopped node's database)", err, tool))
 	case err != nil:
 		return nil, usageError(err)
 	}
@@ -131,7 +145,47 @@ type summaryJSON struct {
 	Justified      *pointJSON       `json:"justified"`
 	Finalized      *pointJSON       `json:"finalized"`
 	OldestRetained uint64           `json:"oldest_retained"`
+	HighWaterMark  hwmJSON          `json:"high_water_mark"`
+	Halts          []haltJSON       `json:"halts"`
 	Checkpoints    []checkpointJSON `json:"checkpoints"`
+}
+
+// showJSON is the JSON output of `checkpoints show`: the checkpoint, the
+// signer records and the active halts.
+type showJSON struct {
+	checkpointJSON
+	SignerRecords []signerRecordJSON `json:"signer_records"`
+	HighWaterMark hwmJSON            `json:"high_water_mark"`
+	Halts         []haltJSON         `json:"halts"`
+}
+
+// signerRecordJSON is one signer record: its last signed vote and the
+// watermarks the next vote must respect (target above, source at or above).
+type signerRecordJSON struct {
+	PublicKey  string    `json:"public_key"`
+	Validator  *uint32   `json:"validator,omitempty"`
+	Name       string    `json:"name,omitempty"`
+	LastVote   *voteJSON `json:"last_vote"`
+	MinTarget  uint64    `json:"min_target"`
+	MinSource  uint64    `json:"min_source"`
+	NextTarget uint64    `json:"next_vote_target_above"`
+	NextSource uint64    `json:"next_vote_source_at_least"`
+}
+
+// hwmJSON is the high-water mark.
+type hwmJSON struct {
+	Path      string     `json:"path"`
+	Finalized *pointJSON `json:"finalized"`
+	Problem   string     `json:"problem,omitempty"`
+}
+
+// haltJSON is one active halt.
+type haltJSON struct {
+	Reason     string `json:"reason"`
+	Checkpoint uint64 `json:"checkpoint"`
+	Detail     string `json:"detail,omitempty"`
+	Evidence   string `json:"evidence,omitempty"`
+	Vote       string `json:"vote,omitempty"`
 }
 
 func point(cp checkpoint.Checkpoint) pointJSON {
@@ -168,8 +222,8 @@ type inspector struct {
 	justified, finalized *checkpoint.Checkpoint
 }
 
-func newInspector(ctx context.Context, cfg *config.Config) (*inspector, error) {
-	db, err := openCheckpointDB(cfg)
+func newInspector(ctx context.Context, cfg *config.Config, tool string) (*inspector, error) {
+	db, err := openCheckpointDB(cfg, tool)
 	if err != nil {
 		return nil, err
 	}
@@ -229,6 +283,11 @@ func (in *inspector) checkpoint(ctx context.Context, number uint64, withVotes bo
 		Weight:    st.Weight,
 		Signers:   []uint32{},
 	}
+	if number == 0 {
+		// Genesis is final by definition.
+		out.Level, out.Justified, out.Finalized = levelName(checkpointdb.LevelFinality), true, true
+		st.Hash = in.db.Genesis()
+	}
 	if !st.Hash.IsZero() {
 		out.Hash = st.Hash.String()
 	}
@@ -285,12 +344,16 @@ func checkpointsList(c *cli.Context) error {
 		return err
 	}
 	ctx := c.Context
-	in, err := newInspector(ctx, cfg)
+	in, err := newInspector(ctx, cfg, "checkpoints list")
 	if err != nil {
 		return err
 	}
 	defer in.Close()
 	nums, err := in.numbers(ctx)
+	if err != nil {
+		return err
+	}
+	halts, err := in.halts(ctx)
 	if err != nil {
 		return err
 	}
@@ -306,6 +369,8 @@ func checkpointsList(c *cli.Context) error {
 		Justified:      pointPtr(in.justified),
 		Finalized:      pointPtr(in.finalized),
 		OldestRetained: in.db.Stats().OldestRetained,
+		HighWaterMark:  in.hwm(),
+		Halts:          halts,
 		Checkpoints:    []checkpointJSON{},
 	}
 	for _, n := range nums {
@@ -325,6 +390,8 @@ func checkpointsList(c *cli.Context) error {
 	fmt.Fprintf(w, "Finalized:    %s\n", describePointer(in.finalized))
 	fmt.Fprintf(w, "Authorities:  %d (quorum %d)\n", sum.Authorities, sum.Quorum)
 	fmt.Fprintf(w, "Retained:     checkpoints from %d\n", sum.OldestRetained)
+	writeHWM(w, sum.HighWaterMark)
+	writeHalts(w, sum.Halts)
 	if len(sum.Checkpoints) == 0 {
 		fmt.Fprintln(w, "\nNo checkpoints stored yet.")
 		return nil
@@ -359,18 +426,28 @@ func checkpointsShow(c *cli.Context) error {
 		return err
 	}
 	ctx := c.Context
-	in, err := newInspector(ctx, cfg)
+	in, err := newInspector(ctx, cfg, "checkpoints show")
 	if err != nil {
 		return err
 	}
 	defer in.Close()
+	if err := in.checkKnown(ctx, number); err != nil {
+		return err
+	}
 	cj, err := in.checkpoint(ctx, number, true)
 	if err != nil {
 		return err
 	}
+	out := showJSON{checkpointJSON: cj, HighWaterMark: in.hwm()}
+	if out.SignerRecords, err = in.signerRecords(ctx); err != nil {
+		return err
+	}
+	if out.Halts, err = in.halts(ctx); err != nil {
+		return err
+	}
 	w := c.App.Writer
 	if c.Bool("json") {
-		return writeJSON(w, cj)
+		return writeJSON(w, out)
 	}
 	n := len(cfg.Spec.Authorities)
 	fmt.Fprintf(w, "Checkpoint:   %d (block %d)\n", cj.Number, cj.Block)
@@ -378,7 +455,7 @@ func checkpointsShow(c *cli.Context) error {
 	if cj.Hash != "" {
 		fmt.Fprintf(w, "Hash:         %s\n", cj.Hash)
 	} else {
-		fmt.Fprintf(w, "Hash:         unknown (not reached yet, or its votes were pruned)\n")
+		fmt.Fprintf(w, "Hash:         not stored (no vote or certificate for this checkpoint reached this node)\n")
 	}
 	fmt.Fprintf(w, "Weight:       %d of %d validators (quorum %d)\n", cj.Weight, n, in.quorum)
 	fmt.Fprintf(w, "Signers:      %s\n", in.describeSigners(cj.Signers))
@@ -391,15 +468,231 @@ func checkpointsShow(c *cli.Context) error {
 	}
 	if len(cj.Votes) == 0 {
 		fmt.Fprintln(w, "Votes:        none")
-		return nil
+	} else {
+		fmt.Fprintf(w, "Votes:        %d\n", len(cj.Votes))
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "  VALIDATOR\tNAME\tSOURCE\tTARGET")
+		for _, v := range cj.Votes {
+			fmt.Fprintf(tw, "  %d\t%s\t%d/%s\t%d/%s\n", v.Validator, v.Name, v.Source.Number, v.Source.Hash, v.Target.Number, v.Target.Hash)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
 	}
-	fmt.Fprintf(w, "Votes:        %d\n", len(cj.Votes))
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "  VALIDATOR\tNAME\tSOURCE\tTARGET")
-	for _, v := range cj.Votes {
-		fmt.Fprintf(tw, "  %d\t%s\t%d/%s\t%d/%s\n", v.Validator, v.Name, v.Source.Number, v.Source.Hash, v.Target.Number, v.Target.Hash)
+	writeSignerRecords(w, out.SignerRecords)
+	writeHWM(w, out.HighWaterMark)
+	writeHalts(w, out.Halts)
+	return nil
+}
+
+// checkKnown refuses (exit 2) a checkpoint number the database cannot say
+// anything about: above every checkpoint it knows, or pruned.
+func (in *inspector) checkKnown(ctx context.Context, number uint64) error {
+	if number == 0 {
+		return nil // genesis
 	}
-	return tw.Flush()
+	nums, err := in.numbers(ctx)
+	if err != nil {
+		return err
+	}
+	path := in.cfg.CheckpointDBPath()
+	fin := "none"
+	if in.finalized != nil {
+		fin = strconv.FormatUint(in.finalized.Number, 10)
+	}
+	if len(nums) == 0 || number > nums[len(nums)-1] {
+		highest := "none yet"
+		if len(nums) > 0 {
+			highest = strconv.FormatUint(nums[len(nums)-1], 10)
+		}
+		return usageError(fmt.Errorf("checkpoint %d is above every checkpoint the database at %s knows (highest: %s, finalized: %s)", number, path, highest, fin))
+	}
+	if base := in.db.Stats().OldestRetained; number < base {
+		return usageError(fmt.Errorf("checkpoint %d was pruned: the database at %s keeps checkpoints from %d (finalized: %s); its block is in the chain database", number, path, base, fin))
+	}
+	return nil
+}
+
+// signerRecords describes every signer record (merged with the high-water
+// mark).
+func (in *inspector) signerRecords(ctx context.Context) ([]signerRecordJSON, error) {
+	recs, err := in.db.SignerRecords(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read signer records: %w", err)
+	}
+	out := []signerRecordJSON{}
+	keys := in.cfg.Spec.AuthoritySet().Keys
+	for _, r := range recs {
+		sj := signerRecordJSON{PublicKey: fmt.Sprintf("0x%x", []byte(r.PublicKey)), MinTarget: r.MinTarget, MinSource: r.MinSource}
+		for i, k := range keys {
+			if k.Equal(r.PublicKey) {
+				idx := uint32(i)
+				sj.Validator, sj.Name = &idx, in.cfg.Spec.Authorities[i].Name
+			}
+		}
+		sj.NextTarget, sj.NextSource = r.MinTarget, r.MinSource
+		if r.Last != nil {
+			sj.LastVote = &voteJSON{Validator: uint32(r.Last.Validator), Name: in.authorityName(r.Last.Validator),
+				Source: point(r.Last.Source), Target: point(r.Last.Target), Signature: fmt.Sprintf("0x%x", r.Last.Signature[:])}
+			sj.NextTarget, sj.NextSource = max(sj.NextTarget, r.Last.Target.Number), max(sj.NextSource, r.Last.Source.Number)
+		}
+		out = append(out, sj)
+	}
+	return out, nil
+}
+
+// hwm describes the high-water mark.
+func (in *inspector) hwm() hwmJSON {
+	hw := in.db.HighWaterMark()
+	out := hwmJSON{Path: hw.Path, Finalized: pointPtr(hw.Finalized)}
+	if hw.Problem != nil {
+		out.Problem = hw.Problem.Error()
+	}
+	return out
+}
+
+// halts describes every active halt.
+func (in *inspector) halts(ctx context.Context) ([]haltJSON, error) {
+	hs, err := in.db.Halts(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read halts: %w", err)
+	}
+	out := []haltJSON{}
+	for _, h := range hs {
+		hj := haltJSON{Reason: h.Reason.String(), Checkpoint: h.Checkpoint, Detail: h.Detail}
+		if h.Evidence != nil {
+			hj.Evidence = describeEvidence(*h.Evidence)
+		}
+		if h.Vote != nil {
+			hj.Vote = fmt.Sprintf("%s -> %s signed as validator %d", h.Vote.Source, h.Vote.Target, h.Vote.Validator)
+		}
+		out = append(out, hj)
+	}
+	return out, nil
+}
+
+// describeEvidence summarizes evidence on one line.
+func describeEvidence(e checkpoint.Evidence) string {
+	switch {
+	case e.Kind == checkpoint.EvidenceConflictingFinality && e.Certificate != nil:
+		signers := make([]uint32, len(e.Certificate.Signatures))
+		for i, s := range e.Certificate.Signatures {
+			signers[i] = uint32(s.Validator)
+		}
+		return fmt.Sprintf("conflicting-finality: certificate %d/%s -> %d/%s signed by validators %s",
+			e.Certificate.Source.Number, e.Certificate.Source.Hash, e.Certificate.Target.Number, e.Certificate.Target.Hash, joinIndexes(signers))
+	case e.First != nil && e.Second != nil:
+		return fmt.Sprintf("%s by validator %d: %s -> %s and %s -> %s", e.Kind, e.Validator,
+			e.First.Source, e.First.Target, e.Second.Source, e.Second.Target)
+	default:
+		return fmt.Sprintf("%s about checkpoint %d", e.Kind, e.Checkpoint)
+	}
+}
+
+func writeSignerRecords(w io.Writer, recs []signerRecordJSON) {
+	if len(recs) == 0 {
+		fmt.Fprintln(w, "Signer records: none")
+		return
+	}
+	fmt.Fprintf(w, "Signer records: %d\n", len(recs))
+	for _, r := range recs {
+		who := r.PublicKey
+		if r.Validator != nil {
+			who = fmt.Sprintf("%s (validator %d %s)", r.PublicKey, *r.Validator, r.Name)
+		}
+		fmt.Fprintf(w, "  %s\n", who)
+		if r.LastVote != nil {
+			fmt.Fprintf(w, "    last vote:  %d/%s -> %d/%s\n", r.LastVote.Source.Number, r.LastVote.Source.Hash, r.LastVote.Target.Number, r.LastVote.Target.Hash)
+		} else {
+			fmt.Fprintln(w, "    last vote:  none stored")
+		}
+		fmt.Fprintf(w, "    next vote:  target above %d, source at least %d\n", r.NextTarget, r.NextSource)
+	}
+}
+
+func writeHWM(w io.Writer, h hwmJSON) {
+	fin := "none"
+	if h.Finalized != nil {
+		fin = fmt.Sprintf("%d (%s)", h.Finalized.Number, h.Finalized.Hash)
+	}
+	fmt.Fprintf(w, "High-water:   finalized %s, %s\n", fin, h.Path)
+	if h.Problem != "" {
+		fmt.Fprintf(w, "              PROBLEM (a node would refuse to start): %s\n", h.Problem)
+	}
+}
+
+func writeHalts(w io.Writer, hs []haltJSON) {
+	if len(hs) == 0 {
+		fmt.Fprintln(w, "Halts:        none")
+		return
+	}
+	fmt.Fprintf(w, "Halts:        %d active: this validator does not vote until 'flare-node checkpoints clear-halt'\n", len(hs))
+	for _, h := range hs {
+		fmt.Fprintf(w, "  %s at checkpoint %d", h.Reason, h.Checkpoint)
+		if h.Detail != "" {
+			fmt.Fprintf(w, ": %s", h.Detail)
+		}
+		fmt.Fprintln(w)
+		if h.Evidence != "" {
+			fmt.Fprintf(w, "    evidence: %s\n", h.Evidence)
+		}
+		if h.Vote != "" {
+			fmt.Fprintf(w, "    vote:     %s\n", h.Vote)
+		}
+	}
+}
+
+func checkpointsClearHalt(c *cli.Context) error {
+	if err := noArgs(c); err != nil {
+		return err
+	}
+	cfg, err := locate(c)
+	if err != nil {
+		return err
+	}
+	ctx := c.Context
+	// Read the halts without writing anything; reopen for writing only
+	// after the confirmation.
+	in, err := newInspector(ctx, cfg, "checkpoints clear-halt")
+	if err != nil {
+		return err
+	}
+	halts, err := in.halts(ctx)
+	in.Close()
+	if err != nil {
+		return err
+	}
+	path := cfg.CheckpointDBPath()
+	if len(halts) == 0 {
+		return usageError(fmt.Errorf("no active halt in the checkpoint database at %s: nothing to clear", path))
+	}
+	w := c.App.Writer
+	writeHalts(w, halts)
+	if !c.Bool("yes") {
+		fmt.Fprintf(w, "Clear %d halt(s)? The validator votes again at its next start. [y/N]: ", len(halts))
+		answer, err := bufio.NewReader(c.App.Reader).ReadString('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			return fmt.Errorf("read confirmation: %w", err)
+		}
+		if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {
+			fmt.Fprintln(w)
+			return usageError(errors.New("aborted: no halt was cleared"))
+		}
+	}
+	db, err := openCheckpointDBRW(cfg, "checkpoints clear-halt")
+	if err != nil {
+		return err
+	}
+	n, err := db.ClearHalts(ctx)
+	if err != nil {
+		db.Close()
+		return fmt.Errorf("clear halts: %w", err)
+	}
+	if err := db.Close(); err != nil {
+		return fmt.Errorf("close checkpoint database: %w", err)
+	}
+	fmt.Fprintf(w, "Cleared %d halt(s) in %s\n", n, path)
+	return nil
 }
 
 func (in *inspector) describeSigners(idx []uint32) string {

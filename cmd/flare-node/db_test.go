@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -31,6 +32,43 @@ type fixture struct {
 	genesis checkpoint.Hash
 	cps     []checkpoint.Checkpoint // index = number
 	records []checkpoint.SignerRecord
+	keys    []ed25519.PrivateKey
+}
+
+// cpAt returns the fixture's checkpoint n.
+func (f *fixture) cpAt(n uint64) checkpoint.Checkpoint {
+	if n == 0 {
+		return checkpoint.Checkpoint{Number: 0, Hash: f.genesis}
+	}
+	return checkpoint.Checkpoint{Number: n, Hash: checkpoint.HashOf([]byte("checkpoint"), []byte{byte(n)})}
+}
+
+// sign signs the link n-1 -> n as validator i.
+func (f *fixture) sign(n uint64, i int) checkpoint.SignedVote {
+	v := checkpoint.Vote{Genesis: f.genesis, SetID: f.cfg.Spec.SetID, Source: f.cpAt(n - 1), Target: f.cpAt(n)}
+	sv := checkpoint.SignedVote{Vote: v, Validator: checkpoint.ValidatorIndex(i)}
+	copy(sv.Signature[:], ed25519.Sign(f.keys[i], v.SigningBytes()))
+	return sv
+}
+
+func (f *fixture) certify(t testing.TB, n uint64, signers ...int) checkpoint.Certificate {
+	var votes []checkpoint.SignedVote
+	for _, i := range signers {
+		votes = append(votes, f.sign(n, i))
+	}
+	c, err := checkpoint.NewCertificate(votes)
+	require.NoError(t, err)
+	return c
+}
+
+// open opens the fixture's checkpoint database for writing (closed at test
+// end unless closed before).
+func (f *fixture) open(t testing.TB) *checkpointdb.CheckpointDB {
+	t.Helper()
+	db, err := checkpointdb.Open(f.cfg.CheckpointDBPath(), checkpointdb.Options{Genesis: f.genesis})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = db.Close() })
+	return db
 }
 
 func newFixture(t testing.TB, base string) *fixture {
@@ -46,38 +84,22 @@ func newFixture(t testing.TB, base string) *fixture {
 	db, err := checkpointdb.Open(f.cfg.CheckpointDBPath(), checkpointdb.Options{Genesis: f.genesis})
 	require.NoError(t, err)
 	ctx := context.Background()
-	keys := make([]ed25519.PrivateKey, 4)
+	f.keys = make([]ed25519.PrivateKey, 4)
 	for i, n := range []string{"alice", "bob", "charlie", "dave"} {
-		keys[i], err = chainspec.DevKey(n)
+		f.keys[i], err = chainspec.DevKey(n)
 		require.NoError(t, err)
 	}
-	f.cps = []checkpoint.Checkpoint{{Number: 0, Hash: f.genesis}}
-	for n := uint64(1); n <= 3; n++ {
-		f.cps = append(f.cps, checkpoint.Checkpoint{Number: n, Hash: checkpoint.HashOf([]byte("checkpoint"), []byte{byte(n)})})
+	for n := uint64(0); n <= 3; n++ {
+		f.cps = append(f.cps, f.cpAt(n))
 	}
-	sign := func(n uint64, i int) checkpoint.SignedVote {
-		v := checkpoint.Vote{Genesis: f.genesis, SetID: spec.SetID, Source: f.cps[n-1], Target: f.cps[n]}
-		sv := checkpoint.SignedVote{Vote: v, Validator: checkpoint.ValidatorIndex(i)}
-		copy(sv.Signature[:], ed25519.Sign(keys[i], v.SigningBytes()))
-		return sv
-	}
-	certify := func(n uint64, signers ...int) checkpoint.Certificate {
-		var votes []checkpoint.SignedVote
-		for _, i := range signers {
-			votes = append(votes, sign(n, i))
-		}
-		c, err := checkpoint.NewCertificate(votes)
-		require.NoError(t, err)
-		return c
-	}
-	require.NoError(t, db.StoreCertificate(ctx, certify(1, 0, 1, 2), &f.cps[1], nil))
-	require.NoError(t, db.StoreCertificate(ctx, certify(2, 0, 1, 2, 3), &f.cps[2], &f.cps[1]))
-	require.NoError(t, db.StoreVote(ctx, sign(3, 0)))
-	require.NoError(t, db.StoreVote(ctx, sign(3, 1)))
-	last := sign(3, 0)
+	require.NoError(t, db.StoreCertificate(ctx, f.certify(t, 1, 0, 1, 2), &f.cps[1], nil))
+	require.NoError(t, db.StoreCertificate(ctx, f.certify(t, 2, 0, 1, 2, 3), &f.cps[2], &f.cps[1]))
+	require.NoError(t, db.StoreVote(ctx, f.sign(3, 0)))
+	require.NoError(t, db.StoreVote(ctx, f.sign(3, 1)))
+	last := f.sign(3, 0)
 	f.records = []checkpoint.SignerRecord{
-		{PublicKey: keys[0].Public().(ed25519.PublicKey), Genesis: f.genesis, Last: &last},
-		{PublicKey: keys[1].Public().(ed25519.PublicKey), Genesis: f.genesis, MinSource: 1, MinTarget: 2},
+		{PublicKey: f.keys[0].Public().(ed25519.PublicKey), Genesis: f.genesis, Last: &last},
+		{PublicKey: f.keys[1].Public().(ed25519.PublicKey), Genesis: f.genesis, MinSource: 1, MinTarget: 2},
 	}
 	for _, r := range f.records {
 		require.NoError(t, db.StoreSignerRecord(ctx, r))
@@ -165,12 +187,44 @@ func TestCheckpointsListAndShow(t *testing.T) {
 		require.Equal(t, point(f.cps[3]), cj.Votes[1].Target)
 	})
 
-	t.Run("show unknown checkpoint", func(t *testing.T) {
-		r := s.run("", nil, append([]string{"checkpoints", "show", "9"}, loc...)...)
+	t.Run("show the signer records, the high-water mark and halts", func(t *testing.T) {
+		r := s.run("", nil, append([]string{"checkpoints", "show", "3"}, loc...)...)
 		require.Equal(t, 0, r.code, r.stderr)
-		require.Contains(t, r.stdout, "Level:        unknown")
-		require.Contains(t, r.stdout, "Votes:        none")
+		alice, bob := f.records[0].PublicKey, f.records[1].PublicKey
+		require.Contains(t, r.stdout, "Signer records: 2")
+		require.Contains(t, r.stdout, fmt.Sprintf("0x%x (validator 0 alice)\n    last vote:  2/%s -> 3/%s\n    next vote:  target above 3, source at least 2", []byte(alice), f.cps[2].Hash, f.cps[3].Hash))
+		require.Contains(t, r.stdout, fmt.Sprintf("0x%x (validator 1 bob)\n    last vote:  none stored\n    next vote:  target above 2, source at least 1", []byte(bob)))
+		require.Contains(t, r.stdout, "High-water:   finalized 1 ("+f.cps[1].Hash.String()+"), "+checkpointdb.HWMPath(f.cfg.CheckpointDBPath()))
+		require.Contains(t, r.stdout, "Halts:        none")
+
+		r = s.run("", nil, append([]string{"checkpoints", "show", "3", "--json"}, loc...)...)
+		require.Equal(t, 0, r.code, r.stderr)
+		var sj showJSON
+		require.NoError(t, json.Unmarshal([]byte(r.stdout), &sj))
+		require.Len(t, sj.SignerRecords, 2)
+		for _, rec := range sj.SignerRecords {
+			if rec.Name == "alice" {
+				require.Equal(t, point(f.cps[3]), rec.LastVote.Target)
+				require.Equal(t, uint64(3), rec.NextTarget)
+			}
+		}
+		require.Equal(t, []haltJSON{}, sj.Halts)
+		require.Equal(t, uint64(1), sj.HighWaterMark.Finalized.Number)
 	})
+
+	t.Run("show genesis", func(t *testing.T) {
+		r := s.run("", nil, append([]string{"checkpoints", "show", "0"}, loc...)...)
+		require.Equal(t, 0, r.code, r.stderr)
+		require.Contains(t, r.stdout, "Level:        finalized")
+		require.Contains(t, r.stdout, "Hash:         "+f.genesis.String())
+	})
+
+	for _, n := range []string{"4", "9", "9999", "18446744073709551615"} {
+		t.Run("show "+n+" above everything known", func(t *testing.T) {
+			r := s.run("", nil, append([]string{"checkpoints", "show", n}, loc...)...)
+			requireUsageError(t, r, "checkpoint "+n+" is above every checkpoint the database at "+f.cfg.CheckpointDBPath()+" knows (highest: 3, finalized: 1)")
+		})
+	}
 
 	t.Run("wrong chain is refused", func(t *testing.T) {
 		// The same base path holds no database for chain dev.
@@ -302,5 +356,124 @@ func TestPurgeChain(t *testing.T) {
 		require.Contains(t, r.stdout, "Nothing to purge")
 		_, err := os.Stat(f.cfg.ChainDBPath())
 		require.NoError(t, err, "chain local untouched")
+	})
+}
+
+// TestCheckpointsShowPruned: a number below the prune base exits 2.
+func TestCheckpointsShowPruned(t *testing.T) {
+	s := newSandbox(t)
+	f := newFixture(t, s.path("base"))
+	db := f.open(t)
+	ctx := context.Background()
+	for n := uint64(3); n <= 8; n++ {
+		fin := f.cpAt(n - 1)
+		require.NoError(t, db.StoreCertificate(ctx, f.certify(t, n, 0, 1, 2), ptrCp(f.cpAt(n)), &fin))
+	}
+	_, err := db.Prune(ctx, 3) // finalized 7: keeps 5..7
+	require.NoError(t, err)
+	require.NoError(t, db.Close())
+	loc := []string{"--chain", "local", "--base-path", f.base}
+	for _, n := range []string{"1", "4"} {
+		r := s.run("", nil, append([]string{"checkpoints", "show", n}, loc...)...)
+		requireUsageError(t, r, "checkpoint "+n+" was pruned: the database at "+f.cfg.CheckpointDBPath()+" keeps checkpoints from 5 (finalized: 7)")
+	}
+	r := s.run("", nil, append([]string{"checkpoints", "show", "5"}, loc...)...)
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Contains(t, r.stdout, "Level:        finalized")
+	require.Contains(t, r.stdout, "Hash:         "+f.cpAt(5).Hash.String())
+}
+
+func ptrCp(c checkpoint.Checkpoint) *checkpoint.Checkpoint { return &c }
+
+// holdLock opens the fixture's checkpoint database in this process, as a
+// running node would hold it, until the returned function is called.
+func holdLock(t *testing.T, f *fixture) func() {
+	db := f.open(t)
+	return func() { require.NoError(t, db.Close()) }
+}
+
+func TestCheckpointsHaltsAndClearHalt(t *testing.T) {
+	s := newSandbox(t)
+	f := newFixture(t, s.path("base"))
+	loc := []string{"--chain", "local", "--base-path", f.base}
+
+	t.Run("nothing to clear", func(t *testing.T) {
+		before := s.listing()
+		r := s.run("", nil, append([]string{"checkpoints", "clear-halt", "-y"}, loc...)...)
+		requireUsageError(t, r, "no active halt in the checkpoint database at "+f.cfg.CheckpointDBPath()+": nothing to clear")
+		require.Equal(t, before, s.listing())
+	})
+	t.Run("no database", func(t *testing.T) {
+		r := s.run("", nil, "checkpoints", "clear-halt", "-y", "--chain", "local", "--base-path", s.path("empty"))
+		requireUsageError(t, r, "no checkpoint database")
+		_, err := os.Stat(s.path("empty"))
+		require.True(t, os.IsNotExist(err), "nothing created")
+	})
+
+	db := f.open(t)
+	cert := f.certify(t, 2, 0, 1, 2)
+	cert.Target.Hash[0] ^= 1 // a conflicting certificate for checkpoint 2
+	ev := checkpoint.Evidence{Kind: checkpoint.EvidenceConflictingFinality, Certificate: &cert, Checkpoint: 2}
+	own := f.sign(3, 0)
+	halts := []checkpoint.Halt{
+		{Reason: checkpoint.HaltConflictingFinality, Checkpoint: 2, Detail: "certificate conflicts with finalized 1", Evidence: &ev},
+		{Reason: checkpoint.HaltDoppelganger, Checkpoint: 3, Detail: "our key signed elsewhere", Vote: &own},
+	}
+	for _, h := range halts {
+		require.NoError(t, db.StoreHalt(context.Background(), h))
+	}
+	require.NoError(t, db.Close())
+
+	t.Run("list and show print active halts", func(t *testing.T) {
+		for _, args := range [][]string{{"checkpoints", "list"}, {"checkpoints", "show", "2"}} {
+			r := s.run("", nil, append(args, loc...)...)
+			require.Equal(t, 0, r.code, r.stderr)
+			require.Contains(t, r.stdout, "Halts:        2 active: this validator does not vote until 'flare-node checkpoints clear-halt'")
+			require.Contains(t, r.stdout, "  conflicting-finality at checkpoint 2: certificate conflicts with finalized 1\n    evidence: conflicting-finality: certificate 1/"+f.cps[1].Hash.String()+" -> 2/"+cert.Target.Hash.String()+" signed by validators 0,1,2")
+			require.Contains(t, r.stdout, "  doppelganger at checkpoint 3: our key signed elsewhere\n    vote:     "+own.Source.String()+" -> "+own.Target.String()+" signed as validator 0")
+		}
+		r := s.run("", nil, append([]string{"checkpoints", "list", "--json"}, loc...)...)
+		require.Equal(t, 0, r.code, r.stderr)
+		var sum summaryJSON
+		require.NoError(t, json.Unmarshal([]byte(r.stdout), &sum))
+		require.Len(t, sum.Halts, 2)
+		require.Equal(t, "conflicting-finality", sum.Halts[0].Reason)
+		require.Equal(t, "doppelganger", sum.Halts[1].Reason)
+	})
+
+	t.Run("refused while the node runs", func(t *testing.T) {
+		release := holdLock(t, f)
+		defer release()
+		r := s.run("y\n", nil, append([]string{"checkpoints", "clear-halt"}, loc...)...)
+		requireUsageError(t, r, "in use by another process")
+	})
+
+	for _, answer := range []string{"n\n", "\n", ""} {
+		t.Run(fmt.Sprintf("answer %q aborts", answer), func(t *testing.T) {
+			before := s.listing()
+			r := s.run(answer, nil, append([]string{"checkpoints", "clear-halt"}, loc...)...)
+			require.Equal(t, 2, r.code)
+			require.Equal(t, "Error: aborted: no halt was cleared\n", r.stderr)
+			require.Contains(t, r.stdout, "conflicting-finality at checkpoint 2")
+			require.Contains(t, r.stdout, "Clear 2 halt(s)? The validator votes again at its next start. [y/N]: ")
+			require.Equal(t, before, s.listing())
+			ro, err := checkpointdb.Open(f.cfg.CheckpointDBPath(), checkpointdb.Options{Genesis: f.genesis, ReadOnly: true})
+			require.NoError(t, err)
+			got, err := ro.Halts(context.Background())
+			require.NoError(t, err)
+			require.Len(t, got, 2)
+			require.NoError(t, ro.Close())
+		})
+	}
+
+	t.Run("confirmed", func(t *testing.T) {
+		r := s.run("y\n", nil, append([]string{"checkpoints", "clear-halt"}, loc...)...)
+		require.Equal(t, 0, r.code, r.stderr)
+		require.Contains(t, r.stdout, "Cleared 2 halt(s) in "+f.cfg.CheckpointDBPath())
+		r = s.run("", nil, append([]string{"checkpoints", "list"}, loc...)...)
+		require.Equal(t, 0, r.code, r.stderr)
+		require.Contains(t, r.stdout, "Halts:        none")
+		r = s.run("", nil, append([]string{"checkpoints", "clear-halt", "-y"}, loc...)...)
+		requireUsageError(t, r, "nothing to clear")
 	})
 }

@@ -147,16 +147,10 @@ func purgeCheckpoints(ctx context.Context, path string, genesis checkpoint.Hash,
 			err = fmt.Errorf("close checkpoint database: %w", cerr)
 		}
 	}()
-	recs, err := db.SignerRecords(ctx)
-	if err != nil {
-		return fmt.Errorf("read signer records: %w", err)
-	}
-	doc, err := checkpointdb.ExportSignerRecordsJSON(recs, genesis)
-	if err != nil {
-		return fmt.Errorf("export signer records: %w", err)
-	}
-	if err := writeNewFile(backup, doc); err != nil {
-		return fmt.Errorf("write signer record backup: %w", err)
+	// The backup is the `signer export` document (docs/signer.md);
+	// `signer import` reads it back.
+	if _, err := exportSignerRecords(ctx, db, backup, true); err != nil {
+		return fmt.Errorf("signer record backup: %w", err)
 	}
 	if err := db.PurgeKeepingSignerRecords(ctx); err != nil {
 		return fmt.Errorf("purge checkpoint database: %w", err)

@@ -210,8 +210,8 @@ func DecodeCheckpoint(b []byte) (Checkpoint, error) {
 	return CheckpointFromPB(&p)
 }
 
-// EncodeEvidence returns the protobuf bytes of evidence.
-func EncodeEvidence(e Evidence) ([]byte, error) {
+// evidenceToPB converts evidence to its wire form.
+func evidenceToPB(e Evidence) *flarepb.Evidence {
 	p := &flarepb.Evidence{
 		Kind:       flarepb.EvidenceKind(e.Kind),
 		Validator:  uint32(e.Validator),
@@ -226,8 +226,11 @@ func EncodeEvidence(e Evidence) ([]byte, error) {
 	if e.Certificate != nil {
 		p.Certificate = CertificateToPB(*e.Certificate)
 	}
-	return proto.Marshal(p)
+	return p
 }
+
+// EncodeEvidence returns the protobuf bytes of evidence.
+func EncodeEvidence(e Evidence) ([]byte, error) { return proto.Marshal(evidenceToPB(e)) }
 
 // DecodeEvidence decodes evidence.
 func DecodeEvidence(b []byte) (Evidence, error) {
@@ -235,6 +238,11 @@ func DecodeEvidence(b []byte) (Evidence, error) {
 	if err := strict.Unmarshal(b, &p); err != nil {
 		return Evidence{}, fmt.Errorf("%w: evidence: %v", ErrMalformed, err)
 	}
+	return evidenceFromPB(&p)
+}
+
+// evidenceFromPB validates the shape of wire evidence and converts it.
+func evidenceFromPB(p *flarepb.Evidence) (Evidence, error) {
 	e := Evidence{Kind: EvidenceKind(p.GetKind()), Validator: ValidatorIndex(p.GetValidator()), Checkpoint: p.GetCheckpoint()}
 	switch e.Kind {
 	case EvidenceDoubleVote, EvidenceSurroundVote, EvidenceConflictingFinality:

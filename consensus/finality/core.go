@@ -698,17 +698,17 @@ func ownVoteConsistent(rec checkpoint.SignerRecord, v checkpoint.SignedVote) boo
 }
 
 func (c *Core) doppelganger(v checkpoint.SignedVote, last *checkpoint.SignedVote) {
-	second := v
-	ev := checkpoint.Evidence{Kind: checkpoint.EvidenceDoubleVote, Validator: v.Validator, Second: &second, Checkpoint: v.Target.Number}
+	foreign := v
+	h := checkpoint.Halt{Reason: checkpoint.HaltDoppelganger, Checkpoint: v.Target.Number, Vote: &foreign,
+		Detail: fmt.Sprintf("a vote %s -> %s signed with this validator's key that this node did not sign", v.Source, v.Target)}
 	if last != nil {
-		first := *last
-		ev.First = &first
-		if k, ok := checkpoint.Conflicts(first, second); ok {
-			ev.Kind = k
+		first, second := *last, v
+		// Evidence only when the two votes are slashable against each
+		// other; otherwise the foreign vote alone is kept (Halt.Vote).
+		if kind, conflict := checkpoint.Conflicts(first, second); conflict {
+			h.Evidence = &checkpoint.Evidence{Kind: kind, Validator: v.Validator, First: &first, Second: &second, Checkpoint: v.Target.Number}
 		}
 	}
-	h := checkpoint.Halt{Reason: checkpoint.HaltDoppelganger, Checkpoint: v.Target.Number,
-		Detail: fmt.Sprintf("a vote %s -> %s signed with this validator's key that this node did not sign", v.Source, v.Target), Evidence: &ev}
 	c.halt(h, LogDoppelganger)
 }
 

@@ -508,11 +508,11 @@ func (g *CheckpointFinality) logEntries(logs []LogEntry) {
 				zap.Uint64("checkpoint", l.Halt.Checkpoint), zap.String("detail", l.Halt.Detail))
 		case LogDoppelganger:
 			fields := []zap.Field{zap.Uint64("checkpoint", l.Halt.Checkpoint), zap.String("detail", l.Halt.Detail)}
-			if ev := l.Halt.Evidence; ev != nil && ev.Second != nil {
-				fields = append(fields, cpField("source", ev.Second.Source), cpField("target", ev.Second.Target))
-				if ev.First != nil {
-					fields = append(fields, cpField("last_signed_source", ev.First.Source), cpField("last_signed_target", ev.First.Target))
-				}
+			if v := l.Halt.Vote; v != nil {
+				fields = append(fields, cpField("source", v.Source), cpField("target", v.Target))
+			}
+			if ev := l.Halt.Evidence; ev != nil && ev.First != nil {
+				fields = append(fields, cpField("last_signed_source", ev.First.Source), cpField("last_signed_target", ev.First.Target))
 			}
 			g.log.Error("found conflicting vote from ourselves", append(fields, zap.String("meaning", "another instance signs with this validator key; voting stopped"))...)
 		case LogStalled:

@@ -63,6 +63,7 @@ type RestoredState struct {
 	// Evidence holds stored evidence about checkpoints above finalized (for
 	// offender bookkeeping).
 	Evidence []checkpoint.Evidence
-	// Halts are the persisted safety alarms (never pruned).
+	// Halts are the persisted safety alarms (never pruned): while any is
+	// present the validator must not vote. Only an operator clears them.
 	Halts []checkpoint.Halt
 }

@@ -81,6 +81,57 @@ func (EvidenceKind) EnumDescriptor() ([]byte, []int) {
 	return file_flare_v1_flare_proto_rawDescGZIP(), []int{0}
 }
 
+// HaltReason says why a validator stopped voting until an operator clears
+// the halt (`flare-node checkpoints clear-halt`).
+type HaltReason int32
+
+const (
+	HaltReason_HALT_REASON_UNSPECIFIED          HaltReason = 0
+	HaltReason_HALT_REASON_CONFLICTING_FINALITY HaltReason = 1 // a valid certificate conflicts with finality
+	HaltReason_HALT_REASON_DOPPELGANGER         HaltReason = 2 // another process signs with this node's key
+)
+
+// Enum value maps for HaltReason.
+var (
+	HaltReason_name = map[int32]string{
+		0: "HALT_REASON_UNSPECIFIED",
+		1: "HALT_REASON_CONFLICTING_FINALITY",
+		2: "HALT_REASON_DOPPELGANGER",
+	}
+	HaltReason_value = map[string]int32{
+		"HALT_REASON_UNSPECIFIED":          0,
+		"HALT_REASON_CONFLICTING_FINALITY": 1,
+		"HALT_REASON_DOPPELGANGER":         2,
+	}
+)
+
+func (x HaltReason) Enum() *HaltReason {
+	p := new(HaltReason)
+	*p = x
+	return p
+}
+
+func (x HaltReason) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (HaltReason) Descriptor() protoreflect.EnumDescriptor {
+	return file_flare_v1_flare_proto_enumTypes[1].Descriptor()
+}
+
+func (HaltReason) Type() protoreflect.EnumType {
+	return &file_flare_v1_flare_proto_enumTypes[1]
+}
+
+func (x HaltReason) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use HaltReason.Descriptor instead.
+func (HaltReason) EnumDescriptor() ([]byte, []int) {
+	return file_flare_v1_flare_proto_rawDescGZIP(), []int{1}
+}
+
 // Checkpoint identifies checkpoint number `number` (the block at height
 // number * checkpoint_interval) by its 32-byte BLAKE2b-256 block hash.
 type Checkpoint struct {
@@ -514,6 +565,84 @@ func (x *SignerRecord) GetMinTarget() uint64 {
 	return 0
 }
 
+// Halt is a persisted safety alarm, kept in the checkpoint database (never
+// pruned) until an operator clears it.
+type Halt struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Reason        HaltReason             `protobuf:"varint,1,opt,name=reason,proto3,enum=flare.v1.HaltReason" json:"reason,omitempty"`
+	Checkpoint    uint64                 `protobuf:"varint,2,opt,name=checkpoint,proto3" json:"checkpoint,omitempty"` // checkpoint number the alarm is about
+	Detail        string                 `protobuf:"bytes,3,opt,name=detail,proto3" json:"detail,omitempty"`          // human-readable explanation (UTF-8, at most 1024 bytes)
+	Evidence      *Evidence              `protobuf:"bytes,4,opt,name=evidence,proto3" json:"evidence,omitempty"`      // optional: the evidence behind the alarm
+	Vote          *Vote                  `protobuf:"bytes,5,opt,name=vote,proto3" json:"vote,omitempty"`              // optional (doppelganger): a vote signed with the local key that this node did not sign
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Halt) Reset() {
+	*x = Halt{}
+	mi := &file_flare_v1_flare_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Halt) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Halt) ProtoMessage() {}
+
+func (x *Halt) ProtoReflect() protoreflect.Message {
+	mi := &file_flare_v1_flare_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Halt.ProtoReflect.Descriptor instead.
+func (*Halt) Descriptor() ([]byte, []int) {
+	return file_flare_v1_flare_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *Halt) GetReason() HaltReason {
+	if x != nil {
+		return x.Reason
+	}
+	return HaltReason_HALT_REASON_UNSPECIFIED
+}
+
+func (x *Halt) GetCheckpoint() uint64 {
+	if x != nil {
+		return x.Checkpoint
+	}
+	return 0
+}
+
+func (x *Halt) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
+func (x *Halt) GetEvidence() *Evidence {
+	if x != nil {
+		return x.Evidence
+	}
+	return nil
+}
+
+func (x *Halt) GetVote() *Vote {
+	if x != nil {
+		return x.Vote
+	}
+	return nil
+}
+
 // BlockHeader of a FlareChain block. The block hash is BLAKE2b-256 of the
 // header signing bytes (all fields but the signature, fixed layout).
 type BlockHeader struct {
@@ -531,7 +660,7 @@ type BlockHeader struct {
 
 func (x *BlockHeader) Reset() {
 	*x = BlockHeader{}
-	mi := &file_flare_v1_flare_proto_msgTypes[6]
+	mi := &file_flare_v1_flare_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -543,7 +672,7 @@ func (x *BlockHeader) String() string {
 func (*BlockHeader) ProtoMessage() {}
 
 func (x *BlockHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_flare_v1_flare_proto_msgTypes[6]
+	mi := &file_flare_v1_flare_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -556,7 +685,7 @@ func (x *BlockHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlockHeader.ProtoReflect.Descriptor instead.
 func (*BlockHeader) Descriptor() ([]byte, []int) {
-	return file_flare_v1_flare_proto_rawDescGZIP(), []int{6}
+	return file_flare_v1_flare_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *BlockHeader) GetParentHash() []byte {
@@ -618,7 +747,7 @@ type Block struct {
 
 func (x *Block) Reset() {
 	*x = Block{}
-	mi := &file_flare_v1_flare_proto_msgTypes[7]
+	mi := &file_flare_v1_flare_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -630,7 +759,7 @@ func (x *Block) String() string {
 func (*Block) ProtoMessage() {}
 
 func (x *Block) ProtoReflect() protoreflect.Message {
-	mi := &file_flare_v1_flare_proto_msgTypes[7]
+	mi := &file_flare_v1_flare_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -643,7 +772,7 @@ func (x *Block) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Block.ProtoReflect.Descriptor instead.
 func (*Block) Descriptor() ([]byte, []int) {
-	return file_flare_v1_flare_proto_rawDescGZIP(), []int{7}
+	return file_flare_v1_flare_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Block) GetHeader() *BlockHeader {
@@ -676,7 +805,7 @@ type Envelope struct {
 
 func (x *Envelope) Reset() {
 	*x = Envelope{}
-	mi := &file_flare_v1_flare_proto_msgTypes[8]
+	mi := &file_flare_v1_flare_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -688,7 +817,7 @@ func (x *Envelope) String() string {
 func (*Envelope) ProtoMessage() {}
 
 func (x *Envelope) ProtoReflect() protoreflect.Message {
-	mi := &file_flare_v1_flare_proto_msgTypes[8]
+	mi := &file_flare_v1_flare_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -701,7 +830,7 @@ func (x *Envelope) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Envelope.ProtoReflect.Descriptor instead.
 func (*Envelope) Descriptor() ([]byte, []int) {
-	return file_flare_v1_flare_proto_rawDescGZIP(), []int{8}
+	return file_flare_v1_flare_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Envelope) GetVersion() uint32 {
@@ -783,7 +912,7 @@ type SyncRequest struct {
 
 func (x *SyncRequest) Reset() {
 	*x = SyncRequest{}
-	mi := &file_flare_v1_flare_proto_msgTypes[9]
+	mi := &file_flare_v1_flare_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -795,7 +924,7 @@ func (x *SyncRequest) String() string {
 func (*SyncRequest) ProtoMessage() {}
 
 func (x *SyncRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flare_v1_flare_proto_msgTypes[9]
+	mi := &file_flare_v1_flare_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -808,7 +937,7 @@ func (x *SyncRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncRequest.ProtoReflect.Descriptor instead.
 func (*SyncRequest) Descriptor() ([]byte, []int) {
-	return file_flare_v1_flare_proto_rawDescGZIP(), []int{9}
+	return file_flare_v1_flare_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *SyncRequest) GetVersion() uint32 {
@@ -882,7 +1011,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_flare_v1_flare_proto_msgTypes[10]
+	mi := &file_flare_v1_flare_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -894,7 +1023,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flare_v1_flare_proto_msgTypes[10]
+	mi := &file_flare_v1_flare_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -907,7 +1036,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_flare_v1_flare_proto_rawDescGZIP(), []int{10}
+	return file_flare_v1_flare_proto_rawDescGZIP(), []int{11}
 }
 
 type BlocksByRange struct {
@@ -920,7 +1049,7 @@ type BlocksByRange struct {
 
 func (x *BlocksByRange) Reset() {
 	*x = BlocksByRange{}
-	mi := &file_flare_v1_flare_proto_msgTypes[11]
+	mi := &file_flare_v1_flare_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -932,7 +1061,7 @@ func (x *BlocksByRange) String() string {
 func (*BlocksByRange) ProtoMessage() {}
 
 func (x *BlocksByRange) ProtoReflect() protoreflect.Message {
-	mi := &file_flare_v1_flare_proto_msgTypes[11]
+	mi := &file_flare_v1_flare_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -945,7 +1074,7 @@ func (x *BlocksByRange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlocksByRange.ProtoReflect.Descriptor instead.
 func (*BlocksByRange) Descriptor() ([]byte, []int) {
-	return file_flare_v1_flare_proto_rawDescGZIP(), []int{11}
+	return file_flare_v1_flare_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *BlocksByRange) GetStart() uint64 {
@@ -972,7 +1101,7 @@ type CertificatesByRange struct {
 
 func (x *CertificatesByRange) Reset() {
 	*x = CertificatesByRange{}
-	mi := &file_flare_v1_flare_proto_msgTypes[12]
+	mi := &file_flare_v1_flare_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -984,7 +1113,7 @@ func (x *CertificatesByRange) String() string {
 func (*CertificatesByRange) ProtoMessage() {}
 
 func (x *CertificatesByRange) ProtoReflect() protoreflect.Message {
-	mi := &file_flare_v1_flare_proto_msgTypes[12]
+	mi := &file_flare_v1_flare_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -997,7 +1126,7 @@ func (x *CertificatesByRange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CertificatesByRange.ProtoReflect.Descriptor instead.
 func (*CertificatesByRange) Descriptor() ([]byte, []int) {
-	return file_flare_v1_flare_proto_rawDescGZIP(), []int{12}
+	return file_flare_v1_flare_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *CertificatesByRange) GetStart() uint64 {
@@ -1026,7 +1155,7 @@ type Status struct {
 
 func (x *Status) Reset() {
 	*x = Status{}
-	mi := &file_flare_v1_flare_proto_msgTypes[13]
+	mi := &file_flare_v1_flare_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1038,7 +1167,7 @@ func (x *Status) String() string {
 func (*Status) ProtoMessage() {}
 
 func (x *Status) ProtoReflect() protoreflect.Message {
-	mi := &file_flare_v1_flare_proto_msgTypes[13]
+	mi := &file_flare_v1_flare_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1051,7 +1180,7 @@ func (x *Status) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Status.ProtoReflect.Descriptor instead.
 func (*Status) Descriptor() ([]byte, []int) {
-	return file_flare_v1_flare_proto_rawDescGZIP(), []int{13}
+	return file_flare_v1_flare_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Status) GetGenesisHash() []byte {
@@ -1096,7 +1225,7 @@ type SyncResponse struct {
 
 func (x *SyncResponse) Reset() {
 	*x = SyncResponse{}
-	mi := &file_flare_v1_flare_proto_msgTypes[14]
+	mi := &file_flare_v1_flare_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1108,7 +1237,7 @@ func (x *SyncResponse) String() string {
 func (*SyncResponse) ProtoMessage() {}
 
 func (x *SyncResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flare_v1_flare_proto_msgTypes[14]
+	mi := &file_flare_v1_flare_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1121,7 +1250,7 @@ func (x *SyncResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncResponse.ProtoReflect.Descriptor instead.
 func (*SyncResponse) Descriptor() ([]byte, []int) {
-	return file_flare_v1_flare_proto_rawDescGZIP(), []int{14}
+	return file_flare_v1_flare_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *SyncResponse) GetVersion() uint32 {
@@ -1182,7 +1311,7 @@ type FinalityProof struct {
 
 func (x *FinalityProof) Reset() {
 	*x = FinalityProof{}
-	mi := &file_flare_v1_flare_proto_msgTypes[15]
+	mi := &file_flare_v1_flare_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1194,7 +1323,7 @@ func (x *FinalityProof) String() string {
 func (*FinalityProof) ProtoMessage() {}
 
 func (x *FinalityProof) ProtoReflect() protoreflect.Message {
-	mi := &file_flare_v1_flare_proto_msgTypes[15]
+	mi := &file_flare_v1_flare_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1207,7 +1336,7 @@ func (x *FinalityProof) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FinalityProof.ProtoReflect.Descriptor instead.
 func (*FinalityProof) Descriptor() ([]byte, []int) {
-	return file_flare_v1_flare_proto_rawDescGZIP(), []int{15}
+	return file_flare_v1_flare_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *FinalityProof) GetFinalizing() *Certificate {
@@ -1268,7 +1397,15 @@ const file_flare_v1_flare_proto_rawDesc = "" +
 	"\n" +
 	"min_source\x18\x04 \x01(\x04R\tminSource\x12\x1d\n" +
 	"\n" +
-	"min_target\x18\x05 \x01(\x04R\tminTarget\"\xd4\x01\n" +
+	"min_target\x18\x05 \x01(\x04R\tminTarget\"\xc0\x01\n" +
+	"\x04Halt\x12,\n" +
+	"\x06reason\x18\x01 \x01(\x0e2\x14.flare.v1.HaltReasonR\x06reason\x12\x1e\n" +
+	"\n" +
+	"checkpoint\x18\x02 \x01(\x04R\n" +
+	"checkpoint\x12\x16\n" +
+	"\x06detail\x18\x03 \x01(\tR\x06detail\x12.\n" +
+	"\bevidence\x18\x04 \x01(\v2\x12.flare.v1.EvidenceR\bevidence\x12\"\n" +
+	"\x04vote\x18\x05 \x01(\v2\x0e.flare.v1.VoteR\x04vote\"\xd4\x01\n" +
 	"\vBlockHeader\x12\x1f\n" +
 	"\vparent_hash\x18\x01 \x01(\fR\n" +
 	"parentHash\x12\x16\n" +
@@ -1323,7 +1460,12 @@ const file_flare_v1_flare_proto_rawDesc = "" +
 	"\x19EVIDENCE_KIND_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19EVIDENCE_KIND_DOUBLE_VOTE\x10\x01\x12\x1f\n" +
 	"\x1bEVIDENCE_KIND_SURROUND_VOTE\x10\x02\x12&\n" +
-	"\"EVIDENCE_KIND_CONFLICTING_FINALITY\x10\x03B/Z-github.com/flarechain/flare-node/wire/flarepbb\x06proto3"
+	"\"EVIDENCE_KIND_CONFLICTING_FINALITY\x10\x03*m\n" +
+	"\n" +
+	"HaltReason\x12\x1b\n" +
+	"\x17HALT_REASON_UNSPECIFIED\x10\x00\x12$\n" +
+	" HALT_REASON_CONFLICTING_FINALITY\x10\x01\x12\x1c\n" +
+	"\x18HALT_REASON_DOPPELGANGER\x10\x02B/Z-github.com/flarechain/flare-node/wire/flarepbb\x06proto3"
 
 var (
 	file_flare_v1_flare_proto_rawDescOnce sync.Once
@@ -1337,58 +1479,63 @@ func file_flare_v1_flare_proto_rawDescGZIP() []byte {
 	return file_flare_v1_flare_proto_rawDescData
 }
 
-var file_flare_v1_flare_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_flare_v1_flare_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_flare_v1_flare_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_flare_v1_flare_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_flare_v1_flare_proto_goTypes = []any{
 	(EvidenceKind)(0),            // 0: flare.v1.EvidenceKind
-	(*Checkpoint)(nil),           // 1: flare.v1.Checkpoint
-	(*Vote)(nil),                 // 2: flare.v1.Vote
-	(*CertificateSignature)(nil), // 3: flare.v1.CertificateSignature
-	(*Certificate)(nil),          // 4: flare.v1.Certificate
-	(*Evidence)(nil),             // 5: flare.v1.Evidence
-	(*SignerRecord)(nil),         // 6: flare.v1.SignerRecord
-	(*BlockHeader)(nil),          // 7: flare.v1.BlockHeader
-	(*Block)(nil),                // 8: flare.v1.Block
-	(*Envelope)(nil),             // 9: flare.v1.Envelope
-	(*SyncRequest)(nil),          // 10: flare.v1.SyncRequest
-	(*StatusRequest)(nil),        // 11: flare.v1.StatusRequest
-	(*BlocksByRange)(nil),        // 12: flare.v1.BlocksByRange
-	(*CertificatesByRange)(nil),  // 13: flare.v1.CertificatesByRange
-	(*Status)(nil),               // 14: flare.v1.Status
-	(*SyncResponse)(nil),         // 15: flare.v1.SyncResponse
-	(*FinalityProof)(nil),        // 16: flare.v1.FinalityProof
+	(HaltReason)(0),              // 1: flare.v1.HaltReason
+	(*Checkpoint)(nil),           // 2: flare.v1.Checkpoint
+	(*Vote)(nil),                 // 3: flare.v1.Vote
+	(*CertificateSignature)(nil), // 4: flare.v1.CertificateSignature
+	(*Certificate)(nil),          // 5: flare.v1.Certificate
+	(*Evidence)(nil),             // 6: flare.v1.Evidence
+	(*SignerRecord)(nil),         // 7: flare.v1.SignerRecord
+	(*Halt)(nil),                 // 8: flare.v1.Halt
+	(*BlockHeader)(nil),          // 9: flare.v1.BlockHeader
+	(*Block)(nil),                // 10: flare.v1.Block
+	(*Envelope)(nil),             // 11: flare.v1.Envelope
+	(*SyncRequest)(nil),          // 12: flare.v1.SyncRequest
+	(*StatusRequest)(nil),        // 13: flare.v1.StatusRequest
+	(*BlocksByRange)(nil),        // 14: flare.v1.BlocksByRange
+	(*CertificatesByRange)(nil),  // 15: flare.v1.CertificatesByRange
+	(*Status)(nil),               // 16: flare.v1.Status
+	(*SyncResponse)(nil),         // 17: flare.v1.SyncResponse
+	(*FinalityProof)(nil),        // 18: flare.v1.FinalityProof
 }
 var file_flare_v1_flare_proto_depIdxs = []int32{
-	1,  // 0: flare.v1.Vote.source:type_name -> flare.v1.Checkpoint
-	1,  // 1: flare.v1.Vote.target:type_name -> flare.v1.Checkpoint
-	1,  // 2: flare.v1.Certificate.source:type_name -> flare.v1.Checkpoint
-	1,  // 3: flare.v1.Certificate.target:type_name -> flare.v1.Checkpoint
-	3,  // 4: flare.v1.Certificate.signatures:type_name -> flare.v1.CertificateSignature
+	2,  // 0: flare.v1.Vote.source:type_name -> flare.v1.Checkpoint
+	2,  // 1: flare.v1.Vote.target:type_name -> flare.v1.Checkpoint
+	2,  // 2: flare.v1.Certificate.source:type_name -> flare.v1.Checkpoint
+	2,  // 3: flare.v1.Certificate.target:type_name -> flare.v1.Checkpoint
+	4,  // 4: flare.v1.Certificate.signatures:type_name -> flare.v1.CertificateSignature
 	0,  // 5: flare.v1.Evidence.kind:type_name -> flare.v1.EvidenceKind
-	2,  // 6: flare.v1.Evidence.first:type_name -> flare.v1.Vote
-	2,  // 7: flare.v1.Evidence.second:type_name -> flare.v1.Vote
-	4,  // 8: flare.v1.Evidence.certificate:type_name -> flare.v1.Certificate
-	2,  // 9: flare.v1.SignerRecord.last_vote:type_name -> flare.v1.Vote
-	7,  // 10: flare.v1.Block.header:type_name -> flare.v1.BlockHeader
-	2,  // 11: flare.v1.Envelope.vote:type_name -> flare.v1.Vote
-	4,  // 12: flare.v1.Envelope.certificate:type_name -> flare.v1.Certificate
-	8,  // 13: flare.v1.Envelope.block:type_name -> flare.v1.Block
-	11, // 14: flare.v1.SyncRequest.status:type_name -> flare.v1.StatusRequest
-	12, // 15: flare.v1.SyncRequest.blocks:type_name -> flare.v1.BlocksByRange
-	13, // 16: flare.v1.SyncRequest.certificates:type_name -> flare.v1.CertificatesByRange
-	1,  // 17: flare.v1.Status.best:type_name -> flare.v1.Checkpoint
-	1,  // 18: flare.v1.Status.justified:type_name -> flare.v1.Checkpoint
-	1,  // 19: flare.v1.Status.finalized:type_name -> flare.v1.Checkpoint
-	14, // 20: flare.v1.SyncResponse.status:type_name -> flare.v1.Status
-	8,  // 21: flare.v1.SyncResponse.blocks:type_name -> flare.v1.Block
-	4,  // 22: flare.v1.SyncResponse.certificates:type_name -> flare.v1.Certificate
-	4,  // 23: flare.v1.FinalityProof.finalizing:type_name -> flare.v1.Certificate
-	4,  // 24: flare.v1.FinalityProof.justified:type_name -> flare.v1.Certificate
-	25, // [25:25] is the sub-list for method output_type
-	25, // [25:25] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	3,  // 6: flare.v1.Evidence.first:type_name -> flare.v1.Vote
+	3,  // 7: flare.v1.Evidence.second:type_name -> flare.v1.Vote
+	5,  // 8: flare.v1.Evidence.certificate:type_name -> flare.v1.Certificate
+	3,  // 9: flare.v1.SignerRecord.last_vote:type_name -> flare.v1.Vote
+	1,  // 10: flare.v1.Halt.reason:type_name -> flare.v1.HaltReason
+	6,  // 11: flare.v1.Halt.evidence:type_name -> flare.v1.Evidence
+	3,  // 12: flare.v1.Halt.vote:type_name -> flare.v1.Vote
+	9,  // 13: flare.v1.Block.header:type_name -> flare.v1.BlockHeader
+	3,  // 14: flare.v1.Envelope.vote:type_name -> flare.v1.Vote
+	5,  // 15: flare.v1.Envelope.certificate:type_name -> flare.v1.Certificate
+	10, // 16: flare.v1.Envelope.block:type_name -> flare.v1.Block
+	13, // 17: flare.v1.SyncRequest.status:type_name -> flare.v1.StatusRequest
+	14, // 18: flare.v1.SyncRequest.blocks:type_name -> flare.v1.BlocksByRange
+	15, // 19: flare.v1.SyncRequest.certificates:type_name -> flare.v1.CertificatesByRange
+	2,  // 20: flare.v1.Status.best:type_name -> flare.v1.Checkpoint
+	2,  // 21: flare.v1.Status.justified:type_name -> flare.v1.Checkpoint
+	2,  // 22: flare.v1.Status.finalized:type_name -> flare.v1.Checkpoint
+	16, // 23: flare.v1.SyncResponse.status:type_name -> flare.v1.Status
+	10, // 24: flare.v1.SyncResponse.blocks:type_name -> flare.v1.Block
+	5,  // 25: flare.v1.SyncResponse.certificates:type_name -> flare.v1.Certificate
+	5,  // 26: flare.v1.FinalityProof.finalizing:type_name -> flare.v1.Certificate
+	5,  // 27: flare.v1.FinalityProof.justified:type_name -> flare.v1.Certificate
+	28, // [28:28] is the sub-list for method output_type
+	28, // [28:28] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_flare_v1_flare_proto_init() }
@@ -1396,12 +1543,12 @@ func file_flare_v1_flare_proto_init() {
 	if File_flare_v1_flare_proto != nil {
 		return
 	}
-	file_flare_v1_flare_proto_msgTypes[8].OneofWrappers = []any{
+	file_flare_v1_flare_proto_msgTypes[9].OneofWrappers = []any{
 		(*Envelope_Vote)(nil),
 		(*Envelope_Certificate)(nil),
 		(*Envelope_Block)(nil),
 	}
-	file_flare_v1_flare_proto_msgTypes[9].OneofWrappers = []any{
+	file_flare_v1_flare_proto_msgTypes[10].OneofWrappers = []any{
 		(*SyncRequest_Status)(nil),
 		(*SyncRequest_Blocks)(nil),
 		(*SyncRequest_Certificates)(nil),
@@ -1411,8 +1558,8 @@ func file_flare_v1_flare_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_flare_v1_flare_proto_rawDesc), len(file_flare_v1_flare_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   16,
+			NumEnums:      2,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
