@@ -94,7 +94,7 @@ func (h *Header) Sign(key ed25519.PrivateKey) {
 
 // VerifySignature checks the proposer signature against pub.
 func (h Header) VerifySignature(pub ed25519.PublicKey) bool {
-	return len(pub) == ed25519.PublicKeySize && ed25519.Verify(pub, h.SigningBytes(), h.Signature[:])
+	return checkpoint.VerifySignature(pub, h.SigningBytes(), h.Signature[:])
 }
 
 // marshalHeader returns the fixed-layout stored form of h.

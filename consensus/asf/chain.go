@@ -101,8 +101,14 @@ type Chain struct {
 	// pendingJustified is a justified checkpoint whose block is not known
 	// yet; it is applied when the block is imported.
 	pendingJustified *checkpoint.Checkpoint
-	// pendingFinalized likewise for a finalized checkpoint.
+	// pendingFinalized likewise for a finalized checkpoint, with the
+	// finality proof to store with it (SetFinalizedWithProof).
 	pendingFinalized *checkpoint.Checkpoint
+	pendingProof     *checkpoint.FinalityProof
+	// slotPruned is the lowest slot whose index entries may still exist
+	// (entries below it were deleted by finalization in this process);
+	// slotPrunedNext is its value once the batch being built commits.
+	slotPruned, slotPrunedNext uint64
 	// equiv counts equivocations seen since open.
 	equiv EquivocationStats
 	// tipsEvicted and tipRefused count MaxTips evictions and refusals.

@@ -2,7 +2,9 @@ package asf
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
 	"go.uber.org/zap"
@@ -215,13 +217,55 @@ func (c *Chain) SetFinalized(ctx context.Context, cp checkpoint.Checkpoint) erro
 	if c.closed {
 		return ErrClosed
 	}
-	_, err := c.setFinalizedLocked(cp)
+	_, err := c.setFinalizedLocked(cp, nil)
 	return err
 }
 
-// setFinalizedLocked implements SetFinalized and returns the checkpoints
-// that became canonical if finalization moved the best chain.
-func (c *Chain) setFinalizedLocked(cp checkpoint.Checkpoint) ([]checkpoint.Checkpoint, error) {
+// SetFinalizedWithProof is SetFinalized that also stores p, the finality
+// proof of cp, in the same synced batch (one write instead of
+// SetFinalized plus StoreFinalityProof). p must come from the caller's
+// finality gadget, which verified every signature before it finalized cp:
+// it is checked for shape (it finalizes cp, its justified certificate is
+// not below that) but its signatures are not verified again. A proof that
+// would lower the stored one is not written (the finalization is). When
+// cp's block is not stored, both wait for it like SetFinalized.
+func (c *Chain) SetFinalizedWithProof(ctx context.Context, cp checkpoint.Checkpoint, p checkpoint.FinalityProof) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if c.readOnly {
+		return ErrReadOnly
+	}
+	if !p.Finalizing.Finalizes() || p.Finalizing.Source != cp {
+		return fmt.Errorf("%w: proof finalizes %s, not %s", checkpoint.ErrBadProof, p.Finalizing.Source, cp)
+	}
+	if j := p.Justified; j != nil && (j.Source.Number < cp.Number || j.Target.Number < p.Finalizing.Target.Number) {
+		return fmt.Errorf("%w: justified certificate %s -> %s below the finalized checkpoint %s", checkpoint.ErrBadProof, j.Source, j.Target, cp)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return ErrClosed
+	}
+	pc := cloneProof(p)
+	_, err := c.setFinalizedLocked(cp, &pc)
+	return err
+}
+
+// proofCheckpoints returns the checkpoints a (shape-checked) proof
+// finalizes and justifies.
+func proofCheckpoints(p checkpoint.FinalityProof) (fin, just checkpoint.Checkpoint) {
+	fin, just = p.Finalizing.Source, p.Finalizing.Target
+	if j := p.Justified; j != nil && j.Target.Number > just.Number {
+		just = j.Target
+	}
+	return fin, just
+}
+
+// setFinalizedLocked implements SetFinalized (and, with proof, stores the
+// proof in the same batch) and returns the checkpoints that became
+// canonical if finalization moved the best chain.
+func (c *Chain) setFinalizedLocked(cp checkpoint.Checkpoint, proof *checkpoint.FinalityProof) ([]checkpoint.Checkpoint, error) {
 	switch {
 	case cp.Number < c.finalized.Number:
 		return nil, nil
@@ -237,6 +281,7 @@ func (c *Chain) setFinalizedLocked(cp checkpoint.Checkpoint) ([]checkpoint.Check
 	if !known {
 		if c.pendingFinalized == nil || cp.Number > c.pendingFinalized.Number {
 			c.pendingFinalized = &cp
+			c.pendingProof = proof
 		}
 		return nil, fmt.Errorf("%w: finalized checkpoint %s (applied when the block is imported)", ErrUnknownBlock, cp)
 	}
@@ -278,15 +323,33 @@ func (c *Chain) setFinalizedLocked(cp checkpoint.Checkpoint) ([]checkpoint.Check
 	if err := c.pruneSlotIndex(batch, cp); err != nil {
 		return nil, err
 	}
+	var stored *storedProof
+	if proof != nil {
+		fin, just := proofCheckpoints(*proof)
+		if s := c.proof; s == nil || fin.Number > s.finalized.Number || (fin == s.finalized && just.Number >= s.justified.Number) {
+			enc, err := checkpoint.EncodeFinalityProof(*proof)
+			if err != nil {
+				return nil, err
+			}
+			if err := batch.Set(keyFinalProof, enc, nil); err != nil {
+				return nil, err
+			}
+			stored = &storedProof{proof: *proof, finalized: fin, justified: just}
+		}
+	}
 	if err := batch.Commit(pebble.Sync); err != nil {
 		return nil, fmt.Errorf("store finalized checkpoint %s: %w", cp, err)
 	}
+	if stored != nil {
+		c.proof = stored
+	}
 	c.finalized, c.justified = cp, justified
+	c.slotPruned = c.slotPrunedNext
 	if p := c.pendingJustified; p != nil && p.Number <= justified.Number {
 		c.pendingJustified = nil
 	}
 	if p := c.pendingFinalized; p != nil && p.Number <= cp.Number {
-		c.pendingFinalized = nil
+		c.pendingFinalized, c.pendingProof = nil, nil
 	}
 	if best.Hash != c.bestHash {
 		c.best, c.bestHash = newBest, best.Hash
@@ -358,9 +421,28 @@ func (c *Chain) pruneSlotIndex(batch *pebble.Batch, cp checkpoint.Checkpoint) er
 	if !ok {
 		return c.corrupted("finalized block %s missing", cp.Hash.Short())
 	}
+	// Point deletes of the entries since the previous prune, not one range
+	// tombstone per finalization: range tombstones piling up in the
+	// memtable make every later read of the chain database slower (they are
+	// fragmented on each read), point tombstones do not.
+	lower := slotKey(tagSlot, c.slotPruned, 0)
 	upper := []byte{tagSlot + 1}
 	if hdr.Slot < ^uint64(0) {
 		upper = slotKey(tagSlot, hdr.Slot+1, 0)
 	}
-	return batch.DeleteRange([]byte{tagSlot}, upper, nil)
+	it, err := batch.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return err
+	}
+	for valid := it.First(); valid; valid = it.Next() {
+		if err := batch.Delete(slices.Clone(it.Key()), nil); err != nil {
+			_ = it.Close()
+			return err
+		}
+	}
+	if err := errors.Join(it.Error(), it.Close()); err != nil {
+		return c.corrupted("scan slot index: %s", oneLine(err))
+	}
+	c.slotPrunedNext = hdr.Slot + 1
+	return nil
 }

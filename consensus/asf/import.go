@@ -265,7 +265,9 @@ func (c *Chain) applyPending(hash checkpoint.Hash, res *ImportResult) error {
 	}
 	if p := c.pendingFinalized; p != nil && p.Hash == hash {
 		c.pendingFinalized = nil
-		cps, err := c.setFinalizedLocked(*p)
+		proof := c.pendingProof
+		c.pendingProof = nil
+		cps, err := c.setFinalizedLocked(*p, proof)
 		errs = append(errs, err)
 		res.Checkpoints = append(res.Checkpoints, cps...)
 		changed = true

@@ -97,7 +97,7 @@ func (a AuthoritySet) VerifyCertificate(c Certificate) error {
 func (a AuthoritySet) verifySignatures(c Certificate) error {
 	msg := c.Vote().SigningBytes()
 	for _, s := range c.Signatures {
-		if !ed25519.Verify(a.Keys[s.Validator], msg, s.Signature[:]) {
+		if !VerifySignature(a.Keys[s.Validator], msg, s.Signature[:]) {
 			return fmt.Errorf("%w: certificate signer %d for %s", ErrBadSignature, s.Validator, c.Target)
 		}
 	}

@@ -68,7 +68,7 @@ type SignedVote struct {
 
 // Verify checks the signature against pub.
 func (s SignedVote) Verify(pub ed25519.PublicKey) error {
-	if len(pub) != ed25519.PublicKeySize || !ed25519.Verify(pub, s.SigningBytes(), s.Signature[:]) {
+	if !VerifySignature(pub, s.SigningBytes(), s.Signature[:]) {
 		return fmt.Errorf("%w: vote by validator %d for %s", ErrBadSignature, s.Validator, s.Target)
 	}
 	return nil

@@ -3,7 +3,6 @@ package finality
 import (
 	"bytes"
 	"cmp"
-	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"slices"
@@ -812,7 +811,7 @@ func (c *Core) VerifyCertificate(cert checkpoint.Certificate) error {
 	}
 	msg := cert.Vote().SigningBytes()
 	for _, s := range cert.Signatures {
-		if !ed25519.Verify(c.auth.Keys[s.Validator], msg, s.Signature[:]) {
+		if !checkpoint.VerifySignature(c.auth.Keys[s.Validator], msg, s.Signature[:]) {
 			return fmt.Errorf("%w: certificate signer %d for %s", checkpoint.ErrBadSignature, s.Validator, cert.Target)
 		}
 	}

@@ -625,15 +625,14 @@ func (o *observer) Justified(cp checkpoint.Checkpoint) {
 func (o *observer) Finalized(cp checkpoint.Checkpoint) {
 	e := (*Engine)(o)
 	ctx := context.Background()
-	err := e.chain.SetFinalized(ctx, cp)
+	var err error
+	if p, ok := e.gadget.FinalityProof(); ok && p.Finalizing.Source == cp {
+		err = e.chain.SetFinalizedWithProof(ctx, cp, p)
+	} else {
+		err = e.chain.SetFinalized(ctx, cp)
+	}
 	switch {
 	case err == nil:
-		if p, ok := e.gadget.FinalityProof(); ok && p.Finalizing.Source == cp {
-			if err := e.chain.StoreFinalityProof(ctx, p); err != nil {
-				e.fail(fmt.Errorf("store finality proof: %w", err))
-				return
-			}
-		}
 	case errors.Is(err, asf.ErrUnknownBlock):
 		// Applied when the block arrives (the chain remembers it).
 	case errors.Is(err, asf.ErrConflictsFinalized), errors.Is(err, asf.ErrInvalidCheckpoint):
