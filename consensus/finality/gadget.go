@@ -682,6 +682,15 @@ func (g *CheckpointFinality) onCertificate(ctx context.Context, c checkpoint.Cer
 // verify.
 var ErrBadProof = errors.New("invalid finality proof")
 
+// VerifyFinalityProof verifies a finality proof (every signature and the
+// quorum against the authority set) without applying it.
+func (g *CheckpointFinality) VerifyFinalityProof(p checkpoint.FinalityProof) error {
+	if err := g.core.VerifyProof(p); err != nil {
+		return fmt.Errorf("%w: %w", ErrBadProof, err)
+	}
+	return nil
+}
+
 // ApplyFinalityProof verifies a finality proof (every signature and the
 // quorum against the authority set) and jumps to its finalized and justified
 // checkpoints (see Core.ApplyProof). moved reports whether the state moved.

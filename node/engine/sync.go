@@ -77,6 +77,9 @@ type peerState struct {
 	status   *Status
 	lastPoll time.Time
 	polling  bool
+	// suspect is the peer's finalized checkpoint that contradicted our
+	// canonical chain, once its proof was asked for (asked once).
+	suspect checkpoint.Checkpoint
 }
 
 type pendingRequest struct {
@@ -101,6 +104,9 @@ type syncRound struct {
 	phase     syncPhase
 	next      uint64
 	restarted bool
+	// conflicting: the peer's chain conflicts with our finalized block (a
+	// block of it did not import for that reason).
+	conflicting bool
 	blocks    int
 	certs     int
 	proofs    int
@@ -298,6 +304,18 @@ func (e *Engine) onStatusLocked(ctx context.Context, p PeerID, st Status) {
 	if e.sync != nil {
 		return
 	}
+	if e.gadget != nil && e.suspectLocked(p, st) {
+		// The peer claims a finalized checkpoint that is not on our
+		// finalized chain: ask for its proof; if it verifies, finality
+		// conflicts (the gadget halts).
+		s := &syncRound{peer: p, target: st, start: e.clock.Now(), phase: phaseProof, conflicting: true}
+		e.sync = s
+		e.stats.SyncRounds++
+		e.log.Warn("Peer claims a finalized checkpoint that conflicts with ours; asking for its finality proof",
+			zap.String("peer", string(p)), zap.Stringer("peer_finalized", st.Finalized), zap.Stringer("finalized", e.gadget.LatestFinalized()))
+		s.request = e.requestLocked(p, Request{Kind: ReqFinalityProof})
+		return
+	}
 	blocks, certs := e.behind(st)
 	if !blocks && !certs {
 		if !e.caughtUp && e.chainCurrent() {
@@ -329,6 +347,29 @@ func (e *Engine) onStatusLocked(ctx context.Context, p PeerID, st Status) {
 	e.certificatePhaseLocked(ctx)
 }
 
+// suspectLocked reports (once per claim) that a peer's finalized checkpoint
+// is at or below ours but not on our finalized chain.
+func (e *Engine) suspectLocked(p PeerID, st Status) bool {
+	f := e.gadget.LatestFinalized()
+	pf := st.Finalized
+	if pf.Number == 0 || pf.Number > f.Number || pf.Number*e.interval > e.chain.Best().Number {
+		return false
+	}
+	if e.chain.Finalized().Number < pf.Number {
+		return false // our chain is behind our own finality: nothing to compare with
+	}
+	h, ok := e.chain.CanonicalHash(pf.Number * e.interval)
+	if !ok || h == pf.Hash {
+		return false
+	}
+	ps := e.peers[p]
+	if ps == nil || ps.suspect == pf {
+		return false
+	}
+	ps.suspect = pf
+	return true
+}
+
 func (e *Engine) requestBlocksLocked() {
 	s := e.sync
 	if s.next > s.target.Best.Number {
@@ -356,6 +397,15 @@ func (e *Engine) onBlocksLocked(ctx context.Context, resp Response) {
 		}
 		if errors.Is(err, asf.ErrEquivocation) {
 			continue
+		}
+		if errors.Is(err, asf.ErrConflictsFinalized) && e.gadget != nil {
+			// The peer's best chain does not contain our finalized block:
+			// only its finality proof can tell a fork from conflicting
+			// finality.
+			s.conflicting = true
+			s.phase = phaseProof
+			s.request = e.requestLocked(s.peer, Request{Kind: ReqFinalityProof})
+			return
 		}
 		if err != nil {
 			if e.fatal != nil {
@@ -454,7 +504,32 @@ func (e *Engine) onProofLocked(ctx context.Context, resp Response) {
 		e.endSyncLocked(ctx, "")
 		return
 	}
-	moved, err := e.gadget.ApplyFinalityProof(ctx, *resp.Proof)
+	p := *resp.Proof
+	if err := e.gadget.VerifyFinalityProof(p); err != nil {
+		e.endSyncLocked(ctx, "peer sent an invalid finality proof: "+err.Error())
+		return
+	}
+	fin := p.Finalizing.Source
+	ours := e.gadget.LatestFinalized()
+	switch {
+	case fin.Number <= ours.Number:
+		// Nothing to jump to; the gadget compares it with the finalized
+		// chain it knows (and halts on a conflict).
+	case s.conflicting:
+		e.conflictLocked(ctx, fin, fmt.Sprintf("peer %s proves checkpoint %s finalized on a chain that does not contain our finalized checkpoint %s", s.peer, fin, ours))
+		return
+	case e.chain.HasBlock(fin.Hash):
+		if !e.chain.IsDescendant(fin.Hash, ours) {
+			e.conflictLocked(ctx, fin, fmt.Sprintf("peer %s proves checkpoint %s finalized, which does not descend from our finalized checkpoint %s", s.peer, fin, ours))
+			return
+		}
+	default:
+		// Its block is not here yet: fetch the peer's blocks first; the
+		// next round asks for the proof again.
+		e.endSyncLocked(ctx, "")
+		return
+	}
+	moved, err := e.gadget.ApplyFinalityProof(ctx, p)
 	if errors.Is(err, finality.ErrBadProof) {
 		e.endSyncLocked(ctx, "peer sent an invalid finality proof: "+err.Error())
 		return
@@ -469,8 +544,25 @@ func (e *Engine) onProofLocked(ctx context.Context, resp Response) {
 			zap.Stringer("finalized", e.gadget.LatestFinalized()), zap.Stringer("justified", e.gadget.LatestJustified()))
 		e.setSyncingLocked(ctx, true)
 	}
+	if s.conflicting {
+		e.endSyncLocked(ctx, "")
+		return
+	}
 	// Certificates above the proof's checkpoints, if the peer has more.
 	e.certificatePhaseLocked(ctx)
+}
+
+// conflictLocked halts on verified conflicting finality found by sync.
+func (e *Engine) conflictLocked(ctx context.Context, fin checkpoint.Checkpoint, detail string) {
+	h := checkpoint.Halt{Reason: checkpoint.HaltConflictingFinality, Checkpoint: fin.Number, Detail: detail}
+	if len(h.Detail) > checkpoint.MaxHaltDetail {
+		h.Detail = h.Detail[:checkpoint.MaxHaltDetail]
+	}
+	if err := e.gadget.RaiseAlarm(ctx, h); err != nil {
+		e.fail(fmt.Errorf("finality gadget: %w", err))
+		return
+	}
+	e.endSyncLocked(ctx, "conflicting finality")
 }
 
 func (e *Engine) setSyncingLocked(ctx context.Context, on bool) {

@@ -1,0 +1,128 @@
+package sim
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// seedCount is how many random seeds the default test run covers
+// (FLARE_SIM_SEEDS overrides; scripts/sim.sh runs any number).
+func seedCount(t *testing.T, def int) int {
+	if s := os.Getenv("FLARE_SIM_SEEDS"); s != "" {
+		n, err := strconv.Atoi(s)
+		require.NoError(t, err)
+		return n
+	}
+	return def
+}
+
+// runParallel runs the options on two workers and returns the results in
+// order.
+func runParallel(jobs []Options) []Result {
+	out := make([]Result, len(jobs))
+	ch := make(chan int)
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() {
+			for i := range ch {
+				out[i] = Run(jobs[i])
+			}
+		})
+	}
+	for i := range jobs {
+		ch <- i
+	}
+	close(ch)
+	wg.Wait()
+	return out
+}
+
+func replayLine(r Result) string {
+	line := fmt.Sprintf("scripts/sim.sh --seed %d", r.Seed)
+	if r.Scenario != "random" {
+		line += " --scenario " + r.Scenario
+	}
+	if r.Mutant != "" {
+		line += " --mutant " + r.Mutant
+	}
+	return line
+}
+
+// TestRandomSeeds runs the random scenarios of the first seeds: every
+// invariant must hold after every step.
+func TestRandomSeeds(t *testing.T) {
+	n := seedCount(t, 200)
+	jobs := make([]Options, n)
+	for i := range jobs {
+		jobs[i] = Options{Seed: uint64(i + 1)}
+	}
+	steps := 0
+	for _, r := range runParallel(jobs) {
+		steps += r.Steps
+		for _, v := range r.Violations {
+			t.Errorf("seed %d: %s\n  replay: %s", r.Seed, v, replayLine(r))
+		}
+	}
+	t.Logf("%d seeds, %d steps", n, steps)
+}
+
+// TestNamedScenarios: the failure classes known to have broken the node
+// hold across seeds.
+func TestNamedScenarios(t *testing.T) {
+	n := seedCount(t, 3)
+	var jobs []Options
+	for _, sc := range Scenarios {
+		for s := range min(n, 3) {
+			jobs = append(jobs, Options{Seed: uint64(s + 1), Scenario: sc})
+		}
+	}
+	for _, r := range runParallel(jobs) {
+		for _, v := range r.Violations {
+			t.Errorf("scenario %s seed %d: %s\n  replay: %s", r.Scenario, r.Seed, v, replayLine(r))
+		}
+		require.NotZero(t, r.Steps, "scenario %s ran", r.Scenario)
+	}
+}
+
+// TestDeterministic: a seed replays exactly.
+func TestDeterministic(t *testing.T) {
+	a := Run(Options{Seed: 4242})
+	b := Run(Options{Seed: 4242})
+	require.Equal(t, a.TraceHash, b.TraceHash)
+	require.Equal(t, a.Steps, b.Steps)
+	c := Run(Options{Seed: 4243})
+	require.NotEqual(t, a.TraceHash, c.TraceHash)
+}
+
+// TestMutantsAreCaught: every deliberately broken rule makes some seed
+// fail, so the checker can fail.
+func TestMutantsAreCaught(t *testing.T) {
+	const budget = 24
+	for _, m := range Mutants {
+		t.Run(m.name, func(t *testing.T) {
+			var jobs []Options
+			if m.scenario != "" {
+				for s := range 4 {
+					jobs = append(jobs, Options{Seed: uint64(s + 1), Scenario: m.scenario, Mutant: m.name})
+				}
+			}
+			for s := range budget {
+				jobs = append(jobs, Options{Seed: uint64(s + 1), Mutant: m.name})
+			}
+			for i := 0; i < len(jobs); i += 4 {
+				for _, r := range runParallel(jobs[i:min(i+4, len(jobs))]) {
+					if len(r.Violations) > 0 {
+						t.Logf("caught by %s: %s", replayLine(r), r.Violations[0].What)
+						return
+					}
+				}
+			}
+			t.Fatalf("mutant %s (%s) not caught in %d runs", m.name, m.doc, len(jobs))
+		})
+	}
+}
