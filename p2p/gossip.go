@@ -129,10 +129,46 @@ func messageID(m *pb.Message) string {
 // their sender) instead of only resetting the stream.
 func (n *Network) pubsubFrameLimit() int { return 2*n.cfg.MaxMessageSize + 4<<10 }
 
+// Gossipsub parameters for validator networks of 4 to 100 nodes; the
+// reasoning is in docs/network.md ("Gossip parameters").
+const (
+	gossipD       = 8  // mesh degree per topic
+	gossipDlo     = 6  // graft when the mesh has fewer
+	gossipDhi     = 12 // prune when the mesh has more
+	gossipDscore  = 5  // peers kept by score when pruning
+	gossipDout    = 3  // outbound peers kept in the mesh (< Dlo, <= D/2)
+	gossipDlazy   = 8  // peers receiving IHAVE gossip per heartbeat
+	gossipHistory = 6  // heartbeats of message cache (3 s)
+	// gossipHistoryGossip heartbeats of messages advertised in IHAVE (1.5 s).
+	gossipHistoryGossip = 3
+	gossipHeartbeat     = 500 * time.Millisecond
+	gossipFanoutTTL     = time.Minute
+	// gossipIDontWantThreshold: messages at least this large are announced
+	// with IDONTWANT to mesh peers (blocks with a body; votes and
+	// certificates are smaller than the control message would be worth).
+	gossipIDontWantThreshold = 1024
+	gossipIDontWantTTL       = 3 // heartbeats
+)
+
+// gossipParams returns the router parameters (explicitly set; the library
+// defaults are tuned for large open networks).
+func gossipParams() pubsub.GossipSubParams {
+	gs := pubsub.DefaultGossipSubParams()
+	gs.D, gs.Dlo, gs.Dhi = gossipD, gossipDlo, gossipDhi
+	gs.Dscore, gs.Dout, gs.Dlazy = gossipDscore, gossipDout, gossipDlazy
+	gs.HistoryLength, gs.HistoryGossip = gossipHistory, gossipHistoryGossip
+	gs.HeartbeatInterval = gossipHeartbeat
+	gs.FanoutTTL = gossipFanoutTTL
+	gs.IDontWantMessageThreshold = gossipIDontWantThreshold
+	gs.IDontWantMessageTTL = gossipIDontWantTTL
+	return gs
+}
+
 func (n *Network) pubsubOptions() ([]pubsub.Option, error) {
 	params, thresholds := n.peerScoreParams()
-	gs := pubsub.DefaultGossipSubParams()
+	gs := gossipParams()
 	return []pubsub.Option{
+		pubsub.WithRawTracer(n.mesh),
 		pubsub.WithGossipSubParams(gs),
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),
 		pubsub.WithNoAuthor(),
@@ -166,7 +202,8 @@ type SyncHandler interface {
 }
 
 // Start joins the gossip topics with their validators, registers the sync
-// protocol handler and starts the bootnode connection loops. g and s are
+// protocol handler and starts peer discovery (DHT, connector, mDNS when
+// configured, address book). g and s are
 // called concurrently until Close returns. ctx bounds only the start-up.
 func (n *Network) Start(ctx context.Context, g GossipHandler, s SyncHandler) error {
 	if g == nil || s == nil {
@@ -230,9 +267,12 @@ func (n *Network) Start(ctx context.Context, g GossipHandler, s SyncHandler) err
 		go n.drain(subs[k])
 	}
 	n.host.SetStreamHandler(n.syncProto, n.handleSyncStream)
-	for _, b := range n.bootnodes {
-		n.wg.Add(1)
-		go n.maintainBootnode(b)
+	if err := n.startDiscovery(); err != nil {
+		n.host.RemoveStreamHandler(n.syncProto)
+		for _, s := range subs {
+			s.Cancel()
+		}
+		return err
 	}
 	n.started = true
 	n.log.Info("p2p network started",
