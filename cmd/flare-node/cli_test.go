@@ -568,6 +568,15 @@ func TestTestnet(t *testing.T) {
 		require.Equal(t, config.TestnetPersistence(), c.Persistence)
 	}
 
+	// metrics on by default (node i at 9615 + i), so that testnet.sh status
+	// can read each node's peers
+	r = s.run("", nil, "testnet", "--validators", "2", "--out", "net-default-metrics", "--base-port", "41000")
+	require.Equal(t, 0, r.code, r.stderr)
+	env = readEnvFile(t, s.path("net-default-metrics", testnetEnvFile))
+	require.Equal(t, "127.0.0.1:9615", env["NODE0_METRICS_ADDR"])
+	require.Equal(t, "127.0.0.1:9616", env["NODE1_METRICS_ADDR"])
+	requireUsageError(t, s.run("", nil, "testnet", "--validators", "2", "--out", "net-overlap", "--base-port", "9614"), "overlaps")
+
 	// a second run into the same directory is refused and changes nothing
 	before := s.listing()
 	requireUsageError(t, s.run("", nil, "testnet", "--validators", "2", "--out", "net"), "not empty")
