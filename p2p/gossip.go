@@ -130,22 +130,28 @@ func messageID(m *pb.Message) string {
 func (n *Network) pubsubFrameLimit() int { return 2*n.cfg.MaxMessageSize + 4<<10 }
 
 // Gossipsub parameters for validator networks of 4 to 100 nodes; the
-// reasoning is in docs/network.md ("Gossip parameters").
+// reasoning and the measurements behind them are in docs/network.md
+// ("Gossip parameters"). Discovery connects every validator to up to 4/5 of
+// --max-peers others and flood publishing delivers a node's own messages to
+// all of them in one hop, so the mesh is the redundant path: a small degree
+// keeps duplicate deliveries (and their CPU) down.
 const (
-	gossipD       = 8  // mesh degree per topic
-	gossipDlo     = 6  // graft when the mesh has fewer
-	gossipDhi     = 12 // prune when the mesh has more
-	gossipDscore  = 5  // peers kept by score when pruning
-	gossipDout    = 3  // outbound peers kept in the mesh (< Dlo, <= D/2)
-	gossipDlazy   = 8  // peers receiving IHAVE gossip per heartbeat
-	gossipHistory = 6  // heartbeats of message cache (3 s)
-	// gossipHistoryGossip heartbeats of messages advertised in IHAVE (1.5 s).
+	gossipD       = 4 // mesh degree per topic
+	gossipDlo     = 3 // graft when the mesh has fewer
+	gossipDhi     = 8 // prune when the mesh has more
+	gossipDscore  = 2 // mesh peers kept by score when pruning
+	gossipDout    = 1 // outbound mesh peers kept (must be < Dlo and < D/2)
+	gossipDlazy   = 6 // peers receiving IHAVE gossip per heartbeat
+	gossipHistory = 5 // heartbeats of message cache (5 s)
+	// gossipHistoryGossip: heartbeats of messages advertised in IHAVE (3 s).
 	gossipHistoryGossip = 3
-	gossipHeartbeat     = 500 * time.Millisecond
-	gossipFanoutTTL     = time.Minute
-	// gossipIDontWantThreshold: messages at least this large are announced
-	// with IDONTWANT to mesh peers (blocks with a body; votes and
-	// certificates are smaller than the control message would be worth).
+	gossipHeartbeat     = time.Second
+	// gossipFanoutTTL: the node publishes only on topics it subscribes to,
+	// so fanout state is never used.
+	gossipFanoutTTL = time.Minute
+	// gossipIDontWantThreshold: messages at least this large (blocks with a
+	// body, certificates) are announced with IDONTWANT to mesh peers so that
+	// they are not sent again; votes are too small for it to pay.
 	gossipIDontWantThreshold = 1024
 	gossipIDontWantTTL       = 3 // heartbeats
 )
