@@ -94,8 +94,8 @@ type P2PConfig struct {
 	ListenAddrs []string `toml:"listen_addrs"`
 	// Bootnodes are multiaddrs with a /p2p/<peer id> suffix to dial at start.
 	Bootnodes []string `toml:"bootnodes"`
-	// MaxPeers bounds the number of connected peers; peer discovery dials
-	// up to 4/5 of it.
+	// MaxPeers bounds the number of connected peers; peer discovery keeps
+	// 4/5 of it, dialling half of those itself.
 	MaxPeers int `toml:"max_peers"`
 	// AllowPrivateIP lets the node dial non-public addresses (loopback,
 	// RFC 1918, link-local, ...) it learns from peers, the DHT, mDNS or its

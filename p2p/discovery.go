@@ -39,10 +39,23 @@ const (
 	defaultBookDebounce = time.Second
 )
 
-// targetPeers is the number of connections the connector dials up to: the
-// connection manager's low water mark (4/5 of MaxPeers), so that the
+// targetPeers is the number of connected peers the connector dials up to:
+// the connection manager's low water mark (4/5 of MaxPeers), so that the
 // manager does not immediately trim what discovery dialled.
 func targetPeers(maxPeers int) int { return max(1, maxPeers*4/5) }
+
+// outboundTarget bounds the peers the connector itself dials: half the
+// target, so that in a network larger than the target the other half of
+// every node's slots is left to inbound connections and nodes do not all
+// dial up to the target, exceed the high water mark and trim each other in
+// a loop.
+func outboundTarget(target int) int { return max(1, target/2) }
+
+// wantDials is how many more peers the connector should dial now.
+func (n *Network) wantDials() int {
+	_, out := n.PeerCounts()
+	return min(n.target-n.connectedCount(), outboundTarget(n.target)-out)
+}
 
 // startDiscovery starts the Kademlia DHT (server mode, this chain's
 // protocol prefix, providers and values disabled: it is used only to find
@@ -118,7 +131,8 @@ type dialBackoff struct {
 	delay time.Duration
 }
 
-// connectorLoop keeps the node connected to targetPeers peers: every tick
+// connectorLoop keeps the node connected to targetPeers peers, at most
+// outboundTarget of them dialled by itself: every tick
 // (or when nudged) it dials known, unconnected peers (bootnodes, the address
 // book, peers learned from the DHT, identify or mDNS) whose backoff expired,
 // and it runs a random DHT walk when that is due.
@@ -132,14 +146,15 @@ func (n *Network) connectorLoop() {
 	t := time.NewTicker(n.discoveryTick)
 	defer t.Stop()
 	for {
-		if n.connectedCount() < n.target {
+		n.rounds.Add(1)
+		if n.wantDials() > 0 {
 			n.dialRound(backoff)
 			if n.ctx.Err() != nil {
 				break
 			}
 			// One walk at a time, in the background: a walk may wait for
 			// slow or dead peers while dialing goes on.
-			if !walking && n.connectedCount() < n.target && !time.Now().Before(nextWalk) && n.dht.RoutingTable().Size() > 0 {
+			if !walking && n.wantDials() > 0 && !time.Now().Before(nextWalk) && n.dht.RoutingTable().Size() > 0 {
 				walking = true
 				n.wg.Add(1)
 				go func() {
@@ -234,10 +249,10 @@ func appendUnique(as []ma.Multiaddr, a ma.Multiaddr) []ma.Multiaddr {
 	return append(as, a)
 }
 
-// dialRound dials up to (target - connected) candidates concurrently and
-// waits for the dials.
+// dialRound dials up to wantDials candidates concurrently and waits for the
+// dials.
 func (n *Network) dialRound(backoff map[peer.ID]*dialBackoff) {
-	want := n.target - n.connectedCount()
+	want := n.wantDials()
 	if want <= 0 {
 		return
 	}

@@ -348,3 +348,30 @@ func TestMDNSOffOnLoopback(t *testing.T) {
 	require.Nil(t, n.mdns)
 	require.Equal(t, "_flare-"+hex.EncodeToString(testGenesis[:16])+"._udp", MDNSServiceName(testGenesis))
 }
+
+// TestConnectorDialsHalfTheTarget: the connector dials at most half of its
+// peer target itself and leaves the rest to inbound connections, so that in
+// a network larger than the target nodes do not overshoot the connection
+// manager's limits and trim each other in a loop.
+func TestConnectorDialsHalfTheTarget(t *testing.T) {
+	var boot []string
+	for range 10 {
+		l := newTestNetwork(t, nil)
+		startNode(t, l)
+		boot = append(boot, addrStrings(l)...)
+	}
+	n := newTestNetwork(t, func(c *Config) { c.MaxPeers = 10; c.Bootnodes = boot })
+	fastDiscovery(n)
+	startNode(t, n)
+	require.Equal(t, 8, n.target)
+	require.Equal(t, 4, outboundTarget(n.target))
+	require.Eventually(t, func() bool { return n.connectedCount() >= 4 }, 10*time.Second, 10*time.Millisecond)
+	rounds := n.rounds.Load()
+	require.Eventually(t, func() bool { return n.rounds.Load() >= rounds+20 }, 10*time.Second, 10*time.Millisecond)
+	// Four dialled by the connector; the DHT may have dialled up to two
+	// bootstrap peers of its own while its routing table was empty.
+	_, out := n.PeerCounts()
+	require.LessOrEqual(t, out, 6)
+	require.GreaterOrEqual(t, out, 4)
+	require.LessOrEqual(t, n.wantDials(), 0)
+}

@@ -21,7 +21,8 @@
 // finds peers), seeded by the bootnodes and the address book. A connector
 // loop dials known peers (bootnodes, address book, DHT, identify, mDNS) with
 // per-peer exponential backoff until the node has targetPeers connections
-// (4/5 of MaxPeers, the connection manager's low water mark), and runs
+// (4/5 of MaxPeers, the connection manager's low water mark) or has dialled
+// half of them itself (the rest is left to inbound connections), and runs
 // random DHT walks while it has fewer. Peers that complete identify
 // listing the chain's sync protocol are kept in the address book
 // (Config.AddressBookPath, JSON, written atomically, at most

@@ -90,6 +90,7 @@ type Network struct {
 	stats        stats
 	dialFailures atomic.Uint64 // failed connector dials
 	walks        atomic.Uint64 // random walks run
+	rounds       atomic.Uint64 // connector rounds run
 
 	// per-instance tunables
 	backoffMin         time.Duration

@@ -88,7 +88,7 @@ func runFlags() []cli.Flag {
 		&cli.StringSliceFlag{Name: "bootnodes", Category: catNetwork, EnvVars: env("bootnodes"),
 			Usage: "multiaddr with /p2p/<peer id> to connect to at start (repeatable or comma separated)"},
 		&cli.IntFlag{Name: "max-peers", Category: catNetwork, EnvVars: env("max-peers"), Value: d.P2P.MaxPeers,
-			Usage: "maximum number of connected peers (discovery dials up to 4/5 of it)"},
+			Usage: "maximum number of connected peers (discovery keeps 4/5 of it, dialling half of those itself)"},
 		&cli.BoolFlag{Name: "allow-private-ip", Category: catNetwork, EnvVars: env("allow-private-ip"),
 			Usage: "dial private, loopback and link-local addresses learned from peers (default: yes on dev/local chains, on chains with a non-public bootnode, and on nodes without bootnodes listening on non-public addresses only)"},
 		&cli.BoolFlag{Name: "no-private-ip", Category: catNetwork, EnvVars: env("no-private-ip"),
