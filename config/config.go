@@ -11,6 +11,9 @@ import (
 	"time"
 	"unicode"
 
+	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
+
 	"github.com/flarechain/flare-node/chainspec"
 )
 
@@ -91,8 +94,59 @@ type P2PConfig struct {
 	ListenAddrs []string `toml:"listen_addrs"`
 	// Bootnodes are multiaddrs with a /p2p/<peer id> suffix to dial at start.
 	Bootnodes []string `toml:"bootnodes"`
-	// MaxPeers bounds the number of connected peers.
+	// MaxPeers bounds the number of connected peers; peer discovery keeps
+	// 4/5 of it, dialling half of those itself.
 	MaxPeers int `toml:"max_peers"`
+	// AllowPrivateIP lets the node dial non-public addresses (loopback,
+	// RFC 1918, link-local, ...) it learns from peers, the DHT, mDNS or its
+	// address book; configured bootnode addresses are dialled regardless.
+	// Unset, Validate sets the chain's default (DefaultAllowPrivateIP).
+	AllowPrivateIP *bool `toml:"allow_private_ip"`
+	// NoMDNS turns off mDNS discovery on the local network (otherwise on
+	// for the dev and local chains).
+	NoMDNS bool `toml:"no_mdns"`
+}
+
+// DefaultAllowPrivateIP is the private-address policy of a chain when
+// p2p.allow_private_ip is not set: allowed on the builtin dev and local
+// chains, on a chain with a bootnode at a non-public address (a network on a
+// LAN or one machine), and on a node without bootnodes whose listen
+// addresses are all non-public (for example node0 of 'flare-node testnet');
+// denied otherwise, as for any network spanning the internet.
+func DefaultAllowPrivateIP(chainID string, bootnodes, listenAddrs []string) bool {
+	if slices.Contains(chainspec.BuiltinNames(), chainID) {
+		return true
+	}
+	for _, b := range bootnodes {
+		if a, err := ma.NewMultiaddr(b); err == nil && !manet.IsPublicAddr(a) {
+			return true
+		}
+	}
+	if len(bootnodes) == 0 && len(listenAddrs) > 0 {
+		for _, l := range listenAddrs {
+			a, err := ma.NewMultiaddr(l)
+			if err != nil || manet.IsPublicAddr(a) || manet.IsIPUnspecified(a) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// PrivateIPAllowed is p2p.allow_private_ip, or the chain's default
+// (DefaultAllowPrivateIP) when it is unset.
+func (c *Config) PrivateIPAllowed() bool {
+	if c.P2P.AllowPrivateIP != nil {
+		return *c.P2P.AllowPrivateIP
+	}
+	return DefaultAllowPrivateIP(c.ChainID(), c.P2P.Bootnodes, c.P2P.ListenAddrs)
+}
+
+// MDNSEnabled reports whether the node runs mDNS discovery: on the builtin
+// dev and local chains unless no_mdns (--no-mdns). Call it after Validate.
+func (c *Config) MDNSEnabled() bool {
+	return !c.P2P.NoMDNS && c.Spec != nil && slices.Contains(chainspec.BuiltinNames(), c.Spec.ID)
 }
 
 // LogConfig configures logging.
@@ -264,6 +318,10 @@ func (c *Config) Validate() error {
 	if c.P2P.MaxPeers < 1 {
 		return invalid("p2p.max_peers (--max-peers) %d must be at least 1", c.P2P.MaxPeers)
 	}
+	if c.P2P.AllowPrivateIP == nil {
+		allow := DefaultAllowPrivateIP(spec.ID, c.P2P.Bootnodes, c.P2P.ListenAddrs)
+		c.P2P.AllowPrivateIP = &allow
+	}
 
 	// Logging.
 	if !slices.Contains(LogLevels, c.Log.Level) {
@@ -361,6 +419,12 @@ func (c *Config) ChainDBPath() string { return filepath.Join(c.ChainDir(), "db",
 
 // CheckpointDBPath is <chaindir>/db/checkpoints.
 func (c *Config) CheckpointDBPath() string { return filepath.Join(c.ChainDir(), "db", "checkpoints") }
+
+// AddressBookPath is <chaindir>/network/peers.json (peers remembered across
+// restarts).
+func (c *Config) AddressBookPath() string {
+	return filepath.Join(c.ChainDir(), "network", "peers.json")
+}
 
 // NodeKeyPath is <chaindir>/network/secret_ed25519.
 func (c *Config) NodeKeyPath() string {

@@ -171,6 +171,66 @@ func TestPaths(t *testing.T) {
 	require.Equal(t, "/srv/flare/chains/local/db/chain", c.ChainDBPath())
 	require.Equal(t, "/srv/flare/chains/local/db/checkpoints", c.CheckpointDBPath())
 	require.Equal(t, "/srv/flare/chains/local/network/secret_ed25519", c.NodeKeyPath())
+	require.Equal(t, "/srv/flare/chains/local/network/peers.json", c.AddressBookPath())
+}
+
+func TestPrivateAddressPolicy(t *testing.T) {
+	const id = "/p2p/12D3KooWQYhTNQdmr3ArTeUHRYzFg94BKyTkoWBDWez9kSCVe2Xo"
+	specFile := writeFile(t, "spec.json", `{"name":"X","id":"x","network_id":"x","genesis_timestamp_ms":1,"slot_duration_ms":1000,"checkpoint_interval":4,"set_id":0,"authorities":[{"name":"a","public_key":"`+strings.Repeat("11", 32)+`"}]}`, 0o644)
+	yes, no := true, false
+	for _, tc := range []struct {
+		name      string
+		chain     string
+		bootnodes []string
+		listen    []string
+		set       *bool
+		want      bool
+	}{
+		{"dev chain", "dev", nil, nil, nil, true},
+		{"local chain with a public bootnode", "local", []string{"/ip4/8.8.8.8/tcp/30333" + id}, nil, nil, true},
+		{"custom chain, public bootnode", specFile, []string{"/ip4/8.8.8.8/tcp/30333" + id}, nil, nil, false},
+		{"custom chain, DNS bootnode", specFile, []string{"/dns4/boot.example.com/tcp/30333" + id}, nil, nil, false},
+		{"custom chain, loopback bootnode", specFile, []string{"/ip4/127.0.0.1/tcp/30333" + id}, nil, nil, true},
+		{"custom chain, RFC 1918 bootnode among public ones", specFile, []string{"/ip4/8.8.8.8/tcp/30333" + id, "/ip4/192.168.1.2/tcp/30333" + id}, nil, nil, true},
+		{"custom chain, no bootnodes, default listen address", specFile, nil, nil, nil, false},
+		{"custom chain, no bootnodes, loopback listen address", specFile, nil, []string{"/ip4/127.0.0.1/tcp/30333"}, nil, true},
+		{"custom chain, no bootnodes, wildcard listen address", specFile, nil, []string{"/ip4/0.0.0.0/tcp/30333"}, nil, false},
+		{"custom chain, no bootnodes, loopback and public listen", specFile, nil, []string{"/ip4/127.0.0.1/tcp/1", "/ip4/8.8.8.8/tcp/1"}, nil, false},
+		{"--no-private-ip on dev", "dev", nil, nil, &no, false},
+		{"--allow-private-ip on a custom chain", specFile, []string{"/ip4/8.8.8.8/tcp/30333" + id}, nil, &yes, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := validBase(t)
+			c.Chain, c.P2P.Bootnodes, c.P2P.ListenAddrs, c.P2P.AllowPrivateIP = tc.chain, tc.bootnodes, tc.listen, tc.set
+			if tc.set == nil && !strings.HasSuffix(tc.chain, ".json") {
+				require.Equal(t, tc.want, c.PrivateIPAllowed(), "before Validate")
+			}
+			require.NoError(t, c.Validate())
+			require.Equal(t, tc.want, c.PrivateIPAllowed())
+			require.NotNil(t, c.P2P.AllowPrivateIP)
+			require.Equal(t, tc.want, *c.P2P.AllowPrivateIP)
+			// Idempotent.
+			require.NoError(t, c.Validate())
+			require.Equal(t, tc.want, *c.P2P.AllowPrivateIP)
+		})
+	}
+}
+
+func TestMDNSEnabled(t *testing.T) {
+	specFile := writeFile(t, "spec.json", `{"name":"X","id":"x","network_id":"x","genesis_timestamp_ms":1,"slot_duration_ms":1000,"checkpoint_interval":4,"set_id":0,"authorities":[{"name":"a","public_key":"`+strings.Repeat("11", 32)+`"}]}`, 0o644)
+	for _, tc := range []struct {
+		chain  string
+		noMDNS bool
+		want   bool
+	}{
+		{"dev", false, true}, {"local", false, true}, {"dev", true, false}, {specFile, false, false},
+	} {
+		c := validBase(t)
+		c.Chain, c.P2P.NoMDNS = tc.chain, tc.noMDNS
+		require.False(t, c.MDNSEnabled(), "before Validate")
+		require.NoError(t, c.Validate())
+		require.Equal(t, tc.want, c.MDNSEnabled(), "%s no_mdns=%v", tc.chain, tc.noMDNS)
+	}
 }
 
 func TestValidatorKey(t *testing.T) {
@@ -405,7 +465,8 @@ func TestEncodeTOMLRoundTrip(t *testing.T) {
 		{"everything set", func(c *Config) {
 			c.Chain, c.BasePath, c.Tmp, c.Name = "local", "/srv/it's", true, "node \"1\""
 			c.Validator, c.KeyFile, c.EnableASF = true, "/k", true
-			c.P2P = P2PConfig{Port: 1, ListenAddrs: []string{"/ip4/127.0.0.1/tcp/1"}, Bootnodes: []string{"/ip4/127.0.0.1/tcp/2/p2p/x"}, MaxPeers: 3}
+			allow := false
+			c.P2P = P2PConfig{Port: 1, ListenAddrs: []string{"/ip4/127.0.0.1/tcp/1"}, Bootnodes: []string{"/ip4/127.0.0.1/tcp/2/p2p/x"}, MaxPeers: 3, AllowPrivateIP: &allow, NoMDNS: true}
 			c.Log = LogConfig{Level: "debug", Format: "json"}
 			c.Persistence = PersistenceConfig{Enabled: false, RetentionCheckpoints: 5, FlushInterval: 1500 * time.Millisecond, PruneInterval: time.Hour}
 			c.Metrics.Addr = "[::1]:9615"

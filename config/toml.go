@@ -50,7 +50,7 @@ func oneLine(s string) string {
 func KnownKeys() []string {
 	return []string{
 		"chain", "base_path", "tmp", "name", "validator", "key_name", "key_file", "enable_asf",
-		"p2p.port", "p2p.listen_addrs", "p2p.bootnodes", "p2p.max_peers",
+		"p2p.port", "p2p.listen_addrs", "p2p.bootnodes", "p2p.max_peers", "p2p.allow_private_ip", "p2p.no_mdns",
 		"log.level", "log.format",
 		"persistence.enabled", "persistence.retention_checkpoints", "persistence.flush_interval", "persistence.prune_interval",
 		"metrics.addr",

@@ -59,9 +59,12 @@ type proc struct {
 	cond  chan struct{} // closed and replaced on every new line
 }
 
+// startNode starts a node with JSON logs and mDNS off (--no-mdns): nodes of
+// parallel tests must never find each other, and tests send nothing beyond
+// 127.0.0.1.
 func startNode(t *testing.T, name string, args ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(binPath, append(args, "--log-format", "json")...)
+	cmd := exec.Command(binPath, append(args, "--log-format", "json", "--no-mdns")...)
 	cmd.Env = append(os.Environ(), "NO_COLOR=1")
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)

@@ -40,6 +40,9 @@ type localNet struct {
 	runs      map[string]int
 	validator []bool
 	metrics   []int // --metrics-addr ports
+	// soleBootnode: node 0 has no bootnode and is every other node's only
+	// bootnode (the others are found by discovery).
+	soleBootnode bool
 }
 
 // fastLocalSpec writes the builtin local chain with short slots and
@@ -110,6 +113,9 @@ func (ln *localNet) start(i int) *proc {
 		args = append(args, "--"+ln.names[i])
 	}
 	for j, a := range ln.addrs {
+		if ln.soleBootnode && (i == 0 || j != 0) {
+			continue
+		}
 		if j != i && j < 4 {
 			args = append(args, "--bootnodes", a)
 		}

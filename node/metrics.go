@@ -14,10 +14,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
+
+	"github.com/flarechain/flare-node/p2p"
 )
 
-// statusServer serves /metrics (Prometheus, a private registry), /status
-// and /finality/latest (JSON) and /healthz on --metrics-addr.
+// statusServer serves /metrics (Prometheus, a private registry), /status,
+// /finality/latest and /peers (JSON) and /healthz on --metrics-addr.
 type statusServer struct {
 	n        *Node
 	listener net.Listener
@@ -28,14 +30,18 @@ type statusServer struct {
 
 // Status is the JSON document of GET /status.
 type Status struct {
-	Chain     string `json:"chain"`
-	Genesis   string `json:"genesis"`
-	PeerID    string `json:"peer_id"`
-	Peers     int    `json:"peers"`
-	Best      uint64 `json:"best"`
-	BestHash  string `json:"best_hash"`
-	Justified uint64 `json:"justified"`
-	Finalized uint64 `json:"finalized"`
+	Chain   string `json:"chain"`
+	Genesis string `json:"genesis"`
+	PeerID  string `json:"peer_id"`
+	Peers   int    `json:"peers"`
+	// PeersInbound and PeersOutbound split Peers by the direction of each
+	// peer's oldest connection.
+	PeersInbound  int    `json:"peers_inbound"`
+	PeersOutbound int    `json:"peers_outbound"`
+	Best          uint64 `json:"best"`
+	BestHash      string `json:"best_hash"`
+	Justified     uint64 `json:"justified"`
+	Finalized     uint64 `json:"finalized"`
 	// FinalizedHash is the finalized checkpoint block's hash.
 	FinalizedHash string `json:"finalized_hash"`
 	Syncing       bool   `json:"syncing"`
@@ -60,7 +66,18 @@ func newStatusServer(n *Node, addr string) (*statusServer, error) {
 		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "flare", Name: name, Help: help}, f))
 	}
 	gauge("chain_best_block", "Number of the best block.", func() float64 { return float64(s.status().Best) })
-	gauge("p2p_peers", "Connected peers.", func() float64 { return float64(s.status().Peers) })
+	for _, dir := range []string{p2p.DirectionInbound, p2p.DirectionOutbound} {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: "flare", Name: "p2p_peers", Help: "Connected peers by the direction of their oldest connection.",
+			ConstLabels: prometheus.Labels{"direction": dir},
+		}, func() float64 {
+			in, out := n.net.PeerCounts()
+			if dir == p2p.DirectionInbound {
+				return float64(in)
+			}
+			return float64(out)
+		}))
+	}
 	if g := n.gadget; g != nil {
 		gauge("finality_justified_checkpoint", "Latest justified checkpoint number.", func() float64 { return float64(g.LatestJustified().Number) })
 		gauge("finality_finalized_checkpoint", "Latest finalized checkpoint number.", func() float64 { return float64(g.LatestFinalized().Number) })
@@ -82,6 +99,10 @@ func newStatusServer(n *Node, addr string) (*statusServer, error) {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{MaxRequestsInFlight: 5, Timeout: 10 * time.Second}))
 	mux.HandleFunc("GET /status", s.serveStatus)
 	mux.HandleFunc("GET /finality/latest", s.serveStatus)
+	mux.HandleFunc("GET /peers", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(n.net.PeerInfos())
+	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		if n.gadget != nil && n.gadget.Halted() {
 			http.Error(w, "finality halted on a safety alarm", http.StatusServiceUnavailable)
@@ -103,6 +124,7 @@ func (s *statusServer) status() Status {
 		Peers: len(n.net.Peers()), Best: best.Number, BestHash: best.Hash().String(),
 		Syncing: n.syncing(), SecondsSinceFinality: -1,
 	}
+	st.PeersInbound, st.PeersOutbound = n.net.PeerCounts()
 	if g := n.gadget; g != nil {
 		st.Justified = g.LatestJustified().Number
 		f := g.LatestFinalized()

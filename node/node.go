@@ -137,13 +137,16 @@ func New(cfg *config.Config, log *zap.Logger) (_ *Node, err error) {
 	opens.Go(func() {
 		var err error
 		n.net, err = p2p.New(context.Background(), p2p.Config{
-			ListenAddrs: cfg.P2P.ListenAddrs,
-			Port:        cfg.P2P.Port,
-			Bootnodes:   cfg.P2P.Bootnodes,
-			NodeKeyPath: cfg.NodeKeyPath(),
-			Genesis:     genesis,
-			MaxPeers:    cfg.P2P.MaxPeers,
-			Logger:      log,
+			ListenAddrs:     cfg.P2P.ListenAddrs,
+			Port:            cfg.P2P.Port,
+			Bootnodes:       cfg.P2P.Bootnodes,
+			NodeKeyPath:     cfg.NodeKeyPath(),
+			AddressBookPath: cfg.AddressBookPath(),
+			AllowPrivateIP:  cfg.PrivateIPAllowed(),
+			MDNS:            cfg.MDNSEnabled(),
+			Genesis:         genesis,
+			MaxPeers:        cfg.P2P.MaxPeers,
+			Logger:          log,
 		})
 		if err != nil {
 			errs[2] = fmt.Errorf("network: %w", err)

@@ -56,6 +56,10 @@ var (
 	ErrBadResponse = errors.New("invalid sync response")
 	// ErrNodeKey: the node key file cannot be used.
 	ErrNodeKey = errors.New("invalid node key file")
+	// ErrListen: a listen address could not be bound (typically the port is
+	// in use by another process). New wraps the operating system's error and
+	// names the address; nothing is written to disk in that case.
+	ErrListen = errors.New("cannot listen")
 )
 
 // Config configures a Network.
@@ -66,10 +70,26 @@ type Config struct {
 	// Port is the TCP port used when ListenAddrs is empty; 0 picks a random
 	// free port.
 	Port int
-	// Bootnodes are multiaddrs ending in /p2p/<peer-id>. They are the only
-	// addresses the node ever dials, and they are redialled with backoff
-	// whenever the connection drops.
+	// Bootnodes are multiaddrs ending in /p2p/<peer-id>. They seed peer
+	// discovery: they are dialled (with backoff) while the node has fewer
+	// peers than its target, and seed the DHT. Their configured addresses
+	// are always dialable, whatever AllowPrivateIP says.
 	Bootnodes []string
+	// AllowPrivateIP lets the node dial discovered addresses that are not
+	// publicly routable (loopback, RFC 1918, link-local, unique local, ...).
+	// When false only public addresses learned from peers are dialled and
+	// only public addresses enter the DHT; configured bootnode addresses
+	// are dialled either way.
+	AllowPrivateIP bool
+	// MDNS announces the node on the local network and dials peers of the
+	// same chain found there (service name MDNSServiceName(Genesis)). It is
+	// started only when at least one listen address is not a loopback
+	// address (a loopback-only node has nothing to announce).
+	MDNS bool
+	// AddressBookPath is the JSON file in which peers that completed a
+	// handshake on this chain's protocols are remembered across restarts;
+	// empty disables the address book.
+	AddressBookPath string
 	// NodeKeyPath is the persistent libp2p identity, created with mode 0600
 	// when missing. Empty means an ephemeral identity (tests, tools).
 	NodeKeyPath string
@@ -127,6 +147,22 @@ func VotesTopic(genesis checkpoint.Hash) string { return namespace(genesis) + "/
 // CertificatesTopic returns the gossip topic of checkpoint certificates:
 // /flare/<genesis hex>/certs/1.
 func CertificatesTopic(genesis checkpoint.Hash) string { return namespace(genesis) + "/certs/1" }
+
+// DHTProtocolPrefix returns the Kademlia protocol prefix /flare/<genesis hex>;
+// the DHT protocol id is DHTProtocolID.
+func DHTProtocolPrefix(genesis checkpoint.Hash) protocol.ID { return protocol.ID(namespace(genesis)) }
+
+// DHTProtocolID returns the Kademlia protocol id: /flare/<genesis hex>/kad/1.0.0.
+func DHTProtocolID(genesis checkpoint.Hash) protocol.ID {
+	return DHTProtocolPrefix(genesis) + "/kad/1.0.0"
+}
+
+// MDNSServiceName returns the mDNS (DNS-SD) service name of the chain:
+// _flare-<first 16 bytes of the genesis hash in hex>._udp (a DNS label holds
+// at most 63 bytes, so the full hash does not fit).
+func MDNSServiceName(genesis checkpoint.Hash) string {
+	return "_flare-" + hex.EncodeToString(genesis[:16]) + "._udp"
+}
 
 // SyncProtocolID returns the sync stream protocol id: /flare/<genesis hex>/sync/1.
 func SyncProtocolID(genesis checkpoint.Hash) protocol.ID {

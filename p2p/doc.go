@@ -5,13 +5,32 @@
 //
 // # Host
 //
-// New builds a TCP-only libp2p host (Noise, yamux) with the persistent node
-// key of Config.NodeKeyPath, connection limits enforced by libp2p's resource
-// manager and a connection manager, and a connection gater that only lets the
-// host dial the configured bootnodes at their configured addresses. There is
-// no NAT port mapping, no relay, no mDNS, no DHT and no peer exchange: the
-// node never dials an address it was not given. Bootnodes are redialled with
-// exponential backoff whenever their connection drops, until Close.
+// New builds a TCP-only libp2p host (Noise, yamux, no SO_REUSEPORT) with the
+// persistent node key of Config.NodeKeyPath, connection limits enforced by
+// libp2p's resource manager and a connection manager, and a connection gater
+// that applies the dial policy: configured bootnode addresses are always
+// dialable; learned addresses must be TCP, not unspecified, and publicly
+// routable unless Config.AllowPrivateIP. New binds every listen address
+// before it writes a newly generated node key; a bind failure is ErrListen.
+// There is no NAT port mapping and no relay.
+//
+// # Discovery
+//
+// Start runs a Kademlia DHT in server mode under the chain's protocol prefix
+// (/flare/<genesis hex>/kad/1.0.0; providers and values disabled: it only
+// finds peers), seeded by the bootnodes and the address book. A connector
+// loop dials known peers (bootnodes, address book, DHT, identify, mDNS) with
+// per-peer exponential backoff until the node has targetPeers connections
+// (4/5 of MaxPeers, the connection manager's low water mark) or has dialled
+// half of them itself (the rest is left to inbound connections), and runs
+// random DHT walks while it has fewer. Peers that complete identify
+// listing the chain's sync protocol are kept in the address book
+// (Config.AddressBookPath, JSON, written atomically, at most
+// MaxAddressBookPeers). With Config.MDNS, and a listen address that is not
+// loopback, the node also announces itself and finds peers over mDNS under
+// MDNSServiceName. gossipsub protects the peers of every topic mesh in the
+// connection manager (its tag tracer), so trimming never cuts mesh links.
+// docs/network.md describes all of it.
 //
 // # Gossip
 //

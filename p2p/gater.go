@@ -5,20 +5,28 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
 )
 
-// dialGater lets the host dial only the configured bootnodes, and only at
-// their configured addresses (any resolved address when a bootnode was given
-// by DNS name). Inbound connections are not gated here; their number is
-// bounded by the resource and connection managers.
-type dialGater struct {
-	// addrs maps a bootnode to its configured addresses (as bytes); nil
-	// means "any address" (DNS names resolve to addresses we cannot know).
-	addrs map[peer.ID]map[string]bool
+// dialPolicy decides which addresses the node may dial.
+//
+//   - A bootnode's configured addresses are always dialable (any resolved
+//     address when the bootnode was given by DNS name): the operator named
+//     them.
+//   - Every other address was learned (DHT, identify, mDNS, the address
+//     book). It must be a TCP address on IPv4, IPv6 or DNS that is not
+//     unspecified (0.0.0.0, ::), and it must be publicly routable unless
+//     private addresses are allowed (Config.AllowPrivateIP).
+type dialPolicy struct {
+	allowPrivate bool
+	// configured maps a bootnode to its configured addresses (as bytes);
+	// a nil set means "any address" (DNS names resolve to addresses we
+	// cannot know).
+	configured map[peer.ID]map[string]bool
 }
 
-func newDialGater(bootnodes []peer.AddrInfo) *dialGater {
-	g := &dialGater{addrs: make(map[peer.ID]map[string]bool, len(bootnodes))}
+func newDialPolicy(bootnodes []peer.AddrInfo, allowPrivate bool) *dialPolicy {
+	p := &dialPolicy{allowPrivate: allowPrivate, configured: make(map[peer.ID]map[string]bool, len(bootnodes))}
 	for _, b := range bootnodes {
 		set := make(map[string]bool, len(b.Addrs))
 		for _, a := range b.Addrs {
@@ -28,9 +36,9 @@ func newDialGater(bootnodes []peer.AddrInfo) *dialGater {
 			}
 			set[string(a.Bytes())] = true
 		}
-		g.addrs[b.ID] = set
+		p.configured[b.ID] = set
 	}
-	return g
+	return p
 }
 
 func isDNS(a ma.Multiaddr) bool {
@@ -43,19 +51,59 @@ func isDNS(a ma.Multiaddr) bool {
 	return false
 }
 
-// InterceptPeerDial allows dialing bootnodes only.
-func (g *dialGater) InterceptPeerDial(p peer.ID) bool {
-	_, ok := g.addrs[p]
-	return ok
-}
-
-// InterceptAddrDial allows a bootnode's configured addresses only.
-func (g *dialGater) InterceptAddrDial(p peer.ID, a ma.Multiaddr) bool {
-	set, ok := g.addrs[p]
+// isConfigured reports whether a is a configured address of bootnode p.
+func (d *dialPolicy) isConfigured(p peer.ID, a ma.Multiaddr) bool {
+	set, ok := d.configured[p]
 	if !ok {
 		return false
 	}
 	return set == nil || set[string(a.Bytes())]
+}
+
+// learnedAllowed reports whether a learned address may be dialled,
+// remembered or handed to the DHT.
+func (d *dialPolicy) learnedAllowed(a ma.Multiaddr) bool {
+	if len(a) < 2 {
+		return false
+	}
+	switch a[0].Protocol().Code {
+	case ma.P_IP4, ma.P_IP6, ma.P_DNS, ma.P_DNS4, ma.P_DNS6:
+	default:
+		return false
+	}
+	if a[1].Protocol().Code != ma.P_TCP {
+		return false
+	}
+	if manet.IsIPUnspecified(a) {
+		return false
+	}
+	return d.allowPrivate || manet.IsPublicAddr(a)
+}
+
+// filter returns the learned addresses that pass the policy (the DHT's
+// address filter).
+func (d *dialPolicy) filter(addrs []ma.Multiaddr) []ma.Multiaddr {
+	out := make([]ma.Multiaddr, 0, len(addrs))
+	for _, a := range addrs {
+		if d.learnedAllowed(a) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// dialGater enforces the dialPolicy on every outbound dial of the host.
+// Inbound connections are not gated here; their number is bounded by the
+// resource and connection managers.
+type dialGater struct{ policy *dialPolicy }
+
+// InterceptPeerDial allows dialing any peer; addresses are checked below.
+func (g *dialGater) InterceptPeerDial(peer.ID) bool { return true }
+
+// InterceptAddrDial allows configured bootnode addresses and learned
+// addresses that pass the policy.
+func (g *dialGater) InterceptAddrDial(p peer.ID, a ma.Multiaddr) bool {
+	return g.policy.isConfigured(p, a) || g.policy.learnedAllowed(a)
 }
 
 // InterceptAccept allows inbound connections.

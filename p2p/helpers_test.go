@@ -268,13 +268,15 @@ type testNode struct {
 	obs *observer
 }
 
-// newTestNetwork creates (but does not start) a Network on 127.0.0.1.
+// newTestNetwork creates (but does not start) a Network on 127.0.0.1 that
+// may dial the loopback addresses it discovers.
 func newTestNetwork(t testing.TB, mod func(*Config)) *Network {
 	t.Helper()
 	cfg := Config{
-		ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"},
-		Genesis:     testGenesis,
-		Logger:      zap.NewNop(),
+		ListenAddrs:    []string{"/ip4/127.0.0.1/tcp/0"},
+		Genesis:        testGenesis,
+		AllowPrivateIP: true,
+		Logger:         zap.NewNop(),
 	}
 	if mod != nil {
 		mod(&cfg)
@@ -301,9 +303,9 @@ func addrStrings(n *Network) []string {
 	return out
 }
 
-// newLine starts count nodes where node i has node i-1 as bootnode
-// (star: node 0 is every node's bootnode), and waits until they are
-// connected.
+// newTopology starts count nodes where node i has node i-1 as bootnode
+// (star: node 0 is every node's bootnode), and waits until each is
+// connected to its bootnode (discovery connects them further).
 func newTopology(t testing.TB, count int, star bool, mod func(*Config)) []*testNode {
 	t.Helper()
 	nodes := make([]*testNode, 0, count)

@@ -37,11 +37,7 @@ func LoadOrCreateNodeKey(path string) (crypto.PrivKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("generate node key: %w", err)
 	}
-	raw, err := crypto.MarshalPrivateKey(k)
-	if err != nil {
-		return nil, fmt.Errorf("encode node key: %w", err)
-	}
-	if err := writeNewFile(path, raw); err != nil {
+	if err := storeNewNodeKey(path, k); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			// Created concurrently by someone else: use theirs.
 			return loadNodeKey(path)
@@ -49,6 +45,16 @@ func LoadOrCreateNodeKey(path string) (crypto.PrivKey, error) {
 		return nil, err
 	}
 	return k, nil
+}
+
+// storeNewNodeKey durably creates the node key file at path (mode 0600,
+// parent directories 0700); it fails with fs.ErrExist when the file exists.
+func storeNewNodeKey(path string, k crypto.PrivKey) error {
+	raw, err := crypto.MarshalPrivateKey(k)
+	if err != nil {
+		return fmt.Errorf("encode node key: %w", err)
+	}
+	return writeNewFile(path, raw)
 }
 
 // PeerIDFromKeyFile returns the peer id of the existing node key at path.

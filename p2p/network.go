@@ -2,12 +2,17 @@ package p2p
 
 import (
 	"context"
+	"crypto/rand"
+	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p"
+	dht "github.com/libp2p/go-libp2p-kad-dht"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/event"
@@ -30,7 +35,6 @@ import (
 const (
 	defaultBackoffMin         = time.Second
 	defaultBackoffMax         = time.Minute
-	defaultReconnectCheck     = 30 * time.Second
 	defaultDialTimeout        = 10 * time.Second
 	defaultScoreInspectPeriod = time.Second
 	defaultSyncServeTimeout   = 10 * time.Second
@@ -40,8 +44,8 @@ const (
 	syncStreamsPerPeer = 8
 )
 
-// Network is a running libp2p host with the flare gossip topics and the sync
-// protocol. It is safe for concurrent use.
+// Network is a running libp2p host with the flare gossip topics, the sync
+// protocol and peer discovery. It is safe for concurrent use.
 type Network struct {
 	cfg       Config
 	log       *zap.Logger
@@ -49,9 +53,13 @@ type Network struct {
 	connMgr   *connmgr.BasicConnMgr
 	genesis   checkpoint.Hash
 	syncProto protocol.ID
+	dhtProto  protocol.ID
 	bootnodes []peer.AddrInfo
-	// bootnodeDown is signalled when a bootnode disconnects.
-	bootnodeDown map[peer.ID]chan struct{}
+	policy    *dialPolicy
+	target    int          // peers the connector dials up to
+	book      *addressBook // nil without Config.AddressBookPath
+	mesh      *meshTracker
+	dialNow   chan struct{}
 
 	ctx    context.Context // lives until Close
 	cancel context.CancelFunc
@@ -72,19 +80,26 @@ type Network struct {
 	subs    [numKinds]*pubsub.Subscription
 	gossip  GossipHandler
 	syncH   SyncHandler
+	dht     *dht.IpfsDHT
+	mdns    io.Closer
 
 	scoreMu  sync.RWMutex
 	scores   map[peer.ID]float64
 	scoreGen uint64 // score inspections so far
 
 	stats        stats
-	dialFailures atomic.Uint64 // failed bootnode dials
+	dialFailures atomic.Uint64 // failed connector dials
+	walks        atomic.Uint64 // random walks run
+	rounds       atomic.Uint64 // connector rounds run
 
 	// per-instance tunables
 	backoffMin         time.Duration
 	backoffMax         time.Duration
-	reconnectCheck     time.Duration
 	dialTimeout        time.Duration
+	discoveryTick      time.Duration
+	walkMin            time.Duration
+	walkMax            time.Duration
+	bookDebounce       time.Duration
 	scoreInspectPeriod time.Duration
 	syncServeTimeout   time.Duration
 	syncRequestTimeout time.Duration
@@ -92,10 +107,14 @@ type Network struct {
 	observe func(kind topicKind, from peer.ID, data []byte, res pubsub.ValidationResult, reason rejectReason)
 }
 
-// New creates the libp2p host: it loads or creates the node key, starts
-// listening and logs the identity and listen addresses. Gossip, the sync
-// protocol and bootnode connections start with Start. ctx bounds only the
-// construction; the network lives until Close.
+// New creates the libp2p host: it loads the node key (or generates one in
+// memory), binds every listen address, and only then writes a newly
+// generated node key to Config.NodeKeyPath; it loads the address book and
+// logs the identity and listen addresses. A listen address that cannot be
+// bound fails with ErrListen (the operating system's error wrapped, the
+// address named) and writes nothing. Gossip, the sync protocol and peer
+// discovery start with Start. ctx bounds only the construction; the network
+// lives until Close.
 func New(ctx context.Context, cfg Config) (*Network, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -107,13 +126,19 @@ func New(ctx context.Context, cfg Config) (*Network, error) {
 	log := cfg.Logger.Named("p2p")
 
 	var key crypto.PrivKey
+	newKey := false
 	if cfg.NodeKeyPath != "" {
-		if key, err = LoadOrCreateNodeKey(cfg.NodeKeyPath); err != nil {
+		key, err = loadNodeKey(cfg.NodeKeyPath)
+		if errors.Is(err, fs.ErrNotExist) {
+			newKey = true
+			key, _, err = crypto.GenerateEd25519Key(rand.Reader)
+		}
+		if err != nil {
 			return nil, err
 		}
 	} else {
 		log.Warn("no node key path configured; using an ephemeral identity")
-		if key, _, err = crypto.GenerateEd25519Key(nil); err != nil {
+		if key, _, err = crypto.GenerateEd25519Key(rand.Reader); err != nil {
 			return nil, fmt.Errorf("generate node key: %w", err)
 		}
 	}
@@ -136,28 +161,36 @@ func New(ctx context.Context, cfg Config) (*Network, error) {
 		log:                log,
 		genesis:            cfg.Genesis,
 		syncProto:          SyncProtocolID(cfg.Genesis),
+		dhtProto:           DHTProtocolID(cfg.Genesis),
 		bootnodes:          bootnodes,
-		bootnodeDown:       make(map[peer.ID]chan struct{}, len(bootnodes)),
+		policy:             newDialPolicy(bootnodes, cfg.AllowPrivateIP),
+		target:             targetPeers(cfg.MaxPeers),
+		dialNow:            make(chan struct{}, 1),
 		peerEvents:         make(chan peer.ID, peerEventsBuffer),
 		evDone:             make(chan struct{}),
 		scores:             make(map[peer.ID]float64),
 		backoffMin:         defaultBackoffMin,
 		backoffMax:         defaultBackoffMax,
-		reconnectCheck:     defaultReconnectCheck,
 		dialTimeout:        defaultDialTimeout,
+		discoveryTick:      defaultDiscoveryTick,
+		walkMin:            defaultWalkMin,
+		walkMax:            defaultWalkMax,
+		bookDebounce:       defaultBookDebounce,
 		scoreInspectPeriod: defaultScoreInspectPeriod,
 		syncServeTimeout:   defaultSyncServeTimeout,
 		syncRequestTimeout: defaultSyncRequestTimeout,
 	}
-	for _, b := range bootnodes {
-		n.bootnodeDown[b.ID] = make(chan struct{}, 1)
+	names := make(map[string]string, numKinds)
+	for k := range numKinds {
+		names[topicName(cfg.Genesis, k)] = k.String()
 	}
+	n.mesh = newMeshTracker(names)
 
 	rm, err := newResourceManager(cfg.MaxPeers, n.syncProto)
 	if err != nil {
 		return nil, fmt.Errorf("resource manager: %w", err)
 	}
-	cm, err := connmgr.NewConnManager(max(1, cfg.MaxPeers*4/5), cfg.MaxPeers, connmgr.WithGracePeriod(30*time.Second))
+	cm, err := connmgr.NewConnManager(n.target, cfg.MaxPeers, connmgr.WithGracePeriod(30*time.Second))
 	if err != nil {
 		_ = rm.Close()
 		return nil, fmt.Errorf("connection manager: %w", err)
@@ -165,13 +198,15 @@ func New(ctx context.Context, cfg Config) (*Network, error) {
 	n.connMgr = cm
 	h, err := libp2p.New(
 		libp2p.Identity(key),
-		libp2p.ListenAddrs(listen...),
-		libp2p.Transport(tcp.NewTCPTransport),
+		// Listen below, address by address, to report which one fails.
+		libp2p.NoListenAddrs,
+		// No SO_REUSEPORT: a second process on a port in use must fail.
+		libp2p.Transport(tcp.NewTCPTransport, tcp.DisableReuseport()),
 		libp2p.Security(noise.ID, noise.New),
 		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
 		libp2p.ResourceManager(rm),
 		libp2p.ConnectionManager(cm),
-		libp2p.ConnectionGater(newDialGater(bootnodes)),
+		libp2p.ConnectionGater(&dialGater{policy: n.policy}),
 		libp2p.DisableRelay(),
 		libp2p.DisableMetrics(),
 		libp2p.DisableIdentifyAddressDiscovery(),
@@ -182,12 +217,36 @@ func New(ctx context.Context, cfg Config) (*Network, error) {
 		// where it fails); closing them here again could double-close.
 		return nil, fmt.Errorf("libp2p host: %w", err)
 	}
+	for _, a := range listen {
+		if err := h.Network().Listen(a); err != nil {
+			_ = h.Close()
+			return nil, fmt.Errorf("%w on %s: %w", ErrListen, a, err)
+		}
+	}
+	if newKey {
+		if err := storeNewNodeKey(cfg.NodeKeyPath, key); err != nil {
+			_ = h.Close()
+			return nil, err
+		}
+	}
 	n.host = h
-	for _, b := range bootnodes {
-		cm.Protect(b.ID, "bootnode")
+
+	if cfg.AddressBookPath != "" {
+		book, err := loadAddressBook(cfg.AddressBookPath, cfg.Genesis, n.policy.learnedAllowed)
+		if err != nil {
+			log.Warn("address book ignored; it is rewritten from the peers of this run", zap.Error(err))
+		}
+		n.book = book
+		if known := len(book.entries()); known > 0 {
+			log.Info(fmt.Sprintf("Address book: %d known peers", known), zap.String("path", cfg.AddressBookPath))
+		}
 	}
 
-	n.evSub, err = h.EventBus().Subscribe(new(event.EvtPeerConnectednessChanged))
+	n.evSub, err = h.EventBus().Subscribe([]any{
+		new(event.EvtPeerConnectednessChanged),
+		new(event.EvtPeerIdentificationCompleted),
+		new(event.EvtPeerProtocolsUpdated),
+	})
 	if err != nil {
 		_ = h.Close()
 		return nil, fmt.Errorf("subscribe to peer events: %w", err)
@@ -250,31 +309,43 @@ func newResourceManager(maxPeers int, syncProto protocol.ID) (network.ResourceMa
 	return rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits.Build(rcmgr.DefaultLimits.AutoScale())))
 }
 
-// forwardPeerEvents turns connectedness events into PeerEvents and bootnode
-// reconnect signals.
+// forwardPeerEvents turns connectedness events into PeerEvents and
+// connector nudges, and records peers that identified themselves as nodes of
+// this chain in the address book.
 func (n *Network) forwardPeerEvents() {
 	defer close(n.evDone)
 	for e := range n.evSub.Out() {
-		ev, ok := e.(event.EvtPeerConnectednessChanged)
-		if !ok {
-			continue
-		}
-		switch ev.Connectedness {
-		case network.Connected:
-			select {
-			case n.peerEvents <- ev.Peer:
-			default:
-				n.log.Warn("peer event dropped: consumer too slow", zap.Stringer("peer", ev.Peer))
-			}
-		case network.NotConnected:
-			if ch, ok := n.bootnodeDown[ev.Peer]; ok {
+		switch ev := e.(type) {
+		case event.EvtPeerConnectednessChanged:
+			switch ev.Connectedness {
+			case network.Connected:
 				select {
-				case ch <- struct{}{}:
+				case n.peerEvents <- ev.Peer:
 				default:
+					n.log.Warn("peer event dropped: consumer too slow", zap.Stringer("peer", ev.Peer))
 				}
+			case network.NotConnected:
+				n.nudge()
+			}
+		case event.EvtPeerIdentificationCompleted:
+			if containsProtocol(ev.Protocols, n.syncProto) {
+				n.remember(ev.Peer, ev.ListenAddrs)
+			}
+		case event.EvtPeerProtocolsUpdated:
+			if containsProtocol(ev.Added, n.syncProto) {
+				n.remember(ev.Peer, n.host.Peerstore().Addrs(ev.Peer))
 			}
 		}
 	}
+}
+
+// remember records a peer of this chain in the address book with the
+// listen addresses it announced that pass the dial policy.
+func (n *Network) remember(p peer.ID, addrs []ma.Multiaddr) {
+	if n.book == nil || p == n.host.ID() {
+		return
+	}
+	n.book.record(p, n.policy.filter(addrs), time.Now())
 }
 
 // PeerEvents returns peers as they connect (the node starts a status
@@ -325,8 +396,8 @@ func (n *Network) enter() bool {
 
 func (n *Network) leave() { n.inflight.Done() }
 
-// Close stops gossip, the sync protocol and bootnode loops, waits for
-// in-flight handler calls and closes the host. PeerEvents is closed.
+// Close stops gossip, the sync protocol and discovery, waits for in-flight
+// handler calls, saves the address book and closes the host. PeerEvents is closed.
 // Close is idempotent.
 func (n *Network) Close() error {
 	n.mu.Lock()
@@ -336,9 +407,16 @@ func (n *Network) Close() error {
 	}
 	n.closed = true
 	subs, topics := n.subs, n.topics
+	mdnsSvc, kad := n.mdns, n.dht
 	n.mu.Unlock()
 
 	n.cancel()
+	if mdnsSvc != nil {
+		_ = mdnsSvc.Close()
+	}
+	if kad != nil {
+		_ = kad.Close()
+	}
 	n.host.RemoveStreamHandler(n.syncProto)
 	for _, s := range subs {
 		if s != nil {
@@ -347,6 +425,11 @@ func (n *Network) Close() error {
 	}
 	n.wg.Wait()
 	n.inflight.Wait()
+	if n.book != nil {
+		if err := n.book.save(); err != nil {
+			n.log.Warn("address book not saved", zap.Error(err))
+		}
+	}
 	for _, t := range topics {
 		if t != nil {
 			_ = t.Close() // fails only with live subscriptions, cancelled above

@@ -160,15 +160,17 @@ func TestConfigDefaults(t *testing.T) {
 	require.Equal(t, hexGenesis+"/sync/1", string(SyncProtocolID(testGenesis)))
 }
 
-func TestDialGater(t *testing.T) {
-	newID := func() peer.ID {
-		_, pub, err := crypto.GenerateEd25519Key(nil)
-		require.NoError(t, err)
-		id, err := peer.IDFromPublicKey(pub)
-		require.NoError(t, err)
-		return id
-	}
-	static, dns, stranger := newID(), newID(), newID()
+func newPeerID(t *testing.T) peer.ID {
+	t.Helper()
+	_, pub, err := crypto.GenerateEd25519Key(nil)
+	require.NoError(t, err)
+	id, err := peer.IDFromPublicKey(pub)
+	require.NoError(t, err)
+	return id
+}
+
+func TestDialPolicy(t *testing.T) {
+	static, dns, stranger := newPeerID(t), newPeerID(t), newPeerID(t)
 	boot, err := parseBootnodes([]string{
 		"/ip4/10.0.0.1/tcp/30333/p2p/" + static.String(),
 		"/ip4/10.0.0.2/tcp/30333/p2p/" + static.String(),
@@ -178,18 +180,58 @@ func TestDialGater(t *testing.T) {
 	require.Len(t, boot, 2, "addresses of one peer are merged")
 	require.Equal(t, static, boot[0].ID)
 	require.Equal(t, dns, boot[1].ID)
-	g := newDialGater(boot)
-	addr := func(s string) ma.Multiaddr { return ma.StringCast(s) }
 
-	require.True(t, g.InterceptPeerDial(static))
-	require.True(t, g.InterceptPeerDial(dns))
-	require.False(t, g.InterceptPeerDial(stranger))
-	require.True(t, g.InterceptAddrDial(static, addr("/ip4/10.0.0.1/tcp/30333")))
-	require.True(t, g.InterceptAddrDial(static, addr("/ip4/10.0.0.2/tcp/30333")))
-	require.False(t, g.InterceptAddrDial(static, addr("/ip4/10.0.0.3/tcp/30333")), "address learned elsewhere")
-	require.False(t, g.InterceptAddrDial(static, addr("/ip4/10.0.0.1/tcp/4001")))
-	require.True(t, g.InterceptAddrDial(dns, addr("/ip4/192.0.2.7/tcp/30333")), "resolved DNS address")
-	require.False(t, g.InterceptAddrDial(stranger, addr("/ip4/10.0.0.1/tcp/30333")))
+	for _, tc := range []struct {
+		name         string
+		peer         peer.ID
+		addr         string
+		allowPrivate bool
+		want         bool
+	}{
+		// Configured bootnode addresses: always, even private ones.
+		{"bootnode private address, deny", static, "/ip4/10.0.0.1/tcp/30333", false, true},
+		{"bootnode second address, deny", static, "/ip4/10.0.0.2/tcp/30333", false, true},
+		{"bootnode resolved DNS address, deny", dns, "/ip4/192.168.7.7/tcp/30333", false, true},
+		// A bootnode at an address learned elsewhere: the policy decides.
+		{"bootnode learned private address, deny", static, "/ip4/10.0.0.3/tcp/30333", false, false},
+		{"bootnode learned private address, allow", static, "/ip4/10.0.0.3/tcp/30333", true, true},
+		// Learned addresses of other peers.
+		{"public IPv4, deny", stranger, "/ip4/8.8.8.8/tcp/30333", false, true},
+		{"public IPv6, deny", stranger, "/ip6/2001:4860:4860::8888/tcp/30333", false, true},
+		{"public DNS name, deny", stranger, "/dns4/node.example.com/tcp/30333", false, true},
+		{"loopback, deny", stranger, "/ip4/127.0.0.1/tcp/30333", false, false},
+		{"loopback, allow", stranger, "/ip4/127.0.0.1/tcp/30333", true, true},
+		{"IPv6 loopback, deny", stranger, "/ip6/::1/tcp/30333", false, false},
+		{"RFC 1918 10/8, deny", stranger, "/ip4/10.1.2.3/tcp/30333", false, false},
+		{"RFC 1918 172.16/12, deny", stranger, "/ip4/172.20.0.5/tcp/30333", false, false},
+		{"RFC 1918 192.168/16, deny", stranger, "/ip4/192.168.1.10/tcp/30333", false, false},
+		{"RFC 1918 192.168/16, allow", stranger, "/ip4/192.168.1.10/tcp/30333", true, true},
+		{"link-local, deny", stranger, "/ip4/169.254.1.1/tcp/30333", false, false},
+		{"CGNAT 100.64/10, deny", stranger, "/ip4/100.64.0.1/tcp/30333", false, false},
+		{"IPv6 unique local, deny", stranger, "/ip6/fd00::1/tcp/30333", false, false},
+		{"localhost name, deny", stranger, "/dns4/localhost/tcp/30333", false, false},
+		{".local name, deny", stranger, "/dns4/node.local/tcp/30333", false, false},
+		// Never dialable.
+		{"unspecified IPv4, allow", stranger, "/ip4/0.0.0.0/tcp/30333", true, false},
+		{"unspecified IPv6, allow", stranger, "/ip6/::/tcp/30333", true, false},
+		{"not TCP (UDP), allow", stranger, "/ip4/127.0.0.1/udp/30333", true, false},
+		{"not TCP (QUIC), allow", stranger, "/ip4/8.8.8.8/udp/30333/quic-v1", true, false},
+		{"relay circuit, allow", stranger, "/p2p-circuit", true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := &dialGater{policy: newDialPolicy(boot, tc.allowPrivate)}
+			a := ma.StringCast(tc.addr)
+			require.True(t, g.InterceptPeerDial(tc.peer))
+			require.Equal(t, tc.want, g.InterceptAddrDial(tc.peer, a))
+			// The DHT filter and the address book apply the same rule to
+			// learned addresses.
+			learned := g.policy.learnedAllowed(a)
+			require.Equal(t, learned, len(g.policy.filter([]ma.Multiaddr{a})) == 1)
+			if !g.policy.isConfigured(tc.peer, a) {
+				require.Equal(t, tc.want, learned)
+			}
+		})
+	}
 }
 
 func TestBootnodeReconnect(t *testing.T) {
@@ -201,7 +243,7 @@ func TestBootnodeReconnect(t *testing.T) {
 	require.NoError(t, err)
 
 	n := newTestNetwork(t, func(c *Config) { c.Bootnodes = []string{bootAddr.String()} })
-	n.backoffMin, n.backoffMax = 20*time.Millisecond, 200*time.Millisecond
+	fastDiscovery(n)
 	startNode(t, n)
 	waitPeerEvent(t, n, boot.ID())
 	require.Eventually(t, func() bool { return connected(n, boot.ID()) }, 10*time.Second, 10*time.Millisecond)
@@ -210,8 +252,9 @@ func TestBootnodeReconnect(t *testing.T) {
 	require.NoError(t, boot.Close())
 	require.Eventually(t, func() bool { return !connected(n, boot.ID()) }, 10*time.Second, 10*time.Millisecond)
 
-	// Dials fail while it is down (and must not leave the peer in the
-	// swarm's dial backoff).
+	// Dials fail while it is down (the node has fewer peers than its
+	// target, so it keeps trying; the swarm's dial backoff must not delay
+	// the reconnect).
 	failed := n.dialFailures.Load()
 	require.Eventually(t, func() bool { return n.dialFailures.Load() >= failed+3 }, 10*time.Second, 10*time.Millisecond)
 
@@ -231,7 +274,7 @@ func TestBootnodeReconnect(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, proto.Equal(status, st))
 
-	// Close stops the loop; the restarted bootnode sees the node go.
+	// Close stops the connector; the restarted bootnode sees the node go.
 	require.NoError(t, n.Close())
 	require.Eventually(t, func() bool { return !connected(reborn, n.ID()) }, 10*time.Second, 10*time.Millisecond)
 }
@@ -250,4 +293,12 @@ func waitPeerEvent(t *testing.T, n *Network, p peer.ID) {
 			t.Fatalf("no peer event for %s", p)
 		}
 	}
+}
+
+// fastDiscovery shortens a network's discovery tunables (before Start).
+func fastDiscovery(n *Network) {
+	n.backoffMin, n.backoffMax = 20*time.Millisecond, 200*time.Millisecond
+	n.discoveryTick = 20 * time.Millisecond
+	n.walkMin, n.walkMax = 50*time.Millisecond, 500*time.Millisecond
+	n.bookDebounce = 10 * time.Millisecond
 }

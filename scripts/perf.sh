@@ -7,6 +7,7 @@
 #   scripts/perf.sh            # everything (about 10 minutes)
 #   scripts/perf.sh bench      # only go test -bench
 #   scripts/perf.sh e2e        # only the real-binary campaigns
+#   scripts/perf.sh latency    # time to finality of 4 and 21 validators (scripts/finality-latency.sh all)
 # FLARE_PERF_DURATION (default 90s) sets the local network's measurement window.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,4 +18,7 @@ fi
 if [ "$what" = all ] || [ "$what" = e2e ]; then
   FLARE_PERF=1 go test -count=1 -run 'TestPerfDevRestart|TestPerfLocalNetwork' -v -timeout 30m ./integration/ 2>&1 \
     | grep -Ev '^(=== RUN|--- PASS|PASS|ok )'
+fi
+if [ "$what" = latency ]; then
+  bash scripts/finality-latency.sh all
 fi

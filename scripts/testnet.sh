@@ -3,7 +3,7 @@
 #
 #   flare-node testnet --validators 4 --out DIR   # once: keys, spec, commands
 #   scripts/testnet.sh start DIR                   # start every node in the background
-#   scripts/testnet.sh status DIR                  # per node: running or not, progress, checkpoints
+#   scripts/testnet.sh status DIR                  # per node: running or not, peers, progress, checkpoints
 #   scripts/testnet.sh stop DIR                    # SIGINT, wait for a clean shutdown
 #
 # Every node i logs to DIR/node<i>.log and records its pid in DIR/node<i>.pid.
@@ -106,16 +106,36 @@ stop() {
 	return "$status"
 }
 
+# http_get HOST:PORT PATH prints the body of an HTTP/1.0 GET (bash's
+# /dev/tcp, so no curl is needed), or fails within 5 seconds.
+http_get() {
+	timeout 5 bash -c 'exec 3<>"/dev/tcp/${0%:*}/${0##*:}" || exit 1
+		printf "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n" "$1" "$0" >&3
+		sed "1,/^\r\{0,1\}$/d" <&3' "$1" "$2"
+}
+
+# json_num KEY prints the number of "KEY": in the JSON on stdin.
+json_num() { sed -n 's/.*"'"$1"'":\([0-9-]*\).*/\1/p'; }
+
 status() {
-	local i pid base
+	local i pid base addr doc
 	echo "Testnet $FLARE_TESTNET_DIR: $FLARE_TESTNET_NODES validators, genesis $FLARE_TESTNET_GENESIS"
 	for i in $(seq 0 "$last"); do
 		base=$(node_var "$i" BASE_PATH)
+		addr=$(node_var "$i" METRICS_ADDR)
 		echo
 		if pid=$(running "$i"); then
 			echo "== node$i: running (pid $pid, p2p port $(node_var "$i" PORT))"
+			# Peers and progress from the node's /status endpoint.
+			if [ -n "$addr" ] && doc=$(http_get "$addr" /status) && [ -n "$doc" ]; then
+				printf '   peers: %s (inbound %s, outbound %s)  best: %s  justified: %s  finalized: %s\n' \
+					"$(json_num peers <<<"$doc")" "$(json_num peers_inbound <<<"$doc")" "$(json_num peers_outbound <<<"$doc")" \
+					"$(json_num best <<<"$doc")" "$(json_num justified <<<"$doc")" "$(json_num finalized <<<"$doc")"
+			else
+				echo "   peers: unknown (no answer from the metrics address ${addr:-(none)})"
+			fi
 			# The checkpoint database is locked while the node runs: show
-			# its latest progress from the log instead.
+			# its latest progress from the log as well.
 			grep -E 'Idle|FINALITY ADVANCED' "$(log_file "$i")" | tail -n 2 | sed 's/^/   /' || true
 		else
 			echo "== node$i: stopped"

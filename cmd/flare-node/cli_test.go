@@ -72,7 +72,9 @@ func newSandbox(t *testing.T) *sandbox {
 		env = append(env, kv)
 	}
 	env = append(env, "HOME="+filepath.Join(root, "home"), "XDG_DATA_HOME="+filepath.Join(root, "xdg"),
-		"TMPDIR="+filepath.Join(root, "tmp"), "NO_COLOR=1")
+		"TMPDIR="+filepath.Join(root, "tmp"), "NO_COLOR=1",
+		// Nodes started by tests never announce themselves on the LAN.
+		"FLARE_NO_MDNS=true")
 	return &sandbox{t: t, root: root, env: env}
 }
 
@@ -181,6 +183,7 @@ func TestBadInput(t *testing.T) {
 		{name: "prune interval negative", args: []string{"--dev", "--checkpoint-prune-interval", "-1s"}, contains: "--checkpoint-prune-interval"},
 		{name: "metrics addr", args: []string{"--dev", "--metrics-addr", "9615"}, contains: "--metrics-addr"},
 		{name: "two dev keys", args: []string{"--dev", "--alice", "--bob"}, contains: "--alice and --bob"},
+		{name: "private address flags together", args: []string{"--dev", "--allow-private-ip", "--no-private-ip"}, contains: "--allow-private-ip and --no-private-ip"},
 		{name: "dev key and key file", args: []string{"--chain", "local", "--bob", "--key-file", "k"}, contains: "--bob and --key-file"},
 		{name: "missing key file", args: []string{"--chain", "local", "--key-file", "missing.key"}, contains: "missing.key"},
 		{name: "malformed key file", args: []string{"--chain", "local", "--key-file", "bad.key"}, files: map[string]string{"bad.key": "xyz"}, contains: "malformed validator key file"},
@@ -396,6 +399,9 @@ addr = "127.0.0.1:1111"
 				want := config.Default()
 				want.Dev()
 				want.BasePath = s.path("xdg", "flare-node") // persistent default base path
+				allow := true                               // the dev chain's default, resolved
+				want.P2P.AllowPrivateIP = &allow
+				want.P2P.NoMDNS = true // FLARE_NO_MDNS of the sandbox
 				require.Equal(t, want, c)
 			},
 		},
@@ -446,6 +452,22 @@ addr = "127.0.0.1:1111"
 				require.Equal(t, []string{"/ip4/127.0.0.1/tcp/9/p2p/F", "/ip4/127.0.0.1/tcp/8/p2p/G"}, c.P2P.Bootnodes)
 				require.Equal(t, []string{"/ip4/127.0.0.1/tcp/3333"}, c.P2P.ListenAddrs)
 				require.Equal(t, s.path("flag-base"), c.BasePath)
+			},
+		},
+		{
+			name: "private addresses: --no-private-ip on dev, chain default elsewhere",
+			args: []string{"--dev", "--no-private-ip"},
+			check: func(t *testing.T, c config.Config) {
+				require.False(t, *c.P2P.AllowPrivateIP)
+			},
+		},
+		{
+			name: "private addresses: --allow-private-ip, mDNS back on by env",
+			env:  []string{"FLARE_NO_MDNS=false"},
+			args: []string{"--chain", "local", "--allow-private-ip", "--bootnodes", "/dns4/boot.example.com/tcp/1/p2p/X"},
+			check: func(t *testing.T, c config.Config) {
+				require.True(t, *c.P2P.AllowPrivateIP)
+				require.False(t, c.P2P.NoMDNS)
 			},
 		},
 		{
@@ -545,6 +567,15 @@ func TestTestnet(t *testing.T) {
 		require.Equal(t, fmt.Sprintf("127.0.0.1:%d", 42000+i), c.Metrics.Addr)
 		require.Equal(t, config.TestnetPersistence(), c.Persistence)
 	}
+
+	// metrics on by default (node i at 9615 + i), so that testnet.sh status
+	// can read each node's peers
+	r = s.run("", nil, "testnet", "--validators", "2", "--out", "net-default-metrics", "--base-port", "41000")
+	require.Equal(t, 0, r.code, r.stderr)
+	env = readEnvFile(t, s.path("net-default-metrics", testnetEnvFile))
+	require.Equal(t, "127.0.0.1:9615", env["NODE0_METRICS_ADDR"])
+	require.Equal(t, "127.0.0.1:9616", env["NODE1_METRICS_ADDR"])
+	requireUsageError(t, s.run("", nil, "testnet", "--validators", "2", "--out", "net-overlap", "--base-port", "9614"), "overlaps")
 
 	// a second run into the same directory is refused and changes nothing
 	before := s.listing()

@@ -88,7 +88,13 @@ func runFlags() []cli.Flag {
 		&cli.StringSliceFlag{Name: "bootnodes", Category: catNetwork, EnvVars: env("bootnodes"),
 			Usage: "multiaddr with /p2p/<peer id> to connect to at start (repeatable or comma separated)"},
 		&cli.IntFlag{Name: "max-peers", Category: catNetwork, EnvVars: env("max-peers"), Value: d.P2P.MaxPeers,
-			Usage: "maximum number of connected peers"},
+			Usage: "maximum number of connected peers (discovery keeps 4/5 of it, dialling half of those itself)"},
+		&cli.BoolFlag{Name: "allow-private-ip", Category: catNetwork, EnvVars: env("allow-private-ip"),
+			Usage: "dial private, loopback and link-local addresses learned from peers (default: yes on dev/local chains, on chains with a non-public bootnode, and on nodes without bootnodes listening on non-public addresses only)"},
+		&cli.BoolFlag{Name: "no-private-ip", Category: catNetwork, EnvVars: env("no-private-ip"),
+			Usage: "dial only public addresses learned from peers (bootnode addresses are always dialled)"},
+		&cli.BoolFlag{Name: "no-mdns", Category: catNetwork, EnvVars: env("no-mdns"),
+			Usage: "do not discover peers on the local network with mDNS (on by default for the dev and local chains)"},
 
 		&cli.StringFlag{Name: "log-level", Aliases: []string{"l"}, Category: catLogging, EnvVars: env("log-level"), Value: d.Log.Level,
 			Usage: "log level: " + strings.Join(config.LogLevels, ", ")},
@@ -195,6 +201,13 @@ func applyFlags(c *cli.Context, cfg *config.Config) error {
 	if cc := lookupSet(c, "max-peers"); cc != nil {
 		cfg.P2P.MaxPeers = cc.Int("max-peers")
 	}
+	switch allow, deny := boolSet(c, "allow-private-ip"), boolSet(c, "no-private-ip"); {
+	case allow && deny:
+		return fmt.Errorf("%w: --allow-private-ip and --no-private-ip exclude each other", errConflict)
+	case allow || deny:
+		cfg.P2P.AllowPrivateIP = &allow
+	}
+	boolean("no-mdns", &cfg.P2P.NoMDNS)
 
 	str("log-level", &cfg.Log.Level)
 	str("log-format", &cfg.Log.Format)

@@ -23,6 +23,7 @@ import (
 	"github.com/flarechain/flare-node/config"
 	"github.com/flarechain/flare-node/consensus/asf"
 	"github.com/flarechain/flare-node/node"
+	"github.com/flarechain/flare-node/p2p"
 )
 
 // nodeProc is a flare-node subprocess running the node with JSON logs.
@@ -176,17 +177,38 @@ func requireStartupRefusal(t *testing.T, r result, contains string) {
 }
 
 func TestPortInUse(t *testing.T) {
-	s := newSandbox(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	port := ln.Addr().(*net.TCPAddr).Port
-	r := s.run("", nil, "--dev", "--tmp", "--listen-addr", fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", port))
-	requireStartupRefusal(t, r, "address already in use")
-	require.Contains(t, r.stdout, "OnStart hook failed", "libp2p's own logs go to the log output, not stderr")
-	entries, err := os.ReadDir(s.path("tmp"))
-	require.NoError(t, err)
-	require.Empty(t, entries, "--tmp base path removed after a failed start")
+	t.Run("by another program", func(t *testing.T) {
+		s := newSandbox(t)
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		defer ln.Close()
+		addr := fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", ln.Addr().(*net.TCPAddr).Port)
+		r := s.run("", nil, "--dev", "--tmp", "--listen-addr", addr)
+		requireStartupRefusal(t, r, "address already in use")
+		require.Contains(t, r.stderr, "p2p port in use")
+		require.Contains(t, r.stderr, addr)
+		entries, err := os.ReadDir(s.path("tmp"))
+		require.NoError(t, err)
+		require.Empty(t, entries, "--tmp base path removed after a failed start")
+	})
+	t.Run("by another flare-node (no SO_REUSEPORT)", func(t *testing.T) {
+		s := newSandbox(t)
+		p := startNode(t, s, "--dev", "--base-path", s.path("a"), "--listen-addr", "/ip4/127.0.0.1/tcp/0")
+		l := p.waitLog("Listening on /ip4/127.0.0.1/tcp/")
+		msg, _ := l["msg"].(string)
+		addr := strings.TrimPrefix(msg, "Listening on ")
+		addr = addr[:strings.Index(addr, "/p2p/")]
+
+		cfg := config.Default()
+		cfg.Chain, cfg.BasePath = "dev", s.path("b")
+		require.NoError(t, cfg.Validate())
+		r := s.run("", nil, "--dev", "--base-path", cfg.BasePath, "--listen-addr", addr)
+		requireStartupRefusal(t, r, "address already in use")
+		require.Contains(t, r.stderr, addr)
+		_, err := os.Stat(cfg.NodeKeyPath())
+		require.True(t, os.IsNotExist(err), "node key written by a node that could not listen")
+		require.Equal(t, 0, p.stop(syscall.SIGINT))
+	})
 }
 
 func TestHandleSignals(t *testing.T) {
@@ -224,6 +246,7 @@ func TestExitCodeMapping(t *testing.T) {
 		{"checkpoint db locked", fmt.Errorf("%w: %w", node.ErrStartup, checkpointdb.ErrLocked), exitUsage},
 		{"chain db locked", fmt.Errorf("open: %w", asf.ErrLocked), exitUsage},
 		{"start-up refusal", fmt.Errorf("%w: corrupted", node.ErrStartup), exitUsage},
+		{"p2p port in use", fmt.Errorf("%w: network: %w", node.ErrStartup, fmt.Errorf("%w on /ip4/127.0.0.1/tcp/1: busy", p2p.ErrListen)), exitUsage},
 		{"other failure of New", errors.New("boom"), exitFailure},
 	}
 	for _, tt := range tests {

@@ -13,6 +13,7 @@ import (
 	"github.com/flarechain/flare-node/consensus/asf"
 	"github.com/flarechain/flare-node/consensus/checkpoint"
 	"github.com/flarechain/flare-node/node"
+	"github.com/flarechain/flare-node/p2p"
 )
 
 // runConfigured creates and runs the node and maps its errors to exit codes.
@@ -42,6 +43,9 @@ func runError(err error) error {
 func startupError(cfg *config.Config, err error) error {
 	if errors.Is(err, checkpointdb.ErrLocked) || errors.Is(err, asf.ErrLocked) {
 		return usageError(fmt.Errorf("base path %s is in use by another flare-node process (database locked): %w", cfg.BasePath, err))
+	}
+	if errors.Is(err, p2p.ErrListen) {
+		return usageError(fmt.Errorf("p2p port in use or address unavailable: %w", err))
 	}
 	if errors.Is(err, node.ErrStartup) {
 		return usageError(err)

@@ -78,7 +78,12 @@ func TestTestnetScript(t *testing.T) {
 	require.Contains(t, out, "nodes.env not found")
 
 	base := freePortRange(t)
-	r := s.run("", nil, "testnet", "--validators", "2", "--out", "net", "--base-port", strconv.Itoa(base))
+	metrics := freePortRange(t)
+	for metrics < base+2 && base < metrics+2 {
+		metrics = freePortRange(t)
+	}
+	r := s.run("", nil, "testnet", "--validators", "2", "--out", "net", "--base-port", strconv.Itoa(base),
+		"--metrics-base-port", strconv.Itoa(metrics))
 	require.Equal(t, 0, r.code, r.stderr)
 	dir := s.path("net")
 	long := os.Getenv("FLARE_LONG_TESTS") == "1"
@@ -107,6 +112,17 @@ func TestTestnetScript(t *testing.T) {
 	require.Equal(t, 0, code, out)
 	require.Contains(t, out, "== node0: running")
 	require.Contains(t, out, "== node1: running")
+	// Each node's peer count (from its /status endpoint): node1 dialled
+	// node0, its bootnode.
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(out, "peers: 1 (inbound 1, outbound 0)") || !strings.Contains(out, "peers: 1 (inbound 0, outbound 1)") {
+		require.True(t, time.Now().Before(deadline), "status never showed the peers:\n%s", out)
+		time.Sleep(200 * time.Millisecond) // poll interval of the script
+		out, code = runScript(t, s, "status", dir)
+		require.Equal(t, 0, code, out)
+	}
+	require.Regexp(t, `== node0: running .*\n   peers: 1 \(inbound 1, outbound 0\)  best: \d+  justified: \d+  finalized: \d+`, out)
+	require.Regexp(t, `== node1: running .*\n   peers: 1 \(inbound 0, outbound 1\)`, out)
 
 	out, code = runScript(t, s, "stop", dir)
 	require.Equal(t, 0, code, out)

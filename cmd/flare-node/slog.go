@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 
+	golog "github.com/ipfs/go-log/v2"
 	"github.com/libp2p/go-libp2p/gologshim"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -13,10 +14,13 @@ import (
 // loggers, fx, anything using slog.Default) into log at min level or above,
 // so that they share the node's format and never write to stderr, which is
 // reserved for the final error line.
+// The go-log loggers of the Kademlia DHT (level error unless GOLOG_LOG_LEVEL
+// says otherwise) write to the same core.
 func routeLibraryLogs(log *zap.Logger, min slog.Level) {
 	h := &zapHandler{log: log, min: min}
 	gologshim.SetDefaultHandler(h)
 	slog.SetDefault(slog.New(h))
+	golog.SetPrimaryCore(log.Core())
 }
 
 // zapHandler is a slog.Handler writing to a zap logger. A "logger"

@@ -26,6 +26,9 @@ const (
 	testnetCommandsFile = "commands.txt"
 	testnetEnvFile      = "nodes.env"
 	testnetChainID      = "testnet"
+	// defaultTestnetMetricsPort is node0's metrics port (Substrate's
+	// Prometheus port).
+	defaultTestnetMetricsPort = 9615
 )
 
 func testnetCommand() *cli.Command {
@@ -34,12 +37,13 @@ func testnetCommand() *cli.Command {
 		Usage: "write a chain spec with N fresh validator keys, their node keys and base paths, and each node's command line",
 		Description: "The output directory gets " + testnetSpecFile + ", node<i>/validator.key, node<i>/data (base path with the node key),\n" +
 			testnetCommandsFile + " (one command line per node) and " + testnetEnvFile + " (the same as shell variables, for scripts/testnet.sh).\n" +
-			"Nodes listen on 127.0.0.1 at --base-port + i; every node but node0 uses node0 as its bootnode.",
+			"Nodes listen on 127.0.0.1 at --base-port + i and serve metrics and status at --metrics-base-port + i;\n" +
+			"every node but node0 uses node0 as its only bootnode and finds the others through peer discovery.",
 		Flags: []cli.Flag{
 			&cli.IntFlag{Name: "validators", Aliases: []string{"n"}, Value: 4, Usage: "number of validators"},
 			&cli.PathFlag{Name: "out", Aliases: []string{"o"}, Usage: "output `DIR` (must not exist or be empty)"},
 			&cli.IntFlag{Name: "base-port", Value: config.DefaultPort, Usage: "p2p port of node0; node i uses base-port + i"},
-			&cli.IntFlag{Name: "metrics-base-port", Usage: "metrics port of node0 (node i: + i); 0 leaves metrics off"},
+			&cli.IntFlag{Name: "metrics-base-port", Value: defaultTestnetMetricsPort, Usage: "metrics/status port of node0 on 127.0.0.1 (node i: + i; scripts/testnet.sh status reads it); 0 leaves metrics off"},
 			&cli.DurationFlag{Name: "slot-duration", Value: time.Second, Usage: "block production slot length"},
 			&cli.Uint64Flag{Name: "checkpoint-interval", Value: 4, Usage: "blocks between checkpoints"},
 			&cli.PathFlag{Name: "binary", Usage: "flare-node binary used in the command lines (default: this executable)"},

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Time to finality on a real network of N flare-node processes on 127.0.0.1:
+# `flare-node testnet --validators N` with the given slot and checkpoint
+# interval (node0 is every other node's only bootnode; the rest is found by
+# peer discovery). For every block authored in the measurement window it
+# takes the "Authored block #N" log time at its producer and the time of the
+# first "FINALITY ADVANCED" line covering it at each node, and prints
+# p50/p99, blocks per slot, forks, and CPU per node per finalized checkpoint
+# (utime+stime from /proc/<pid>/stat). docs/performance.md records results.
+#
+#   scripts/finality-latency.sh [N] [SLOT] [INTERVAL] [WINDOW]
+#   scripts/finality-latency.sh 4 250ms 1 60s      # the defaults
+#   scripts/finality-latency.sh 21 250ms 1 90s
+#   scripts/finality-latency.sh all                # the configurations of docs/performance.md
+#
+# FLARE_LAT_WARMUP (default 15s) is the time the network gets to form before
+# the window opens.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+run() {
+	FLARE_PERF=1 FLARE_LAT_VALIDATORS="$1" FLARE_LAT_SLOT="$2" FLARE_LAT_INTERVAL="$3" FLARE_PERF_DURATION="$4" \
+		go test -count=1 -run '^TestPerfFinalityLatency$' -v -timeout 30m ./integration/ 2>&1 |
+		grep -Ev '^(=== RUN|--- PASS|PASS|ok )'
+}
+
+if [ "${1:-}" = all ]; then
+	run 4 250ms 1 60s
+	run 4 100ms 1 60s
+	run 21 250ms 1 90s
+	exit 0
+fi
+run "${1:-4}" "${2:-250ms}" "${3:-1}" "${4:-60s}"
