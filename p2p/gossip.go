@@ -205,6 +205,9 @@ type SyncHandler interface {
 	// order; unavailable reports that (part of) the range is pruned or
 	// unknown.
 	CertificatesByRange(ctx context.Context, start uint64, count uint32) (certs []checkpoint.Certificate, unavailable bool)
+	// FinalityProof returns the proof of the local finalized (and latest
+	// justified) checkpoint; ok is false when there is none.
+	FinalityProof(ctx context.Context) (p *checkpoint.FinalityProof, ok bool)
 }
 
 // Start joins the gossip topics with their validators, registers the sync

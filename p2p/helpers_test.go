@@ -124,6 +124,7 @@ type testHandler struct {
 	prunedBelow uint64           // blocks and certificates below are unavailable
 	certStore   []checkpoint.Certificate
 	status      *flarepb.Status
+	proof       *checkpoint.FinalityProof
 	// syncHook, when set, runs first in every range request and may
 	// replace the answer.
 	syncHook func(ctx context.Context, start uint64, count uint32) (blocks []*flarepb.Block, certs []checkpoint.Certificate, override bool)
@@ -231,6 +232,12 @@ func (h *testHandler) BlocksByRange(ctx context.Context, start uint64, count uin
 	}
 	end := min(start+uint64(count), uint64(len(chain))+1)
 	return chain[start-1 : end-1], end < start+uint64(count)
+}
+
+func (h *testHandler) FinalityProof(ctx context.Context) (*checkpoint.FinalityProof, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.proof, h.proof != nil
 }
 
 func (h *testHandler) CertificatesByRange(ctx context.Context, start uint64, count uint32) ([]checkpoint.Certificate, bool) {

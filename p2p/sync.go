@@ -162,6 +162,13 @@ func (n *Network) serve(ctx context.Context, req *flarepb.SyncRequest) (resp *fl
 			budget -= size
 			resp.Certificates = append(resp.Certificates, pc)
 		}
+	case *flarepb.SyncRequest_FinalityProof:
+		p, ok := n.syncH.FinalityProof(ctx)
+		if !ok || p == nil {
+			resp.Unavailable = true
+			break
+		}
+		resp.FinalityProof = checkpoint.FinalityProofToPB(*p)
 	default:
 		return nil, "empty request"
 	}
@@ -331,4 +338,29 @@ func (n *Network) RequestCertificates(ctx context.Context, p peer.ID, start uint
 		out = append(out, c)
 	}
 	return out, resp.GetUnavailable(), nil
+}
+
+// RequestFinalityProof asks a connected peer for the proof of its finalized
+// (and latest justified) checkpoint. The proof is shape-checked
+// (checkpoint.FinalityProofFromPB) and must be of this chain; signatures
+// are not verified. unavailable reports that the peer has none.
+func (n *Network) RequestFinalityProof(ctx context.Context, p peer.ID) (*checkpoint.FinalityProof, bool, error) {
+	resp, err := n.request(ctx, p, &flarepb.SyncRequest{
+		Version: SyncVersion,
+		Request: &flarepb.SyncRequest_FinalityProof{FinalityProof: &flarepb.FinalityProofRequest{}},
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	if resp.GetUnavailable() || resp.GetFinalityProof() == nil {
+		return nil, true, nil
+	}
+	proof, err := checkpoint.FinalityProofFromPB(resp.GetFinalityProof())
+	if err != nil {
+		return nil, false, fmt.Errorf("finality proof from %s: %w: %w", p, ErrBadResponse, err)
+	}
+	if proof.Finalizing.Genesis != n.genesis || (proof.Justified != nil && proof.Justified.Genesis != n.genesis) {
+		return nil, false, fmt.Errorf("finality proof from %s: %w: %w", p, ErrBadResponse, checkpoint.ErrWrongChain)
+	}
+	return &proof, false, nil
 }

@@ -283,3 +283,31 @@ func TestSyncTimeouts(t *testing.T) {
 		require.NotEqual(t, network.Connected, client.host.Network().Connectedness(stranger.ID()))
 	})
 }
+
+func TestSyncFinalityProof(t *testing.T) {
+	server, client := syncPair(t)
+	ctx := context.Background()
+
+	// None yet: unavailable, not an error.
+	p, unavailable, err := client.RequestFinalityProof(ctx, server.ID())
+	require.NoError(t, err)
+	require.True(t, unavailable)
+	require.Nil(t, p)
+
+	fin := certificate(399)
+	require.True(t, fin.Finalizes())
+	just := certificate(400)
+	proof := checkpoint.FinalityProof{Finalizing: fin, Justified: &just}
+	server.h.configure(func(h *testHandler) { h.proof = &proof })
+	p, unavailable, err = client.RequestFinalityProof(ctx, server.ID())
+	require.NoError(t, err)
+	require.False(t, unavailable)
+	require.Equal(t, proof, *p, "the proof survives the round trip")
+
+	// A proof of another chain is a bad response.
+	other := proof
+	other.Finalizing.Genesis[0] ^= 1
+	server.h.configure(func(h *testHandler) { h.proof = &other })
+	_, _, err = client.RequestFinalityProof(ctx, server.ID())
+	require.ErrorIs(t, err, ErrBadResponse)
+}

@@ -905,6 +905,7 @@ type SyncRequest struct {
 	//	*SyncRequest_Status
 	//	*SyncRequest_Blocks
 	//	*SyncRequest_Certificates
+	//	*SyncRequest_FinalityProof
 	Request       isSyncRequest_Request `protobuf_oneof:"request"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -981,6 +982,15 @@ func (x *SyncRequest) GetCertificates() *CertificatesByRange {
 	return nil
 }
 
+func (x *SyncRequest) GetFinalityProof() *FinalityProofRequest {
+	if x != nil {
+		if x, ok := x.Request.(*SyncRequest_FinalityProof); ok {
+			return x.FinalityProof
+		}
+	}
+	return nil
+}
+
 type isSyncRequest_Request interface {
 	isSyncRequest_Request()
 }
@@ -997,11 +1007,17 @@ type SyncRequest_Certificates struct {
 	Certificates *CertificatesByRange `protobuf:"bytes,4,opt,name=certificates,proto3,oneof"`
 }
 
+type SyncRequest_FinalityProof struct {
+	FinalityProof *FinalityProofRequest `protobuf:"bytes,5,opt,name=finality_proof,json=finalityProof,proto3,oneof"`
+}
+
 func (*SyncRequest_Status) isSyncRequest_Request() {}
 
 func (*SyncRequest_Blocks) isSyncRequest_Request() {}
 
 func (*SyncRequest_Certificates) isSyncRequest_Request() {}
+
+func (*SyncRequest_FinalityProof) isSyncRequest_Request() {}
 
 type StatusRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1039,6 +1055,44 @@ func (*StatusRequest) Descriptor() ([]byte, []int) {
 	return file_flare_v1_flare_proto_rawDescGZIP(), []int{11}
 }
 
+// FinalityProofRequest asks for the proof of the peer's finalized (and
+// latest justified) checkpoint (catch-up beyond the peer's retention).
+type FinalityProofRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FinalityProofRequest) Reset() {
+	*x = FinalityProofRequest{}
+	mi := &file_flare_v1_flare_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FinalityProofRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FinalityProofRequest) ProtoMessage() {}
+
+func (x *FinalityProofRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_flare_v1_flare_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FinalityProofRequest.ProtoReflect.Descriptor instead.
+func (*FinalityProofRequest) Descriptor() ([]byte, []int) {
+	return file_flare_v1_flare_proto_rawDescGZIP(), []int{12}
+}
+
 type BlocksByRange struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Start         uint64                 `protobuf:"varint,1,opt,name=start,proto3" json:"start,omitempty"` // first block number
@@ -1049,7 +1103,7 @@ type BlocksByRange struct {
 
 func (x *BlocksByRange) Reset() {
 	*x = BlocksByRange{}
-	mi := &file_flare_v1_flare_proto_msgTypes[12]
+	mi := &file_flare_v1_flare_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1061,7 +1115,7 @@ func (x *BlocksByRange) String() string {
 func (*BlocksByRange) ProtoMessage() {}
 
 func (x *BlocksByRange) ProtoReflect() protoreflect.Message {
-	mi := &file_flare_v1_flare_proto_msgTypes[12]
+	mi := &file_flare_v1_flare_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1074,7 +1128,7 @@ func (x *BlocksByRange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlocksByRange.ProtoReflect.Descriptor instead.
 func (*BlocksByRange) Descriptor() ([]byte, []int) {
-	return file_flare_v1_flare_proto_rawDescGZIP(), []int{12}
+	return file_flare_v1_flare_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *BlocksByRange) GetStart() uint64 {
@@ -1101,7 +1155,7 @@ type CertificatesByRange struct {
 
 func (x *CertificatesByRange) Reset() {
 	*x = CertificatesByRange{}
-	mi := &file_flare_v1_flare_proto_msgTypes[13]
+	mi := &file_flare_v1_flare_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1113,7 +1167,7 @@ func (x *CertificatesByRange) String() string {
 func (*CertificatesByRange) ProtoMessage() {}
 
 func (x *CertificatesByRange) ProtoReflect() protoreflect.Message {
-	mi := &file_flare_v1_flare_proto_msgTypes[13]
+	mi := &file_flare_v1_flare_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1126,7 +1180,7 @@ func (x *CertificatesByRange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CertificatesByRange.ProtoReflect.Descriptor instead.
 func (*CertificatesByRange) Descriptor() ([]byte, []int) {
-	return file_flare_v1_flare_proto_rawDescGZIP(), []int{13}
+	return file_flare_v1_flare_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *CertificatesByRange) GetStart() uint64 {
@@ -1155,7 +1209,7 @@ type Status struct {
 
 func (x *Status) Reset() {
 	*x = Status{}
-	mi := &file_flare_v1_flare_proto_msgTypes[14]
+	mi := &file_flare_v1_flare_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1167,7 +1221,7 @@ func (x *Status) String() string {
 func (*Status) ProtoMessage() {}
 
 func (x *Status) ProtoReflect() protoreflect.Message {
-	mi := &file_flare_v1_flare_proto_msgTypes[14]
+	mi := &file_flare_v1_flare_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1180,7 +1234,7 @@ func (x *Status) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Status.ProtoReflect.Descriptor instead.
 func (*Status) Descriptor() ([]byte, []int) {
-	return file_flare_v1_flare_proto_rawDescGZIP(), []int{14}
+	return file_flare_v1_flare_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Status) GetGenesisHash() []byte {
@@ -1219,13 +1273,14 @@ type SyncResponse struct {
 	Status        *Status                `protobuf:"bytes,4,opt,name=status,proto3" json:"status,omitempty"`
 	Blocks        []*Block               `protobuf:"bytes,5,rep,name=blocks,proto3" json:"blocks,omitempty"`
 	Certificates  []*Certificate         `protobuf:"bytes,6,rep,name=certificates,proto3" json:"certificates,omitempty"`
+	FinalityProof *FinalityProof         `protobuf:"bytes,7,opt,name=finality_proof,json=finalityProof,proto3" json:"finality_proof,omitempty"` // answer to finality_proof; absent: unavailable
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SyncResponse) Reset() {
 	*x = SyncResponse{}
-	mi := &file_flare_v1_flare_proto_msgTypes[15]
+	mi := &file_flare_v1_flare_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1237,7 +1292,7 @@ func (x *SyncResponse) String() string {
 func (*SyncResponse) ProtoMessage() {}
 
 func (x *SyncResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flare_v1_flare_proto_msgTypes[15]
+	mi := &file_flare_v1_flare_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1250,7 +1305,7 @@ func (x *SyncResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncResponse.ProtoReflect.Descriptor instead.
 func (*SyncResponse) Descriptor() ([]byte, []int) {
-	return file_flare_v1_flare_proto_rawDescGZIP(), []int{15}
+	return file_flare_v1_flare_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *SyncResponse) GetVersion() uint32 {
@@ -1295,6 +1350,13 @@ func (x *SyncResponse) GetCertificates() []*Certificate {
 	return nil
 }
 
+func (x *SyncResponse) GetFinalityProof() *FinalityProof {
+	if x != nil {
+		return x.FinalityProof
+	}
+	return nil
+}
+
 // FinalityProof proves with certificates alone that a checkpoint is final.
 // `finalizing` links a justified checkpoint F to its direct successor
 // (target.number = source.number + 1), which finalizes F. `justified`, when
@@ -1311,7 +1373,7 @@ type FinalityProof struct {
 
 func (x *FinalityProof) Reset() {
 	*x = FinalityProof{}
-	mi := &file_flare_v1_flare_proto_msgTypes[16]
+	mi := &file_flare_v1_flare_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1323,7 +1385,7 @@ func (x *FinalityProof) String() string {
 func (*FinalityProof) ProtoMessage() {}
 
 func (x *FinalityProof) ProtoReflect() protoreflect.Message {
-	mi := &file_flare_v1_flare_proto_msgTypes[16]
+	mi := &file_flare_v1_flare_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1336,7 +1398,7 @@ func (x *FinalityProof) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FinalityProof.ProtoReflect.Descriptor instead.
 func (*FinalityProof) Descriptor() ([]byte, []int) {
-	return file_flare_v1_flare_proto_rawDescGZIP(), []int{16}
+	return file_flare_v1_flare_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *FinalityProof) GetFinalizing() *Certificate {
@@ -1425,14 +1487,16 @@ const file_flare_v1_flare_proto_rawDesc = "" +
 	"\x04vote\x18\x02 \x01(\v2\x0e.flare.v1.VoteH\x00R\x04vote\x129\n" +
 	"\vcertificate\x18\x03 \x01(\v2\x15.flare.v1.CertificateH\x00R\vcertificate\x12'\n" +
 	"\x05block\x18\x04 \x01(\v2\x0f.flare.v1.BlockH\x00R\x05blockB\t\n" +
-	"\apayload\"\xdd\x01\n" +
+	"\apayload\"\xa6\x02\n" +
 	"\vSyncRequest\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x121\n" +
 	"\x06status\x18\x02 \x01(\v2\x17.flare.v1.StatusRequestH\x00R\x06status\x121\n" +
 	"\x06blocks\x18\x03 \x01(\v2\x17.flare.v1.BlocksByRangeH\x00R\x06blocks\x12C\n" +
-	"\fcertificates\x18\x04 \x01(\v2\x1d.flare.v1.CertificatesByRangeH\x00R\fcertificatesB\t\n" +
+	"\fcertificates\x18\x04 \x01(\v2\x1d.flare.v1.CertificatesByRangeH\x00R\fcertificates\x12G\n" +
+	"\x0efinality_proof\x18\x05 \x01(\v2\x1e.flare.v1.FinalityProofRequestH\x00R\rfinalityProofB\t\n" +
 	"\arequest\"\x0f\n" +
-	"\rStatusRequest\";\n" +
+	"\rStatusRequest\"\x16\n" +
+	"\x14FinalityProofRequest\";\n" +
 	"\rBlocksByRange\x12\x14\n" +
 	"\x05start\x18\x01 \x01(\x04R\x05start\x12\x14\n" +
 	"\x05count\x18\x02 \x01(\rR\x05count\"A\n" +
@@ -1443,14 +1507,15 @@ const file_flare_v1_flare_proto_rawDesc = "" +
 	"\fgenesis_hash\x18\x01 \x01(\fR\vgenesisHash\x12(\n" +
 	"\x04best\x18\x02 \x01(\v2\x14.flare.v1.CheckpointR\x04best\x122\n" +
 	"\tjustified\x18\x03 \x01(\v2\x14.flare.v1.CheckpointR\tjustified\x122\n" +
-	"\tfinalized\x18\x04 \x01(\v2\x14.flare.v1.CheckpointR\tfinalized\"\xee\x01\n" +
+	"\tfinalized\x18\x04 \x01(\v2\x14.flare.v1.CheckpointR\tfinalized\"\xae\x02\n" +
 	"\fSyncResponse\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12 \n" +
 	"\vunavailable\x18\x02 \x01(\bR\vunavailable\x12\x14\n" +
 	"\x05error\x18\x03 \x01(\tR\x05error\x12(\n" +
 	"\x06status\x18\x04 \x01(\v2\x10.flare.v1.StatusR\x06status\x12'\n" +
 	"\x06blocks\x18\x05 \x03(\v2\x0f.flare.v1.BlockR\x06blocks\x129\n" +
-	"\fcertificates\x18\x06 \x03(\v2\x15.flare.v1.CertificateR\fcertificates\"{\n" +
+	"\fcertificates\x18\x06 \x03(\v2\x15.flare.v1.CertificateR\fcertificates\x12>\n" +
+	"\x0efinality_proof\x18\a \x01(\v2\x17.flare.v1.FinalityProofR\rfinalityProof\"{\n" +
 	"\rFinalityProof\x125\n" +
 	"\n" +
 	"finalizing\x18\x01 \x01(\v2\x15.flare.v1.CertificateR\n" +
@@ -1480,7 +1545,7 @@ func file_flare_v1_flare_proto_rawDescGZIP() []byte {
 }
 
 var file_flare_v1_flare_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_flare_v1_flare_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_flare_v1_flare_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_flare_v1_flare_proto_goTypes = []any{
 	(EvidenceKind)(0),            // 0: flare.v1.EvidenceKind
 	(HaltReason)(0),              // 1: flare.v1.HaltReason
@@ -1496,11 +1561,12 @@ var file_flare_v1_flare_proto_goTypes = []any{
 	(*Envelope)(nil),             // 11: flare.v1.Envelope
 	(*SyncRequest)(nil),          // 12: flare.v1.SyncRequest
 	(*StatusRequest)(nil),        // 13: flare.v1.StatusRequest
-	(*BlocksByRange)(nil),        // 14: flare.v1.BlocksByRange
-	(*CertificatesByRange)(nil),  // 15: flare.v1.CertificatesByRange
-	(*Status)(nil),               // 16: flare.v1.Status
-	(*SyncResponse)(nil),         // 17: flare.v1.SyncResponse
-	(*FinalityProof)(nil),        // 18: flare.v1.FinalityProof
+	(*FinalityProofRequest)(nil), // 14: flare.v1.FinalityProofRequest
+	(*BlocksByRange)(nil),        // 15: flare.v1.BlocksByRange
+	(*CertificatesByRange)(nil),  // 16: flare.v1.CertificatesByRange
+	(*Status)(nil),               // 17: flare.v1.Status
+	(*SyncResponse)(nil),         // 18: flare.v1.SyncResponse
+	(*FinalityProof)(nil),        // 19: flare.v1.FinalityProof
 }
 var file_flare_v1_flare_proto_depIdxs = []int32{
 	2,  // 0: flare.v1.Vote.source:type_name -> flare.v1.Checkpoint
@@ -1521,21 +1587,23 @@ var file_flare_v1_flare_proto_depIdxs = []int32{
 	5,  // 15: flare.v1.Envelope.certificate:type_name -> flare.v1.Certificate
 	10, // 16: flare.v1.Envelope.block:type_name -> flare.v1.Block
 	13, // 17: flare.v1.SyncRequest.status:type_name -> flare.v1.StatusRequest
-	14, // 18: flare.v1.SyncRequest.blocks:type_name -> flare.v1.BlocksByRange
-	15, // 19: flare.v1.SyncRequest.certificates:type_name -> flare.v1.CertificatesByRange
-	2,  // 20: flare.v1.Status.best:type_name -> flare.v1.Checkpoint
-	2,  // 21: flare.v1.Status.justified:type_name -> flare.v1.Checkpoint
-	2,  // 22: flare.v1.Status.finalized:type_name -> flare.v1.Checkpoint
-	16, // 23: flare.v1.SyncResponse.status:type_name -> flare.v1.Status
-	10, // 24: flare.v1.SyncResponse.blocks:type_name -> flare.v1.Block
-	5,  // 25: flare.v1.SyncResponse.certificates:type_name -> flare.v1.Certificate
-	5,  // 26: flare.v1.FinalityProof.finalizing:type_name -> flare.v1.Certificate
-	5,  // 27: flare.v1.FinalityProof.justified:type_name -> flare.v1.Certificate
-	28, // [28:28] is the sub-list for method output_type
-	28, // [28:28] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	15, // 18: flare.v1.SyncRequest.blocks:type_name -> flare.v1.BlocksByRange
+	16, // 19: flare.v1.SyncRequest.certificates:type_name -> flare.v1.CertificatesByRange
+	14, // 20: flare.v1.SyncRequest.finality_proof:type_name -> flare.v1.FinalityProofRequest
+	2,  // 21: flare.v1.Status.best:type_name -> flare.v1.Checkpoint
+	2,  // 22: flare.v1.Status.justified:type_name -> flare.v1.Checkpoint
+	2,  // 23: flare.v1.Status.finalized:type_name -> flare.v1.Checkpoint
+	17, // 24: flare.v1.SyncResponse.status:type_name -> flare.v1.Status
+	10, // 25: flare.v1.SyncResponse.blocks:type_name -> flare.v1.Block
+	5,  // 26: flare.v1.SyncResponse.certificates:type_name -> flare.v1.Certificate
+	19, // 27: flare.v1.SyncResponse.finality_proof:type_name -> flare.v1.FinalityProof
+	5,  // 28: flare.v1.FinalityProof.finalizing:type_name -> flare.v1.Certificate
+	5,  // 29: flare.v1.FinalityProof.justified:type_name -> flare.v1.Certificate
+	30, // [30:30] is the sub-list for method output_type
+	30, // [30:30] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_flare_v1_flare_proto_init() }
@@ -1552,6 +1620,7 @@ func file_flare_v1_flare_proto_init() {
 		(*SyncRequest_Status)(nil),
 		(*SyncRequest_Blocks)(nil),
 		(*SyncRequest_Certificates)(nil),
+		(*SyncRequest_FinalityProof)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1559,7 +1628,7 @@ func file_flare_v1_flare_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_flare_v1_flare_proto_rawDesc), len(file_flare_v1_flare_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   17,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
