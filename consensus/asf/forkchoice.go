@@ -180,7 +180,7 @@ func (c *Chain) setJustifiedLocked(cp checkpoint.Checkpoint) ([]checkpoint.Check
 			return nil, err
 		}
 	}
-	if err := batch.Commit(pebble.Sync); err != nil {
+	if err := c.commit(batch); err != nil {
 		return nil, fmt.Errorf("store justified checkpoint %s: %w", cp, err)
 	}
 	c.justified = cp
@@ -275,7 +275,7 @@ func (c *Chain) setFinalizedLocked(cp checkpoint.Checkpoint) ([]checkpoint.Check
 	if err != nil {
 		return nil, err
 	}
-	if err := batch.Commit(pebble.Sync); err != nil {
+	if err := c.commit(batch); err != nil {
 		return nil, fmt.Errorf("store finalized checkpoint %s: %w", cp, err)
 	}
 	c.finalized, c.justified = cp, justified
