@@ -59,6 +59,17 @@ func CheckWritable(dir string) error {
 	return nil
 }
 
+// CheckWritableFile reports whether the file at path, if it exists, may be
+// opened for writing by this process (access(2) with AT_EACCESS). A missing
+// file is no error (CheckWritable tells whether it can be created).
+func CheckWritableFile(path string) error {
+	err := unix.Faccessat(unix.AT_FDCWD, path, unix.W_OK, unix.AT_EACCESS)
+	if err == nil || errors.Is(err, syscall.ENOENT) {
+		return nil
+	}
+	return &fs.PathError{Op: "access", Path: path, Err: err}
+}
+
 // FreeBytes returns the bytes available to an unprivileged user on the file
 // system holding path (its nearest existing ancestor when path does not
 // exist yet), as statfs(2) reports them.
