@@ -189,7 +189,7 @@ func TestCrashCampaign(t *testing.T) {
 		votes                          []ownVote
 		logged                         uint64 // highest finality logged by any run so far
 		kills, sigints, beforeRestore  int
-		minMargin, maxMargin, restores = uint64(1<<63), uint64(0), 0
+		minMargin, maxMargin, restores = uint64(1 << 63), uint64(0), 0
 	)
 	start := time.Now()
 	for i := range cycles {
