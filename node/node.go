@@ -186,6 +186,9 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger) (_ *Node, err
 	if err := joinErrors(errs...); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrStartup, err)
 	}
+	if err := ctx.Err(); err != nil { // stopped during the opens: close them
+		return nil, fmt.Errorf("%w: %w", ErrStartup, err)
+	}
 	best := n.chain.Best()
 	n.log.Info("Chain database opened", zap.String("path", cfg.ChainDBPath()),
 		zap.Uint64("best", best.Number), zap.Stringer("best_hash", best.Hash()))

@@ -398,3 +398,15 @@ func TestDiskFullWhileRunning(t *testing.T) {
 		})
 	}
 }
+
+// TestSIGINTDuringStartExitsZero: the first SIGINT during an ordinary start
+// (the opens finish within storagefault.CancelGrace) is a clean stop:
+// exit 0, nothing on stderr.
+func TestSIGINTDuringStartExitsZero(t *testing.T) {
+	e := newPrivEnv(t)
+	e.runUntilVoted()
+	p := e.start(e.args(e.base)...)
+	p.waitLog("Base path: ")
+	require.Equal(t, 0, p.stop(syscall.SIGINT), "stderr: %s", p.stderr.String())
+	require.Empty(t, p.stderr.String())
+}

@@ -83,6 +83,18 @@ func TestOpen(t *testing.T) {
 			require.Equal(t, 42, <-released, "the abandoned open is released when it returns")
 		})
 	}
+	t.Run("cancelled, finishes within the grace", func(t *testing.T) {
+		cctx, cancel := context.WithCancel(ctx)
+		cancelled := make(chan struct{})
+		go func() { <-cctx.Done(); close(cancelled) }()
+		v, err := Open(cctx, NewFault(), func() (int, error) {
+			cancel()
+			<-cancelled // Open sees ctx done before the result
+			return 5, nil
+		}, func(int, error) { t.Error("a finished open is not released by Open") })
+		require.NoError(t, err, "the caller gets the open and checks ctx itself")
+		require.Equal(t, 5, v)
+	})
 	t.Run("finished before the fault is seen", func(t *testing.T) {
 		stuck := NewFault()
 		stuck.Set(errors.New("late"))
