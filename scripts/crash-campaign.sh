@@ -19,7 +19,8 @@
 #   PART=crash scripts/crash-campaign.sh     # only the kill -9 cycles
 #   PART=probes scripts/crash-campaign.sh    # only the probe table
 # Environment: CYCLES (default 100), SEED (default 1), UPDATE_DOCS=1 replaces
-# the table between the fault-probes markers in docs/storage.md.
+# the summary and the table between the crash-summary and fault-probes
+# markers in docs/storage.md.
 # Run as root to include permission damage (the node then runs as nobody)
 # and to run the node unprivileged; as another user permission damage
 # still applies to that user.
@@ -44,16 +45,23 @@ grep -E '^(--- |ok |FAIL|PASS)' "$out/go-test.log" || true
 [ -f "$out/crash-summary.txt" ] && cat "$out/crash-summary.txt"
 if [ -f "$out/probes.md" ]; then
   echo; cat "$out/probes.md"
-  if [ "${UPDATE_DOCS:-0}" = 1 ]; then
-    python3 - "$out/probes.md" docs/storage.md <<'PY'
-import sys
-table, doc = open(sys.argv[1]).read(), sys.argv[2]
+fi
+if [ "${UPDATE_DOCS:-0}" = 1 ]; then
+  python3 - "$out" docs/storage.md <<'PY'
+import os, sys
+out, doc = sys.argv[1], sys.argv[2]
 s = open(doc).read()
-begin, end = "<!-- fault-probes:begin -->", "<!-- fault-probes:end -->"
-i, j = s.index(begin) + len(begin), s.index(end)
-open(doc, "w").write(s[:i] + "\n" + table + s[j:])
+def put(name, text):
+    global s
+    begin, end = "<!-- %s:begin -->" % name, "<!-- %s:end -->" % name
+    i, j = s.index(begin) + len(begin), s.index(end)
+    s = s[:i] + "\n" + text + s[j:]
+if os.path.exists(os.path.join(out, "crash-summary.txt")):
+    put("crash-summary", "```\n" + open(os.path.join(out, "crash-summary.txt")).read() + "```\n")
+if os.path.exists(os.path.join(out, "probes.md")):
+    put("fault-probes", open(os.path.join(out, "probes.md")).read())
+open(doc, "w").write(s)
 PY
-    echo "docs/storage.md: fault probe table updated"
-  fi
+  echo "docs/storage.md updated"
 fi
 exit "$status"
