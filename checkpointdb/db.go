@@ -300,6 +300,11 @@ func (db *CheckpointDB) openLocked(st dirState, acceptAnyGenesis bool) error {
 	path, readOnly := db.path, db.readOnly
 	healthFS, healthCloser := storagefault.WithDiskHealth(db.fs, db.plog.diskSlow)
 	db.healthCloser = healthCloser
+	// Pebble deletes the sstables its MANIFEST does not reference at the end
+	// of its open; keep them until the store is verified, so that a refusal
+	// (a damaged MANIFEST) destroys nothing.
+	keep := storagefault.NewKeepFS(healthFS)
+	healthFS = keep
 	pdb, err := openPebble(path, healthFS, db.lock, db.plog, readOnly, st.exists && (st.hasData || readOnly))
 	if errors.Is(err, pebble.ErrDBDoesNotExist) {
 		switch {
@@ -344,6 +349,9 @@ func (db *CheckpointDB) openLocked(st dirState, acceptAnyGenesis bool) error {
 			return corruptedError(path, err)
 		}
 		return fmt.Errorf("open checkpoint database at %s: %w", path, err)
+	}
+	if err := keep.Commit(); err != nil {
+		db.log.Warn("Could not remove obsolete sstables", zap.Error(err))
 	}
 	return nil
 }

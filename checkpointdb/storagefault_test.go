@@ -355,3 +355,47 @@ func TestDiskSlowEvents(t *testing.T) {
 	require.ErrorIs(t, l.Fatal(), ErrFatal)
 	require.ErrorIs(t, l.stuck.Err(), storagefault.ErrStalled)
 }
+
+// TestRefusedOpenKeepsSSTables: a MANIFEST that lost its history (cut back
+// to before the first flush, after a crash, as in
+// TestOpenRefusesLostManifestHistory) makes the store read empty although
+// sstables are on disk. Open refuses it as corrupted, and the refusal
+// destroys nothing: Pebble's deletion of the sstables its MANIFEST no longer
+// references is deferred until the store is verified
+// (storagefault.KeepFS).
+func TestRefusedOpenKeepsSSTables(t *testing.T) {
+	fs := vfs.NewMem()
+	db, err := Open("db", Options{FS: fs, Genesis: testGenesis})
+	require.NoError(t, err)
+	require.NoError(t, db.Close())
+	manifests := filesWith(t, fs, "db", func(n string) bool { return strings.HasPrefix(n, "MANIFEST-") })
+	require.Len(t, manifests, 1)
+	early := readFile(t, fs, manifests[0])
+	db, err = Open("db", Options{FS: fs, Genesis: testGenesis})
+	require.NoError(t, err)
+	fillChain(t, db, 10, 4)
+	require.NoError(t, db.db.Flush())
+	require.NoError(t, db.Close())
+	require.NoError(t, fs.Remove("db/"+cleanFileName))
+	for _, m := range filesWith(t, fs, "db", func(n string) bool { return strings.HasPrefix(n, "MANIFEST-") }) {
+		writeFile(t, fs, m, early[:min(len(early), 40)])
+	}
+	for _, w := range filesWith(t, fs, "db", func(n string) bool { return strings.HasSuffix(n, ".log") }) {
+		require.NoError(t, fs.Remove(w))
+	}
+	ssts := filesWith(t, fs, "db", func(n string) bool { return strings.HasSuffix(n, ".sst") })
+	require.NotEmpty(t, ssts)
+	want := map[string][]byte{}
+	for _, p := range ssts {
+		want[p] = readFile(t, fs, p)
+	}
+
+	_, err = Open("db", Options{FS: fs, Genesis: testGenesis})
+	requireRefusal(t, err, ErrCorrupted)
+	for p, b := range want {
+		require.Equal(t, b, readFile(t, fs, p), "the refused open destroyed %s", p)
+	}
+	// Refused again, for the same reason, on the next attempt.
+	_, err = Open("db", Options{FS: fs, Genesis: testGenesis})
+	requireRefusal(t, err, ErrCorrupted)
+}

@@ -9,6 +9,7 @@ import (
 	"io"
 	iofs "io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -244,8 +245,12 @@ func (c *Chain) open(fs vfs.FS) error {
 	}
 	healthFS, healthCloser := storagefault.WithDiskHealth(fs, c.plog.diskSlow)
 	c.healthCloser = healthCloser
+	// Pebble deletes the sstables its MANIFEST does not reference at the end
+	// of its open; keep them until the open is verified, so that a refusal
+	// (a damaged MANIFEST) destroys nothing.
+	keep := storagefault.NewKeepFS(healthFS)
 	c.db, err = pebble.Open(path, &pebble.Options{
-		FS:                 healthFS,
+		FS:                 keep,
 		Lock:               c.lock,
 		ReadOnly:           c.readOnly,
 		Logger:             c.plog,
@@ -273,14 +278,32 @@ func (c *Chain) open(fs vfs.FS) error {
 		return &lineError{msg: fmt.Sprintf("open chain database %s: %s", path, oneLine(err)), errs: []error{err}}
 	}
 	if err := c.load(); err != nil {
-		c.closeFiles()
+		_ = c.closeFiles()
+		if kept := keep.Keep(); len(kept) > 0 && !errors.Is(err, ErrCorrupted) {
+			// Data the MANIFEST lost: the store's history is damaged
+			// (not a foreign or unknown layout).
+			return &lineError{msg: fmt.Sprintf("%s: %s: the MANIFEST no longer references %d sstable(s) on disk (kept: %s) and %s",
+				ErrCorrupted, path, len(kept), strings.Join(baseNames(kept), ", "), strings.TrimPrefix(oneLine(err), ErrSchema.Error()+": "+path+": ")),
+				errs: []error{ErrCorrupted}}
+		}
 		return err
 	}
 	if err := c.plog.Fatal(); err != nil {
-		c.closeFiles()
+		_ = c.closeFiles()
 		return &lineError{msg: fmt.Sprintf("open chain database %s: %s", path, oneLine(err)), errs: []error{err}}
 	}
+	if err := keep.Commit(); err != nil {
+		c.log.Warn("Could not remove obsolete sstables", zap.Error(err))
+	}
 	return nil
+}
+
+func baseNames(paths []string) []string {
+	out := make([]string, len(paths))
+	for i, p := range paths {
+		out[i] = filepath.Base(p)
+	}
+	return out
 }
 
 // closeFiles closes Pebble, the lock and the disk-health checks.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -285,4 +286,45 @@ func TestChainPebbleFatalfDoesNotPanic(t *testing.T) {
 	require.Zero(t, logs.FilterLevelExact(zapcore.ErrorLevel).FilterMessage("Pebble error").Len())
 	l.closeSummary()
 	require.Equal(t, 1, logs.FilterMessageSnippet("suppressed").Len())
+}
+
+// TestChainRefusedOpenKeepsSSTables: a chain database whose MANIFEST is
+// truncated (probe "chain DB MANIFEST truncate") is refused as corrupted,
+// not as a foreign schema, and the refusal destroys nothing: the sstable
+// the MANIFEST lost stays on disk (Pebble deleted it before).
+func TestChainRefusedOpenKeepsSSTables(t *testing.T) {
+	e := newEnv(t, localSpec(t))
+	e.extend(e.chain.Genesis().Header, 1, 6, "a")
+	e.reopen() // replays and flushes the WAL: an sstable
+	e.extend(e.chain.Best(), 7, 2, "b")
+	require.NoError(t, e.chain.Close())
+	e.chain = nil
+	ssts, err := filepath.Glob(filepath.Join(e.dir, "*.sst"))
+	require.NoError(t, err)
+	require.NotEmpty(t, ssts)
+	marker, err := filepath.Glob(filepath.Join(e.dir, "marker.manifest.*"))
+	require.NoError(t, err)
+	require.Len(t, marker, 1)
+	manifest := filepath.Join(e.dir, strings.SplitN(filepath.Base(marker[0]), ".", 4)[3])
+	fi, err := os.Stat(manifest)
+	require.NoError(t, err)
+	require.NoError(t, os.Truncate(manifest, fi.Size()/2))
+	want := map[string][]byte{}
+	for _, p := range ssts {
+		b, err := os.ReadFile(p)
+		require.NoError(t, err)
+		want[p] = b
+	}
+
+	for range 2 { // refused again, for the same reason, on the next attempt
+		_, err = OpenChain(e.dir, e.spec, ChainOptions{Logger: zap.NewNop()})
+		require.ErrorIs(t, err, ErrCorrupted)
+		require.NotErrorIs(t, err, ErrSchema)
+		require.Contains(t, err.Error(), "MANIFEST no longer references")
+		for p, b := range want {
+			got, err := os.ReadFile(p)
+			require.NoError(t, err, "the refused open deleted %s", p)
+			require.Equal(t, b, got)
+		}
+	}
 }

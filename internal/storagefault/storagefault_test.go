@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/stretchr/testify/require"
 )
 
@@ -238,4 +239,35 @@ func TestLineLimiter(t *testing.T) {
 	l.Suppress()
 	require.EqualValues(t, 98, l.TakeSuppressed())
 	require.Zero(t, l.TakeSuppressed())
+}
+
+func TestKeepFS(t *testing.T) {
+	mem := vfs.NewMem()
+	create := func(name string) {
+		f, err := mem.Create(name, vfs.WriteCategoryUnspecified)
+		require.NoError(t, err)
+		require.NoError(t, f.Close())
+	}
+	exists := func(name string) bool { _, err := mem.Stat(name); return err == nil }
+	for _, n := range []string{"000001.sst", "000002.blob", "000003.log", "OPTIONS-000004"} {
+		create(n)
+	}
+	k := NewKeepFS(mem)
+	require.NoError(t, k.Remove("000001.sst"))
+	require.NoError(t, k.Remove("000002.blob"))
+	require.NoError(t, k.Remove("000003.log"))
+	require.True(t, exists("000001.sst"), "an sstable removal is deferred")
+	require.True(t, exists("000002.blob"))
+	require.False(t, exists("000003.log"), "other files are removed at once")
+	require.Equal(t, []string{"000001.sst", "000002.blob"}, k.Keep())
+	require.True(t, exists("000001.sst"), "Keep leaves them")
+	require.Equal(t, mem, k.Unwrap())
+
+	require.NoError(t, k.Remove("missing.sst"))
+	require.NoError(t, k.Commit(), "a deferred file already gone is no error")
+	require.False(t, exists("000001.sst"))
+	require.False(t, exists("000002.blob"))
+	create("000005.sst")
+	require.NoError(t, k.Remove("000005.sst"))
+	require.False(t, exists("000005.sst"), "after Commit removals are immediate")
 }
