@@ -10,6 +10,7 @@ import (
 	iofs "io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -249,6 +250,10 @@ func (c *Chain) open(fs vfs.FS) error {
 	// of its open; keep them until the open is verified, so that a refusal
 	// (a damaged MANIFEST) destroys nothing.
 	keep := storagefault.NewKeepFS(healthFS)
+	// The inputs of compactions during the open are removed legitimately;
+	// a deferred removal of any other sstable is one the MANIFEST lost.
+	var compactedMu sync.Mutex
+	compacted, opening := map[uint64]bool{}, true
 	c.db, err = pebble.Open(path, &pebble.Options{
 		FS:                 keep,
 		Lock:               c.lock,
@@ -264,6 +269,18 @@ func (c *Chain) open(fs vfs.FS) error {
 			},
 			BackgroundError: c.plog.backgroundError,
 			DiskSlow:        c.plog.diskSlow,
+			CompactionEnd: func(info pebble.CompactionInfo) {
+				compactedMu.Lock()
+				defer compactedMu.Unlock()
+				if !opening || info.Err != nil {
+					return
+				}
+				for _, l := range info.Input {
+					for _, t := range l.Tables {
+						compacted[uint64(t.FileNum)] = true
+					}
+				}
+			},
 		},
 	})
 	if err != nil {
@@ -278,8 +295,16 @@ func (c *Chain) open(fs vfs.FS) error {
 		return &lineError{msg: fmt.Sprintf("open chain database %s: %s", path, oneLine(err)), errs: []error{err}}
 	}
 	if err := c.load(); err != nil {
-		_ = c.closeFiles()
-		if kept := keep.Keep(); len(kept) > 0 && !errors.Is(err, ErrCorrupted) {
+		_ = c.closeFiles() // waits for running compactions
+		var lost []string
+		compactedMu.Lock()
+		for _, p := range keep.Keep() {
+			if n, perr := strconv.ParseUint(strings.TrimSuffix(filepath.Base(p), filepath.Ext(p)), 10, 64); perr != nil || !compacted[n] {
+				lost = append(lost, p)
+			}
+		}
+		compactedMu.Unlock()
+		if kept := lost; len(kept) > 0 && errors.Is(err, ErrSchema) {
 			// Data the MANIFEST lost: the store's history is damaged
 			// (not a foreign or unknown layout).
 			return &lineError{msg: fmt.Sprintf("%s: %s: the MANIFEST no longer references %d sstable(s) on disk (kept: %s) and %s",
@@ -292,6 +317,9 @@ func (c *Chain) open(fs vfs.FS) error {
 		_ = c.closeFiles()
 		return &lineError{msg: fmt.Sprintf("open chain database %s: %s", path, oneLine(err)), errs: []error{err}}
 	}
+	compactedMu.Lock()
+	opening = false
+	compactedMu.Unlock()
 	if err := keep.Commit(); err != nil {
 		c.log.Warn("Could not remove obsolete sstables", zap.Error(err))
 	}
