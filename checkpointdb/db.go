@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
 	"strings"
 	"sync"
@@ -18,6 +20,7 @@ import (
 
 	"github.com/flarechain/flare-node/consensus/checkpoint"
 	"github.com/flarechain/flare-node/consensus/finality"
+	"github.com/flarechain/flare-node/internal/storagefault"
 )
 
 // DefaultEvidenceRetention is the number of checkpoints evidence is kept
@@ -65,6 +68,9 @@ type CheckpointDB struct {
 	hwm         *hwmFile // the high-water mark next to the directory (hwm.go)
 	created     bool     // Open created the database
 	schema      uint32   // stored schema version; raised under wmu
+	// healthCloser stops the disk-health checks of the file system Pebble
+	// uses (closed after Pebble).
+	healthCloser io.Closer
 
 	// life is read-held by every call and write-held by Close, so Close
 	// waits for calls in flight and later calls see closed.
@@ -129,19 +135,43 @@ func inspectDir(fs vfs.FS, path string) (dirState, error) {
 	return st, nil
 }
 
+// isLockHeld reports whether err of pebble.LockDirectory means that another
+// process (or another open in this process) holds the lock. A failure to
+// create or open the LOCK file itself (an *fs.PathError: permission denied,
+// a read-only file system) is not: fcntl(F_SETLK) reports a held lock as a
+// bare EAGAIN or EACCES.
 func isLockHeld(err error) bool {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return false
+	}
 	return errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EWOULDBLOCK) ||
 		strings.Contains(err.Error(), "lock held")
 }
 
-// Open opens (creating it unless opts.ReadOnly) the checkpoint database at
-// path. On first open it writes the schema version and genesis hash with a
-// synced write. It refuses, with a one-line error that says what to do, a
-// database of another chain (ErrWrongChain), of an unknown schema version
-// (ErrSchemaVersion), a corrupted one (ErrCorrupted: Pebble corruption or any
-// undecodable or inconsistent record; Open reads and validates every
-// retained record), and a directory held by another process (ErrLocked).
+// Open is OpenContext with a context that is never done.
 func Open(path string, opts Options) (*CheckpointDB, error) {
+	return OpenContext(context.Background(), path, opts)
+}
+
+// OpenContext opens (creating it unless opts.ReadOnly) the checkpoint
+// database at path. On first open it writes the schema version and genesis
+// hash with a synced write. It refuses, with a one-line error that says what
+// to do, a database of another chain (ErrWrongChain), of an unknown schema
+// version (ErrSchemaVersion), a corrupted one (ErrCorrupted: Pebble
+// corruption or any undecodable or inconsistent record; Open reads and
+// validates every retained record), and a directory held by another process
+// (ErrLocked).
+//
+// A directory this process may not write to is refused before anything is
+// created (the error wraps fs.ErrPermission or syscall.EROFS). A storage
+// fault during the open (a failed flush, a full disk, an I/O error: Pebble
+// retries those forever) ends it with an error wrapping ErrFatal and the
+// cause; when ctx is done first, OpenContext returns ctx's error. In both
+// cases the error wraps storagefault.ErrAbandoned when Pebble's open was
+// still running: it is left to finish (or hang) on its goroutine and closed
+// when it returns.
+func OpenContext(ctx context.Context, path string, opts Options) (*CheckpointDB, error) {
 	start := time.Now()
 	log := opts.Logger
 	if log == nil {
@@ -156,8 +186,51 @@ func Open(path string, opts Options) (*CheckpointDB, error) {
 	if evRetention == 0 {
 		evRetention = DefaultEvidenceRetention
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	log.Info("Opening checkpoint database at "+path, zap.String("path", path), zap.Bool("read_only", opts.ReadOnly))
 
+	plog := newPebbleLogger(log.Named("pebble"))
+	abandonedOpens.Add(1)
+	db, err := storagefault.Open(ctx, plog.stuck, func() (*CheckpointDB, error) {
+		return open(path, opts, fs, log, plog, evRetention)
+	}, func(db *CheckpointDB, err error) {
+		if err == nil {
+			_ = db.Close()
+		}
+		abandonedOpens.Done()
+	})
+	if !errors.Is(err, storagefault.ErrAbandoned) {
+		abandonedOpens.Done()
+	} else {
+		log.Error("Checkpoint database open abandoned", zap.String("path", path), zap.Error(err))
+		return nil, fmt.Errorf("open checkpoint database at %s: %w", path, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+
+	fields := []zap.Field{
+		zap.String("path", path),
+		zap.Uint32("schema_version", SchemaVersion),
+		zap.Stringer("genesis", db.genesis),
+		zap.Uint64("prune_base", db.base.Base),
+		zap.Duration("elapsed", time.Since(start)),
+	}
+	if db.justified != nil {
+		fields = append(fields, zap.Uint64("justified", db.justified.Number))
+	}
+	if db.finalized != nil {
+		fields = append(fields, zap.Uint64("finalized", db.finalized.Number))
+	}
+	log.Info("Checkpoint database opened successfully", fields...)
+	return db, nil
+}
+
+// open is the body of OpenContext, run on the goroutine storagefault.Open
+// may abandon. On error everything it opened, and the lock, are closed.
+func open(path string, opts Options, fs vfs.FS, log *zap.Logger, plog *pebbleLogger, evRetention uint64) (*CheckpointDB, error) {
 	st, err := inspectDir(fs, path)
 	if err != nil {
 		return nil, fmt.Errorf("open checkpoint database at %s: %w", path, err)
@@ -166,6 +239,11 @@ func Open(path string, opts Options) (*CheckpointDB, error) {
 		return nil, fmt.Errorf("no checkpoint database at %s: %w", path, ErrNotExist)
 	}
 	if !opts.ReadOnly {
+		if fs == vfs.Default {
+			if err := storagefault.CheckWritable(path); err != nil {
+				return nil, fmt.Errorf("checkpoint database directory %s is not writable: %w", path, err)
+			}
+		}
 		if err := fs.MkdirAll(path, 0o700); err != nil {
 			return nil, fmt.Errorf("create checkpoint database directory %s: %w", path, err)
 		}
@@ -201,31 +279,6 @@ func Open(path string, opts Options) (*CheckpointDB, error) {
 		}
 	}
 
-	plog := newPebbleLogger(log.Named("pebble"))
-	pdb, err := openPebble(path, fs, lock, plog, opts.ReadOnly, st.exists && (st.hasData || opts.ReadOnly))
-	if errors.Is(err, pebble.ErrDBDoesNotExist) {
-		switch {
-		case st.hasData:
-			err = fmt.Errorf("database files present but no MANIFEST: %w", err)
-			_ = lock.Close()
-			return nil, corruptedError(path, err)
-		case opts.ReadOnly:
-			_ = lock.Close()
-			return nil, fmt.Errorf("no checkpoint database at %s: %w", path, ErrNotExist)
-		default:
-			// A first open that crashed before Pebble created its MANIFEST:
-			// nothing was ever stored; create the database.
-			pdb, err = openPebble(path, fs, lock, plog, false, false)
-		}
-	}
-	if err != nil {
-		_ = lock.Close()
-		if isPebbleCorruption(err) || isInconsistent(err) {
-			return nil, corruptedError(path, err)
-		}
-		return nil, fmt.Errorf("open checkpoint database at %s: %w", path, err)
-	}
-
 	db := &CheckpointDB{
 		path:        path,
 		fs:          fs,
@@ -234,49 +287,86 @@ func Open(path string, opts Options) (*CheckpointDB, error) {
 		evRetention: evRetention,
 		log:         log,
 		plog:        plog,
-		db:          pdb,
 		lock:        lock,
 		hwm:         hwm,
 		targets:     make(map[uint64]*targetVotes),
 		covers:      make(map[uint64]*cover),
 	}
-	if err := db.initMeta(opts.ReadOnly && opts.Genesis.IsZero(), st.hasSST); err != nil {
+	if err := db.openLocked(st, opts.ReadOnly && opts.Genesis.IsZero()); err != nil {
+		return nil, err
+	}
+	return db, nil
+}
+
+// abandonedOpens counts opens that OpenContext abandoned and that have not
+// returned yet (tests wait for them).
+var abandonedOpens sync.WaitGroup
+
+// openLocked opens Pebble in the locked directory, then checks the meta
+// records and verifies the store. On error everything it opened, and the
+// lock, are closed.
+func (db *CheckpointDB) openLocked(st dirState, acceptAnyGenesis bool) error {
+	path, readOnly := db.path, db.readOnly
+	healthFS, healthCloser := storagefault.WithDiskHealth(db.fs, db.plog.diskSlow)
+	db.healthCloser = healthCloser
+	// Pebble deletes the sstables its MANIFEST does not reference at the end
+	// of its open; keep them until the store is verified, so that a refusal
+	// (a damaged MANIFEST) destroys nothing.
+	keep := storagefault.NewKeepFS(healthFS)
+	healthFS = keep
+	pdb, err := openPebble(path, healthFS, db.lock, db.plog, readOnly, st.exists && (st.hasData || readOnly))
+	if errors.Is(err, pebble.ErrDBDoesNotExist) {
+		switch {
+		case st.hasData:
+			err = corruptedError(path, fmt.Errorf("database files present but no MANIFEST: %w", err))
+		case readOnly:
+			err = fmt.Errorf("no checkpoint database at %s: %w", path, ErrNotExist)
+		default:
+			// A first open that crashed before Pebble created its MANIFEST:
+			// nothing was ever stored; create the database.
+			pdb, err = openPebble(path, healthFS, db.lock, db.plog, false, false)
+		}
+	}
+	if err != nil {
+		_ = healthCloser.Close()
+		_ = db.lock.Close()
+		switch {
+		case errors.Is(err, ErrCorrupted), errors.Is(err, ErrNotExist):
+			return err
+		case isPebbleCorruption(err) || isInconsistent(err):
+			return corruptedError(path, err)
+		}
+		return fmt.Errorf("open checkpoint database at %s: %w", path, err)
+	}
+	db.db = pdb
+	if err := db.initMeta(acceptAnyGenesis, st.hasSST); err != nil {
 		// A database of another chain or schema is intact: keep its
 		// clean-shutdown record.
 		db.abort(errors.Is(err, ErrWrongChain) || errors.Is(err, ErrSchemaVersion))
-		return nil, err
+		return err
 	}
 	if err := db.verify(context.Background(), true); err != nil {
 		db.abort(false)
 		if errors.Is(err, ErrCorrupted) {
-			return nil, corruptedError(path, err)
+			return corruptedError(path, err)
 		}
-		return nil, fmt.Errorf("open checkpoint database at %s: %w", path, err)
+		return fmt.Errorf("open checkpoint database at %s: %w", path, err)
 	}
-	if err := plog.Fatal(); err != nil {
+	if err := db.plog.Fatal(); err != nil {
 		db.abort(false)
-		return nil, corruptedError(path, err)
+		if errors.Is(err, ErrCorrupted) {
+			return corruptedError(path, err)
+		}
+		return fmt.Errorf("open checkpoint database at %s: %w", path, err)
 	}
 	if err := db.reconcileHWM(); err != nil {
 		db.abort(errors.Is(err, ErrBehindHighWaterMark))
-		return nil, err
+		return err
 	}
-
-	fields := []zap.Field{
-		zap.String("path", path),
-		zap.Uint32("schema_version", SchemaVersion),
-		zap.Stringer("genesis", db.genesis),
-		zap.Uint64("prune_base", db.base.Base),
-		zap.Duration("elapsed", time.Since(start)),
+	if err := keep.Commit(); err != nil {
+		db.log.Warn("Could not remove obsolete sstables", zap.Error(err))
 	}
-	if db.justified != nil {
-		fields = append(fields, zap.Uint64("justified", db.justified.Number))
-	}
-	if db.finalized != nil {
-		fields = append(fields, zap.Uint64("finalized", db.finalized.Number))
-	}
-	log.Info("Checkpoint database opened successfully", fields...)
-	return db, nil
+	return nil
 }
 
 func openPebble(path string, fs vfs.FS, lock *pebble.Lock, plog *pebbleLogger, readOnly, mustExist bool) (*pebble.DB, error) {
@@ -288,16 +378,11 @@ func openPebble(path string, fs vfs.FS, lock *pebble.Lock, plog *pebbleLogger, r
 		ErrorIfNotExists: mustExist,
 		CacheSize:        blockCacheSize,
 		EventListener: &pebble.EventListener{
-			BackgroundError: func(err error) {
-				plog.Errorf("background error: %v", err)
-				if isPebbleCorruption(err) {
-					plog.setFatal(fmt.Errorf("%w: %w: %w", ErrFatal, ErrCorrupted, err))
-				}
-			},
+			BackgroundError: plog.backgroundError,
 			DataCorruption: func(info pebble.DataCorruptionInfo) {
-				plog.Errorf("data corruption: %s", info)
-				plog.setFatal(fmt.Errorf("%w: %w: %s", ErrFatal, ErrCorrupted, info))
+				plog.setFatal(&fatalError{msg: fmt.Sprintf("%s: %s: %s", ErrFatal, ErrCorrupted, info), errs: []error{ErrFatal, ErrCorrupted}})
 			},
+			DiskSlow: plog.diskSlow,
 		},
 	}
 	if !readOnly {
@@ -327,6 +412,7 @@ func (db *CheckpointDB) abort(intact bool) {
 		}
 	}
 	_ = db.lock.Close()
+	_ = db.healthCloser.Close()
 }
 
 // initMeta checks (or, on a fresh database, writes with a synced batch) the
@@ -421,6 +507,14 @@ func (db *CheckpointDB) openReadError(err error) error {
 	return fmt.Errorf("read checkpoint database at %s: %w", db.path, err)
 }
 
+// Failed is closed when the database records a fatal storage error (a failed
+// write, sync, flush or compaction, a full disk, a stalled disk, corruption
+// found at run time); FatalError then returns it. The node stops on it.
+func (db *CheckpointDB) Failed() <-chan struct{} { return db.plog.fault.Done() }
+
+// FatalError returns the recorded fatal storage error, or nil.
+func (db *CheckpointDB) FatalError() error { return db.plog.Fatal() }
+
 // Path returns the database directory.
 func (db *CheckpointDB) Path() string { return db.path }
 
@@ -443,6 +537,8 @@ func (db *CheckpointDB) Close() error {
 	if lerr := db.lock.Close(); lerr != nil {
 		err = errors.Join(err, lerr)
 	}
+	_ = db.healthCloser.Close()
+	db.plog.closeSummary()
 	if err != nil {
 		db.log.Warn("Checkpoint database closed with an error", zap.String("path", db.path), zap.Error(err))
 		return fmt.Errorf("close checkpoint database at %s: %w", db.path, err)

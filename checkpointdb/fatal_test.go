@@ -2,8 +2,10 @@ package checkpointdb
 
 import (
 	"crypto/ed25519"
+	"os"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -86,9 +88,51 @@ func TestPebbleLoggerAdapter(t *testing.T) {
 	require.ErrorIs(t, l.Fatal(), ErrFatal)
 	require.Contains(t, l.Fatal().Error(), "first fatal", "the first fatal error is kept")
 	all := logs.All()
-	require.Len(t, all, 4)
+	require.Len(t, all, 3, "the second fatal error is not logged again")
 	require.Equal(t, zapcore.InfoLevel, all[0].Level)
 	require.Equal(t, "flushed 3 tables", all[0].ContextMap()["message"])
 	require.Equal(t, zapcore.ErrorLevel, all[1].Level)
 	require.Equal(t, zapcore.ErrorLevel, all[2].Level)
+	require.NoError(t, l.stuck.Err(), "Fatalf returns to a caller that goes on: no open is stuck on it")
+
+	// After the fatal error, Pebble's error lines go to debug and are
+	// counted; Close sums them up in one line.
+	for range 1000 {
+		l.Errorf("background error: %s", "again")
+	}
+	require.Zero(t, logs.FilterLevelExact(zapcore.ErrorLevel).FilterMessage("pebble error").FilterField(zap.String("message", "background error: again")).Len())
+	l.closeSummary()
+	sum := logs.FilterMessageSnippet("suppressed").All()
+	require.Len(t, sum, 1)
+	require.EqualValues(t, 1001, sum[0].ContextMap()["count"])
+}
+
+// TestPebbleLoggerRateLimit: without a fatal error, a burst of Pebble error
+// lines is cut to errorBurst lines (then one per errorInterval).
+func TestPebbleLoggerRateLimit(t *testing.T) {
+	core, logs := observer.New(zapcore.DebugLevel)
+	l := newPebbleLogger(zap.New(core).Named("pebble"))
+	for i := range 10000 {
+		l.Errorf("metrics error: %d", i)
+	}
+	n := logs.FilterMessage("pebble error").Len()
+	require.GreaterOrEqual(t, n, errorBurst)
+	require.Less(t, n, 10000)
+}
+
+// TestPebbleLoggerFatalWrapsCause: the errno of a fatal error stays
+// visible through the wrapping (exit codes and messages depend on it).
+func TestPebbleLoggerFatalWrapsCause(t *testing.T) {
+	l := newPebbleLogger(zap.NewNop())
+	cause := &os.PathError{Op: "write", Path: "db/MANIFEST-000001", Err: syscall.ENOSPC}
+	l.Fatalf("MANIFEST flush failed: %v", cause)
+	require.ErrorIs(t, l.Fatal(), ErrFatal)
+	require.ErrorIs(t, l.Fatal(), syscall.ENOSPC)
+	require.Contains(t, l.Fatal().Error(), "MANIFEST flush failed")
+
+	l = newPebbleLogger(zap.NewNop())
+	l.backgroundError(&os.PathError{Op: "open", Path: "db/000005.sst", Err: syscall.EIO})
+	require.ErrorIs(t, l.Fatal(), syscall.EIO)
+	require.ErrorIs(t, l.stuck.Err(), syscall.EIO, "a background error makes an open stuck")
+	require.NotErrorIs(t, l.Fatal(), ErrCorrupted)
 }

@@ -29,6 +29,12 @@ const (
 	DefaultLogFormat = "text"
 	// MaxNameLength bounds the human readable node name.
 	MaxNameLength = 64
+	// DefaultMinFreeDiskMiB is the default of MinFreeDiskMiB: 256 MiB, room
+	// for the databases to flush and compact and for the node to stop
+	// cleanly (geth stops at a comparable margin, --datadir.minfreedisk).
+	DefaultMinFreeDiskMiB = 256
+	// MaxMinFreeDiskMiB bounds MinFreeDiskMiB (1 PiB).
+	MaxMinFreeDiskMiB = 1 << 30
 	// MinInterval is the shortest flush or prune interval accepted; it
 	// mostly catches a TOML integer read as nanoseconds ("10" instead of
 	// "10s").
@@ -78,6 +84,10 @@ type Config struct {
 	KeyFile string `toml:"key_file"`
 	// EnableASF runs the ASF checkpoint finality gadget.
 	EnableASF bool `toml:"enable_asf"`
+	// MinFreeDiskMiB is the free space, in MiB, the file system of BasePath
+	// must keep: the node refuses to start below it and stops (exit 1) when
+	// free space falls below it while running. 0 disables the check.
+	MinFreeDiskMiB uint64 `toml:"min_free_disk_mib"`
 
 	P2P         P2PConfig         `toml:"p2p"`
 	Log         LogConfig         `toml:"log"`
@@ -194,13 +204,15 @@ func TestnetPersistence() PersistenceConfig {
 // Default returns the configuration of a node given no file and no flags:
 // no chain (one must be chosen), the default base path, a non-validating
 // node without the finality gadget, port 30333, 50 peers, info text logs,
-// persistence with the mainnet preset and no metrics listener.
+// persistence with the mainnet preset, no metrics listener, and a stop when
+// free disk space falls below 256 MiB.
 func Default() Config {
 	return Config{
-		BasePath:    DefaultBasePath(),
-		P2P:         P2PConfig{Port: DefaultPort, MaxPeers: DefaultMaxPeers},
-		Log:         LogConfig{Level: DefaultLogLevel, Format: DefaultLogFormat},
-		Persistence: DefaultPersistence(),
+		BasePath:       DefaultBasePath(),
+		MinFreeDiskMiB: DefaultMinFreeDiskMiB,
+		P2P:            P2PConfig{Port: DefaultPort, MaxPeers: DefaultMaxPeers},
+		Log:            LogConfig{Level: DefaultLogLevel, Format: DefaultLogFormat},
+		Persistence:    DefaultPersistence(),
 	}
 }
 
@@ -265,6 +277,10 @@ func (c *Config) Validate() error {
 			return invalid("base_path (--base-path) %q exists and is not a directory", p)
 		}
 		c.BasePath = p
+	}
+
+	if c.MinFreeDiskMiB > MaxMinFreeDiskMiB {
+		return invalid("min_free_disk_mib (--min-free-disk) %d MiB is above %d MiB", c.MinFreeDiskMiB, uint64(MaxMinFreeDiskMiB))
 	}
 
 	// Name.
@@ -401,6 +417,9 @@ func absPath(p string) (string, error) {
 	}
 	return filepath.Abs(p)
 }
+
+// MinFreeDiskBytes is MinFreeDiskMiB in bytes.
+func (c *Config) MinFreeDiskBytes() uint64 { return c.MinFreeDiskMiB << 20 }
 
 // ChainID is the directory name of the chain below <base>/chains: the
 // resolved spec's id, or Chain when the spec is not resolved yet.

@@ -45,6 +45,8 @@ func TestDefault(t *testing.T) {
 	require.Equal(t, PersistenceConfig{Enabled: true, RetentionCheckpoints: 1000, FlushInterval: 10 * time.Second, PruneInterval: 300 * time.Second}, c.Persistence)
 	require.Equal(t, PersistenceConfig{Enabled: true, RetentionCheckpoints: 100, FlushInterval: 5 * time.Second, PruneInterval: 60 * time.Second}, TestnetPersistence())
 	require.Equal(t, "", c.Metrics.Addr)
+	require.EqualValues(t, 256, c.MinFreeDiskMiB)
+	require.EqualValues(t, 256<<20, c.MinFreeDiskBytes())
 
 	d := Default()
 	d.Dev()
@@ -121,6 +123,7 @@ func TestValidate(t *testing.T) {
 		{"nanosecond flush", func(c *Config) { c.Persistence.FlushInterval = 10 }, "flush_interval"},
 		{"zero prune", func(c *Config) { c.Persistence.PruneInterval = 0 }, "prune_interval"},
 		{"bad metrics addr", func(c *Config) { c.Metrics.Addr = "9615" }, "metrics.addr (--metrics-addr)"},
+		{"huge min free disk", func(c *Config) { c.MinFreeDiskMiB = 1 << 40 }, "min_free_disk_mib (--min-free-disk)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -362,6 +365,7 @@ name = "n1"
 validator = true
 key_name = "bob"
 enable_asf = true
+min_free_disk_mib = 1024
 [p2p]
 port = 4001
 listen_addrs = ["/ip4/127.0.0.1/tcp/4001"]
@@ -380,7 +384,7 @@ addr = "127.0.0.1:9615"
 `,
 			check: func(t *testing.T, c Config) {
 				require.Equal(t, Config{
-					Chain: "local", BasePath: "/srv/flare", Name: "n1", Validator: true, KeyName: "bob", EnableASF: true,
+					Chain: "local", BasePath: "/srv/flare", Name: "n1", Validator: true, KeyName: "bob", EnableASF: true, MinFreeDiskMiB: 1024,
 					P2P:         P2PConfig{Port: 4001, ListenAddrs: []string{"/ip4/127.0.0.1/tcp/4001"}, Bootnodes: []string{"/ip4/127.0.0.1/tcp/4002/p2p/12D3KooWX"}, MaxPeers: 7},
 					Log:         LogConfig{Level: "debug", Format: "json"},
 					Persistence: PersistenceConfig{Enabled: false, RetentionCheckpoints: 42, FlushInterval: 2 * time.Second, PruneInterval: 90 * time.Second},
@@ -464,7 +468,7 @@ func TestEncodeTOMLRoundTrip(t *testing.T) {
 		{"dev", func(c *Config) { c.Dev() }},
 		{"everything set", func(c *Config) {
 			c.Chain, c.BasePath, c.Tmp, c.Name = "local", "/srv/it's", true, "node \"1\""
-			c.Validator, c.KeyFile, c.EnableASF = true, "/k", true
+			c.Validator, c.KeyFile, c.EnableASF, c.MinFreeDiskMiB = true, "/k", true, 0
 			allow := false
 			c.P2P = P2PConfig{Port: 1, ListenAddrs: []string{"/ip4/127.0.0.1/tcp/1"}, Bootnodes: []string{"/ip4/127.0.0.1/tcp/2/p2p/x"}, MaxPeers: 3, AllowPrivateIP: &allow, NoMDNS: true}
 			c.Log = LogConfig{Level: "debug", Format: "json"}

@@ -51,11 +51,9 @@ type Status struct {
 	SecondsSinceFinality float64 `json:"seconds_since_finality"`
 }
 
-func newStatusServer(n *Node, addr string) (*statusServer, error) {
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("metrics listener %s: %w", addr, err)
-	}
+// newStatusServer serves on l, which New bound before anything was created
+// on disk.
+func newStatusServer(n *Node, l net.Listener) *statusServer {
 	s := &statusServer{n: n, listener: l}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -111,7 +109,7 @@ func newStatusServer(n *Node, addr string) (*statusServer, error) {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	return s, nil
+	return s
 }
 
 func (s *statusServer) status() Status {

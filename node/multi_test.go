@@ -34,7 +34,7 @@ func (tn *testNet) start(i int) {
 	if tn.boot != "" && i != 0 {
 		cfg.P2P.Bootnodes = []string{tn.boot}
 	}
-	n, err := New(cfg, zap.NewNop().Named(localNames[i]))
+	n, err := New(context.Background(), cfg, zap.NewNop().Named(localNames[i]))
 	require.NoError(tn.t, err)
 	if i == 0 && tn.boot == "" {
 		tn.boot = n.net.Addrs()[0].String()

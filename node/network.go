@@ -372,3 +372,12 @@ func (n *Node) offerLatestCheckpoint(ctx context.Context) {
 	}
 	n.onCheckpoints(ctx, []checkpoint.Checkpoint{{Number: cpNum, Hash: hash}})
 }
+
+func (h *syncHandler) FinalityProof(ctx context.Context) (*checkpoint.FinalityProof, bool) {
+	n := (*Node)(h)
+	if n.gadget == nil {
+		return nil, false
+	}
+	p, ok := n.gadget.FinalityProof()
+	return &p, ok
+}

@@ -5,6 +5,9 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"net"
+	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,12 +21,17 @@ import (
 	"github.com/flarechain/flare-node/consensus/asf"
 	"github.com/flarechain/flare-node/consensus/checkpoint"
 	"github.com/flarechain/flare-node/consensus/finality"
+	"github.com/flarechain/flare-node/internal/storagefault"
 	"github.com/flarechain/flare-node/p2p"
 )
 
 // ErrStartup marks errors that refuse a start (corrupted or foreign
 // database, bad key): cmd/flare-node prints them as one line.
 var ErrStartup = errors.New("cannot start")
+
+// ErrLowDiskSpace: the base path's file system has less free space than
+// --min-free-disk (at start or while running). A runtime fault: exit 1.
+var ErrLowDiskSpace = errors.New("not enough free disk space")
 
 // ErrTaskExited is returned when an essential task returned without error
 // while the node was not stopping.
@@ -53,6 +61,11 @@ type Node struct {
 	net      *p2p.Network
 	producer *asf.Producer
 
+	// metricsListener is bound in New before anything is created on disk.
+	metricsListener net.Listener
+	// diskEvery is the period of the free-disk-space watchdog.
+	diskEvery time.Duration
+
 	// importMu serializes chain mutations (imports, justification, finality).
 	importMu sync.Mutex
 
@@ -74,26 +87,38 @@ type startupTimings struct {
 	firstFinalized bool
 }
 
-// New opens the databases, restores checkpoint state and creates the network
-// host. Nothing runs until Run.
-func New(cfg *config.Config, log *zap.Logger) (_ *Node, err error) {
+// New starts a node in this order, so that a failure of anything that can
+// fail early writes nothing: it checks that every directory the node writes
+// can be created or written (without creating any) and that the base path's
+// file system has cfg.MinFreeDiskMiB free, binds the metrics listener, binds
+// the p2p listener (creating the network host), and only then creates the
+// database directories and opens both databases concurrently, restores
+// checkpoint state and wires the finality gadget. Nothing runs until Run.
+//
+// ctx bounds the start: when it is done (the first SIGINT), New returns
+// promptly with an error wrapping ctx's error; a database open that hangs is
+// abandoned (storagefault.ErrAbandoned) and left to the exiting process.
+func New(ctx context.Context, cfg *config.Config, log *zap.Logger) (_ *Node, err error) {
 	if cfg.Spec == nil {
 		if err := cfg.Validate(); err != nil {
 			return nil, err
 		}
 	}
 	n := &Node{
-		cfg:     cfg,
-		spec:    cfg.Spec,
-		log:     log.Named("node"),
-		clock:   systemClock{},
-		events:  newEventQueue(),
-		syncReq: make(chan syncRequest, 16),
-		fatalCh: make(chan struct{}),
+		cfg:       cfg,
+		spec:      cfg.Spec,
+		log:       log.Named("node"),
+		clock:     systemClock{},
+		events:    newEventQueue(),
+		syncReq:   make(chan syncRequest, 16),
+		fatalCh:   make(chan struct{}),
+		diskEvery: diskCheckInterval,
 	}
 	defer func() {
 		if err != nil {
-			n.closeAll()
+			if cerr := n.closeAll(); cerr != nil {
+				n.log.Warn("closing after a failed start", zap.Error(cerr))
+			}
 		}
 	}()
 	genesis := GenesisHash(n.spec)
@@ -102,6 +127,10 @@ func New(cfg *config.Config, log *zap.Logger) (_ *Node, err error) {
 		zap.Stringer("genesis", genesis), zap.Int("authorities", len(n.spec.Authorities)),
 		zap.Uint64("checkpoint_interval", n.spec.CheckpointInterval),
 		zap.Duration("slot", n.spec.SlotDuration()))
+
+	if err := n.checkStorage(); err != nil {
+		return nil, err
+	}
 
 	var key ed25519.PrivateKey
 	var index checkpoint.ValidatorIndex
@@ -120,59 +149,63 @@ func New(cfg *config.Config, log *zap.Logger) (_ *Node, err error) {
 		}
 	}
 
-	// The two databases and the network host are independent: open them
-	// concurrently (start-up time is dominated by Pebble's opens).
-	// Every failure is reported (errors.Join), e.g. both locks of a base path
-	// in use.
+	// Bind the listeners before anything is created on disk.
+	if cfg.Metrics.Addr != "" {
+		if n.metricsListener, err = net.Listen("tcp", cfg.Metrics.Addr); err != nil {
+			return nil, fmt.Errorf("%w: metrics listener %s: %w", ErrStartup, cfg.Metrics.Addr, err)
+		}
+	}
+	n.net, err = p2p.New(ctx, p2p.Config{
+		ListenAddrs:     cfg.P2P.ListenAddrs,
+		Port:            cfg.P2P.Port,
+		Bootnodes:       cfg.P2P.Bootnodes,
+		NodeKeyPath:     cfg.NodeKeyPath(),
+		AddressBookPath: cfg.AddressBookPath(),
+		AllowPrivateIP:  cfg.PrivateIPAllowed(),
+		MDNS:            cfg.MDNSEnabled(),
+		Genesis:         genesis,
+		MaxPeers:        cfg.P2P.MaxPeers,
+		Logger:          log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: network: %w", ErrStartup, err)
+	}
+	n.log.Info("Network host created", zap.Duration("since_start", time.Since(processStart)))
+
+	// The two databases are independent: open them concurrently (start-up
+	// time is dominated by Pebble's opens). Every failure is reported
+	// (errors.Join), e.g. both locks of a base path in use.
 	var opens sync.WaitGroup
-	errs := make([]error, 3)
+	errs := make([]error, 2)
 	opens.Go(func() {
-		n.chain, errs[0] = asf.OpenChain(cfg.ChainDBPath(), n.spec, asf.ChainOptions{Logger: log, Clock: n.clock})
+		n.chain, errs[0] = asf.OpenChainContext(ctx, cfg.ChainDBPath(), n.spec, asf.ChainOptions{Logger: log, Clock: n.clock})
 	})
 	if cfg.EnableASF && cfg.Persistence.Enabled {
 		opens.Go(func() {
-			n.cpdb, errs[1] = checkpointdb.Open(cfg.CheckpointDBPath(), checkpointdb.Options{Genesis: genesis, Logger: log})
+			n.cpdb, errs[1] = checkpointdb.OpenContext(ctx, cfg.CheckpointDBPath(), checkpointdb.Options{Genesis: genesis, Logger: log})
 		})
 	}
-	opens.Go(func() {
-		var err error
-		n.net, err = p2p.New(context.Background(), p2p.Config{
-			ListenAddrs:     cfg.P2P.ListenAddrs,
-			Port:            cfg.P2P.Port,
-			Bootnodes:       cfg.P2P.Bootnodes,
-			NodeKeyPath:     cfg.NodeKeyPath(),
-			AddressBookPath: cfg.AddressBookPath(),
-			AllowPrivateIP:  cfg.PrivateIPAllowed(),
-			MDNS:            cfg.MDNSEnabled(),
-			Genesis:         genesis,
-			MaxPeers:        cfg.P2P.MaxPeers,
-			Logger:          log,
-		})
-		if err != nil {
-			errs[2] = fmt.Errorf("network: %w", err)
-		}
-	})
 	opens.Wait()
-	if err := errors.Join(errs...); err != nil {
+	if err := joinErrors(errs...); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrStartup, err)
+	}
+	if err := ctx.Err(); err != nil { // stopped during the opens: close them
 		return nil, fmt.Errorf("%w: %w", ErrStartup, err)
 	}
 	best := n.chain.Best()
 	n.log.Info("Chain database opened", zap.String("path", cfg.ChainDBPath()),
 		zap.Uint64("best", best.Number), zap.Stringer("best_hash", best.Hash()))
-	n.log.Info("Network host created", zap.Duration("since_start", time.Since(processStart)))
 
 	if cfg.EnableASF {
-		if err := n.openFinality(log, key, index, isAuthority); err != nil {
+		if err := n.openFinality(ctx, log, key, index, isAuthority); err != nil {
 			return nil, err
 		}
 	} else {
 		n.log.Info("ASF finality gadget disabled (--enable-asf not set): blocks are produced but never finalized")
 	}
 
-	if cfg.Metrics.Addr != "" {
-		if n.status, err = newStatusServer(n, cfg.Metrics.Addr); err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrStartup, err)
-		}
+	if n.metricsListener != nil {
+		n.status = newStatusServer(n, n.metricsListener)
 	}
 	if isAuthority {
 		n.producer = asf.NewProducer(n.chain, n.spec, key, index, n.clock, log)
@@ -180,7 +213,88 @@ func New(cfg *config.Config, log *zap.Logger) (_ *Node, err error) {
 	return n, nil
 }
 
-func (n *Node) openFinality(log *zap.Logger, key ed25519.PrivateKey, index checkpoint.ValidatorIndex, isAuthority bool) error {
+// checkStorage refuses a start that would fail on storage, before anything
+// is created: every directory the node writes (both databases, the network
+// key's directory) must be writable or creatable by this process, as must
+// the databases' LOCK files where they exist (Pebble opens them for
+// writing), and the base path's file system must have the configured free
+// space.
+func (n *Node) checkStorage() error {
+	cfg := n.cfg
+	dbs := []string{cfg.ChainDBPath()}
+	if cfg.EnableASF && cfg.Persistence.Enabled {
+		dbs = append(dbs, cfg.CheckpointDBPath())
+	}
+	for _, d := range append(dbs, filepath.Dir(cfg.NodeKeyPath())) {
+		if err := storagefault.CheckWritable(d); err != nil {
+			return fmt.Errorf("%w: cannot write the node's data below base path %s: %w", ErrStartup, cfg.BasePath, err)
+		}
+	}
+	for _, d := range dbs {
+		if err := storagefault.CheckWritableFile(filepath.Join(d, "LOCK")); err != nil {
+			return fmt.Errorf("%w: cannot write the node's data below base path %s: %w", ErrStartup, cfg.BasePath, err)
+		}
+	}
+	return n.checkFreeSpace()
+}
+
+// checkFreeSpace returns an error wrapping ErrLowDiskSpace when the base
+// path's file system has less than cfg.MinFreeDiskMiB free (0 disables it).
+func (n *Node) checkFreeSpace() error {
+	minFree := n.cfg.MinFreeDiskBytes()
+	if minFree == 0 {
+		return nil
+	}
+	free, err := freeBytes(n.cfg.BasePath)
+	if err != nil {
+		return fmt.Errorf("free disk space of base path %s: %w", n.cfg.BasePath, err)
+	}
+	if free < minFree {
+		return fmt.Errorf("%w: %s free on the file system of base path %s, the minimum is %s (--min-free-disk %d; 0 disables the check)",
+			ErrLowDiskSpace, storagefault.FormatBytes(free), n.cfg.BasePath, storagefault.FormatBytes(minFree), n.cfg.MinFreeDiskMiB)
+	}
+	if free < 2*minFree {
+		n.log.Warn("Free disk space is low: the node stops below --min-free-disk",
+			zap.String("free", storagefault.FormatBytes(free)), zap.String("minimum", storagefault.FormatBytes(minFree)),
+			zap.String("base_path", n.cfg.BasePath))
+	}
+	return nil
+}
+
+// joinErrors is errors.Join with the messages separated by "; " (they end
+// up on one line).
+func joinErrors(errs ...error) error {
+	var nonNil []error
+	for _, e := range errs {
+		if e != nil {
+			nonNil = append(nonNil, e)
+		}
+	}
+	switch len(nonNil) {
+	case 0:
+		return nil
+	case 1:
+		return nonNil[0]
+	}
+	return &multiError{errs: nonNil}
+}
+
+type multiError struct{ errs []error }
+
+func (m *multiError) Error() string {
+	msgs := make([]string, len(m.errs))
+	for i, e := range m.errs {
+		msgs[i] = e.Error()
+	}
+	return strings.Join(msgs, "; ")
+}
+
+func (m *multiError) Unwrap() []error { return m.errs }
+
+// freeBytes reads the free space of a path's file system (tests replace it).
+var freeBytes = storagefault.FreeBytes
+
+func (n *Node) openFinality(ctx context.Context, log *zap.Logger, key ed25519.PrivateKey, index checkpoint.ValidatorIndex, isAuthority bool) error {
 	pc := n.cfg.Persistence
 	persistence := finality.CheckpointPersistenceConfig{
 		Enabled:              pc.Enabled,
@@ -217,7 +331,7 @@ func (n *Node) openFinality(log *zap.Logger, key ed25519.PrivateKey, index check
 	n.gadget = g
 	if pc.Enabled {
 		start := time.Now()
-		if err := g.RestoreFromStorage(context.Background()); err != nil {
+		if err := g.RestoreFromStorage(ctx); err != nil {
 			return fmt.Errorf("%w: restore checkpoint state: %w", ErrStartup, err)
 		}
 		n.log.Info("Checkpoint state restore timing",
@@ -225,7 +339,6 @@ func (n *Node) openFinality(log *zap.Logger, key ed25519.PrivateKey, index check
 	}
 	// Bring the chain's fork choice and finality marker in line with the
 	// restored gadget state.
-	ctx := context.Background()
 	if j := g.LatestJustified(); j.Number > 0 {
 		if _, err := n.chain.SetJustified(ctx, j); err != nil {
 			n.log.Warn("restored justified checkpoint not applicable to the chain yet", zap.Stringer("justified", j), zap.Error(err))
@@ -264,8 +377,16 @@ func (n *Node) fail(err error) {
 
 // Run starts the network and the supervised tasks and blocks until ctx is
 // cancelled or an essential task ends. Everything is closed on return.
-func (n *Node) Run(ctx context.Context) error {
-	defer n.closeAll()
+//
+// A fatal storage error of either database (Failed) and free disk space
+// below --min-free-disk stop the node with an error. An error closing the
+// databases is returned when the run itself ended without one.
+func (n *Node) Run(ctx context.Context) (err error) {
+	defer func() {
+		if cerr := n.closeAll(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}()
 	if err := n.net.Start(ctx, (*gossipHandler)(n), (*syncHandler)(n)); err != nil {
 		return fmt.Errorf("start network: %w", err)
 	}
@@ -287,14 +408,27 @@ func (n *Node) Run(ctx context.Context) error {
 			return nil
 		})
 	}
+	chainFailed := n.chain.Failed()
+	var cpdbFailed <-chan struct{} // nil: never
+	if n.cpdb != nil {
+		cpdbFailed = n.cpdb.Failed()
+	}
+	chain, cpdb := n.chain, n.cpdb
 	essential("fatal-watch", func(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-n.fatalCh:
 			return n.fatalErr
+		case <-chainFailed:
+			return fmt.Errorf("chain database: %w", chain.FatalError())
+		case <-cpdbFailed:
+			return fmt.Errorf("checkpoint database: %w", cpdb.FatalError())
 		}
 	})
+	if n.cfg.MinFreeDiskMiB > 0 {
+		essential("disk-space", n.runDiskWatch)
+	}
 	essential("finality-events", n.runEvents)
 	essential("sync", n.runSync)
 	essential("status", n.runStatus)
@@ -308,7 +442,7 @@ func (n *Node) Run(ctx context.Context) error {
 	if n.status != nil {
 		essential("metrics", n.status.run)
 	}
-	err := g.Wait()
+	err = g.Wait()
 	if err == nil || (ctx.Err() != nil && errors.Is(err, context.Canceled)) {
 		n.log.Info("Shutting down: production stopped")
 		return nil
@@ -317,10 +451,18 @@ func (n *Node) Run(ctx context.Context) error {
 }
 
 // closeAll closes what is open, in reverse start order: network, then a final
-// flush of the checkpoint DB, then the databases.
-func (n *Node) closeAll() {
+// flush of the checkpoint DB, then the databases. It returns the errors of
+// the database flush and closes (they make the exit code non-zero).
+func (n *Node) closeAll() error {
+	var errs []error
 	if n.status != nil {
 		_ = n.status.srv.Close()
+		n.status = nil
+		n.metricsListener = nil
+	}
+	if n.metricsListener != nil {
+		_ = n.metricsListener.Close()
+		n.metricsListener = nil
 	}
 	if n.net != nil {
 		if err := n.net.Close(); err != nil {
@@ -331,11 +473,15 @@ func (n *Node) closeAll() {
 		n.net = nil
 	}
 	if n.cpdb != nil {
-		if err := n.cpdb.Flush(context.Background()); err != nil {
-			n.log.Error("final checkpoint database flush failed", zap.Error(err))
+		if n.cpdb.FatalError() == nil { // after a fatal error the flush only repeats it
+			if err := n.cpdb.Flush(context.Background()); err != nil {
+				n.log.Error("final checkpoint database flush failed", zap.Error(err))
+				errs = append(errs, fmt.Errorf("final checkpoint database flush: %w", err))
+			}
 		}
 		if err := n.cpdb.Close(); err != nil {
 			n.log.Error("closing checkpoint database", zap.Error(err))
+			errs = append(errs, err)
 		} else {
 			n.log.Info("Checkpoint database flushed and closed")
 		}
@@ -344,11 +490,13 @@ func (n *Node) closeAll() {
 	if n.chain != nil {
 		if err := n.chain.Close(); err != nil {
 			n.log.Error("closing chain database", zap.Error(err))
+			errs = append(errs, fmt.Errorf("close chain database: %w", err))
 		} else {
 			n.log.Info("Chain database closed")
 		}
 		n.chain = nil
 	}
+	return errors.Join(errs...)
 }
 
 // PeerID returns the libp2p identity (after New).

@@ -90,7 +90,7 @@ func TestShutdownOrderAndRestore(t *testing.T) {
 	log, logs := observedLogger()
 	cfg := testConfig(t, specPath, base, true)
 	cfg.Metrics.Addr = "127.0.0.1:0"
-	n, err := New(cfg, log)
+	n, err := New(context.Background(), cfg, log)
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	wait := runNode(ctx, n)
@@ -121,7 +121,7 @@ func TestShutdownOrderAndRestore(t *testing.T) {
 	require.NotEmpty(t, logs.FilterMessageSnippet("FINALITY ADVANCED: checkpoint=").All())
 
 	// Restart on the same base path: state comes back.
-	n2, err := New(testConfig(t, specPath, base, true), zap.NewNop())
+	n2, err := New(context.Background(), testConfig(t, specPath, base, true), zap.NewNop())
 	require.NoError(t, err)
 	require.GreaterOrEqual(t, n2.gadget.LatestFinalized().Number, finalized.Number)
 	ctx2, cancel2 := context.WithCancel(context.Background())
@@ -138,7 +138,7 @@ func TestMaintenanceFailureStopsNode(t *testing.T) {
 	specPath, base := fastSpec(t), t.TempDir()
 	// A non-validator node: only the maintenance task touches the database.
 	log, logs := observedLogger()
-	n, err := New(testConfig(t, specPath, base, false), log)
+	n, err := New(context.Background(), testConfig(t, specPath, base, false), log)
 	require.NoError(t, err)
 	wait := runNode(context.Background(), n)
 	// Running, and the maintenance task has already flushed at least once.
@@ -155,10 +155,10 @@ func TestMaintenanceFailureStopsNode(t *testing.T) {
 // TestBasePathInUse: a second node on the same base path refuses to start.
 func TestBasePathInUse(t *testing.T) {
 	specPath, base := fastSpec(t), t.TempDir()
-	n, err := New(testConfig(t, specPath, base, true), zap.NewNop())
+	n, err := New(context.Background(), testConfig(t, specPath, base, true), zap.NewNop())
 	require.NoError(t, err)
 	defer n.closeAll()
-	_, err = New(testConfig(t, specPath, base, true), zap.NewNop())
+	_, err = New(context.Background(), testConfig(t, specPath, base, true), zap.NewNop())
 	require.ErrorIs(t, err, ErrStartup)
 	require.ErrorIs(t, err, asf.ErrLocked)
 }

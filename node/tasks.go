@@ -11,6 +11,7 @@ import (
 
 	"github.com/flarechain/flare-node/consensus/asf"
 	"github.com/flarechain/flare-node/consensus/checkpoint"
+	"github.com/flarechain/flare-node/internal/storagefault"
 )
 
 // maintenanceTick is how often the maintenance task asks the gadget whether
@@ -23,6 +24,10 @@ const tickInterval = time.Second
 
 // statusInterval is how often a one-line status is logged.
 const statusInterval = 5 * time.Second
+
+// diskCheckInterval is how often the free-disk-space watchdog reads the
+// base path's file system (statfs: microseconds).
+const diskCheckInterval = 2 * time.Second
 
 // every calls fn every interval until ctx is done; an error from fn (other
 // than the context's own) ends the task, and so stops the node.
@@ -48,6 +53,47 @@ func every(ctx context.Context, interval time.Duration, what string, fn func(con
 // prune. Any storage error ends it and so stops the node.
 func (n *Node) runMaintenance(ctx context.Context) error {
 	return every(ctx, maintenanceTick, "checkpoint maintenance", n.gadget.PerformPeriodicMaintenance)
+}
+
+// runDiskWatch is the free-disk-space watchdog (like geth's
+// monitorFreeDiskSpace): it stops the node with an error wrapping
+// ErrLowDiskSpace when the base path's file system has less than
+// --min-free-disk free, before the databases run into a full disk; it warns
+// once when free space falls below twice that. A failing statfs is logged
+// once and retried.
+func (n *Node) runDiskWatch(ctx context.Context) error {
+	minFree := n.cfg.MinFreeDiskBytes()
+	warned, statfsFailed := false, false
+	t := time.NewTicker(n.diskEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+		free, err := freeBytes(n.cfg.BasePath)
+		if err != nil {
+			if !statfsFailed {
+				n.log.Warn("Cannot read the free disk space of the base path", zap.String("base_path", n.cfg.BasePath), zap.Error(err))
+			}
+			statfsFailed = true
+			continue
+		}
+		statfsFailed = false
+		switch {
+		case free < minFree:
+			return fmt.Errorf("%w: %s free on the file system of base path %s, below the minimum of %s (--min-free-disk %d)",
+				ErrLowDiskSpace, storagefault.FormatBytes(free), n.cfg.BasePath, storagefault.FormatBytes(minFree), n.cfg.MinFreeDiskMiB)
+		case free < 2*minFree && !warned:
+			warned = true
+			n.log.Warn("Free disk space is low: the node stops below --min-free-disk",
+				zap.String("free", storagefault.FormatBytes(free)), zap.String("minimum", storagefault.FormatBytes(minFree)),
+				zap.String("base_path", n.cfg.BasePath))
+		case free >= 2*minFree:
+			warned = false
+		}
+	}
 }
 
 // runTick drives the gadget's re-broadcast of a stalled round.

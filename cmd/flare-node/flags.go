@@ -67,6 +67,8 @@ func runFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "print-config", Category: catChain, EnvVars: env("print-config"),
 			Usage: "validate the configuration, print the effective values as TOML and exit without starting"},
 		basePathFlag(), tmpFlag(),
+		&cli.Uint64Flag{Name: "min-free-disk", Category: catStorage, EnvVars: env("min-free-disk"), Value: d.MinFreeDiskMiB,
+			Usage: "free space in `MiB` the base path's file system must keep: the node refuses to start below it and stops (exit 1) when it falls below it while running; 0 disables the check"},
 		&cli.StringFlag{Name: "name", Category: catStorage, EnvVars: env("name"), Usage: "human readable node name (logs only)"},
 
 		&cli.BoolFlag{Name: "validator", Category: catValidator, EnvVars: env("validator"),
@@ -168,6 +170,9 @@ func applyFlags(c *cli.Context, cfg *config.Config) error {
 		cfg.BasePath = cc.Path("base-path")
 	}
 	boolean("tmp", &cfg.Tmp)
+	if cc := lookupSet(c, "min-free-disk"); cc != nil {
+		cfg.MinFreeDiskMiB = cc.Uint64("min-free-disk")
+	}
 	str("name", &cfg.Name)
 
 	// Validator key: a dev key flag or --key-file selects the key and

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -22,6 +24,7 @@ import (
 	"github.com/flarechain/flare-node/checkpointdb"
 	"github.com/flarechain/flare-node/config"
 	"github.com/flarechain/flare-node/consensus/asf"
+	"github.com/flarechain/flare-node/internal/storagefault"
 	"github.com/flarechain/flare-node/node"
 	"github.com/flarechain/flare-node/p2p"
 )
@@ -248,6 +251,15 @@ func TestExitCodeMapping(t *testing.T) {
 		{"start-up refusal", fmt.Errorf("%w: corrupted", node.ErrStartup), exitUsage},
 		{"p2p port in use", fmt.Errorf("%w: network: %w", node.ErrStartup, fmt.Errorf("%w on /ip4/127.0.0.1/tcp/1: busy", p2p.ErrListen)), exitUsage},
 		{"other failure of New", errors.New("boom"), exitFailure},
+		{"permission denied", fmt.Errorf("%w: %w", node.ErrStartup, &os.PathError{Op: "access", Path: "/b", Err: syscall.EACCES}), exitUsage},
+		{"read-only file system", fmt.Errorf("%w: %w", node.ErrStartup, &os.PathError{Op: "access", Path: "/b", Err: syscall.EROFS}), exitUsage},
+		{"disk full at open", fmt.Errorf("%w: %w", node.ErrStartup, &os.PathError{Op: "write", Path: "/b/x.sst", Err: syscall.ENOSPC}), exitFailure},
+		{"I/O error at open", fmt.Errorf("%w: %w", node.ErrStartup, &os.PathError{Op: "read", Path: "/b/x.sst", Err: syscall.EIO}), exitFailure},
+		{"low disk space", fmt.Errorf("%w: 1 MiB free", node.ErrLowDiskSpace), exitFailure},
+		{"fatal storage error at open", fmt.Errorf("%w: %w", node.ErrStartup, checkpointdb.ErrFatal), exitFailure},
+		{"open abandoned", fmt.Errorf("%w: %w: %w", node.ErrStartup, storagefault.ErrAbandoned, context.Canceled), exitFailure},
+		{"corrupted, found by a fatal background error", fmt.Errorf("%w: %w: %w", node.ErrStartup, asf.ErrFatal, asf.ErrCorrupted), exitUsage},
+		{"locked but also permission in the chain", fmt.Errorf("%w: %w", checkpointdb.ErrLocked, syscall.EACCES), exitUsage},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -258,4 +270,21 @@ func TestExitCodeMapping(t *testing.T) {
 	}
 	require.Equal(t, exitFailure, exitCodeOf(runError(errors.New("task failed"))))
 	require.NoError(t, runError(nil))
+}
+
+// TestInterruptedStartExitsZero: a start interrupted by the first signal
+// before anything had to be abandoned is a clean stop (exit 0), and creates
+// nothing.
+func TestInterruptedStartExitsZero(t *testing.T) {
+	cfg := config.Default()
+	cfg.Dev()
+	cfg.EnableASF = true
+	cfg.BasePath = filepath.Join(t.TempDir(), "base")
+	cfg.P2P.ListenAddrs = []string{"/ip4/127.0.0.1/tcp/0"}
+	require.NoError(t, cfg.Validate())
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	require.NoError(t, runConfigured(ctx, &cfg, zap.NewNop()))
+	_, err := os.Stat(cfg.BasePath)
+	require.True(t, os.IsNotExist(err), "an interrupted start created the base path")
 }

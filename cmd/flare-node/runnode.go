@@ -12,14 +12,22 @@ import (
 	"github.com/flarechain/flare-node/config"
 	"github.com/flarechain/flare-node/consensus/asf"
 	"github.com/flarechain/flare-node/consensus/checkpoint"
+	"github.com/flarechain/flare-node/internal/storagefault"
 	"github.com/flarechain/flare-node/node"
 	"github.com/flarechain/flare-node/p2p"
 )
 
 // runConfigured creates and runs the node and maps its errors to exit codes.
+// A start interrupted by the first signal (ctx cancelled) exits 0 when
+// everything it had opened was closed, and 1 when a database open had to be
+// abandoned.
 func runConfigured(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
-	n, err := node.New(cfg, log)
+	n, err := node.New(ctx, cfg, log)
 	if err != nil {
+		if ctx.Err() != nil && errors.Is(err, ctx.Err()) && !errors.Is(err, storagefault.ErrAbandoned) {
+			log.Named("cli").Info("Start-up interrupted; stopped", zap.Error(err))
+			return nil
+		}
 		return startupError(cfg, err)
 	}
 	if err := n.Run(ctx); err != nil {
@@ -38,16 +46,28 @@ func runError(err error) error {
 	return &exitError{code: exitFailure, err: err}
 }
 
-// startupError classifies an error of node.New: a base path in use by
-// another process and other start-up refusals are usage errors (exit 2).
+// startupError classifies an error of node.New:
+//   - a base path in use by another process: exit 2, said so;
+//   - a full disk, an I/O error, too little free space, a stalled disk: a
+//     runtime fault, exit 1;
+//   - permissions and a read-only file system: an operator error, exit 2;
+//   - corruption and the other start-up refusals (node.ErrStartup): exit 2;
+//   - any other fatal storage error, an abandoned open: exit 1.
 func startupError(cfg *config.Config, err error) error {
-	if errors.Is(err, checkpointdb.ErrLocked) || errors.Is(err, asf.ErrLocked) {
+	switch {
+	case errors.Is(err, checkpointdb.ErrLocked) || errors.Is(err, asf.ErrLocked):
 		return usageError(fmt.Errorf("base path %s is in use by another flare-node process (database locked): %w", cfg.BasePath, err))
-	}
-	if errors.Is(err, p2p.ErrListen) {
+	case errors.Is(err, p2p.ErrListen):
 		return usageError(fmt.Errorf("p2p port in use or address unavailable: %w", err))
-	}
-	if errors.Is(err, node.ErrStartup) {
+	case storagefault.IsRuntimeFault(err) || errors.Is(err, node.ErrLowDiskSpace) || errors.Is(err, storagefault.ErrStalled):
+		return &exitError{code: exitFailure, err: err}
+	case storagefault.IsOperatorError(err):
+		return usageError(err)
+	case errors.Is(err, checkpointdb.ErrCorrupted) || errors.Is(err, asf.ErrCorrupted):
+		return usageError(err)
+	case errors.Is(err, checkpointdb.ErrFatal) || errors.Is(err, asf.ErrFatal) || errors.Is(err, storagefault.ErrAbandoned):
+		return &exitError{code: exitFailure, err: err}
+	case errors.Is(err, node.ErrStartup):
 		return usageError(err)
 	}
 	return &exitError{code: exitFailure, err: err}

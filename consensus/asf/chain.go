@@ -1,12 +1,17 @@
 package asf
 
 import (
+	"context"
 	"crypto/ed25519"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
+	iofs "io/fs"
 	"os"
 	"slices"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -17,6 +22,7 @@ import (
 
 	"github.com/flarechain/flare-node/chainspec"
 	"github.com/flarechain/flare-node/consensus/checkpoint"
+	"github.com/flarechain/flare-node/internal/storagefault"
 )
 
 // DefaultMaxFutureDrift is how far ahead of the local clock a block
@@ -42,6 +48,10 @@ var (
 	// ErrSchema: the database was written with an unknown layout (or is not
 	// a chain database).
 	ErrSchema = errors.New("unsupported chain database schema")
+	// ErrFatal: the database recorded a fatal storage error (a failed
+	// write, sync, flush or compaction, a full disk, a stalled disk); every
+	// later write fails with it until the process reopens the database.
+	ErrFatal = errors.New("chain database stopped after a fatal storage error")
 	// ErrClosed: the Chain was closed.
 	ErrClosed = errors.New("chain database is closed")
 	// ErrReadOnly: a write on a Chain opened with ReadOnly.
@@ -83,13 +93,16 @@ type Chain struct {
 	genesisHash checkpoint.Hash
 	path        string
 
-	db       *pebble.DB
-	lock     *pebble.Lock
-	log      *zap.Logger
-	clock    Clock
-	drift    time.Duration
-	readOnly bool
-	headers  *headerCache
+	db   *pebble.DB
+	lock *pebble.Lock
+	plog *pebbleLogger
+	// healthCloser stops the disk-health checks (closed after Pebble).
+	healthCloser io.Closer
+	log          *zap.Logger
+	clock        Clock
+	drift        time.Duration
+	readOnly     bool
+	headers      *headerCache
 
 	mu        sync.RWMutex
 	closed    bool
@@ -117,18 +130,35 @@ type Chain struct {
 	proof *storedProof
 }
 
-// OpenChain opens (creating it on first use, unless ReadOnly) the chain
-// database at path for spec. It refuses, with a one-line error, a database
-// locked by another open (ErrLocked), of another chain (ErrWrongChain), of
-// an unknown layout (ErrSchema) or with inconsistent content (ErrCorrupted).
-// Opening reads a fixed number of keys plus the chain tips: its cost does not
-// grow with the chain length.
+// OpenChain is OpenChainContext with a context that is never done.
 func OpenChain(path string, spec *chainspec.Spec, opts ChainOptions) (*Chain, error) {
+	return OpenChainContext(context.Background(), path, spec, opts)
+}
+
+// OpenChainContext opens (creating it on first use, unless ReadOnly) the
+// chain database at path for spec. It refuses, with a one-line error, a
+// database locked by another open (ErrLocked), of another chain
+// (ErrWrongChain), of an unknown layout (ErrSchema) or with inconsistent
+// content (ErrCorrupted). Opening reads a fixed number of keys plus the chain
+// tips: its cost does not grow with the chain length.
+//
+// A directory this process may not write to is refused before anything is
+// created (the error wraps fs.ErrPermission or syscall.EROFS; a LOCK file
+// that cannot be opened is such an error, not ErrLocked). A storage fault
+// during the open (a failed flush, a full disk, an I/O error, which Pebble
+// retries forever) ends it with an error wrapping ErrFatal and the cause;
+// when ctx is done first, the error wraps ctx's error. In both cases it wraps
+// storagefault.ErrAbandoned when Pebble's open was still running: it is left
+// to finish (or hang) on its goroutine and closed when it returns.
+func OpenChainContext(ctx context.Context, path string, spec *chainspec.Spec, opts ChainOptions) (*Chain, error) {
 	if err := spec.Validate(); err != nil {
 		return nil, err
 	}
 	keys, err := spec.PublicKeys()
 	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	c := &Chain{
@@ -160,48 +190,28 @@ func OpenChain(path string, spec *chainspec.Spec, opts ChainOptions) (*Chain, er
 	if fs == nil {
 		fs = vfs.Default
 	}
-	if opts.ReadOnly {
-		if _, err := fs.Stat(path); err != nil {
-			return nil, fmt.Errorf("open chain database %s read-only: %w", path, err)
+	c.plog = newPebbleLogger(c.log.Named("pebble"))
+	opening, log := c, c.log
+	abandonedOpens.Add(1)
+	c, err = storagefault.Open(ctx, opening.plog.stuck, func() (*Chain, error) {
+		if err := opening.open(fs); err != nil {
+			return nil, err
 		}
-	} else if err := mkdirAllSynced(fs, path); err != nil {
-		return nil, fmt.Errorf("create chain database directory %s: %w", path, err)
-	}
-	c.lock, err = pebble.LockDirectory(path, fs)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %s", ErrLocked, path, oneLine(err))
-	}
-	plog := c.log.Named("pebble")
-	c.db, err = pebble.Open(path, &pebble.Options{
-		FS:                 fs,
-		Lock:               c.lock,
-		ReadOnly:           opts.ReadOnly,
-		Logger:             pebbleLogger{plog},
-		FormatMajorVersion: pebble.FormatNewest,
-		EventListener: &pebble.EventListener{
-			// Pebble's default is to exit the process; the failed read
-			// already returns an error that Chain reports as ErrCorrupted.
-			DataCorruption: func(info pebble.DataCorruptionInfo) {
-				plog.Error("Data corruption detected", zap.String("path", info.Path), zap.Error(info.Details))
-			},
-			BackgroundError: func(err error) {
-				plog.Error("Background error", zap.Error(err))
-			},
-		},
+		return opening, nil
+	}, func(c *Chain, err error) {
+		if err == nil {
+			_ = c.Close()
+		}
+		abandonedOpens.Done()
 	})
-	if err != nil {
-		_ = c.lock.Close()
-		switch {
-		case errors.Is(err, pebble.ErrCorruption):
-			return nil, fmt.Errorf("%w: %s: %s", ErrCorrupted, path, oneLine(err))
-		case errors.Is(err, pebble.ErrDBDoesNotExist):
-			return nil, fmt.Errorf("open chain database %s read-only: %w", path, os.ErrNotExist)
-		}
-		return nil, fmt.Errorf("open chain database %s: %s", path, oneLine(err))
+	if !errors.Is(err, storagefault.ErrAbandoned) {
+		abandonedOpens.Done()
+	} else {
+		err = &lineError{msg: fmt.Sprintf("open chain database %s: %s", path, oneLine(err)), errs: []error{err}}
+		log.Error("Chain database open abandoned", zap.String("path", path), zap.Error(err))
+		return nil, err
 	}
-	if err := c.load(); err != nil {
-		_ = c.db.Close()
-		_ = c.lock.Close()
+	if err != nil {
 		return nil, err
 	}
 	c.log.Info("Opened chain database",
@@ -215,6 +225,145 @@ func OpenChain(path string, spec *chainspec.Spec, opts ChainOptions) (*Chain, er
 		zap.Int("tips", len(c.tips)))
 	return c, nil
 }
+
+// abandonedOpens counts opens that OpenChainContext abandoned and that have
+// not returned yet (tests wait for them).
+var abandonedOpens sync.WaitGroup
+
+// open is the body of OpenChainContext, run on the goroutine
+// storagefault.Open may abandon. On error everything it opened is closed.
+func (c *Chain) open(fs vfs.FS) error {
+	path := c.path
+	if c.readOnly {
+		if _, err := fs.Stat(path); err != nil {
+			return fmt.Errorf("open chain database %s read-only: %w", path, err)
+		}
+	} else {
+		if fs == vfs.Default {
+			if err := storagefault.CheckWritable(path); err != nil {
+				return fmt.Errorf("chain database directory %s is not writable: %w", path, err)
+			}
+		}
+		if err := mkdirAllSynced(fs, path); err != nil {
+			return fmt.Errorf("create chain database directory %s: %w", path, err)
+		}
+	}
+	var err error
+	c.lock, err = pebble.LockDirectory(path, fs)
+	if err != nil {
+		var pe *iofs.PathError
+		if errors.As(err, &pe) { // the LOCK file itself: permissions, read-only
+			return &lineError{msg: fmt.Sprintf("lock chain database %s: %s", path, oneLine(err)), errs: []error{err}}
+		}
+		return &lineError{msg: fmt.Sprintf("%s: %s: %s", ErrLocked, path, oneLine(err)), errs: []error{ErrLocked, err}}
+	}
+	healthFS, healthCloser := storagefault.WithDiskHealth(fs, c.plog.diskSlow)
+	c.healthCloser = healthCloser
+	// Pebble deletes the sstables its MANIFEST does not reference at the end
+	// of its open; keep them until the open is verified, so that a refusal
+	// (a damaged MANIFEST) destroys nothing.
+	keep := storagefault.NewKeepFS(healthFS)
+	// The inputs of compactions during the open are removed legitimately;
+	// a deferred removal of any other sstable is one the MANIFEST lost.
+	var compactedMu sync.Mutex
+	compacted, opening := map[uint64]bool{}, true
+	c.db, err = pebble.Open(path, &pebble.Options{
+		FS:                 keep,
+		Lock:               c.lock,
+		ReadOnly:           c.readOnly,
+		Logger:             c.plog,
+		FormatMajorVersion: pebble.FormatNewest,
+		EventListener: &pebble.EventListener{
+			// Pebble's default is to exit the process. A failed read
+			// already returns an error that Chain reports as ErrCorrupted;
+			// the database stops accepting writes.
+			DataCorruption: func(info pebble.DataCorruptionInfo) {
+				c.plog.setFatal(&lineError{msg: fmt.Sprintf("%s: %s: %s", ErrFatal, ErrCorrupted, info), errs: []error{ErrFatal, ErrCorrupted}})
+			},
+			BackgroundError: c.plog.backgroundError,
+			DiskSlow:        c.plog.diskSlow,
+			CompactionEnd: func(info pebble.CompactionInfo) {
+				compactedMu.Lock()
+				defer compactedMu.Unlock()
+				if !opening || info.Err != nil {
+					return
+				}
+				for _, l := range info.Input {
+					for _, t := range l.Tables {
+						compacted[uint64(t.FileNum)] = true
+					}
+				}
+			},
+		},
+	})
+	if err != nil {
+		_ = c.lock.Close()
+		_ = healthCloser.Close()
+		switch {
+		case pebble.IsCorruptionError(err) || errors.Is(err, pebble.ErrCorruption):
+			return &lineError{msg: fmt.Sprintf("%s: %s: %s", ErrCorrupted, path, oneLine(err)), errs: []error{ErrCorrupted, err}}
+		case errors.Is(err, pebble.ErrDBDoesNotExist):
+			return fmt.Errorf("open chain database %s read-only: %w", path, os.ErrNotExist)
+		}
+		return &lineError{msg: fmt.Sprintf("open chain database %s: %s", path, oneLine(err)), errs: []error{err}}
+	}
+	if err := c.load(); err != nil {
+		_ = c.closeFiles() // waits for running compactions
+		var lost []string
+		compactedMu.Lock()
+		for _, p := range keep.Keep() {
+			if n, perr := strconv.ParseUint(strings.TrimSuffix(filepath.Base(p), filepath.Ext(p)), 10, 64); perr != nil || !compacted[n] {
+				lost = append(lost, p)
+			}
+		}
+		compactedMu.Unlock()
+		if kept := lost; len(kept) > 0 && errors.Is(err, ErrSchema) {
+			// Data the MANIFEST lost: the store's history is damaged
+			// (not a foreign or unknown layout).
+			return &lineError{msg: fmt.Sprintf("%s: %s: the MANIFEST no longer references %d sstable(s) on disk (kept: %s) and %s",
+				ErrCorrupted, path, len(kept), strings.Join(baseNames(kept), ", "), strings.TrimPrefix(oneLine(err), ErrSchema.Error()+": "+path+": ")),
+				errs: []error{ErrCorrupted}}
+		}
+		return err
+	}
+	if err := c.plog.Fatal(); err != nil {
+		_ = c.closeFiles()
+		return &lineError{msg: fmt.Sprintf("open chain database %s: %s", path, oneLine(err)), errs: []error{err}}
+	}
+	compactedMu.Lock()
+	opening = false
+	compactedMu.Unlock()
+	if err := keep.Commit(); err != nil {
+		c.log.Warn("Could not remove obsolete sstables", zap.Error(err))
+	}
+	return nil
+}
+
+func baseNames(paths []string) []string {
+	out := make([]string, len(paths))
+	for i, p := range paths {
+		out[i] = filepath.Base(p)
+	}
+	return out
+}
+
+// closeFiles closes Pebble, the lock and the disk-health checks.
+func (c *Chain) closeFiles() error {
+	err := errors.Join(c.db.Close(), c.lock.Close())
+	_ = c.healthCloser.Close()
+	c.plog.closeSummary()
+	return err
+}
+
+// lineError is a one-line error message that unwraps to its causes (so that
+// errors.Is finds the sentinel and the errno).
+type lineError struct {
+	msg  string
+	errs []error
+}
+
+func (e *lineError) Error() string   { return e.msg }
+func (e *lineError) Unwrap() []error { return e.errs }
 
 // mkdirAllSynced creates path and its missing parents and syncs the parent
 // of every directory it creates, so that the database directory itself
@@ -419,7 +568,7 @@ func (c *Chain) migrateV1() error {
 	if err := batch.Set(keySchema, binary.BigEndian.AppendUint32(nil, SchemaVersion), nil); err != nil {
 		return err
 	}
-	if err := batch.Commit(pebble.Sync); err != nil {
+	if err := c.commit(batch); err != nil {
 		return fmt.Errorf("upgrade chain database %s to schema %d: %w", c.path, SchemaVersion, err)
 	}
 	c.log.Info("Upgraded chain database schema",
@@ -493,7 +642,7 @@ func (c *Chain) initialize() error {
 			return err
 		}
 	}
-	if err := b.Commit(pebble.Sync); err != nil {
+	if err := c.commit(b); err != nil {
 		return fmt.Errorf("initialize chain database %s: %w", c.path, err)
 	}
 	c.best, c.bestHash = g.Header, c.genesisHash
@@ -512,7 +661,32 @@ func (c *Chain) Close() error {
 		return nil
 	}
 	c.closed = true
-	return errors.Join(c.db.Close(), c.lock.Close())
+	return c.closeFiles()
+}
+
+// Failed is closed when the database records a fatal storage error (a
+// failed write, sync, flush or compaction, a full disk, a stalled disk,
+// corruption found by a read); FatalError then returns it and every later
+// write fails with it. The node stops on it.
+func (c *Chain) Failed() <-chan struct{} { return c.plog.fault.Done() }
+
+// FatalError returns the recorded fatal storage error, or nil.
+func (c *Chain) FatalError() error { return c.plog.Fatal() }
+
+// commit commits b with a synced write. It fails with the recorded fatal
+// error, before and after the write (Pebble reports a failed WAL sync
+// through Logger.Fatalf and returns success); a failed commit is recorded as
+// fatal, so the node stops instead of going on with a chain database that
+// no longer persists.
+func (c *Chain) commit(b *pebble.Batch) error {
+	if err := c.plog.Fatal(); err != nil {
+		return err
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		c.plog.setFatal(&lineError{msg: fmt.Sprintf("%s: commit: %s", ErrFatal, oneLine(err)), errs: []error{ErrFatal, err}})
+		return err
+	}
+	return c.plog.Fatal()
 }
 
 // Spec returns the chain spec.
@@ -776,15 +950,101 @@ func (c *Chain) ancestorAt(r pebble.Reader, h checkpoint.Hash, height uint64) (c
 	return cur, true, nil
 }
 
-// pebbleLogger routes Pebble's printf logging to zap.
-type pebbleLogger struct{ log *zap.Logger }
+// Rate limit of Pebble's error lines.
+const (
+	errorInterval = time.Second
+	errorBurst    = 10
+)
 
-func (l pebbleLogger) Infof(format string, args ...any) { l.log.Debug(fmt.Sprintf(format, args...)) }
-
-func (l pebbleLogger) Errorf(format string, args ...any) { l.log.Error(fmt.Sprintf(format, args...)) }
-
-func (l pebbleLogger) Fatalf(format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
-	l.log.Error(msg)
-	panic("pebble: " + msg)
+// pebbleLogger routes Pebble's printf logging to zap. Fatalf neither panics
+// nor exits (Pebble calls it from background goroutines and from the commit
+// path after a failed WAL sync): it records the first fatal error, after
+// which every write fails with it and Failed is closed. Background errors (a
+// failed flush or compaction, retried by Pebble without end and without a
+// pause) and disk stalls beyond storagefault.MaxStall are fatal too, and
+// also recorded in stuck, which abandons an open that waits for them. Error
+// lines are rate-limited; after a fatal error they go to debug level and are
+// counted, and Close sums them up.
+type pebbleLogger struct {
+	log   *zap.Logger
+	fault *storagefault.Fault
+	stuck *storagefault.Fault
+	lines *storagefault.LineLimiter
 }
+
+func newPebbleLogger(log *zap.Logger) *pebbleLogger {
+	return &pebbleLogger{log: log, fault: storagefault.NewFault(), stuck: storagefault.NewFault(),
+		lines: storagefault.NewLineLimiter(errorInterval, errorBurst)}
+}
+
+func (l *pebbleLogger) Infof(format string, args ...any) { l.log.Debug(fmt.Sprintf(format, args...)) }
+
+func (l *pebbleLogger) Errorf(format string, args ...any) {
+	l.logError("Pebble error", zap.String("message", oneLineString(fmt.Sprintf(format, args...))))
+}
+
+func (l *pebbleLogger) logError(msg string, fields ...zap.Field) {
+	if l.fault.Err() != nil {
+		l.lines.Suppress()
+		l.log.Debug(msg, fields...)
+		return
+	}
+	if l.lines.Allow() {
+		l.log.Error(msg, fields...)
+	}
+}
+
+// Fatalf implements pebble.Logger: it records the fatal error (wrapping the
+// first error among args, so that its errno stays visible) and returns.
+func (l *pebbleLogger) Fatalf(format string, args ...any) {
+	msg := oneLineString(fmt.Sprintf(format, args...))
+	errs := []error{ErrFatal}
+	for _, a := range args {
+		if cause, ok := a.(error); ok {
+			errs = append(errs, cause)
+			break
+		}
+	}
+	l.setFatal(&lineError{msg: fmt.Sprintf("%s: %s", ErrFatal, msg), errs: errs})
+}
+
+// setFatal records err unless a fatal error is already recorded, and logs
+// it the first time.
+func (l *pebbleLogger) setFatal(err error) {
+	if !l.fault.Set(err) {
+		l.lines.Suppress()
+		return
+	}
+	l.log.Error("Pebble fatal error: chain database stops accepting writes", zap.String("message", err.Error()))
+}
+
+// Fatal returns the recorded fatal error, or nil.
+func (l *pebbleLogger) Fatal() error { return l.fault.Err() }
+
+func (l *pebbleLogger) backgroundError(err error) {
+	if pebble.IsCorruptionError(err) || errors.Is(err, pebble.ErrCorruption) {
+		l.setFatal(&lineError{msg: fmt.Sprintf("%s: %s: background error: %s", ErrFatal, ErrCorrupted, oneLine(err)), errs: []error{ErrFatal, ErrCorrupted, err}})
+		return
+	}
+	fe := &lineError{msg: fmt.Sprintf("%s: background error: %s", ErrFatal, oneLine(err)), errs: []error{ErrFatal, err}}
+	l.setFatal(fe)
+	l.stuck.Set(fe)
+}
+
+func (l *pebbleLogger) diskSlow(info pebble.DiskSlowInfo) {
+	if err := storagefault.StallError(info); err != nil {
+		fe := &lineError{msg: fmt.Sprintf("%s: %s", ErrFatal, err), errs: []error{ErrFatal, err}}
+		l.setFatal(fe)
+		l.stuck.Set(fe)
+		return
+	}
+	l.logError("Disk slow", zap.String("message", info.String()))
+}
+
+func (l *pebbleLogger) closeSummary() {
+	if n := l.lines.TakeSuppressed(); n > 0 {
+		l.log.Warn("Pebble error lines suppressed (rate limit, or repeats of the fatal error)", zap.Int64("count", n))
+	}
+}
+
+func oneLineString(s string) string { return strings.Join(strings.Fields(s), " ") }

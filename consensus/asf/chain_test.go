@@ -105,7 +105,7 @@ func TestOpenRefusesOtherChain(t *testing.T) {
 // rawDB opens the chain directory with plain Pebble for tampering.
 func rawDB(t *testing.T, dir string, fn func(db *pebble.DB)) {
 	t.Helper()
-	db, err := pebble.Open(dir, &pebble.Options{Logger: pebbleLogger{zap.NewNop()}})
+	db, err := pebble.Open(dir, &pebble.Options{Logger: newPebbleLogger(zap.NewNop())})
 	require.NoError(t, err)
 	fn(db)
 	require.NoError(t, db.Close())

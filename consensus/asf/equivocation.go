@@ -147,7 +147,12 @@ func (c *Chain) recordEquivocation(first, second Header) error {
 		return nil
 	}
 	ev := BlockEquivocation{Proposer: first.Proposer, Slot: first.Slot, First: first, Second: second}
-	if err := c.db.Set(key, marshalEvidence(ev), pebble.Sync); err != nil {
+	b := c.db.NewBatch()
+	defer b.Close()
+	if err := b.Set(key, marshalEvidence(ev), nil); err != nil {
+		return err
+	}
+	if err := c.commit(b); err != nil {
 		return fmt.Errorf("store block evidence for proposer %d slot %d: %w", first.Proposer, first.Slot, err)
 	}
 	c.equiv.Recorded++

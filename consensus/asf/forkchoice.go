@@ -182,7 +182,7 @@ func (c *Chain) setJustifiedLocked(cp checkpoint.Checkpoint) ([]checkpoint.Check
 			return nil, err
 		}
 	}
-	if err := batch.Commit(pebble.Sync); err != nil {
+	if err := c.commit(batch); err != nil {
 		return nil, fmt.Errorf("store justified checkpoint %s: %w", cp, err)
 	}
 	c.justified = cp
@@ -337,7 +337,7 @@ func (c *Chain) setFinalizedLocked(cp checkpoint.Checkpoint, proof *checkpoint.F
 			stored = &storedProof{proof: *proof, finalized: fin, justified: just}
 		}
 	}
-	if err := batch.Commit(pebble.Sync); err != nil {
+	if err := c.commit(batch); err != nil {
 		return nil, fmt.Errorf("store finalized checkpoint %s: %w", cp, err)
 	}
 	if stored != nil {

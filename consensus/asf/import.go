@@ -8,7 +8,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2"
 	"go.uber.org/zap"
 
 	"github.com/flarechain/flare-node/consensus/checkpoint"
@@ -200,7 +199,7 @@ func (c *Chain) importBlock(ctx context.Context, b Block, allowEquivocation bool
 			}
 		}
 	}
-	if err := batch.Commit(pebble.Sync); err != nil {
+	if err := c.commit(batch); err != nil {
 		return res, fmt.Errorf("store block #%d %s: %w", b.Header.Number, hash.Short(), err)
 	}
 

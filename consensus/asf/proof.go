@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/cockroachdb/pebble/v2"
 	"go.uber.org/zap"
 
 	"github.com/flarechain/flare-node/consensus/checkpoint"
@@ -100,7 +99,12 @@ func (c *Chain) StoreFinalityProof(ctx context.Context, p checkpoint.FinalityPro
 			return fmt.Errorf("%w: proof justifies %s, the stored proof justifies %s", ErrInvalidCheckpoint, just, s.justified)
 		}
 	}
-	if err := c.db.Set(keyFinalProof, enc, pebble.Sync); err != nil {
+	b := c.db.NewBatch()
+	defer b.Close()
+	if err := b.Set(keyFinalProof, enc, nil); err != nil {
+		return err
+	}
+	if err := c.commit(b); err != nil {
 		return fmt.Errorf("store finality proof of %s: %w", fin, err)
 	}
 	c.proof = &storedProof{proof: cloneProof(p), finalized: fin, justified: just}
