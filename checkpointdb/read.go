@@ -732,3 +732,11 @@ func (db *CheckpointDB) verify(ctx context.Context, load bool) error {
 	}
 	return nil
 }
+
+// OldestRetained is the prune base: the lowest checkpoint number whose
+// votes and certificate are kept (cheap; for answering peers).
+func (db *CheckpointDB) OldestRetained() uint64 {
+	db.smu.RLock()
+	defer db.smu.RUnlock()
+	return db.base.Base
+}

@@ -84,6 +84,12 @@ type Config struct {
 	KeyFile string `toml:"key_file"`
 	// EnableASF runs the ASF checkpoint finality gadget.
 	EnableASF bool `toml:"enable_asf"`
+	// InitSignerRecord declares that the validator key has no signer record
+	// on this chain yet although the base path was used before (a new key,
+	// or a node that ran without ASF): the node creates a fresh record
+	// through its first-use procedure instead of refusing to start. A
+	// one-shot command-line decision, never read from a configuration file.
+	InitSignerRecord bool `toml:"-"`
 	// MinFreeDiskMiB is the free space, in MiB, the file system of BasePath
 	// must keep: the node refuses to start below it and stops (exit 1) when
 	// free space falls below it while running. 0 disables the check.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/flarechain/flare-node/chainspec"
 	"github.com/flarechain/flare-node/config"
+	"github.com/flarechain/flare-node/node"
 	"github.com/flarechain/flare-node/p2p"
 )
 
@@ -92,6 +93,9 @@ func newLocalNetOn(t *testing.T, path string, spec *chainspec.Spec, observers in
 		require.NoError(t, err)
 		id, err := p2p.PeerIDFromKeyFile(cfg.NodeKeyPath())
 		require.NoError(t, err)
+		if i < 4 {
+			require.NoError(t, node.DeclareFreshSignerRecord(&cfg))
+		}
 		port := freePort(t)
 		ln.names = append(ln.names, name)
 		ln.bases = append(ln.bases, base)

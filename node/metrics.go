@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,8 +23,6 @@ type statusServer struct {
 	n        *Node
 	listener net.Listener
 	srv      *http.Server
-	// lastFinality is the unix-nano time finality last advanced.
-	lastFinality atomic.Int64
 }
 
 // Status is the JSON document of GET /status.
@@ -114,13 +111,11 @@ func newStatusServer(n *Node, l net.Listener) *statusServer {
 
 func (s *statusServer) status() Status {
 	n := s.n
-	n.importMu.Lock()
 	best := n.chain.Best()
-	n.importMu.Unlock()
 	st := Status{
 		Chain: n.spec.ID, Genesis: GenesisHash(n.spec).String(), PeerID: n.net.ID().String(),
 		Peers: len(n.net.Peers()), Best: best.Number, BestHash: best.Hash().String(),
-		Syncing: n.syncing(), SecondsSinceFinality: -1,
+		Syncing: n.engine.Syncing(), SecondsSinceFinality: -1,
 	}
 	st.PeersInbound, st.PeersOutbound = n.net.PeerCounts()
 	if g := n.gadget; g != nil {
@@ -128,8 +123,8 @@ func (s *statusServer) status() Status {
 		f := g.LatestFinalized()
 		st.Finalized, st.FinalizedHash, st.Halted = f.Number, f.Hash.String(), g.Halted()
 	}
-	if at := s.lastFinality.Load(); at != 0 {
-		st.SecondsSinceFinality = time.Since(time.Unix(0, at)).Seconds()
+	if at := n.engine.LastFinalizedAt(); !at.IsZero() {
+		st.SecondsSinceFinality = time.Since(at).Seconds()
 	}
 	return st
 }

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -22,6 +21,7 @@ import (
 	"github.com/flarechain/flare-node/consensus/checkpoint"
 	"github.com/flarechain/flare-node/consensus/finality"
 	"github.com/flarechain/flare-node/internal/storagefault"
+	"github.com/flarechain/flare-node/node/engine"
 	"github.com/flarechain/flare-node/p2p"
 )
 
@@ -55,24 +55,26 @@ type Node struct {
 	log   *zap.Logger
 	clock Clock
 
-	chain    *asf.Chain
-	cpdb     *checkpointdb.CheckpointDB
-	gadget   *finality.CheckpointFinality
-	net      *p2p.Network
-	producer *asf.Producer
+	chain  *asf.Chain
+	cpdb   *checkpointdb.CheckpointDB
+	engine *engine.Engine
+	// gadget is the engine's finality gadget (nil without --enable-asf).
+	gadget *finality.CheckpointFinality
+	net    *p2p.Network
+	netA   *netAdapter
+	// producing: the node authors blocks (its key is an authority).
+	producing bool
 
 	// metricsListener is bound in New before anything is created on disk.
 	metricsListener net.Listener
 	// diskEvery is the period of the free-disk-space watchdog.
 	diskEvery time.Duration
 
-	// importMu serializes chain mutations (imports, justification, finality).
-	importMu sync.Mutex
+	// signerMarker is the file that marks a fresh signer record's first use
+	// as unfinished (see signerStart).
+	signerMarker string
 
-	status     *statusServer
-	events     *eventQueue
-	syncReq    chan syncRequest
-	syncActive atomic.Bool
+	status *statusServer
 
 	fatalOnce sync.Once
 	fatalCh   chan struct{}
@@ -109,8 +111,6 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger) (_ *Node, err
 		spec:      cfg.Spec,
 		log:       log.Named("node"),
 		clock:     systemClock{},
-		events:    newEventQueue(),
-		syncReq:   make(chan syncRequest, 16),
 		fatalCh:   make(chan struct{}),
 		diskEvery: diskCheckInterval,
 	}
@@ -131,6 +131,7 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger) (_ *Node, err
 	if err := n.checkStorage(); err != nil {
 		return nil, err
 	}
+	earlier := n.earlierRun()
 
 	var key ed25519.PrivateKey
 	var index checkpoint.ValidatorIndex
@@ -146,6 +147,9 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger) (_ *Node, err
 		} else {
 			n.log.Info("Validator key loaded", zap.Uint32("index", uint32(index)),
 				zap.String("public_key", fmt.Sprintf("%x", key.Public())))
+			if err := n.refuseMissingRecordEarly(key.Public().(ed25519.PublicKey), earlier); err != nil {
+				return nil, err
+			}
 		}
 	}
 
@@ -196,19 +200,11 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger) (_ *Node, err
 	n.log.Info("Chain database opened", zap.String("path", cfg.ChainDBPath()),
 		zap.Uint64("best", best.Number), zap.Stringer("best_hash", best.Hash()))
 
-	if cfg.EnableASF {
-		if err := n.openFinality(ctx, log, key, index, isAuthority); err != nil {
-			return nil, err
-		}
-	} else {
-		n.log.Info("ASF finality gadget disabled (--enable-asf not set): blocks are produced but never finalized")
+	if err := n.openEngine(ctx, log, key, index, isAuthority, earlier); err != nil {
+		return nil, err
 	}
-
 	if n.metricsListener != nil {
 		n.status = newStatusServer(n, n.metricsListener)
-	}
-	if isAuthority {
-		n.producer = asf.NewProducer(n.chain, n.spec, key, index, n.clock, log)
 	}
 	return n, nil
 }
@@ -294,60 +290,76 @@ func (m *multiError) Unwrap() []error { return m.errs }
 // freeBytes reads the free space of a path's file system (tests replace it).
 var freeBytes = storagefault.FreeBytes
 
-func (n *Node) openFinality(ctx context.Context, log *zap.Logger, key ed25519.PrivateKey, index checkpoint.ValidatorIndex, isAuthority bool) error {
-	pc := n.cfg.Persistence
-	persistence := finality.CheckpointPersistenceConfig{
-		Enabled:              pc.Enabled,
-		RetentionCheckpoints: pc.RetentionCheckpoints,
-		FlushInterval:        pc.FlushInterval,
-		PruneInterval:        pc.PruneInterval,
+// openEngine builds the finality gadget's configuration, the validator's
+// signer and producer, the engine, and restores it.
+func (n *Node) openEngine(ctx context.Context, log *zap.Logger, key ed25519.PrivateKey, index checkpoint.ValidatorIndex, isAuthority bool, earlier earlierRun) error {
+	cfg := n.cfg
+	genesis := GenesisHash(n.spec)
+	n.netA = &netAdapter{n: n}
+	ecfg := engine.Config{
+		Spec:    n.spec,
+		Genesis: genesis,
+		Chain:   n.chain,
+		Clock:   n.clock,
+		Network: n.netA,
+		Logger:  log,
+		Alone:   len(n.spec.Authorities) == 1 && len(cfg.P2P.Bootnodes) == 0,
+		OnFinalized: func(cp checkpoint.Checkpoint) {
+			n.noteFirstFinalized(cp.Number)
+		},
 	}
-	deps := finality.Deps{
-		Clock:       n.clock,
-		Broadcaster: (*gadgetBroadcaster)(n),
-		Ancestry:    n.chain,
-		Observer:    n.events,
-		Logger:      log,
+	if isAuthority {
+		ecfg.Producer = asf.NewProducer(n.chain, n.spec, key, index, n.clock, log)
+		n.producing = true
 	}
-	if pc.Enabled {
-		n.log.Info(fmt.Sprintf("Checkpoint persistence enabled: retention=%d checkpoints, flush_interval=%ds",
-			pc.RetentionCheckpoints, int(pc.FlushInterval.Seconds())),
-			zap.Uint64("retention", pc.RetentionCheckpoints), zap.Duration("flush_interval", pc.FlushInterval),
-			zap.Duration("prune_interval", pc.PruneInterval))
-		deps.Store = n.cpdb
-		if isAuthority {
-			deps.Signer = finality.NewSafeSigner(n.cpdb, finality.NewKeySigner(key), index, GenesisHash(n.spec))
-		}
+	if !cfg.EnableASF {
+		n.log.Warn("ASF finality gadget disabled (--enable-asf not set): blocks are produced but never finalized, and this node never votes")
 	} else {
-		n.log.Warn("Checkpoint persistence disabled: this node will not vote (a validator never signs without a durable signer record)")
-	}
-	g, err := finality.New(finality.Config{
-		Authorities: authoritySet(n.spec),
-		Persistence: persistence,
-	}, deps)
-	if err != nil {
-		return fmt.Errorf("%w: finality gadget: %w", ErrStartup, err)
-	}
-	n.gadget = g
-	if pc.Enabled {
-		start := time.Now()
-		if err := g.RestoreFromStorage(ctx); err != nil {
-			return fmt.Errorf("%w: restore checkpoint state: %w", ErrStartup, err)
+		pc := cfg.Persistence
+		ecfg.Finality = &finality.Config{
+			Authorities: authoritySet(n.spec),
+			Persistence: finality.CheckpointPersistenceConfig{
+				Enabled:              pc.Enabled,
+				RetentionCheckpoints: pc.RetentionCheckpoints,
+				FlushInterval:        pc.FlushInterval,
+				PruneInterval:        pc.PruneInterval,
+			},
 		}
+		if pc.Enabled {
+			n.log.Info(fmt.Sprintf("Checkpoint persistence enabled: retention=%d checkpoints, flush_interval=%ds",
+				pc.RetentionCheckpoints, int(pc.FlushInterval.Seconds())),
+				zap.Uint64("retention", pc.RetentionCheckpoints), zap.Duration("flush_interval", pc.FlushInterval),
+				zap.Duration("prune_interval", pc.PruneInterval))
+			ecfg.Store = n.cpdb
+			ecfg.Certificates = certSource{n}
+			if isAuthority {
+				mode, err := n.signerStart(ctx, key, earlier)
+				if err != nil {
+					return err
+				}
+				ecfg.Signer = finality.NewSafeSigner(n.cpdb, finality.NewKeySigner(key), index, genesis)
+				ecfg.SignerInit = mode
+				ecfg.OnSignerInitialised = n.signerInitialised
+			}
+		} else if isAuthority {
+			n.log.Warn("Checkpoint persistence disabled: this node will not vote (a validator never signs without a durable signer record)")
+		}
+	}
+	e, err := engine.New(ecfg)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrStartup, err)
+	}
+	n.engine, n.gadget = e, e.Gadget()
+	start := time.Now()
+	if err := e.Restore(ctx); err != nil {
+		if errors.Is(err, engine.ErrChainLacksFinalized) || errors.Is(err, engine.ErrDatabasesDisagree) {
+			return fmt.Errorf("%w: %w", ErrStartup, err)
+		}
+		return fmt.Errorf("%w: restore checkpoint state: %w", ErrStartup, err)
+	}
+	if n.gadget != nil {
 		n.log.Info("Checkpoint state restore timing",
 			zap.Duration("restore", time.Since(start)), zap.Duration("since_start", time.Since(processStart)))
-	}
-	// Bring the chain's fork choice and finality marker in line with the
-	// restored gadget state.
-	if j := g.LatestJustified(); j.Number > 0 {
-		if _, err := n.chain.SetJustified(ctx, j); err != nil {
-			n.log.Warn("restored justified checkpoint not applicable to the chain yet", zap.Stringer("justified", j), zap.Error(err))
-		}
-	}
-	if f := g.LatestFinalized(); f.Number > 0 && f.Number > n.chain.Finalized().Number {
-		if err := n.chain.SetFinalized(ctx, f); err != nil {
-			n.log.Warn("restored finalized checkpoint not applicable to the chain yet", zap.Stringer("finalized", f), zap.Error(err))
-		}
 	}
 	return nil
 }
@@ -387,6 +399,10 @@ func (n *Node) Run(ctx context.Context) (err error) {
 			err = cerr
 		}
 	}()
+	n.netA.mu.Lock()
+	n.netA.ctx = ctx
+	n.netA.mu.Unlock()
+	defer n.netA.wg.Wait()
 	if err := n.net.Start(ctx, (*gossipHandler)(n), (*syncHandler)(n)); err != nil {
 		return fmt.Errorf("start network: %w", err)
 	}
@@ -429,14 +445,13 @@ func (n *Node) Run(ctx context.Context) (err error) {
 	if n.cfg.MinFreeDiskMiB > 0 {
 		essential("disk-space", n.runDiskWatch)
 	}
-	essential("finality-events", n.runEvents)
-	essential("sync", n.runSync)
+	essential("peers", n.runPeers)
 	essential("status", n.runStatus)
+	essential("engine-tick", n.runTick)
 	if n.gadget != nil {
 		essential("checkpoint-maintenance", n.runMaintenance)
-		essential("asf-tick", n.runTick)
 	}
-	if n.producer != nil {
+	if n.producing {
 		essential("ppfa-proposer", n.runProducer)
 	}
 	if n.status != nil {

@@ -2,15 +2,12 @@ package node
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/flarechain/flare-node/consensus/asf"
-	"github.com/flarechain/flare-node/consensus/checkpoint"
 	"github.com/flarechain/flare-node/internal/storagefault"
 )
 
@@ -19,8 +16,9 @@ import (
 // PruneInterval on its clock).
 const maintenanceTick = 500 * time.Millisecond
 
-// tickInterval drives the gadget's re-broadcast logic.
-const tickInterval = time.Second
+// tickInterval drives the engine's periodic work (sync polls, request
+// time-outs, signer first use, re-broadcast).
+const tickInterval = 250 * time.Millisecond
 
 // statusInterval is how often a one-line status is logged.
 const statusInterval = 5 * time.Second
@@ -52,7 +50,7 @@ func every(ctx context.Context, interval time.Duration, what string, fn func(con
 // runMaintenance is the essential checkpoint maintenance task: flush and
 // prune. Any storage error ends it and so stops the node.
 func (n *Node) runMaintenance(ctx context.Context) error {
-	return every(ctx, maintenanceTick, "checkpoint maintenance", n.gadget.PerformPeriodicMaintenance)
+	return every(ctx, maintenanceTick, "checkpoint maintenance", n.engine.Maintenance)
 }
 
 // runDiskWatch is the free-disk-space watchdog (like geth's
@@ -96,14 +94,18 @@ func (n *Node) runDiskWatch(ctx context.Context) error {
 	}
 }
 
-// runTick drives the gadget's re-broadcast of a stalled round.
+// runTick drives the engine's periodic work: status polls and request
+// time-outs, the fresh signer record's listening phase and the gadget's
+// re-broadcast of a stalled round.
 func (n *Node) runTick(ctx context.Context) error {
-	return every(ctx, tickInterval, "finality tick", n.gadget.Tick)
+	return every(ctx, tickInterval, "engine tick", n.engine.Tick)
 }
 
-// runProducer authors a block in each of our PPFA slots. A slot that is less
-// than half over (at start-up, typically) is still used, so a restarted
-// validator does not wait a whole slot for its first block.
+// runProducer authors a block in each of our PPFA slots (the engine decides
+// whether it may: not while catching up, not on a chain that lacks the
+// finalized checkpoint). A slot that is less than half over (at start-up,
+// typically) is still used, so a restarted validator does not wait a whole
+// slot for its first block.
 func (n *Node) runProducer(ctx context.Context) error {
 	var last uint64
 	for {
@@ -121,33 +123,16 @@ func (n *Node) runProducer(ctx context.Context) error {
 			return ctx.Err()
 		case <-timer.C:
 		}
-		if n.syncing() {
-			continue // never author on a stale head while catching up
-		}
-		n.importMu.Lock()
-		b, res, err := n.producer.Produce(ctx, slot)
-		n.importMu.Unlock()
+		b, err := n.engine.OnSlot(ctx, slot)
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			if errors.Is(err, asf.ErrSlotNotReached) {
-				continue // the wall clock lags the timer (clock adjustment): wait again
-			}
-			if errors.Is(err, asf.ErrInvalidBlock) {
-				n.log.Warn("could not author block", zap.Uint64("slot", slot), zap.Error(err))
-				continue
-			}
 			return fmt.Errorf("author block: %w", err)
 		}
-		if b == nil {
-			continue
+		if b != nil {
+			n.noteFirstBlock(b.Header.Number)
 		}
-		n.noteFirstBlock(b.Header.Number)
-		if err := n.net.PublishBlock(ctx, asf.BlockToPB(*b)); err != nil && ctx.Err() == nil {
-			n.log.Warn("publish block", zap.Uint64("number", b.Header.Number), zap.Error(err))
-		}
-		n.onCheckpoints(ctx, res.Checkpoints)
 	}
 }
 
@@ -161,22 +146,6 @@ func (n *Node) noteFirstBlock(number uint64) {
 	}
 }
 
-// onCheckpoints hands checkpoint blocks that became part of the best chain to
-// the gadget (which may vote on them).
-func (n *Node) onCheckpoints(ctx context.Context, cps []checkpoint.Checkpoint) {
-	if n.gadget == nil || n.syncing() {
-		return
-	}
-	for _, cp := range cps {
-		if err := n.gadget.OnCheckpointBlock(ctx, cp); err != nil {
-			if ctx.Err() == nil {
-				n.fail(fmt.Errorf("finality gadget: %w", err))
-			}
-			return
-		}
-	}
-}
-
 // runStatus logs a one-line status periodically.
 func (n *Node) runStatus(ctx context.Context) error {
 	t := time.NewTicker(statusInterval)
@@ -186,98 +155,22 @@ func (n *Node) runStatus(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-t.C:
-			n.importMu.Lock()
 			best := n.chain.Best()
-			n.importMu.Unlock()
 			fields := []zap.Field{zap.Int("peers", len(n.net.Peers())), zap.Uint64("best", best.Number), zap.Stringer("best_hash", best.Hash())}
-			if n.gadget != nil {
-				fields = append(fields, zap.Uint64("justified", n.gadget.LatestJustified().Number),
-					zap.Uint64("finalized", n.gadget.LatestFinalized().Number))
+			if g := n.engine.Gadget(); g != nil {
+				fields = append(fields, zap.Uint64("justified", g.LatestJustified().Number),
+					zap.Uint64("finalized", g.LatestFinalized().Number))
+				if g.Halted() {
+					fields = append(fields, zap.Bool("halted", true))
+				}
+			}
+			if n.engine.Syncing() {
+				fields = append(fields, zap.Bool("syncing", true))
+			}
+			if n.engine.SignerPending() {
+				fields = append(fields, zap.Bool("signer_initialising", true))
 			}
 			n.log.Info("Idle", fields...)
-		}
-	}
-}
-
-// finalityEvent is a justified or finalized checkpoint reported by the gadget.
-type finalityEvent struct {
-	finalized bool
-	cp        checkpoint.Checkpoint
-}
-
-// eventQueue implements finality.Observer without ever blocking the gadget
-// (which reports events while holding its lock): events are queued and
-// handled by runEvents.
-type eventQueue struct {
-	mu     sync.Mutex
-	queue  []finalityEvent
-	signal chan struct{}
-}
-
-func newEventQueue() *eventQueue { return &eventQueue{signal: make(chan struct{}, 1)} }
-
-func (q *eventQueue) push(e finalityEvent) {
-	q.mu.Lock()
-	q.queue = append(q.queue, e)
-	q.mu.Unlock()
-	select {
-	case q.signal <- struct{}{}:
-	default:
-	}
-}
-
-func (q *eventQueue) drain() []finalityEvent {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	out := q.queue
-	q.queue = nil
-	return out
-}
-
-// Justified implements finality.Observer.
-func (q *eventQueue) Justified(cp checkpoint.Checkpoint) { q.push(finalityEvent{cp: cp}) }
-
-// Finalized implements finality.Observer.
-func (q *eventQueue) Finalized(cp checkpoint.Checkpoint) {
-	q.push(finalityEvent{finalized: true, cp: cp})
-}
-
-// runEvents applies justified/finalized checkpoints to the chain: fork choice
-// follows the latest justified checkpoint and finalized blocks are marked
-// final.
-func (n *Node) runEvents(ctx context.Context) error {
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-n.events.signal:
-		}
-		for _, e := range n.events.drain() {
-			if e.finalized {
-				n.importMu.Lock()
-				err := n.chain.SetFinalized(ctx, e.cp)
-				n.importMu.Unlock()
-				if err != nil {
-					n.log.Warn("chain cannot mark finalized checkpoint yet", zap.Stringer("checkpoint", e.cp), zap.Error(err))
-				}
-				n.log.Info(fmt.Sprintf("FINALITY ADVANCED: checkpoint=%d", e.cp.Number),
-					zap.Uint64("checkpoint", e.cp.Number), zap.Stringer("hash", e.cp.Hash),
-					zap.Uint64("block", e.cp.Number*n.spec.CheckpointInterval))
-				n.noteFirstFinalized(e.cp.Number)
-				if n.status != nil {
-					n.status.lastFinality.Store(time.Now().UnixNano())
-				}
-				continue
-			}
-			n.importMu.Lock()
-			cps, err := n.chain.SetJustified(ctx, e.cp)
-			n.importMu.Unlock()
-			if err != nil {
-				n.log.Debug("justified checkpoint not on a known chain yet", zap.Stringer("checkpoint", e.cp), zap.Error(err))
-				continue
-			}
-			n.log.Info("Checkpoint justified", zap.Uint64("checkpoint", e.cp.Number), zap.Stringer("hash", e.cp.Hash))
-			n.onCheckpoints(ctx, cps)
 		}
 	}
 }

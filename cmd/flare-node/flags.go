@@ -77,6 +77,8 @@ func runFlags() []cli.Flag {
 			Usage: "validator key `FILE` (hex ed25519 seed, mode 0600, see 'key generate'); implies --validator"},
 		&cli.BoolFlag{Name: "enable-asf", Category: catValidator, EnvVars: env("enable-asf"),
 			Usage: "run the ASF checkpoint finality gadget"},
+		&cli.BoolFlag{Name: "init-signer-record", Category: catValidator, EnvVars: env("init-signer-record"),
+			Usage: "this validator key has no signer record on this chain yet although the base path was used before (a new key): create one through the safe first use (catch up, listen two checkpoint intervals for the key, then vote above everything seen) instead of refusing to start. Never use it to get around a lost record: import it (flare-node signer import)"},
 	}
 	for _, n := range devKeyFlags {
 		flags = append(flags, &cli.BoolFlag{Name: n, Category: catValidator, EnvVars: env(n),
@@ -193,6 +195,7 @@ func applyFlags(c *cli.Context, cfg *config.Config) error {
 	}
 	boolean("validator", &cfg.Validator)
 	boolean("enable-asf", &cfg.EnableASF)
+	boolean("init-signer-record", &cfg.InitSignerRecord)
 
 	if cc := lookupSet(c, "port"); cc != nil {
 		cfg.P2P.Port = cc.Int("port")

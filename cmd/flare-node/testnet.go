@@ -17,6 +17,7 @@ import (
 
 	"github.com/flarechain/flare-node/chainspec"
 	"github.com/flarechain/flare-node/config"
+	"github.com/flarechain/flare-node/node"
 	"github.com/flarechain/flare-node/p2p"
 )
 
@@ -171,6 +172,12 @@ func testnetAction(c *cli.Context) error {
 			return fmt.Errorf("node key of %s: %w", nd.Name, err)
 		}
 		nd.PeerID = id.String()
+		// A brand-new validator: its first start creates the signer record
+		// (the node key written above would otherwise look like an
+		// earlier run).
+		if err := node.DeclareFreshSignerRecord(&cfg); err != nil {
+			return fmt.Errorf("declare the new validator %s: %w", nd.Name, err)
+		}
 	}
 	boot := fmt.Sprintf("/ip4/127.0.0.1/tcp/%d/p2p/%s", nodes[0].Port, nodes[0].PeerID)
 	for i := range nodes {

@@ -29,10 +29,10 @@ type checker struct {
 	conflictAt   time.Duration
 
 	// liveness
-	healed       bool
-	healAt       time.Time
-	healFinal    uint64
-	livenessDone bool
+	healed        bool
+	healAt        time.Time
+	healFinal     uint64
+	livenessDone  bool
 	stepsSinceMem int
 }
 

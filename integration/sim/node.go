@@ -349,4 +349,4 @@ func (c certSource) Certificates(ctx context.Context, from, to uint64, limit int
 	return c.db.Certificates(ctx, from, to, limit)
 }
 
-func (c certSource) OldestRetained() uint64 { return c.db.Stats().OldestRetained }
+func (c certSource) OldestRetained() uint64 { return c.db.OldestRetained() }

@@ -128,6 +128,9 @@ type Config struct {
 	// OnSignerInitialised is called (with the engine locked) once a fresh
 	// signer record has been initialised and persisted.
 	OnSignerInitialised func()
+	// OnFinalized is called (with the engine locked) after each finality
+	// advance is applied to the chain and logged.
+	OnFinalized func(cp checkpoint.Checkpoint)
 	// Mutations: simulation mutants only.
 	Mutations Mutations
 	// SyncInterval is how often peers are asked for their status;
@@ -183,12 +186,12 @@ type Engine struct {
 
 // Stats are the engine's counters.
 type Stats struct {
-	BlocksImported, BlocksAuthored   uint64
-	BlocksRejected, BlocksIgnored    uint64
-	BlocksEquivocating               uint64
-	SyncRounds, SyncedBlocks         uint64
+	BlocksImported, BlocksAuthored    uint64
+	BlocksRejected, BlocksIgnored     uint64
+	BlocksEquivocating                uint64
+	SyncRounds, SyncedBlocks          uint64
 	SyncedCertificates, ProofsApplied uint64
-	RequestsFailed                   uint64
+	RequestsFailed                    uint64
 }
 
 // ErrStopped wraps the first local failure once the engine stopped.
@@ -649,6 +652,9 @@ func (o *observer) Finalized(cp checkpoint.Checkpoint) {
 	e.lastFinalizedAt = e.clock.Now()
 	e.log.Info(fmt.Sprintf("FINALITY ADVANCED: checkpoint=%d", cp.Number),
 		zap.Uint64("checkpoint", cp.Number), zap.Stringer("hash", cp.Hash), zap.Uint64("block", cp.Number*e.interval))
+	if e.cfg.OnFinalized != nil {
+		e.cfg.OnFinalized(cp)
+	}
 	e.updateHeadLocked(ctx)
 }
 

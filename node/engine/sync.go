@@ -107,11 +107,11 @@ type syncRound struct {
 	// conflicting: the peer's chain conflicts with our finalized block (a
 	// block of it did not import for that reason).
 	conflicting bool
-	blocks    int
-	certs     int
-	proofs    int
-	start     time.Time
-	request   uint64 // id of the request in flight
+	blocks      int
+	certs       int
+	proofs      int
+	start       time.Time
+	request     uint64 // id of the request in flight
 }
 
 func (e *Engine) requestLocked(p PeerID, req Request) uint64 {
