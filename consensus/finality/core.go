@@ -149,6 +149,7 @@ type Core struct {
 
 	lastProgress    time.Time
 	lastRebroadcast time.Time
+	stallLogged     bool
 	stats           CoreStats
 	rd              Ready
 }
@@ -684,15 +685,23 @@ func ownVoteConsistent(rec checkpoint.SignerRecord, v checkpoint.SignedVote) boo
 	if rec.Last != nil && rec.Last.Vote == v.Vote {
 		return true
 	}
+	// Above the record's watermarks (the last vote, or the imported or
+	// initialised watermarks when higher): never signed here.
 	target, source, has := recordWatermarks(rec)
-	if !has || v.Target.Number >= target || v.Source.Number > source {
+	if !has || v.Target.Number > target || v.Source.Number > source {
 		return false
 	}
 	if rec.Last != nil {
+		if v.Target.Number == rec.Last.Target.Number {
+			return false // another vote at the last signed target
+		}
 		if _, conflict := checkpoint.Conflicts(*rec.Last, v); conflict {
 			return false
 		}
 	}
+	// At or below the watermarks and consistent with the last vote: a vote
+	// of this key's past (a watermark-only record, from an import or a
+	// lost database, cannot tell which older votes were signed).
 	return true
 }
 
@@ -1040,6 +1049,7 @@ func (c *Core) finalize(s checkpoint.Checkpoint, fc checkpoint.Certificate, now 
 	fcc := cloneCert(fc)
 	c.finalizing = &fcc
 	c.lastProgress = now
+	c.stallLogged = false
 	c.rd.Events = append(c.rd.Events, Event{Kind: EventFinalized, Checkpoint: s, Previous: old})
 	c.pruneMemory()
 }
@@ -1287,7 +1297,10 @@ func (c *Core) Tick(now time.Time) {
 		c.rd.Messages = append(c.rd.Messages, Message{Kind: MsgCertificate, Cert: cloneCert(cert), Rebroadcast: true})
 		sent = true
 	}
-	if sent {
+	if sent && !c.stallLogged {
+		// Logged once per stall (the re-broadcasts go on every
+		// RebroadcastAfter).
+		c.stallLogged = true
 		c.rd.Logs = append(c.rd.Logs, LogEntry{Kind: LogStalled, Text: now.Sub(c.lastProgress).String(), Checkpoint: c.finalized, Other: c.latestJ})
 	}
 }

@@ -374,8 +374,6 @@ func (e *Engine) Restore(ctx context.Context) error {
 		if err := e.gadget.BeginSignerInit(ctx, ^uint64(0)); err != nil {
 			return err
 		}
-		e.log.Info("Fresh signer record: catching up and listening for this validator key before the first vote",
-			zap.Int("checkpoint_intervals", doppelgangerIntervals))
 	}
 	e.caughtUp = e.cfg.Alone
 	e.updateHeadLocked(ctx)
