@@ -44,6 +44,8 @@ type localNet struct {
 	// soleBootnode: node 0 has no bootnode and is every other node's only
 	// bootnode (the others are found by discovery).
 	soleBootnode bool
+	// extra arguments of every node.
+	extra []string
 }
 
 // fastLocalSpec writes the builtin local chain with short slots and
@@ -116,6 +118,7 @@ func (ln *localNet) start(i int) *proc {
 	if ln.validator[i] {
 		args = append(args, "--"+ln.names[i])
 	}
+	args = append(args, ln.extra...)
 	for j, a := range ln.addrs {
 		if ln.soleBootnode && (i == 0 || j != 0) {
 			continue

@@ -69,6 +69,10 @@ type Response struct {
 	Err error
 }
 
+// maxProofsPerRound bounds the finality proofs one catch-up round asks
+// for.
+const maxProofsPerRound = 3
+
 // ErrRequestTimeout is the failure of a request that got no answer in
 // time.
 var ErrRequestTimeout = errors.New("request timed out")
@@ -458,7 +462,7 @@ func (e *Engine) onCertificatesLocked(ctx context.Context, resp Response) {
 	if resp.Unavailable {
 		// The peer pruned the certificates we would replay: ask for a
 		// proof of its finalized checkpoint instead.
-		if s.proofs == 0 {
+		if s.proofs < maxProofsPerRound {
 			s.phase = phaseProof
 			s.request = e.requestLocked(s.peer, Request{Kind: ReqFinalityProof})
 			return
@@ -524,8 +528,16 @@ func (e *Engine) onProofLocked(ctx context.Context, resp Response) {
 			return
 		}
 	default:
-		// Its block is not here yet: fetch the peer's blocks first; the
-		// next round asks for the proof again.
+		// Its block is not here yet (the peer finalized more while we
+		// fetched its blocks): fetch up to it, then ask for the proof
+		// again.
+		if h := fin.Number * e.interval; h > e.chain.Best().Number && s.proofs < maxProofsPerRound {
+			s.target.Best.Number = max(s.target.Best.Number, h)
+			s.phase = phaseBlocks
+			s.next = e.chain.Best().Number + 1
+			e.requestBlocksLocked()
+			return
+		}
 		e.endSyncLocked(ctx, "")
 		return
 	}
