@@ -3,9 +3,11 @@ package integration
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,12 +16,15 @@ import (
 
 	"github.com/libp2p/go-libp2p"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	pubsubpb "github.com/libp2p/go-libp2p-pubsub/pb"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/flarechain/flare-node/chainspec"
+	"github.com/flarechain/flare-node/consensus/asf"
 	"github.com/flarechain/flare-node/consensus/checkpoint"
 	"github.com/flarechain/flare-node/node"
 	"github.com/flarechain/flare-node/p2p"
@@ -156,4 +161,102 @@ func metricValue(t *testing.T, port int, name string) float64 {
 	}
 	t.Fatalf("metric %s not found", name)
 	return 0
+}
+
+// TestSlotFloodByOneAuthority: a hostile peer holding one authority's key
+// (dave's public dev key; dave itself is not running) publishes 300
+// distinct, validly signed blocks for one of dave's slots. Each node
+// imports one (the first it sees), stores the equivocation as evidence
+// once, relays no second one, and the three honest validators keep
+// finalizing.
+func TestSlotFloodByOneAuthority(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process network test")
+	}
+	ln := newLocalNet(t, 250, 1, 0)
+	honest := []int{0, 1, 2}
+	for _, i := range honest {
+		ln.start(i)
+	}
+	ln.waitFinalized(5, 60*time.Second, honest...)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	genesis := node.GenesisHash(ln.spec)
+	target, err := peer.AddrInfoFromP2pAddr(ma.StringCast(ln.addrs[0]))
+	require.NoError(t, err)
+	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableRelay(), libp2p.NoTransports, libp2p.Transport(tcp.NewTCPTransport))
+	require.NoError(t, err)
+	defer h.Close()
+	// Content-hash message ids like the nodes': without them every
+	// author-less message has the same id and the sender's own seen-cache
+	// drops all but the first.
+	ps, err := pubsub.NewGossipSub(ctx, h, pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign), pubsub.WithNoAuthor(),
+		pubsub.WithMaxMessageSize(4<<20), pubsub.WithMessageIdFn(func(m *pubsubpb.Message) string {
+			sum := checkpoint.HashOf(m.GetData())
+			return string(sum[:])
+		}))
+	require.NoError(t, err)
+	require.NoError(t, h.Connect(ctx, *target))
+	blocks, err := ps.Join(p2p.BlocksTopic(genesis))
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return slices.Contains(blocks.ListPeers(), target.ID) }, 10*time.Second, 10*time.Millisecond)
+
+	dave, err := chainspec.DevKey("dave")
+	require.NoError(t, err)
+	const daveIndex = 3
+	n := uint64(len(ln.spec.Authorities))
+	// Dave's next slot, a little ahead.
+	slot := asf.SlotAt(ln.spec, time.Now()) + 2
+	for slot%n != daveIndex {
+		slot++
+	}
+	time.Sleep(time.Until(asf.SlotStart(ln.spec, slot)))
+	var st struct {
+		Best     uint64 `json:"best"`
+		BestHash string `json:"best_hash"`
+	}
+	body, err := httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/status", ln.metrics[0]))
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal([]byte(body), &st))
+	parent, err := checkpoint.ParseHash(st.BestHash)
+	require.NoError(t, err)
+	const copies = 300
+	for i := range copies {
+		b := asf.Block{Header: asf.Header{ParentHash: parent, Number: st.Best + 1, Slot: slot, Proposer: daveIndex,
+			TimestampMs: uint64(asf.SlotStart(ln.spec, slot).UnixMilli())},
+			Extrinsics: [][]byte{[]byte(fmt.Sprintf("flood %d", i))}}
+		b.Header.BodyRoot = asf.BodyRoot(b.Extrinsics)
+		b.Header.Sign(dave)
+		data, err := proto.Marshal(&flarepb.Envelope{Version: 1, Payload: &flarepb.Envelope_Block{Block: asf.BlockToPB(b)}})
+		require.NoError(t, err)
+		require.NoError(t, blocks.Publish(ctx, data))
+		// Paced below gossipsub's per-peer outbound queue (32 messages),
+		// which would otherwise drop most of them at the sender.
+		time.Sleep(2 * time.Millisecond)
+	}
+	f := ln.maxFinalized(honest...)
+	ln.waitFinalized(f+5, 60*time.Second, honest...)
+	reEquivocation := regexp.MustCompile(`^Proposer equivocation`)
+	for _, i := range honest {
+		p := ln.procs[i]
+		recorded := 0
+		for _, l := range p.all(reEquivocation) {
+			if s, _ := l.Fields["slot"].(float64); uint64(s) == slot {
+				recorded++
+			}
+		}
+		require.LessOrEqual(t, recorded, 1, "%s: evidence for one (proposer, slot) is recorded once", p.name)
+	}
+	// At least the node the flood was sent to saw the equivocation.
+	p0 := ln.procs[0]
+	require.Eventually(t, func() bool { return len(p0.all(reEquivocation)) > 0 }, 10*time.Second, 50*time.Millisecond,
+		"the equivocating copies were not recorded as evidence")
+	for _, i := range honest {
+		ln.stop(i)
+	}
+	for name, votes := range ln.votes {
+		requireNoConflicts(t, votes)
+		t.Logf("%s released %d votes", name, len(votes))
+	}
 }
