@@ -2,9 +2,11 @@ package integration
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -165,4 +167,50 @@ func TestPerfLocalNetwork(t *testing.T) {
 	row("  back at the tip (imports the tip block)", atTip)
 	row("  voting again (first own vote)", voting)
 	_ = syscall.SIGINT
+}
+
+// TestPerfRestartToVote is the 4-validator kill -9 campaign of issue 8: a
+// random validator of the builtin local chain (1 s slots, checkpoint every
+// 4 blocks) is killed with kill -9 at a random moment, stays down 1–10 s
+// and is restarted; the time from its restart to its first new vote is
+// recorded (FLARE_PERF_RESTARTS cycles, default 20). Target: p90 at most
+// one checkpoint interval + 0.5 s (4.5 s).
+func TestPerfRestartToVote(t *testing.T) {
+	perfEnabled(t)
+	cycles := 20
+	if n, err := strconv.Atoi(os.Getenv("FLARE_PERF_RESTARTS")); err == nil && n > 0 {
+		cycles = n
+	}
+	spec, err := chainspec.Builtin("local")
+	require.NoError(t, err)
+	ln := newLocalNetOn(t, "local", spec, 0)
+	all := []int{0, 1, 2, 3}
+	for _, i := range all {
+		ln.start(i)
+	}
+	ln.waitFinalized(3, 90*time.Second, all...)
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
+	var toVote []time.Duration
+	for c := 0; c < cycles; c++ {
+		i := rng.IntN(4)
+		time.Sleep(time.Duration(rng.Int64N(int64(4 * time.Second))))
+		ln.kill(i)
+		time.Sleep(time.Second + time.Duration(rng.Int64N(int64(9*time.Second))))
+		start := time.Now()
+		p := ln.start(i)
+		l, _ := p.waitLog(reOwnVote, 0, 60*time.Second)
+		d := logTime(t, l).Sub(start)
+		toVote = append(toVote, d)
+		t.Logf("cycle %d: %s restarted, first vote after %s", c+1, ln.names[i], d.Round(time.Millisecond))
+	}
+	for _, i := range all {
+		ln.stop(i)
+	}
+	for _, v := range ln.votes {
+		requireNoConflicts(t, v)
+	}
+	slices.Sort(toVote)
+	fmt.Printf("\nkill -9 campaign, local chain (4 validators, 1 s slots, checkpoint every 4 blocks), %d restarts\n", cycles)
+	fmt.Printf("restart -> first new vote: median %v, p90 %v, max %v\n",
+		median(toVote).Round(time.Millisecond), pct(toVote, 0.9).Round(time.Millisecond), slices.Max(toVote).Round(time.Millisecond))
 }
