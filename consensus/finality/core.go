@@ -51,6 +51,9 @@ type CoreConfig struct {
 	MaxPending        int
 	MaxJustified      int
 	RebroadcastAfter  time.Duration
+	// BroadcastAllFormed makes every node broadcast the certificates it
+	// forms (by default one validator per checkpoint does).
+	BroadcastAllFormed bool
 	// Mutations deliberately break a rule (simulation mutants only).
 	Mutations Mutations
 }
@@ -1022,7 +1025,7 @@ func (c *Core) apply(cert checkpoint.Certificate, persist, formed bool, now time
 	if persist {
 		c.rd.Certificates = append(c.rd.Certificates, w)
 	}
-	if formed {
+	if formed && c.broadcastsFormed(t) {
 		c.rd.Messages = append(c.rd.Messages, Message{Kind: MsgCertificate, Cert: cert})
 	}
 	if newF {
@@ -1031,6 +1034,21 @@ func (c *Core) apply(cert checkpoint.Certificate, persist, formed bool, now time
 	c.boundJustified()
 	c.applyPending(t, now)
 	c.maybeVote()
+}
+
+// broadcastsFormed reports whether this node broadcasts the certificate it
+// formed for target t. Every validator forms the same link's certificate
+// from the same votes; if all of them broadcast it, every checkpoint costs n
+// certificate messages on top of its n votes. One validator per checkpoint
+// (index t mod n) broadcasts; a node that missed a vote gets the
+// certificate from it, or — if that validator is down — from the stalled
+// round's re-broadcast (Tick) or from sync. BroadcastAllFormed restores the
+// flood (tests).
+func (c *Core) broadcastsFormed(t checkpoint.Checkpoint) bool {
+	if c.cfg.BroadcastAllFormed {
+		return true
+	}
+	return c.voter && t.Number%uint64(c.auth.Len()) == uint64(c.own)
 }
 
 // finalize makes s the finalized checkpoint, records the finalized chain's

@@ -56,6 +56,10 @@ type Config struct {
 	// certificates when finality has not advanced for this long; 0 means
 	// DefaultRebroadcastAfter.
 	RebroadcastAfter time.Duration
+	// BroadcastAllFormed: every node broadcasts the certificates it forms
+	// (by default one validator per checkpoint does, see
+	// Core.broadcastsFormed).
+	BroadcastAllFormed bool
 	// Mutations: simulation mutants only.
 	Mutations Mutations
 }
@@ -235,11 +239,12 @@ func New(cfg Config, deps Deps) (*CheckpointFinality, error) {
 	}
 	g.log = g.log.Named("finality")
 	ccfg := CoreConfig{
-		Authorities:       g.auth,
-		FutureWindow:      cfg.FutureWindow,
-		VotesPerValidator: cfg.VotesPerValidator,
-		RebroadcastAfter:  cfg.RebroadcastAfter,
-		Mutations:         cfg.Mutations,
+		Authorities:        g.auth,
+		FutureWindow:       cfg.FutureWindow,
+		VotesPerValidator:  cfg.VotesPerValidator,
+		RebroadcastAfter:   cfg.RebroadcastAfter,
+		BroadcastAllFormed: cfg.BroadcastAllFormed,
+		Mutations:          cfg.Mutations,
 	}
 	if g.signer != nil {
 		switch {

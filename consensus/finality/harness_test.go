@@ -370,7 +370,10 @@ func withBroadcaster(b finality.Broadcaster) nodeOpt { return func(nd *node) { n
 func (n *testNet) newNode(idx int, opts ...nodeOpt) *node {
 	n.ids++
 	nd := &node{t: n.t, net: n, id: n.ids, idx: idx, fs: vfs.NewMem()}
-	nd.cfg = finality.Config{Authorities: n.auth, Persistence: finality.TestnetPersistenceConfig()}
+	// Every node broadcasts the certificates it forms (the rule tests
+	// count them); the node's one-broadcaster-per-checkpoint policy is
+	// tested on its own.
+	nd.cfg = finality.Config{Authorities: n.auth, Persistence: finality.TestnetPersistenceConfig(), BroadcastAllFormed: true}
 	for _, o := range opts {
 		o(nd)
 	}

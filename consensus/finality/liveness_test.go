@@ -195,3 +195,44 @@ func TestSignerInitListening(t *testing.T) {
 	require.Len(t, halts, 1)
 	require.Equal(t, checkpoint.HaltDoppelganger, halts[0].Reason)
 }
+
+// TestOneBroadcasterPerCheckpoint: by default each validator forms the
+// certificate of a checkpoint from the votes, but only validator
+// (target mod n) broadcasts it; an observer never does.
+func TestOneBroadcasterPerCheckpoint(t *testing.T) {
+	ctx := context.Background()
+	net := newTestNet(t, 4)
+	var nodes []*node
+	for i := range 4 {
+		nd := net.newNode(i, func(nd *node) { nd.cfg.BroadcastAllFormed = false })
+		defer nd.close()
+		nodes = append(nodes, nd)
+	}
+	obs := net.newNode(-1, func(nd *node) { nd.cfg.BroadcastAllFormed = false })
+	defer obs.close()
+	all := append(append([]*node(nil), nodes...), obs)
+	for range 6 {
+		cp := net.chain.Next()
+		for _, nd := range nodes {
+			require.NoError(t, nd.g.OnCheckpointBlock(ctx, cp))
+		}
+		pump(t, net.bus, all, deliveryPolicy{})
+	}
+	validatorOf := map[int]int{}
+	for _, nd := range all {
+		validatorOf[nd.id] = nd.idx
+	}
+	byTarget := map[uint64][]int{}
+	for _, m := range net.bus.Sent() {
+		if m.cert != nil {
+			byTarget[m.cert.Target.Number] = append(byTarget[m.cert.Target.Number], validatorOf[m.from])
+		}
+	}
+	require.NotEmpty(t, byTarget)
+	for target, from := range byTarget {
+		require.Equal(t, []int{int(target % 4)}, from, "checkpoint %d: one broadcaster, validator target mod n", target)
+	}
+	for _, nd := range all {
+		require.Equal(t, uint64(5), nd.g.LatestFinalized().Number)
+	}
+}

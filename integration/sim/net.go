@@ -239,10 +239,12 @@ func (n *nodeNet) Request(peer engine.PeerID, id uint64, req engine.Request) {
 	from := n.nd
 	to := w.nodeByName(string(peer))
 	if to == nil || to.passive || !w.net.passes(from.id, to.id) {
+		w.record("%s -> %s request %d %s: lost (no link)", from.name, peer, id, req.Kind)
 		return // lost: the requester times out
 	}
 	fates := w.net.fate()
 	if len(fates) == 0 {
+		w.record("%s -> %s request %d %s: dropped", from.name, peer, id, req.Kind)
 		return
 	}
 	gen := from.gen

@@ -94,7 +94,7 @@ const (
 // Defaults of Config.
 const (
 	DefaultSyncInterval   = 2 * time.Second
-	DefaultRequestTimeout = 10 * time.Second
+	DefaultRequestTimeout = 4 * time.Second
 	// BlocksPerRequest and CertificatesPerRequest size catch-up requests.
 	BlocksPerRequest       = 128
 	CertificatesPerRequest = 256

@@ -608,9 +608,18 @@ func (e *Engine) endSyncLocked(ctx context.Context, problem string) {
 	}
 	e.syncing = false
 	e.updateHeadLocked(ctx)
-	// Another round right away if this peer (or another) is still ahead.
-	if problem == "" && (s.blocks > 0 || s.certs > 0 || s.proofs > 0) {
+	// Another round right away if this peer (or another) is still ahead;
+	// after a failed round, ask the other peers at once instead of waiting
+	// for the next poll.
+	switch {
+	case problem == "" && (s.blocks > 0 || s.certs > 0 || s.proofs > 0):
 		e.pollLocked(s.peer)
+	case problem != "":
+		for _, p := range sortedKeys(e.peers) {
+			if p != s.peer {
+				e.pollLocked(p)
+			}
+		}
 	}
 }
 
