@@ -95,6 +95,8 @@ func pickScenario(name string, rng *rand.Rand) *scenario {
 		return doppelgangerScenario()
 	case "purge-chain":
 		return purgeScenario()
+	case "steady":
+		return steadyScenario()
 	}
 	panic(fmt.Sprintf("unknown scenario %q (known: %v)", name, Scenarios))
 }
@@ -454,6 +456,19 @@ func purgeScenario() *scenario {
 			w.nodes[1].start()
 		})
 		w.after(sc.healAt, -1, "reconnect", func() { healAll(w) })
+	}
+	return sc
+}
+
+// steadyScenario: four honest validators, 1 s slots, a checkpoint every
+// block, no faults, 10 simulated minutes (the speed benchmark's world).
+func steadyScenario() *scenario {
+	sc := defaultScenario("steady")
+	sc.duration = 600 * time.Second
+	sc.healAt = time.Second
+	sc.setup = func(w *world) {
+		startValidators(w, false)
+		w.after(sc.healAt, -1, "liveness", func() { w.check.onHeal(w) })
 	}
 	return sc
 }
