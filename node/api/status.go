@@ -73,7 +73,7 @@ func (s *Server) status() Status {
 		Version: i.Version, Commit: i.Commit, GoVersion: i.GoVersion, Role: i.Role,
 		Authorities: i.Authorities, Quorum: i.Quorum(), CheckpointInterval: i.CheckpointInterval,
 		SlotDurationMs: i.SlotDuration.Milliseconds(),
-		Best: best.Number, BestHash: best.Hash().String(),
+		Best:           best.Number, BestHash: best.Hash().String(),
 		JustifiedHash: i.Genesis.String(), FinalizedHash: i.Genesis.String(),
 		Levels: []Level{}, Halts: []Halt{},
 		Syncing: s.src.Engine.Syncing(), SignerInitialising: s.src.Engine.SignerPending(),
