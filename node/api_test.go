@@ -392,6 +392,9 @@ func TestDevValidatorOperatorSurface(t *testing.T) {
 		require.False(t, strings.HasPrefix(p.Metric, "flare_"), "promlint: %s: %s", p.Metric, p.Text)
 	}
 
+	// docs/metrics.md lists exactly the flare_* metrics with their types.
+	require.Equal(t, documentedMetrics(t), exportedFlareMetrics(text))
+
 	// Every metric of the Grafana dashboard exists.
 	names := metricNames(t, text)
 	used := dashboardMetrics(t)
@@ -400,6 +403,36 @@ func TestDevValidatorOperatorSurface(t *testing.T) {
 	for _, m := range used {
 		require.True(t, names[m], "deploy/grafana/flare-node.json uses %s, which /metrics does not export", m)
 	}
+}
+
+var docMetricRe = regexp.MustCompile("^\\| `(flare_[a-z0-9_]+)` \\| (counter|gauge|histogram) \\|")
+
+// documentedMetrics returns the metric names and types of the tables of
+// docs/metrics.md.
+func documentedMetrics(t *testing.T) map[string]string {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("..", "docs", "metrics.md"))
+	require.NoError(t, err)
+	out := map[string]string{}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if m := docMetricRe.FindStringSubmatch(line); m != nil {
+			out[m[1]] = m[2]
+		}
+	}
+	require.NotEmpty(t, out)
+	return out
+}
+
+// exportedFlareMetrics returns the flare_* families of a scrape with their
+// types.
+func exportedFlareMetrics(text string) map[string]string {
+	out := map[string]string{}
+	for _, line := range strings.Split(text, "\n") {
+		if f := strings.Fields(line); len(f) == 4 && f[0] == "#" && f[1] == "TYPE" && strings.HasPrefix(f[2], "flare_") {
+			out[f[2]] = f[3]
+		}
+	}
+	return out
 }
 
 func reasonCodes(r api.Readiness) []string {
