@@ -9,6 +9,12 @@ import (
 // -ldflags "-X github.com/flarechain/flare-node/internal/buildinfo.version=1.2.3".
 var version = "0.1.0-dev"
 
+// commit, when set at build time (-ldflags "-X
+// github.com/flarechain/flare-node/internal/buildinfo.commit=$(git rev-parse HEAD)"),
+// names the commit of a build made without VCS information (a source tree
+// without .git, as in a container build, or GOFLAGS=-buildvcs=false).
+var commit = ""
+
 // Unknown is reported for a commit the build does not know (a build outside
 // a VCS checkout, or with -buildvcs=false).
 const Unknown = "unknown"
@@ -16,10 +22,13 @@ const Unknown = "unknown"
 // Version returns the release version.
 func Version() string { return version }
 
-// Commit returns the full VCS revision stamped into the binary by the Go
-// toolchain (vcs.revision), with "-dirty" when the tree had uncommitted
-// changes, or Unknown.
+// Commit returns the commit set at link time, else the full VCS revision
+// the Go toolchain stamped into the binary (vcs.revision) with "-dirty" when
+// the tree had uncommitted changes, else Unknown.
 func Commit() string {
+	if commit != "" {
+		return commit
+	}
 	rev, modified := setting("vcs.revision"), setting("vcs.modified")
 	if rev == "" {
 		return Unknown
