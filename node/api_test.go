@@ -127,6 +127,10 @@ func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
 	want := append([]string(nil), api.Paths...)
 	sort.Strings(want)
 	require.Equal(t, want, o.paths())
+	// The readiness rule the document states is the one the node applies.
+	oneLine := func(s string) string { return strings.Join(strings.Fields(s), " ") }
+	require.Contains(t, oneLine(o.doc.Paths.Find("/readyz").Get.Description), fmt.Sprintf("more than %d checkpoint intervals", api.StallIntervals))
+	require.Contains(t, oneLine(o.doc.Paths.Find("/checkpoints").Get.Description), fmt.Sprintf("at most %d numbers per", api.MaxCheckpointPage))
 }
 
 // TestOpenAPIValidationCatchesMismatches: the validation the API tests rely
