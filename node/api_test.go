@@ -530,8 +530,9 @@ func TestLoneLocalValidatorNotReady(t *testing.T) {
 	require.Contains(t, reasonCodes(r), api.ReasonNoPeers)
 	// 8 checkpoint intervals of 2 x 200 ms without finality: stalled.
 	require.Eventually(t, func() bool {
-		o.fetchJSON(t, url+"/readyz", http.StatusServiceUnavailable, &r, nil)
-		return len(r.Reasons) > 0 && r.Reasons[len(r.Reasons)-1].Reason == api.ReasonFinalityStalled
+		status, body := o.fetch(t, url+"/readyz", nil)
+		return status == http.StatusServiceUnavailable && json.Unmarshal(body, &r) == nil &&
+			len(r.Reasons) > 0 && r.Reasons[len(r.Reasons)-1].Reason == api.ReasonFinalityStalled
 	}, 20*time.Second, 50*time.Millisecond)
 	require.Contains(t, r.Reasons[len(r.Reasons)-1].Message, "more than 8 checkpoint intervals")
 
@@ -650,4 +651,86 @@ func TestRPCAddr(t *testing.T) {
 	require.ErrorContains(t, err, "rpc listener "+taken.Addr().String())
 	_, err = os.Stat(base)
 	require.True(t, errors.Is(err, fs.ErrNotExist), "base path created")
+}
+
+// TestFourValidatorsAPI: the API and metrics of a validator of a running
+// 4-validator network: ready with 3 peers; checkpoints signed by a quorum
+// of distinct validators; blocks of the others imported and timed. With
+// two validators stopped, votes without a quorum show the lowest level of
+// the scale (weight below quorum, their signers), and finality stalls.
+func TestFourValidatorsAPI(t *testing.T) {
+	if testing.Short() {
+		t.Skip("network test")
+	}
+	o := loadOpenAPI(t)
+	tn := newTestNetWith(t, 4, true)
+	tn.waitAll(3, 60*time.Second)
+	n := tn.nodes[0]
+	url := httpBase(n, "metrics")
+	require.Eventually(t, func() bool {
+		status, _ := o.fetch(t, url+"/readyz", nil)
+		return status == http.StatusOK
+	}, 60*time.Second, 50*time.Millisecond)
+
+	var st api.Status
+	o.fetchJSON(t, url+"/status", http.StatusOK, &st, nil)
+	require.Equal(t, 4, st.Authorities)
+	require.Equal(t, 3, st.Quorum)
+	require.Equal(t, 3, st.Peers)
+	require.Equal(t, uint32(0), *st.Role.ValidatorIndex)
+
+	j := n.gadget.LatestJustified().Number
+	var cp api.Checkpoint
+	o.fetchJSON(t, url+"/checkpoints/"+strconv.FormatUint(j, 10), http.StatusOK, &cp, nil)
+	require.Equal(t, 3, cp.Quorum)
+	require.GreaterOrEqual(t, len(cp.Signers), 3, "%+v", cp)
+	require.GreaterOrEqual(t, cp.Weight, len(cp.Signers))
+	require.NotNil(t, cp.Certificate)
+	require.Equal(t, cp.Signers, cp.Certificate.Signers)
+
+	text := metricsText(t, url)
+	require.Greater(t, sample(t, text, "flare_finality_messages_total", `kind="vote"`, `verdict="accept"`), 0.0)
+	require.Greater(t, sample(t, text, "flare_block_imports_total", `result="imported"`), 0.0)
+	require.Greater(t, sample(t, text, "flare_block_import_seconds_count"), 0.0)
+	require.Equal(t, 3.0, sample(t, text, "flare_p2p_peers", `direction="inbound"`)+sample(t, text, "flare_p2p_peers", `direction="outbound"`))
+
+	// Two of four stopped: no quorum. Alice and Bob keep voting on new
+	// checkpoints: 2 votes of 3 needed.
+	tn.stop(3)
+	tn.stop(2)
+	var pre api.Level
+	require.Eventually(t, func() bool {
+		o.fetchJSON(t, url+"/status", http.StatusOK, &st, nil)
+		if len(st.Levels) == 3 && st.Levels[0].Level == checkpoint.LevelPreCommitment.String() {
+			pre = st.Levels[0]
+			return true
+		}
+		return false
+	}, 30*time.Second, 50*time.Millisecond, "no checkpoint with votes and no quorum appeared: %+v", st.Levels)
+	require.Greater(t, pre.Checkpoint, st.Justified)
+	require.Less(t, pre.Weight, pre.Quorum)
+	o.fetchJSON(t, url+"/checkpoints/"+strconv.FormatUint(pre.Checkpoint, 10), http.StatusOK, &cp, nil)
+	require.Equal(t, checkpoint.LevelPreCommitment.String(), cp.Level)
+	require.Equal(t, api.FromMemory, cp.Source)
+	require.Nil(t, cp.Certificate)
+	require.NotEmpty(t, cp.Signers)
+	require.Len(t, cp.Signers, cp.Weight)
+	for _, s := range cp.Signers {
+		require.Less(t, s, uint32(2), "only alice (0) and bob (1) run")
+	}
+	require.Eventually(t, func() bool {
+		var r api.Readiness
+		status, body := o.fetch(t, url+"/readyz", nil)
+		return status == http.StatusServiceUnavailable && json.Unmarshal(body, &r) == nil &&
+			slicesContains(reasonCodes(r), api.ReasonFinalityStalled)
+	}, 30*time.Second, 50*time.Millisecond)
+}
+
+func slicesContains(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
 }
