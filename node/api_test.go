@@ -28,7 +28,10 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
 
+	"github.com/flarechain/flare-node/chainspec"
+	"github.com/flarechain/flare-node/consensus/asf"
 	"github.com/flarechain/flare-node/consensus/checkpoint"
+	"github.com/flarechain/flare-node/consensus/finality"
 	"github.com/flarechain/flare-node/internal/buildinfo"
 	"github.com/flarechain/flare-node/node/api"
 )
@@ -733,4 +736,101 @@ func slicesContains(s []string, v string) bool {
 		}
 	}
 	return false
+}
+
+// TestEvidenceEndpoint: a proposer equivocation and a double vote by bob
+// received by a lone alice of the local chain are stored and listed by
+// /evidence (and counted in /metrics), pages split between slots.
+func TestEvidenceEndpoint(t *testing.T) {
+	o := loadOpenAPI(t)
+	cfg := testConfig(t, fastLocalSpec(t), t.TempDir(), true)
+	cfg.Metrics.Addr = "127.0.0.1:0"
+	n, err := New(context.Background(), cfg, zap.NewNop())
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	wait := runNode(ctx, n)
+	defer func() {
+		cancel()
+		require.NoError(t, wait())
+	}()
+	url := httpBase(n, "metrics")
+	bob, err := chainspec.DevKey("bob")
+	require.NoError(t, err)
+
+	// Two different blocks of bob (authority 1) for each of two of his
+	// past slots, on genesis.
+	genesis := asf.GenesisBlock(n.spec)
+	now := asf.SlotAt(n.spec, time.Now())
+	var slots []uint64
+	for s := now; len(slots) < 2; s-- {
+		if asf.ProposerOf(n.spec, s) == 1 {
+			slots = append([]uint64{s}, slots...)
+		}
+	}
+	block := func(slot uint64, extrinsic string) asf.Block {
+		b := asf.Block{Header: asf.Header{ParentHash: genesis.Hash(), Number: 1, Slot: slot, Proposer: 1,
+			TimestampMs: uint64(asf.SlotStart(n.spec, slot).UnixMilli())}, Extrinsics: [][]byte{[]byte(extrinsic)}}
+		b.Header.BodyRoot = asf.BodyRoot(b.Extrinsics)
+		b.Header.Sign(bob)
+		return b
+	}
+	var firsts []asf.Block
+	for _, s := range slots {
+		first, second := block(s, "first"), block(s, "second")
+		v, err := n.engine.OnBlock(ctx, "", first)
+		require.NoError(t, err)
+		require.Equal(t, "accept", v.String())
+		v, err = n.engine.OnBlock(ctx, "", second)
+		require.NoError(t, err)
+		require.Equal(t, "ignore", v.String(), "an equivocation is ignored, its evidence kept")
+		firsts = append(firsts, first)
+	}
+
+	// A double vote of bob for checkpoint 1.
+	g0 := checkpoint.Checkpoint{Number: 0, Hash: GenesisHash(n.spec)}
+	vote := func(h checkpoint.Hash) checkpoint.SignedVote {
+		v := checkpoint.Vote{Genesis: GenesisHash(n.spec), SetID: n.spec.SetID, Source: g0, Target: checkpoint.Checkpoint{Number: 1, Hash: h}}
+		return checkpoint.SignedVote{Vote: v, Validator: 1, Signature: finality.NewKeySigner(bob).Sign(v.SigningBytes())}
+	}
+	first, second := vote(checkpoint.HashOf([]byte("a"))), vote(checkpoint.HashOf([]byte("b")))
+	v, err := n.engine.OnVote(ctx, "", first)
+	require.NoError(t, err)
+	require.Equal(t, "accept", v.String())
+	_, err = n.engine.OnVote(ctx, "", second)
+	require.NoError(t, err)
+
+	var ev api.EvidencePage
+	o.fetchJSON(t, url+"/evidence", http.StatusOK, &ev, nil)
+	require.Len(t, ev.BlockEquivocations, 2)
+	require.Nil(t, ev.NextFromSlot)
+	for i, e := range ev.BlockEquivocations {
+		require.Equal(t, uint32(1), e.Proposer)
+		require.Equal(t, slots[i], e.Slot)
+		require.Equal(t, firsts[i].Hash().String(), e.First.Hash)
+		require.NotEqual(t, e.First.Hash, e.Second.Hash)
+	}
+	require.Len(t, ev.CheckpointEvidence, 1)
+	e := ev.CheckpointEvidence[0]
+	require.Equal(t, checkpoint.EvidenceDoubleVote.String(), e.Kind)
+	require.Equal(t, uint32(1), e.Validator)
+	require.Equal(t, uint64(1), e.Checkpoint)
+	require.Equal(t, first.Target.Hash.String(), e.First.Target.Hash)
+	require.Equal(t, second.Target.Hash.String(), e.Second.Target.Hash)
+	require.Nil(t, e.Certificate)
+
+	// Pages: one slot at a time.
+	o.fetchJSON(t, url+"/evidence?limit=1", http.StatusOK, &ev, nil)
+	require.Len(t, ev.BlockEquivocations, 1)
+	require.NotNil(t, ev.NextFromSlot)
+	require.Equal(t, slots[1], *ev.NextFromSlot)
+	o.fetchJSON(t, url+"/evidence?limit=1&from_slot="+strconv.FormatUint(*ev.NextFromSlot, 10)+"&from_checkpoint=2", http.StatusOK, &ev, nil)
+	require.Len(t, ev.BlockEquivocations, 1)
+	require.Equal(t, slots[1], ev.BlockEquivocations[0].Slot)
+	require.Nil(t, ev.NextFromSlot)
+	require.Empty(t, ev.CheckpointEvidence, "no evidence from checkpoint 2 on")
+
+	text := metricsText(t, url)
+	require.Equal(t, 2.0, sample(t, text, "flare_block_imports_total", `result="equivocation"`))
+	require.Equal(t, 1.0, sample(t, text, "flare_finality_evidence_total"))
+	require.GreaterOrEqual(t, sample(t, text, "flare_finality_messages_total", `kind="vote"`, `verdict="accept"`), 1.0)
 }
