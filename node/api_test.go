@@ -29,6 +29,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/flarechain/flare-node/chainspec"
+	"github.com/flarechain/flare-node/config"
 	"github.com/flarechain/flare-node/consensus/asf"
 	"github.com/flarechain/flare-node/consensus/checkpoint"
 	"github.com/flarechain/flare-node/consensus/finality"
@@ -833,4 +834,64 @@ func TestEvidenceEndpoint(t *testing.T) {
 	require.Equal(t, 2.0, sample(t, text, "flare_block_imports_total", `result="equivocation"`))
 	require.Equal(t, 1.0, sample(t, text, "flare_finality_evidence_total"))
 	require.GreaterOrEqual(t, sample(t, text, "flare_finality_messages_total", `kind="vote"`, `verdict="accept"`), 1.0)
+}
+
+// BenchmarkOperatorEndpoints measures the answers of a running dev
+// validator (fast spec) that has finalized a few dozen checkpoints:
+// go test -run '^$' -bench OperatorEndpoints ./node/
+func BenchmarkOperatorEndpoints(b *testing.B) {
+	specPath := writeSpecB(b)
+	cfg := config.Default()
+	cfg.Chain, cfg.BasePath, cfg.EnableASF, cfg.Validator, cfg.KeyName = specPath, b.TempDir(), true, true, "alice"
+	cfg.P2P.Port, cfg.P2P.ListenAddrs = 0, []string{"/ip4/127.0.0.1/tcp/0"}
+	cfg.Metrics.Addr = "127.0.0.1:0"
+	cfg.Persistence = config.PersistenceConfig{Enabled: true, RetentionCheckpoints: 1000, FlushInterval: time.Second, PruneInterval: time.Hour}
+	if err := cfg.Validate(); err != nil {
+		b.Fatal(err)
+	}
+	n, err := New(context.Background(), &cfg, zap.NewNop())
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	for n.gadget.LatestFinalized().Number < 40 {
+		time.Sleep(50 * time.Millisecond)
+	}
+	url := httpBase(n, "metrics")
+	for _, path := range []string{"/healthz", "/readyz", "/status", "/checkpoints/2", "/checkpoints?from=0&to=99", "/evidence", "/metrics"} {
+		b.Run(strings.TrimPrefix(path, "/"), func(b *testing.B) {
+			for b.Loop() {
+				resp, err := http.Get(url + path)
+				if err != nil {
+					b.Fatal(err)
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		})
+	}
+}
+
+// writeSpecB is fastSpec for a benchmark.
+func writeSpecB(b *testing.B) string {
+	spec, err := chainspec.Builtin("dev")
+	if err != nil {
+		b.Fatal(err)
+	}
+	spec.Name, spec.ID, spec.SlotDurationMs, spec.CheckpointInterval = "fast_dev", "fast_dev", 100, 2
+	raw, err := json.Marshal(spec)
+	if err != nil {
+		b.Fatal(err)
+	}
+	path := filepath.Join(b.TempDir(), "spec.json")
+	if err := os.WriteFile(path, raw, 0o600); err != nil {
+		b.Fatal(err)
+	}
+	return path
 }
