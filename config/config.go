@@ -99,6 +99,7 @@ type Config struct {
 	Log         LogConfig         `toml:"log"`
 	Persistence PersistenceConfig `toml:"persistence"`
 	Metrics     MetricsConfig     `toml:"metrics"`
+	RPC         RPCConfig         `toml:"rpc"`
 }
 
 // P2PConfig configures the libp2p network.
@@ -193,6 +194,17 @@ type MetricsConfig struct {
 	// Addr is a host:port to listen on; empty disables the listener.
 	Addr string `toml:"addr"`
 }
+
+// RPCConfig configures the optional listener of the read-only JSON API.
+type RPCConfig struct {
+	// Addr is a host:port to serve the JSON API on, apart from the metrics
+	// listener; an empty host (":9933") means 127.0.0.1. Empty: the API is
+	// served on the metrics listener (Metrics.Addr), if any.
+	Addr string `toml:"addr"`
+}
+
+// DefaultRPCHost is the host of an rpc.addr given without one.
+const DefaultRPCHost = "127.0.0.1"
 
 // DefaultPersistence is the mainnet persistence preset: 1000 checkpoints,
 // flush every 10 s, prune every 300 s.
@@ -369,6 +381,18 @@ func (c *Config) Validate() error {
 	if c.Metrics.Addr != "" {
 		if _, port, err := net.SplitHostPort(c.Metrics.Addr); err != nil || port == "" {
 			return invalid("metrics.addr (--metrics-addr) %q: want host:port", c.Metrics.Addr)
+		}
+	}
+	if c.RPC.Addr != "" {
+		host, port, err := net.SplitHostPort(c.RPC.Addr)
+		if err != nil || port == "" {
+			return invalid("rpc.addr (--rpc-addr) %q: want host:port or :port", c.RPC.Addr)
+		}
+		if host == "" {
+			c.RPC.Addr = net.JoinHostPort(DefaultRPCHost, port)
+		}
+		if port != "0" && c.RPC.Addr == c.Metrics.Addr {
+			return invalid("rpc.addr (--rpc-addr) %q is the metrics address; leave --rpc-addr out to serve the API on the metrics address", c.RPC.Addr)
 		}
 	}
 

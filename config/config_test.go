@@ -98,6 +98,8 @@ func TestValidate(t *testing.T) {
 			c.P2P.Bootnodes = []string{"/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWExample"}
 		}, ""},
 		{"valid metrics", func(c *Config) { c.Metrics.Addr = "127.0.0.1:9615" }, ""},
+		{"valid rpc", func(c *Config) { c.RPC.Addr = "0.0.0.0:9933" }, ""},
+		{"valid rpc and metrics on port 0", func(c *Config) { c.RPC.Addr, c.Metrics.Addr = "127.0.0.1:0", "127.0.0.1:0" }, ""},
 		{"valid persistence off", func(c *Config) { c.Persistence.Enabled = false }, ""},
 		{"no chain", func(c *Config) { c.Chain = "" }, "no chain selected"},
 		{"unknown chain", func(c *Config) { c.Chain = "nosuchchain" }, `unknown chain "nosuchchain"`},
@@ -123,6 +125,8 @@ func TestValidate(t *testing.T) {
 		{"nanosecond flush", func(c *Config) { c.Persistence.FlushInterval = 10 }, "flush_interval"},
 		{"zero prune", func(c *Config) { c.Persistence.PruneInterval = 0 }, "prune_interval"},
 		{"bad metrics addr", func(c *Config) { c.Metrics.Addr = "9615" }, "metrics.addr (--metrics-addr)"},
+		{"bad rpc addr", func(c *Config) { c.RPC.Addr = "9933" }, "rpc.addr (--rpc-addr)"},
+		{"rpc on the metrics addr", func(c *Config) { c.RPC.Addr, c.Metrics.Addr = "127.0.0.1:9615", "127.0.0.1:9615" }, "is the metrics address"},
 		{"huge min free disk", func(c *Config) { c.MinFreeDiskMiB = 1 << 40 }, "min_free_disk_mib (--min-free-disk)"},
 	}
 	for _, tt := range tests {
@@ -403,7 +407,8 @@ addr = "127.0.0.1:9615"
 		},
 		{name: "unknown top-level key", toml: "chian = \"dev\"\n", errIs: ErrUnknownKey, errHas: `"chian"`},
 		{name: "unknown nested key", toml: "[p2p]\nprot = 1\n", errIs: ErrUnknownKey, errHas: `"p2p.prot"`},
-		{name: "unknown table", toml: "[rpc]\nport = 1\n", errIs: ErrUnknownKey, errHas: `"rpc"`},
+		{name: "unknown table", toml: "[jsonrpc]\nport = 1\n", errIs: ErrUnknownKey, errHas: `"jsonrpc"`},
+		{name: "unknown key of a known table", toml: "[rpc]\nport = 1\n", errIs: ErrUnknownKey, errHas: `"rpc.port"`},
 		{name: "wrong type", toml: "[p2p]\nport = \"x\"\n", errHas: "port"},
 		{name: "bad duration", toml: "[persistence]\nflush_interval = \"soon\"\n", errHas: "soon"},
 		{name: "syntax error", toml: "chain = \n", errHas: "line 1"},
@@ -474,6 +479,7 @@ func TestEncodeTOMLRoundTrip(t *testing.T) {
 			c.Log = LogConfig{Level: "debug", Format: "json"}
 			c.Persistence = PersistenceConfig{Enabled: false, RetentionCheckpoints: 5, FlushInterval: 1500 * time.Millisecond, PruneInterval: time.Hour}
 			c.Metrics.Addr = "[::1]:9615"
+			c.RPC.Addr = "127.0.0.1:9933"
 		}},
 	}
 	for _, tt := range tests {
@@ -487,5 +493,21 @@ func TestEncodeTOMLRoundTrip(t *testing.T) {
 			require.NoError(t, LoadTOML(p, &got))
 			require.Equal(t, c, got, "encoded:\n%s", b)
 		})
+	}
+}
+
+// TestRPCAddrDefaultsToLocalhost: an rpc.addr without a host binds
+// 127.0.0.1, not every interface.
+func TestRPCAddrDefaultsToLocalhost(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{":9933", "127.0.0.1:9933"},
+		{"0.0.0.0:9933", "0.0.0.0:9933"},
+		{"[::1]:9933", "[::1]:9933"},
+		{"", ""},
+	} {
+		c := validBase(t)
+		c.RPC.Addr = tt.in
+		require.NoError(t, c.Validate())
+		require.Equal(t, tt.want, c.RPC.Addr, tt.in)
 	}
 }

@@ -53,7 +53,7 @@ func KnownKeys() []string {
 		"p2p.port", "p2p.listen_addrs", "p2p.bootnodes", "p2p.max_peers", "p2p.allow_private_ip", "p2p.no_mdns",
 		"log.level", "log.format",
 		"persistence.enabled", "persistence.retention_checkpoints", "persistence.flush_interval", "persistence.prune_interval",
-		"metrics.addr",
+		"metrics.addr", "rpc.addr",
 	}
 }
 

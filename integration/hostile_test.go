@@ -108,12 +108,13 @@ func sendHostileTraffic(t *testing.T, ln *localNet) {
 	// check, so the node's gadget verifies and rejects it. (Sent first
 	// because the invalid messages below soon get this peer graylisted,
 	// after which the node drops everything it sends.)
-	rejectedBefore := metricValue(t, ln.metrics[0], "flare_finality_votes_rejected_total")
+	rejected := `flare_finality_messages_total{kind="vote",verdict="reject"}`
+	rejectedBefore := metricValue(t, ln.metrics[0], rejected)
 	badSig := make([]byte, 64)
 	_, _ = rand.Read(badSig)
 	require.NoError(t, votes.Publish(ctx, env(vote(genesis[:], badSig))))
 	require.Eventually(t, func() bool {
-		return metricValue(t, ln.metrics[0], "flare_finality_votes_rejected_total") > rejectedBefore
+		return metricValue(t, ln.metrics[0], rejected) > rejectedBefore
 	}, 20*time.Second, 50*time.Millisecond, "the badly signed vote was not rejected by the gadget")
 	for round := 0; round < 20; round++ {
 		// Every round's messages differ (fresh random bytes), so gossipsub's
@@ -144,7 +145,8 @@ func sendHostileTraffic(t *testing.T, ln *localNet) {
 	}
 }
 
-// metricValue reads one unlabelled metric from a node's /metrics.
+// metricValue reads one sample from a node's /metrics: name is the metric
+// name with its labels exactly as exposed (sorted by label name).
 func metricValue(t *testing.T, port int, name string) float64 {
 	t.Helper()
 	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", port))

@@ -9,7 +9,10 @@
 //	Run:  start the network, then the supervised tasks under one errgroup:
 //	      block production (validators), the checkpoint maintenance task
 //	      (flush every FlushInterval, prune every PruneInterval; essential),
-//	      the gadget tick, the finality event loop and the catch-up syncer.
+//	      the gadget tick, the finality event loop, the catch-up syncer, and
+//	      the HTTP servers of the listeners New bound: /metrics (metrics.go,
+//	      docs/metrics.md) and the read-only JSON API (node/api,
+//	      docs/api/openapi.yaml) on the metrics listener or on --rpc-addr.
 //	      Any essential task that returns, with or without an error, stops
 //	      the node. A fatal storage error reported from any goroutine
 //	      (node.fail) stops it as well.

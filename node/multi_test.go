@@ -23,6 +23,8 @@ type testNet struct {
 	cancel []context.CancelFunc
 	wait   []func() error
 	boot   string
+	// metrics: nodes serve metrics and the API on 127.0.0.1:0.
+	metrics bool
 }
 
 var localNames = []string{"alice", "bob", "charlie", "dave"}
@@ -31,6 +33,9 @@ func (tn *testNet) start(i int) {
 	tn.t.Helper()
 	cfg := testConfig(tn.t, tn.spec, tn.bases[i], true)
 	cfg.KeyName = localNames[i]
+	if tn.metrics {
+		cfg.Metrics.Addr = "127.0.0.1:0"
+	}
 	if tn.boot != "" && i != 0 {
 		cfg.P2P.Bootnodes = []string{tn.boot}
 	}
@@ -50,8 +55,10 @@ func (tn *testNet) stop(i int) {
 	tn.nodes[i] = nil
 }
 
-func newTestNet(t *testing.T, n int) *testNet {
-	tn := &testNet{t: t, spec: fastLocalSpec(t), nodes: make([]*Node, n), cancel: make([]context.CancelFunc, n), wait: make([]func() error, n)}
+func newTestNet(t *testing.T, n int) *testNet { return newTestNetWith(t, n, false) }
+
+func newTestNetWith(t *testing.T, n int, metrics bool) *testNet {
+	tn := &testNet{t: t, spec: fastLocalSpec(t), nodes: make([]*Node, n), cancel: make([]context.CancelFunc, n), wait: make([]func() error, n), metrics: metrics}
 	for i := 0; i < n; i++ {
 		tn.bases = append(tn.bases, t.TempDir())
 	}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -21,6 +22,7 @@ import (
 	"github.com/flarechain/flare-node/consensus/checkpoint"
 	"github.com/flarechain/flare-node/consensus/finality"
 	"github.com/flarechain/flare-node/internal/storagefault"
+	"github.com/flarechain/flare-node/node/api"
 	"github.com/flarechain/flare-node/node/engine"
 	"github.com/flarechain/flare-node/p2p"
 )
@@ -65,8 +67,12 @@ type Node struct {
 	// producing: the node authors blocks (its key is an authority).
 	producing bool
 
-	// metricsListener is bound in New before anything is created on disk.
+	// metricsListener and rpcListener (--rpc-addr) are bound in New before
+	// anything is created on disk.
 	metricsListener net.Listener
+	rpcListener     net.Listener
+	// role is what the node does (for /status).
+	role api.Role
 	// diskEvery is the period of the free-disk-space watchdog.
 	diskEvery time.Duration
 
@@ -74,7 +80,12 @@ type Node struct {
 	// as unfinished (see signerStart).
 	signerMarker string
 
-	status *statusServer
+	// metrics are fed by the engine's hooks; api and servers exist when a
+	// listener is configured.
+	metrics   *metrics
+	api       *api.Server
+	servers   []*httpServer
+	startedAt atomic.Int64 // unix ns when Run started the network
 
 	fatalOnce sync.Once
 	fatalCh   chan struct{}
@@ -113,6 +124,7 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger) (_ *Node, err
 		clock:     systemClock{},
 		fatalCh:   make(chan struct{}),
 		diskEvery: diskCheckInterval,
+		metrics:   newMetrics(),
 	}
 	defer func() {
 		if err != nil {
@@ -152,11 +164,17 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger) (_ *Node, err
 			}
 		}
 	}
+	n.role = api.NewRole(isAuthority, uint32(index), cfg.EnableASF, cfg.Persistence.Enabled)
 
 	// Bind the listeners before anything is created on disk.
 	if cfg.Metrics.Addr != "" {
 		if n.metricsListener, err = net.Listen("tcp", cfg.Metrics.Addr); err != nil {
 			return nil, fmt.Errorf("%w: metrics listener %s: %w", ErrStartup, cfg.Metrics.Addr, err)
+		}
+	}
+	if cfg.RPC.Addr != "" {
+		if n.rpcListener, err = net.Listen("tcp", cfg.RPC.Addr); err != nil {
+			return nil, fmt.Errorf("%w: rpc listener %s: %w", ErrStartup, cfg.RPC.Addr, err)
 		}
 	}
 	n.net, err = p2p.New(ctx, p2p.Config{
@@ -203,9 +221,7 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger) (_ *Node, err
 	if err := n.openEngine(ctx, log, key, index, isAuthority, earlier); err != nil {
 		return nil, err
 	}
-	if n.metricsListener != nil {
-		n.status = newStatusServer(n, n.metricsListener)
-	}
+	n.setupHTTP(log)
 	return n, nil
 }
 
@@ -303,7 +319,8 @@ func (n *Node) openEngine(ctx context.Context, log *zap.Logger, key ed25519.Priv
 		Clock:   n.clock,
 		Network: n.netA,
 		Logger:  log,
-		Alone:   len(n.spec.Authorities) == 1 && len(cfg.P2P.Bootnodes) == 0,
+		Alone:   n.alone(),
+		Metrics: n.metrics,
 		OnFinalized: func(cp checkpoint.Checkpoint) {
 			n.noteFirstFinalized(cp.Number)
 		},
@@ -364,6 +381,10 @@ func (n *Node) openEngine(ctx context.Context, log *zap.Logger, key ed25519.Priv
 	return nil
 }
 
+// alone: no peer can ever be expected (a single-authority chain without
+// bootnodes).
+func (n *Node) alone() bool { return len(n.spec.Authorities) == 1 && len(n.cfg.P2P.Bootnodes) == 0 }
+
 // GenesisHash is the chain identity every vote, certificate, database and
 // gossip topic is bound to: the hash of the genesis block, whose body root is
 // the BLAKE2b-256 hash of the canonical chain spec (so it commits to the whole
@@ -406,6 +427,7 @@ func (n *Node) Run(ctx context.Context) (err error) {
 	if err := n.net.Start(ctx, (*gossipHandler)(n), (*syncHandler)(n)); err != nil {
 		return fmt.Errorf("start network: %w", err)
 	}
+	n.startedAt.Store(time.Now().UnixNano())
 	n.log.Info("Network started", zap.Stringer("peer_id", n.net.ID()),
 		zap.Duration("since_start", time.Since(processStart)))
 
@@ -454,8 +476,8 @@ func (n *Node) Run(ctx context.Context) (err error) {
 	if n.producing {
 		essential("ppfa-proposer", n.runProducer)
 	}
-	if n.status != nil {
-		essential("metrics", n.status.run)
+	for _, s := range n.servers {
+		essential(s.name, s.run)
 	}
 	err = g.Wait()
 	if err == nil || (ctx.Err() != nil && errors.Is(err, context.Canceled)) {
@@ -470,14 +492,15 @@ func (n *Node) Run(ctx context.Context) (err error) {
 // the database flush and closes (they make the exit code non-zero).
 func (n *Node) closeAll() error {
 	var errs []error
-	if n.status != nil {
-		_ = n.status.srv.Close()
-		n.status = nil
-		n.metricsListener = nil
+	for _, s := range n.servers {
+		_ = s.srv.Close() // closes its listener
 	}
-	if n.metricsListener != nil {
-		_ = n.metricsListener.Close()
-		n.metricsListener = nil
+	n.servers = nil
+	for _, l := range []*net.Listener{&n.metricsListener, &n.rpcListener} {
+		if *l != nil {
+			_ = (*l).Close()
+			*l = nil
+		}
 	}
 	if n.net != nil {
 		if err := n.net.Close(); err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/flarechain/flare-node/chainspec"
 	"github.com/flarechain/flare-node/config"
 	"github.com/flarechain/flare-node/consensus/asf"
+	"github.com/flarechain/flare-node/node/api"
 )
 
 // fastSpec is the dev chain with 100 ms slots and checkpoints every 2 blocks,
@@ -98,8 +99,8 @@ func TestShutdownOrderAndRestore(t *testing.T) {
 	finalized := n.gadget.LatestFinalized()
 
 	// The operator's endpoints.
-	base_ := "http://" + n.status.listener.Addr().String()
-	var st Status
+	base_ := httpBase(n, "metrics")
+	var st api.Status
 	getJSON(t, base_+"/status", &st)
 	require.GreaterOrEqual(t, st.Finalized, finalized.Number)
 	require.Equal(t, "fast_dev", st.Chain)
@@ -161,6 +162,16 @@ func TestBasePathInUse(t *testing.T) {
 	_, err = New(context.Background(), testConfig(t, specPath, base, true), zap.NewNop())
 	require.ErrorIs(t, err, ErrStartup)
 	require.ErrorIs(t, err, asf.ErrLocked)
+}
+
+// httpBase is the base URL of the node's server name (metrics or rpc).
+func httpBase(n *Node, name string) string {
+	for _, s := range n.servers {
+		if s.name == name {
+			return "http://" + s.listener.Addr().String()
+		}
+	}
+	panic("no " + name + " server")
 }
 
 func get(t *testing.T, url string) string {

@@ -182,6 +182,7 @@ func TestBadInput(t *testing.T) {
 		{name: "flush interval unparsable", args: []string{"--dev", "--checkpoint-flush-interval", "soon"}, contains: "checkpoint-flush-interval"},
 		{name: "prune interval negative", args: []string{"--dev", "--checkpoint-prune-interval", "-1s"}, contains: "--checkpoint-prune-interval"},
 		{name: "metrics addr", args: []string{"--dev", "--metrics-addr", "9615"}, contains: "--metrics-addr"},
+		{name: "rpc addr", args: []string{"--dev", "--rpc-addr", "9933"}, contains: "--rpc-addr"},
 		{name: "two dev keys", args: []string{"--dev", "--alice", "--bob"}, contains: "--alice and --bob"},
 		{name: "private address flags together", args: []string{"--dev", "--allow-private-ip", "--no-private-ip"}, contains: "--allow-private-ip and --no-private-ip"},
 		{name: "dev key and key file", args: []string{"--chain", "local", "--bob", "--key-file", "k"}, contains: "--bob and --key-file"},
@@ -452,6 +453,23 @@ addr = "127.0.0.1:1111"
 				require.Equal(t, []string{"/ip4/127.0.0.1/tcp/9/p2p/F", "/ip4/127.0.0.1/tcp/8/p2p/G"}, c.P2P.Bootnodes)
 				require.Equal(t, []string{"/ip4/127.0.0.1/tcp/3333"}, c.P2P.ListenAddrs)
 				require.Equal(t, s.path("flag-base"), c.BasePath)
+			},
+		},
+		{
+			name: "rpc address: flag, env, localhost when the host is left out",
+			env:  []string{"FLARE_METRICS_ADDR=127.0.0.1:9615"},
+			args: []string{"--dev", "--rpc-addr", ":9933"},
+			check: func(t *testing.T, c config.Config) {
+				require.Equal(t, "127.0.0.1:9933", c.RPC.Addr)
+				require.Equal(t, "127.0.0.1:9615", c.Metrics.Addr)
+			},
+		},
+		{
+			name: "rpc address from the environment",
+			env:  []string{"FLARE_RPC_ADDR=0.0.0.0:9934"},
+			args: []string{"--dev"},
+			check: func(t *testing.T, c config.Config) {
+				require.Equal(t, "0.0.0.0:9934", c.RPC.Addr)
 			},
 		},
 		{

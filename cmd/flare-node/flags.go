@@ -115,7 +115,9 @@ func runFlags() []cli.Flag {
 			Usage: "how often old checkpoints are pruned (--dev: 1m0s)"},
 
 		&cli.StringFlag{Name: "metrics-addr", Category: catMetrics, EnvVars: env("metrics-addr"),
-			Usage: "host:port of the Prometheus metrics and status listener (off when empty)"},
+			Usage: "host:port of the Prometheus metrics listener, which also serves the JSON API unless --rpc-addr is set (off when empty)"},
+		&cli.StringFlag{Name: "rpc-addr", Category: catMetrics, EnvVars: env("rpc-addr"),
+			Usage: "host:port (or :port = 127.0.0.1:port) of a separate listener for the read-only JSON API (/status, /readyz, /checkpoints, ...; docs/api/openapi.yaml)"},
 	)
 	return flags
 }
@@ -231,6 +233,7 @@ func applyFlags(c *cli.Context, cfg *config.Config) error {
 		cfg.Persistence.PruneInterval = cc.Duration("checkpoint-prune-interval")
 	}
 	str("metrics-addr", &cfg.Metrics.Addr)
+	str("rpc-addr", &cfg.RPC.Addr)
 	return nil
 }
 

@@ -238,21 +238,22 @@ func TestReadOnlyDatabaseFiles(t *testing.T) {
 	}
 }
 
-// TestMetricsListenerRefusedWritesNothing: issue 11. A metrics port in use
-// and an invalid --metrics-addr are refused with exit 2 before the base
-// path is created.
+// TestMetricsListenerRefusedWritesNothing: issue 11. A metrics or RPC port
+// in use and an invalid --metrics-addr are refused with exit 2 before the
+// base path is created.
 func TestMetricsListenerRefusedWritesNothing(t *testing.T) {
 	taken, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	defer taken.Close()
-	for _, tt := range []struct{ name, addr, says string }{
-		{"port in use", taken.Addr().String(), "address already in use"},
-		{"invalid address", "256.1.1.1:9615", "metrics listener 256.1.1.1:9615"},
+	for _, tt := range []struct{ name, flag, addr, says string }{
+		{"port in use", "--metrics-addr", taken.Addr().String(), "address already in use"},
+		{"invalid address", "--metrics-addr", "256.1.1.1:9615", "metrics listener 256.1.1.1:9615"},
+		{"rpc port in use", "--rpc-addr", taken.Addr().String(), "rpc listener " + taken.Addr().String()},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			s := newSandbox(t)
 			base := s.path("base")
-			r := s.run("", nil, "--dev", "--enable-asf", "--base-path", base, "--listen-addr", "/ip4/127.0.0.1/tcp/0", "--metrics-addr", tt.addr)
+			r := s.run("", nil, "--dev", "--enable-asf", "--base-path", base, "--listen-addr", "/ip4/127.0.0.1/tcp/0", tt.flag, tt.addr)
 			requireOneErrorLine(t, r, exitUsage, tt.says)
 			_, err := os.Stat(base)
 			require.True(t, errors.Is(err, fs.ErrNotExist), "base path created")

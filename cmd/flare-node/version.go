@@ -6,10 +6,13 @@ import (
 	"runtime/debug"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/flarechain/flare-node/internal/buildinfo"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "0.1.0-dev"
+// version is internal/buildinfo's, which the node also reports (set it at
+// build time with -ldflags "-X github.com/flarechain/flare-node/internal/buildinfo.version=...").
+var version = buildinfo.Version()
 
 // versionString is the version with the VCS revision when the build knows it.
 func versionString() string {

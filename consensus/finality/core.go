@@ -328,6 +328,27 @@ func (c *Core) Status(number uint64) CheckpointStatus {
 	return st
 }
 
+// Signers returns the validators behind the level Status(number) reports,
+// ascending: the signers of the certificate of number when there is one
+// (for a finalized number: only when it certifies the finalized chain's
+// hash), else those whose votes for the leading link were counted.
+func (c *Core) Signers(number uint64) []checkpoint.ValidatorIndex {
+	var out []checkpoint.ValidatorIndex
+	if cert, ok := c.certs[number]; ok && (number > c.finalized.Number || cert.Target.Hash == c.canon[number]) {
+		for _, s := range cert.Signatures {
+			out = append(out, s.Validator)
+		}
+	} else if number > c.finalized.Number {
+		if l, _, ok := c.tally.Best(number); ok {
+			for _, v := range c.tally.Votes(l) {
+				out = append(out, v.Validator)
+			}
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
 // Sizes reports the sizes of the bounded in-memory structures (for memory
 // checks).
 type Sizes struct {

@@ -42,6 +42,24 @@ type HaltObserver interface {
 	Halted(h checkpoint.Halt)
 }
 
+// Timings is an optional observer of the gadget's durations and
+// maintenance results, for metrics. Its methods are called with the
+// gadget's lock held: they must be cheap and must not call into the gadget.
+type Timings interface {
+	// CertificatePersisted: storing a certificate (one synced batch with the
+	// pointers it raises) took d (wall-clock time).
+	CertificatePersisted(d time.Duration)
+	// OwnVoteJustified: the target of an own vote was justified d after the
+	// vote was signed (by the gadget's clock).
+	OwnVoteJustified(d time.Duration)
+	// Pruned: a periodic prune ran and removed n checkpoints.
+	Pruned(n int)
+}
+
+// maxOwnVoteTimes bounds the own votes whose signing time is remembered
+// for Timings.OwnVoteJustified.
+const maxOwnVoteTimes = 64
+
 // Config configures the gadget.
 type Config struct {
 	Authorities checkpoint.AuthoritySet
@@ -73,6 +91,7 @@ type Deps struct {
 	Ancestry    Ancestry          // required for a validator
 	Observer    Observer          // may be nil
 	Logger      *zap.Logger       // nil = no logging
+	Timings     Timings           // may be nil
 }
 
 // Verdict is the gossip verdict on a received vote or certificate.
@@ -185,6 +204,7 @@ type CheckpointFinality struct {
 	bc     Broadcaster
 	obs    Observer
 	log    *zap.Logger
+	tm     Timings
 	m      counters
 	halted atomic.Bool
 
@@ -198,6 +218,9 @@ type CheckpointFinality struct {
 	draining bool
 	// cached reads for lock-free getters
 	latestJ, latestF atomic.Pointer[checkpoint.Checkpoint]
+	// ownVotedAt: when each own vote target still waiting for
+	// justification was signed (only with Timings).
+	ownVotedAt map[checkpoint.Checkpoint]time.Time
 
 	maintMu   sync.Mutex
 	lastFlush time.Time
@@ -229,6 +252,7 @@ func New(cfg Config, deps Deps) (*CheckpointFinality, error) {
 		bc:         deps.Broadcaster,
 		obs:        deps.Observer,
 		log:        deps.Logger,
+		tm:         deps.Timings,
 		store:      deps.Store,
 	}
 	if g.clock == nil {
@@ -334,6 +358,14 @@ func (g *CheckpointFinality) Status(number uint64) CheckpointStatus {
 	return g.core.Status(number)
 }
 
+// Signers returns the validators behind the level Status(number) reports
+// (see Core.Signers).
+func (g *CheckpointFinality) Signers(number uint64) []checkpoint.ValidatorIndex {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.core.Signers(number)
+}
+
 // Sizes returns the sizes of the bounded in-memory structures.
 func (g *CheckpointFinality) Sizes() Sizes {
 	g.mu.Lock()
@@ -433,8 +465,12 @@ func (g *CheckpointFinality) performLocked(ctx context.Context, rd Ready) error 
 			}
 		}
 		for _, w := range rd.Certificates {
+			start := time.Now()
 			if err := store.StoreCertificate(wctx, w.Cert, w.Justified, w.Finalized); err != nil {
 				return fmt.Errorf("store certificate: %w", err)
+			}
+			if g.tm != nil {
+				g.tm.CertificatePersisted(time.Since(start))
 			}
 			t := w.Cert.Target
 			g.log.Info(fmt.Sprintf("Stored certificate: checkpoint=%d, signatures=%d", t.Number, len(w.Cert.Signatures)),
@@ -448,6 +484,7 @@ func (g *CheckpointFinality) performLocked(ctx context.Context, rd Ready) error 
 		}
 	}
 	g.logEntries(rd.Logs)
+	g.timeEvents(rd.Events)
 	for _, e := range rd.Events {
 		if e.Kind == EventFinalized {
 			g.log.Info(fmt.Sprintf("Updated last finalized checkpoint: %d", e.Checkpoint.Number),
@@ -493,8 +530,61 @@ func (g *CheckpointFinality) signLocked(ctx context.Context, v checkpoint.Vote) 
 		return fmt.Errorf("sign checkpoint vote: %w", err)
 	}
 	g.log.Info("Voted for checkpoint", cpField("source", sv.Source), cpField("target", sv.Target), zap.Uint32("validator", uint32(sv.Validator)))
-	g.core.OwnVoteSigned(sv, g.clock.Now())
+	now := g.clock.Now()
+	g.noteOwnVote(sv.Target, now)
+	g.core.OwnVoteSigned(sv, now)
 	return nil
+}
+
+// noteOwnVote remembers when an own vote for target was signed (for
+// Timings.OwnVoteJustified), at most maxOwnVoteTimes of them.
+func (g *CheckpointFinality) noteOwnVote(target checkpoint.Checkpoint, at time.Time) {
+	if g.tm == nil {
+		return
+	}
+	if g.ownVotedAt == nil {
+		g.ownVotedAt = make(map[checkpoint.Checkpoint]time.Time)
+	}
+	if _, ok := g.ownVotedAt[target]; ok {
+		return
+	}
+	if len(g.ownVotedAt) >= maxOwnVoteTimes {
+		lowest := target
+		for cp := range g.ownVotedAt {
+			if cp.Number < lowest.Number {
+				lowest = cp
+			}
+		}
+		if lowest == target {
+			return
+		}
+		delete(g.ownVotedAt, lowest)
+	}
+	g.ownVotedAt[target] = at
+}
+
+// timeEvents reports own votes whose target was justified and forgets
+// those at or below a newly finalized checkpoint.
+func (g *CheckpointFinality) timeEvents(events []Event) {
+	if g.tm == nil || len(g.ownVotedAt) == 0 {
+		return
+	}
+	now := g.clock.Now()
+	for _, e := range events {
+		switch e.Kind {
+		case EventJustified:
+			if at, ok := g.ownVotedAt[e.Checkpoint]; ok {
+				g.tm.OwnVoteJustified(now.Sub(at))
+				delete(g.ownVotedAt, e.Checkpoint)
+			}
+		case EventFinalized:
+			for cp := range g.ownVotedAt {
+				if cp.Number <= e.Checkpoint.Number {
+					delete(g.ownVotedAt, cp)
+				}
+			}
+		}
+	}
 }
 
 func (g *CheckpointFinality) logEntries(logs []LogEntry) {
@@ -824,6 +914,9 @@ func (g *CheckpointFinality) PerformPeriodicMaintenance(ctx context.Context) err
 			return fmt.Errorf("prune checkpoint database: %w", err)
 		}
 		g.lastPrune = now
+		if g.tm != nil {
+			g.tm.Pruned(n)
+		}
 		if n > 0 {
 			g.log.Info(fmt.Sprintf("Pruned %d old checkpoints", n), zap.Int("pruned", n), zap.Uint64("retention_checkpoints", g.persistCfg.RetentionCheckpoints))
 		}

@@ -352,6 +352,7 @@ type node struct {
 	logs  *observer.ObservedLogs
 	cfg   finality.Config
 	bc    finality.Broadcaster // nil = the bus endpoint
+	tm    finality.Timings     // nil = none
 }
 
 type nodeOpt func(*node)
@@ -361,6 +362,9 @@ func withPersistence(p finality.CheckpointPersistenceConfig) nodeOpt {
 }
 
 func withWindow(w uint64) nodeOpt { return func(nd *node) { nd.cfg.FutureWindow = w } }
+
+// withTimings sets the gadget's Timings observer.
+func withTimings(tm finality.Timings) nodeOpt { return func(nd *node) { nd.tm = tm } }
 
 // withBroadcaster replaces the bus endpoint.
 func withBroadcaster(b finality.Broadcaster) nodeOpt { return func(nd *node) { nd.bc = b } }
@@ -404,6 +408,7 @@ func (nd *node) open() {
 		Ancestry:    nd.net.chain,
 		Observer:    nd.obs,
 		Logger:      zap.New(core),
+		Timings:     nd.tm,
 	}
 	if nd.idx >= 0 {
 		deps.Signer = finality.NewSafeSigner(nd.store, finality.NewKeySigner(nd.net.keys[nd.idx]), checkpoint.ValidatorIndex(nd.idx), nd.net.auth.Genesis)

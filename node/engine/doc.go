@@ -24,7 +24,9 @@
 // The engine is driven through its methods (OnSlot, OnBlock, OnVote,
 // OnCertificate, OnPeerConnected, OnResponse, Tick, Maintenance) and acts
 // on the world only through the injected Network (publish, request) and the
-// databases. Time comes from the injected Clock. The node package drives it
+// databases. Time comes from the injected Clock (the optional Metrics hook
+// alone measures wall-clock durations, for the node's metrics; no decision
+// reads them). The node package drives it
 // with libp2p and real timers; integration/sim drives many engines in one
 // goroutine with a simulated network and clock, seed by seed.
 //

@@ -103,6 +103,17 @@ const (
 	doppelgangerIntervals = 2
 )
 
+// Metrics observes the engine's and its gadget's durations for the node's
+// metrics (optional). Its methods are called with the engine (or the
+// gadget) locked: they must be cheap and must not call into the engine.
+type Metrics interface {
+	finality.Timings
+	// BlockImported: importing a block received by gossip or sync into the
+	// chain database took d (wall-clock time); only blocks that were new
+	// and imported are observed.
+	BlockImported(d time.Duration)
+}
+
 // Config configures an Engine.
 type Config struct {
 	Spec    *chainspec.Spec
@@ -131,6 +142,8 @@ type Config struct {
 	// OnFinalized is called (with the engine locked) after each finality
 	// advance is applied to the chain and logged.
 	OnFinalized func(cp checkpoint.Checkpoint)
+	// Metrics observes durations (nil: none).
+	Metrics Metrics
 	// Mutations: simulation mutants only.
 	Mutations Mutations
 	// SyncInterval is how often peers are asked for their status;
@@ -235,7 +248,7 @@ func New(cfg Config) (*Engine, error) {
 			// A few checkpoint intervals, at least a second.
 			fcfg.RebroadcastAfter = max(time.Second, 3*time.Duration(e.interval)*cfg.Spec.SlotDuration())
 		}
-		g, err := finality.New(fcfg, finality.Deps{
+		deps := finality.Deps{
 			Store:       cfg.Store,
 			Signer:      cfg.Signer,
 			Clock:       cfg.Clock,
@@ -243,7 +256,11 @@ func New(cfg Config) (*Engine, error) {
 			Ancestry:    cfg.Chain,
 			Observer:    (*observer)(e),
 			Logger:      cfg.Logger,
-		})
+		}
+		if cfg.Metrics != nil {
+			deps.Timings = cfg.Metrics
+		}
+		g, err := finality.New(fcfg, deps)
 		if err != nil {
 			return nil, err
 		}
@@ -278,6 +295,14 @@ func (e *Engine) SignerPending() bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.init != nil
+}
+
+// CaughtUp reports whether a status exchange showed no peer ahead of this
+// node since it started (always true for a node that is alone).
+func (e *Engine) CaughtUp() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.caughtUp
 }
 
 // LastFinalizedAt is when finality last advanced in this process (zero:
@@ -443,6 +468,7 @@ func (e *Engine) importLocked(ctx context.Context, b asf.Block, from PeerID, syn
 	if synced {
 		importFn = e.chain.ImportSynced
 	}
+	start := time.Now()
 	res, err := importFn(ctx, b)
 	switch {
 	case err == nil:
@@ -479,6 +505,9 @@ func (e *Engine) importLocked(ctx context.Context, b asf.Block, from PeerID, syn
 	}
 	if res.AlreadyKnown {
 		return Ignore, nil
+	}
+	if e.cfg.Metrics != nil {
+		e.cfg.Metrics.BlockImported(time.Since(start))
 	}
 	e.stats.BlocksImported++
 	if res.NewBest || len(res.Checkpoints) > 0 {
