@@ -835,7 +835,13 @@ func (g *CheckpointFinality) Tick(ctx context.Context) error {
 // RestoreFromStorage rebuilds the in-memory state from the database (see
 // Core.Restore) and the signer's record. Without persistence it does
 // nothing.
-func (g *CheckpointFinality) RestoreFromStorage(ctx context.Context) error {
+//
+// fallback, when given, is a finality proof kept elsewhere (the chain
+// database's): when it finalizes a checkpoint above the one restored from
+// the checkpoint database (a new or rebuilt checkpoint database), it is
+// verified and applied before the restore is reported, so the restored
+// state is never below what the node had already proven final.
+func (g *CheckpointFinality) RestoreFromStorage(ctx context.Context, fallback ...checkpoint.FinalityProof) error {
 	g.mu.Lock()
 	store, persisting := g.store, g.persisting()
 	g.mu.Unlock()
@@ -865,6 +871,19 @@ func (g *CheckpointFinality) RestoreFromStorage(ctx context.Context) error {
 	})
 	if err != nil {
 		return err
+	}
+	for _, p := range fallback {
+		if p.Finalizing.Source.Number <= g.LatestFinalized().Number {
+			continue
+		}
+		moved, err := g.ApplyFinalityProof(ctx, p)
+		if err != nil {
+			return fmt.Errorf("apply the fallback finality proof: %w", err)
+		}
+		if moved {
+			g.log.Info("Finality restored from the chain database's finality proof",
+				zap.Stringer("finalized", g.LatestFinalized()), zap.Stringer("justified", g.LatestJustified()))
+		}
 	}
 	if len(st.Halts) > 0 {
 		for _, h := range st.Halts {

@@ -350,23 +350,17 @@ func (e *Engine) Restore(ctx context.Context) error {
 	if e.gadget == nil {
 		return nil
 	}
-	if err := e.gadget.RestoreFromStorage(ctx); err != nil {
-		return err
-	}
 	// The chain database keeps the proof of its finalized checkpoint: a
 	// checkpoint database that is behind it (rebuilt, or a record imported
 	// into a new one) catches up from it without any peer.
+	var fallback []checkpoint.FinalityProof
 	if p, ok, err := e.chain.FinalityProof(); err != nil {
 		return fmt.Errorf("read the chain's finality proof: %w", err)
-	} else if ok && p.Finalizing.Source.Number > e.gadget.LatestFinalized().Number {
-		moved, err := e.gadget.ApplyFinalityProof(ctx, p)
-		if err != nil {
-			return fmt.Errorf("apply the chain database's finality proof: %w", err)
-		}
-		if moved {
-			e.log.Info("Finality restored from the chain database's finality proof",
-				zap.Stringer("finalized", e.gadget.LatestFinalized()), zap.Stringer("justified", e.gadget.LatestJustified()))
-		}
+	} else if ok {
+		fallback = append(fallback, p)
+	}
+	if err := e.gadget.RestoreFromStorage(ctx, fallback...); err != nil {
+		return err
 	}
 	f := e.gadget.LatestFinalized()
 	cf := e.chain.Finalized()
