@@ -18,42 +18,19 @@ import (
 // PeerID identifies a peer (the libp2p peer id in the node).
 type PeerID string
 
-// Verdict is the gossip verdict on a received block, vote or certificate.
-type Verdict int
+// Verdict is the gossip verdict on a received block, vote or certificate:
+// the finality gadget's verdict type, used for blocks as well.
+type Verdict = finality.Verdict
 
 // Verdicts.
 const (
 	// Accept: valid and new; forwarded.
-	Accept Verdict = iota + 1
+	Accept = finality.VerdictAccept
 	// Ignore: not forwarded, the sender is not penalised.
-	Ignore
+	Ignore = finality.VerdictIgnore
 	// Reject: invalid; not forwarded, the sender is penalised.
-	Reject
+	Reject = finality.VerdictReject
 )
-
-func (v Verdict) String() string {
-	switch v {
-	case Accept:
-		return "accept"
-	case Ignore:
-		return "ignore"
-	case Reject:
-		return "reject"
-	default:
-		return fmt.Sprintf("verdict(%d)", int(v))
-	}
-}
-
-func fromFinality(v finality.Verdict) Verdict {
-	switch v {
-	case finality.VerdictAccept:
-		return Accept
-	case finality.VerdictReject:
-		return Reject
-	default:
-		return Ignore
-	}
-}
 
 // Network is how the engine acts on the world. Implementations must not
 // call back into the engine synchronously.
@@ -512,23 +489,17 @@ func (e *Engine) importLocked(ctx context.Context, b asf.Block, from PeerID, syn
 
 // OnVote handles a vote received by gossip.
 func (e *Engine) OnVote(ctx context.Context, from PeerID, v checkpoint.SignedVote) (Verdict, error) {
-	if err := e.enter(); err != nil {
-		e.mu.Unlock()
-		return Ignore, err
-	}
-	defer e.mu.Unlock()
-	if e.gadget == nil {
-		return Ignore, nil
-	}
-	verdict, err := e.gadget.OnVote(ctx, v)
-	if err != nil {
-		return Ignore, e.fail(fmt.Errorf("finality gadget (vote): %w", err))
-	}
-	return fromFinality(verdict), e.fatal
+	return e.toGadget(ctx, "vote", func(g *finality.CheckpointFinality) (finality.Verdict, error) { return g.OnVote(ctx, v) })
 }
 
 // OnCertificate handles a certificate received by gossip.
 func (e *Engine) OnCertificate(ctx context.Context, from PeerID, c checkpoint.Certificate) (Verdict, error) {
+	return e.toGadget(ctx, "certificate", func(g *finality.CheckpointFinality) (finality.Verdict, error) { return g.OnCertificate(ctx, c) })
+}
+
+// toGadget hands a gossip message to the finality gadget (ignored without
+// ASF); a gadget error is a local failure that stops the engine.
+func (e *Engine) toGadget(ctx context.Context, what string, call func(*finality.CheckpointFinality) (finality.Verdict, error)) (Verdict, error) {
 	if err := e.enter(); err != nil {
 		e.mu.Unlock()
 		return Ignore, err
@@ -537,11 +508,11 @@ func (e *Engine) OnCertificate(ctx context.Context, from PeerID, c checkpoint.Ce
 	if e.gadget == nil {
 		return Ignore, nil
 	}
-	verdict, err := e.gadget.OnCertificate(ctx, c)
+	verdict, err := call(e.gadget)
 	if err != nil {
-		return Ignore, e.fail(fmt.Errorf("finality gadget (certificate): %w", err))
+		return Ignore, e.fail(fmt.Errorf("finality gadget (%s): %w", what, err))
 	}
-	return fromFinality(verdict), e.fatal
+	return verdict, e.fatal
 }
 
 // --- Production -----------------------------------------------------------------
