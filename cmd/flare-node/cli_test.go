@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"debug/buildinfo"
 	"crypto/ed25519"
 	"encoding/hex"
 	"errors"
@@ -249,8 +250,41 @@ func TestHelpAndVersion(t *testing.T) {
 
 	r = s.run("", nil, "version")
 	require.Equal(t, 0, r.code)
-	require.Regexp(t, `^flare-node \S+\ngo: go1\.`, r.stdout)
+	require.Regexp(t, `^flare-node \S+\ncommit: ([0-9a-f]{40}( \(modified\))?|unknown)\ngo: go1\.\S+ \S+/\S+\n$`, r.stdout)
 	require.Empty(t, r.stderr)
+	// go build of a git checkout embeds the commit it was built from
+	// (vcs.revision); without it (-buildvcs=false, a git worktree, whose
+	// .git is a file, a tree without .git) the commit is unknown.
+	bi, err := buildinfo.ReadFile(binPath)
+	require.NoError(t, err)
+	want := "unknown"
+	for _, kv := range bi.Settings {
+		if kv.Key == "vcs.revision" {
+			want = kv.Value
+		}
+	}
+	require.Contains(t, r.stdout, "commit: "+want)
+}
+
+// TestVersionLinkerOverride builds the binary with the -ldflags -X values a
+// release or Docker build without .git uses (see internal/buildinfo).
+func TestVersionLinkerOverride(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "flare-node")
+	const pkg = "github.com/flarechain/flare-node/internal/buildinfo"
+	build := exec.Command("go", "build", "-buildvcs=false",
+		"-ldflags", "-X "+pkg+".version=9.8.7 -X "+pkg+".commit=feedc0de", "-o", bin, ".")
+	out, err := build.CombinedOutput()
+	require.NoError(t, err, string(out))
+	for _, args := range [][]string{{"version"}, {"--version"}} {
+		cmd := exec.Command(bin, args...)
+		out, err := cmd.Output()
+		require.NoError(t, err)
+		if args[0] == "version" {
+			require.Regexp(t, `^flare-node 9\.8\.7\ncommit: feedc0de\ngo: go1\.`, string(out))
+		} else {
+			require.Equal(t, "flare-node version 9.8.7+feedc0de\n", string(out))
+		}
+	}
 }
 
 func TestBuildSpec(t *testing.T) {

@@ -10,6 +10,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 	"go.uber.org/zap"
+
+	"github.com/flarechain/flare-node/internal/buildinfo"
 )
 
 // runNode is the root action: build and validate the configuration, then
@@ -51,7 +53,8 @@ func runNode(c *cli.Context) (err error) {
 	}
 
 	cliLog := log.Named("cli")
-	cliLog.Info("FlareChain node", zap.String("version", version), zap.String("name", cfg.Name))
+	cliLog.Info("FlareChain node", zap.String("version", buildinfo.Version()), zap.String("commit", buildinfo.Commit()),
+		zap.String("name", cfg.Name))
 	cliLog.Info("Base path: "+cfg.BasePath, zap.String("base_path", cfg.BasePath), zap.Bool("tmp", cfg.Tmp))
 	cliLog.Info(fmt.Sprintf("Chain specification: %s (genesis %s)", cfg.Spec.Name, genesisOf(cfg.Spec)),
 		zap.String("chain", cfg.Spec.ID), zap.Stringer("genesis", genesisOf(cfg.Spec)))
