@@ -3,8 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
-	"debug/buildinfo"
 	"crypto/ed25519"
+	"debug/buildinfo"
 	"encoding/hex"
 	"errors"
 	"fmt"
