@@ -1,6 +1,7 @@
 package config
 
 import (
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"net"
@@ -57,6 +58,9 @@ var (
 	// ErrInsecureKeyFile is reported (as a warning) for a key file that
 	// group or other users may read or write.
 	ErrInsecureKeyFile = errors.New("validator key file is accessible by other users")
+	// ErrDevKeyNotAuthority is reported by Validate for a validator with a
+	// dev key (key_name) the chain spec does not list as an authority.
+	ErrDevKeyNotAuthority = errors.New("dev key is not an authority")
 )
 
 // Config is the complete run configuration of a node. The toml tags are the
@@ -369,6 +373,24 @@ func (c *Config) Validate() error {
 	if c.Metrics.Addr != "" {
 		if _, port, err := net.SplitHostPort(c.Metrics.Addr); err != nil || port == "" {
 			return invalid("metrics.addr (--metrics-addr) %q: want host:port", c.Metrics.Addr)
+		}
+	}
+
+	// A dev key validates only on a chain whose spec lists its public key
+	// (the builtin dev and local chains, or a custom spec derived from
+	// them); anywhere else it could never author or vote.
+	if c.Validator && c.KeyName != "" {
+		key, err := chainspec.DevKey(c.KeyName)
+		if err != nil {
+			return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+		}
+		if _, ok := spec.AuthoritySet().IndexOf(key.Public().(ed25519.PublicKey)); !ok {
+			names := make([]string, len(spec.Authorities))
+			for i, a := range spec.Authorities {
+				names[i] = a.Name
+			}
+			return fmt.Errorf("%w: %w: chain %q does not list --%s (key_name %q) among its authorities (%s); a dev key validates only on a chain whose spec lists it, use --key-file with a key of this chain",
+				ErrInvalidConfig, ErrDevKeyNotAuthority, spec.ID, c.KeyName, c.KeyName, strings.Join(names, ", "))
 		}
 	}
 

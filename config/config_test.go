@@ -3,6 +3,7 @@ package config
 import (
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -348,6 +349,60 @@ func TestCheckKeyFileModeAndWarnings(t *testing.T) {
 	})
 }
 
+// TestDevKeyMustBeAnAuthority: a dev key validates only on a chain whose
+// spec lists its public key, builtin or custom (integration tests run custom
+// specs derived from local that keep the dev keys).
+func TestDevKeyMustBeAnAuthority(t *testing.T) {
+	customOf := func(t *testing.T, edit func(*chainspec.Spec)) string {
+		spec, err := chainspec.Builtin("local")
+		require.NoError(t, err)
+		spec.ID, spec.Name = "custom", "Custom"
+		edit(spec)
+		b, err := json.Marshal(spec)
+		require.NoError(t, err)
+		return writeFile(t, "custom.json", string(b), 0o644)
+	}
+	tests := []struct {
+		name, chain, key string
+		validator        bool
+		refused          bool
+	}{
+		{"alice on dev", "dev", "alice", true, false},
+		{"bob on dev", "dev", "bob", true, true},
+		{"dave on local", "local", "dave", true, false},
+		{"eve on local", "local", "eve", true, true},
+		{"bob on dev, not a validator", "dev", "bob", false, false},
+		{"custom spec keeping the dev keys", "keep", "charlie", true, false},
+		{"custom spec without the key", "drop", "charlie", true, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := validBase(t)
+			c.Chain = tt.chain
+			switch tt.chain {
+			case "keep":
+				c.Chain = customOf(t, func(*chainspec.Spec) {})
+			case "drop":
+				c.Chain = customOf(t, func(s *chainspec.Spec) {
+					eve, err := chainspec.DevKey("eve")
+					require.NoError(t, err)
+					s.Authorities[2].Name = "eve"
+					s.Authorities[2].PublicKey = "0x" + hex.EncodeToString(eve.Public().(ed25519.PublicKey))
+				})
+			}
+			c.Validator, c.KeyName = tt.validator, tt.key
+			err := c.Validate()
+			if !tt.refused {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorIs(t, err, ErrInvalidConfig)
+			require.ErrorIs(t, err, ErrDevKeyNotAuthority)
+			require.Contains(t, err.Error(), "--"+tt.key)
+		})
+	}
+}
+
 func TestLoadTOML(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -406,6 +461,9 @@ addr = "127.0.0.1:9615"
 		{name: "unknown table", toml: "[rpc]\nport = 1\n", errIs: ErrUnknownKey, errHas: `"rpc"`},
 		{name: "wrong type", toml: "[p2p]\nport = \"x\"\n", errHas: "port"},
 		{name: "bad duration", toml: "[persistence]\nflush_interval = \"soon\"\n", errHas: "soon"},
+		{name: "duration without unit", toml: "[persistence]\nflush_interval = \"5\"\n", errHas: `use a duration string with a unit, such as "5s"`},
+		{name: "negative retention", toml: "[persistence]\nretention_checkpoints = -5\n", errHas: "persistence.retention_checkpoints = -5: use a non-negative whole number"},
+		{name: "negative free disk", toml: "min_free_disk_mib = -1\n", errHas: "min_free_disk_mib = -1: use a non-negative whole number"},
 		{name: "syntax error", toml: "chain = \n", errHas: "line 1"},
 		{name: "spec cannot be set", toml: "spec = \"x\"\n", errIs: ErrUnknownKey},
 	}
@@ -438,7 +496,7 @@ addr = "127.0.0.1:9615"
 
 // TestKnownKeys keeps KnownKeys in step with the toml tags of Config.
 func TestKnownKeys(t *testing.T) {
-	var keys []string
+	var keys, unsigned []string
 	var walk func(prefix string, typ reflect.Type)
 	walk = func(prefix string, typ reflect.Type) {
 		for i := range typ.NumField() {
@@ -453,10 +511,15 @@ func TestKnownKeys(t *testing.T) {
 				continue
 			}
 			keys = append(keys, prefix+tag)
+			switch f.Type.Kind() {
+			case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+				unsigned = append(unsigned, prefix+tag)
+			}
 		}
 	}
 	walk("", reflect.TypeFor[Config]())
 	require.ElementsMatch(t, keys, KnownKeys())
+	require.ElementsMatch(t, unsigned, unsignedKeys, "LoadTOML refuses negative values of these keys")
 }
 
 func TestEncodeTOMLRoundTrip(t *testing.T) {
