@@ -465,7 +465,17 @@ addr = "127.0.0.1:1111"
 				allow := true                               // the dev chain's default, resolved
 				want.P2P.AllowPrivateIP = &allow
 				want.P2P.NoMDNS = true // FLARE_NO_MDNS of the sandbox
+				// The effective listen addresses are printed.
+				want.P2P.ListenAddrs = []string{"/ip4/0.0.0.0/tcp/30333"}
 				require.Equal(t, want, c)
+			},
+		},
+		{
+			name: "listen addresses follow --port",
+			args: []string{"--dev", "--port", "4321"},
+			check: func(t *testing.T, c config.Config) {
+				require.Equal(t, p2p.DefaultListenAddrs(4321), c.P2P.ListenAddrs)
+				require.Equal(t, []string{"/ip4/0.0.0.0/tcp/4321"}, c.P2P.ListenAddrs)
 			},
 		},
 		{

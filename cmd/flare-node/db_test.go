@@ -279,8 +279,14 @@ func TestPurgeChain(t *testing.T) {
 			f := newFixture(t, s.path("base"))
 			before := s.listing()
 			r := s.run(tt.stdin, nil, append([]string{"purge-chain", "--chain", "local", "--base-path", f.base}, tt.args...)...)
-			require.Equal(t, 0, r.code, r.stderr)
-			require.Empty(t, r.stderr)
+			if tt.purged {
+				require.Equal(t, 0, r.code, r.stderr)
+				require.Empty(t, r.stderr)
+			} else {
+				// Declining is not a success: exit 2, one Error line.
+				require.Equal(t, 2, r.code)
+				require.Equal(t, "Error: aborted: nothing was deleted (answer y, or pass -y)\n", r.stderr)
+			}
 			require.Contains(t, r.stdout, "WARNING")
 			require.Contains(t, r.stdout, "double signing")
 			if len(tt.args) == 0 {
@@ -303,7 +309,6 @@ func TestPurgeChain(t *testing.T) {
 			require.NoError(t, err)
 
 			if !tt.purged {
-				require.Contains(t, r.stdout, "Aborted: nothing was deleted.")
 				require.NoError(t, chainErr)
 				require.NotNil(t, j)
 				require.NotNil(t, fin)

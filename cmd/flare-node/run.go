@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/flarechain/flare-node/internal/buildinfo"
+	"github.com/flarechain/flare-node/p2p"
 )
 
 // runNode is the root action: build and validate the configuration, then
@@ -25,7 +26,13 @@ func runNode(c *cli.Context) (err error) {
 		return err
 	}
 	if c.Bool("print-config") {
-		b, err := cfg.EncodeTOML()
+		// Print what the node would use: the listen addresses derived from
+		// the port when none is configured.
+		printed := *cfg
+		if len(printed.P2P.ListenAddrs) == 0 {
+			printed.P2P.ListenAddrs = p2p.DefaultListenAddrs(printed.P2P.Port)
+		}
+		b, err := printed.EncodeTOML()
 		if err != nil {
 			return err
 		}
