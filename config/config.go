@@ -98,6 +98,11 @@ type Config struct {
 	// must keep: the node refuses to start below it and stops (exit 1) when
 	// free space falls below it while running. 0 disables the check.
 	MinFreeDiskMiB uint64 `toml:"min_free_disk_mib"`
+	// PIDFile, when set, is written with the node's process id once the
+	// node holds its databases, and removed when it exits (a kill -9
+	// leaves it behind; the next start replaces it). Its directory must
+	// exist.
+	PIDFile string `toml:"pid_file"`
 
 	P2P         P2PConfig         `toml:"p2p"`
 	Log         LogConfig         `toml:"log"`
@@ -175,7 +180,26 @@ type LogConfig struct {
 	Level string `toml:"level"`
 	// Format is text (human friendly console lines) or json.
 	Format string `toml:"format"`
+	// File, when set, receives the log instead of standard output, rotated
+	// when it reaches MaxSizeMiB: the old file is renamed with a timestamp
+	// (<name>-<UTC time>.<ext>) in the same directory. Its directory must
+	// exist.
+	File string `toml:"file"`
+	// MaxSizeMiB is the size at which File is rotated.
+	MaxSizeMiB int `toml:"max_size_mib"`
+	// MaxBackups is how many rotated files are kept (0: all).
+	MaxBackups int `toml:"max_backups"`
+	// MaxAgeDays removes rotated files older than that many days (0: no
+	// age limit).
+	MaxAgeDays int `toml:"max_age_days"`
 }
+
+// Log file rotation defaults and bounds.
+const (
+	DefaultLogMaxSizeMiB = 100
+	DefaultLogMaxBackups = 10
+	MaxLogMaxSizeMiB     = 1 << 20
+)
 
 // PersistenceConfig configures the checkpoint database of the finality
 // gadget (see finality.CheckpointPersistenceConfig).
@@ -221,7 +245,7 @@ func Default() Config {
 		BasePath:       DefaultBasePath(),
 		MinFreeDiskMiB: DefaultMinFreeDiskMiB,
 		P2P:            P2PConfig{Port: DefaultPort, MaxPeers: DefaultMaxPeers},
-		Log:            LogConfig{Level: DefaultLogLevel, Format: DefaultLogFormat},
+		Log:            LogConfig{Level: DefaultLogLevel, Format: DefaultLogFormat, MaxSizeMiB: DefaultLogMaxSizeMiB, MaxBackups: DefaultLogMaxBackups},
 		Persistence:    DefaultPersistence(),
 	}
 }
@@ -355,6 +379,28 @@ func (c *Config) Validate() error {
 	}
 	if !slices.Contains(LogFormats, c.Log.Format) {
 		return invalid("log.format (--log-format) %q: want one of %s", c.Log.Format, strings.Join(LogFormats, ", "))
+	}
+	if c.Log.File != "" {
+		p, err := absPath(c.Log.File)
+		if err != nil {
+			return invalid("log.file (--log-file) %q: %v", c.Log.File, err)
+		}
+		c.Log.File = p
+	}
+	switch {
+	case c.Log.MaxSizeMiB < 1 || c.Log.MaxSizeMiB > MaxLogMaxSizeMiB:
+		return invalid("log.max_size_mib (--log-max-size) %d is outside 1..%d", c.Log.MaxSizeMiB, MaxLogMaxSizeMiB)
+	case c.Log.MaxBackups < 0:
+		return invalid("log.max_backups (--log-max-backups) %d must not be negative", c.Log.MaxBackups)
+	case c.Log.MaxAgeDays < 0:
+		return invalid("log.max_age_days (--log-max-age) %d must not be negative", c.Log.MaxAgeDays)
+	}
+	if c.PIDFile != "" {
+		p, err := absPath(c.PIDFile)
+		if err != nil {
+			return invalid("pid_file (--pid-file) %q: %v", c.PIDFile, err)
+		}
+		c.PIDFile = p
 	}
 
 	// Persistence (the values are checked even when disabled, so that

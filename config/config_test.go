@@ -42,7 +42,7 @@ func TestDefault(t *testing.T) {
 	require.False(t, c.EnableASF)
 	require.Equal(t, DefaultPort, c.P2P.Port)
 	require.Equal(t, DefaultMaxPeers, c.P2P.MaxPeers)
-	require.Equal(t, LogConfig{Level: "info", Format: "text"}, c.Log)
+	require.Equal(t, LogConfig{Level: "info", Format: "text", MaxSizeMiB: 100, MaxBackups: 10}, c.Log)
 	require.Equal(t, PersistenceConfig{Enabled: true, RetentionCheckpoints: 1000, FlushInterval: 10 * time.Second, PruneInterval: 300 * time.Second}, c.Persistence)
 	require.Equal(t, PersistenceConfig{Enabled: true, RetentionCheckpoints: 100, FlushInterval: 5 * time.Second, PruneInterval: 60 * time.Second}, TestnetPersistence())
 	require.Equal(t, "", c.Metrics.Addr)
@@ -120,6 +120,11 @@ func TestValidate(t *testing.T) {
 		{"zero max peers", func(c *Config) { c.P2P.MaxPeers = 0 }, "p2p.max_peers (--max-peers) 0"},
 		{"bad log level", func(c *Config) { c.Log.Level = "loud" }, `log.level (--log-level) "loud"`},
 		{"bad log format", func(c *Config) { c.Log.Format = "xml" }, `log.format (--log-format) "xml"`},
+		{"valid log file", func(c *Config) { c.Log.File, c.Log.MaxSizeMiB, c.Log.MaxBackups, c.Log.MaxAgeDays = "node.log", 1, 0, 30 }, ""},
+		{"zero log size", func(c *Config) { c.Log.MaxSizeMiB = 0 }, "log.max_size_mib (--log-max-size) 0"},
+		{"negative log backups", func(c *Config) { c.Log.MaxBackups = -1 }, "log.max_backups (--log-max-backups) -1"},
+		{"negative log age", func(c *Config) { c.Log.MaxAgeDays = -1 }, "log.max_age_days (--log-max-age) -1"},
+		{"valid pid file", func(c *Config) { c.PIDFile = "flare.pid" }, ""},
 		{"zero retention", func(c *Config) { c.Persistence.RetentionCheckpoints = 0 }, "retention_checkpoints"},
 		{"nanosecond flush", func(c *Config) { c.Persistence.FlushInterval = 10 }, "flush_interval"},
 		{"zero prune", func(c *Config) { c.Persistence.PruneInterval = 0 }, "prune_interval"},
@@ -421,6 +426,7 @@ validator = true
 key_name = "bob"
 enable_asf = true
 min_free_disk_mib = 1024
+pid_file = "/run/flare/flare-node.pid"
 [p2p]
 port = 4001
 listen_addrs = ["/ip4/127.0.0.1/tcp/4001"]
@@ -429,6 +435,10 @@ max_peers = 7
 [log]
 level = "debug"
 format = "json"
+file = "/var/log/flare/node.log"
+max_size_mib = 5
+max_backups = 3
+max_age_days = 7
 [persistence]
 enabled = false
 retention_checkpoints = 42
@@ -440,8 +450,9 @@ addr = "127.0.0.1:9615"
 			check: func(t *testing.T, c Config) {
 				require.Equal(t, Config{
 					Chain: "local", BasePath: "/srv/flare", Name: "n1", Validator: true, KeyName: "bob", EnableASF: true, MinFreeDiskMiB: 1024,
+					PIDFile:     "/run/flare/flare-node.pid",
 					P2P:         P2PConfig{Port: 4001, ListenAddrs: []string{"/ip4/127.0.0.1/tcp/4001"}, Bootnodes: []string{"/ip4/127.0.0.1/tcp/4002/p2p/12D3KooWX"}, MaxPeers: 7},
-					Log:         LogConfig{Level: "debug", Format: "json"},
+					Log:         LogConfig{Level: "debug", Format: "json", File: "/var/log/flare/node.log", MaxSizeMiB: 5, MaxBackups: 3, MaxAgeDays: 7},
 					Persistence: PersistenceConfig{Enabled: false, RetentionCheckpoints: 42, FlushInterval: 2 * time.Second, PruneInterval: 90 * time.Second},
 					Metrics:     MetricsConfig{Addr: "127.0.0.1:9615"},
 				}, c)

@@ -1,0 +1,163 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
+
+	"github.com/flarechain/flare-node/config"
+)
+
+// readPID reads a pid file.
+func readPID(t *testing.T, path string) int {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+	require.True(t, strings.HasSuffix(string(data), "\n"), "%q", data)
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	require.NoError(t, err)
+	return pid
+}
+
+// TestPIDFile: the README's kill -9 recipe. The pid file holds the node's
+// process id once it runs, is removed at a clean exit, survives a kill -9
+// and is replaced by the next start; a second node refused on the same base
+// path leaves the running node's pid file alone.
+func TestPIDFile(t *testing.T) {
+	s := newSandbox(t)
+	base, pidPath := s.path("base"), s.path("flare.pid")
+	args := []string{"--dev", "--enable-asf", "--base-path", base, "--listen-addr", "/ip4/127.0.0.1/tcp/0", "--pid-file", pidPath}
+
+	p := startNode(t, s, args...)
+	first := p.waitLog("FlareChain node")
+	require.Equal(t, float64(p.cmd.Process.Pid), first["pid"], "the first log line names the pid")
+	l := p.waitLog("PID file written")
+	require.Equal(t, pidPath, l["path"])
+	require.Equal(t, p.cmd.Process.Pid, readPID(t, pidPath))
+
+	r := s.run("", nil, args...)
+	requireStartupRefusal(t, r, "in use by another flare-node process")
+	require.Equal(t, p.cmd.Process.Pid, readPID(t, pidPath), "a refused start leaves the pid file alone")
+
+	require.Equal(t, 0, p.stop(syscall.SIGINT))
+	_, err := os.Stat(pidPath)
+	require.True(t, os.IsNotExist(err), "removed at a clean exit")
+
+	p = startNode(t, s, args...)
+	p.waitLog("PID file written")
+	pid := readPID(t, pidPath)
+	require.Equal(t, p.cmd.Process.Pid, pid)
+	require.NoError(t, syscall.Kill(pid, syscall.SIGKILL)) // kill -9 $(cat flare.pid)
+	<-p.done
+	require.Equal(t, pid, readPID(t, pidPath), "a kill -9 leaves the pid file")
+
+	p = startNode(t, s, args...)
+	p.waitLog("PID file written")
+	require.Equal(t, p.cmd.Process.Pid, readPID(t, pidPath), "the next start replaces it")
+	require.Equal(t, 0, p.stop(syscall.SIGTERM))
+}
+
+// TestOutputFileRefusals: a pid or log file the node cannot write is
+// refused before anything is created (exit 2, one Error line).
+func TestOutputFileRefusals(t *testing.T) {
+	for _, flag := range []string{"--pid-file", "--log-file"} {
+		for _, tt := range []struct{ name, path, says string }{
+			{"missing directory", "nodir/f", "directory " + "nodir" + " does not exist; create it first"},
+			{"a directory", "adir", "exists and is not a regular file"},
+			{"parent is a file", "afile/f", "is not a directory"},
+		} {
+			t.Run(flag+" "+tt.name, func(t *testing.T) {
+				s := newSandbox(t)
+				require.NoError(t, os.Mkdir(s.path("adir"), 0o755))
+				s.write("afile", "x", 0o644)
+				before := s.listing()
+				r := s.run("", nil, "--dev", "--base-path", s.path("base"), flag, s.path(tt.path))
+				requireUsageError(t, r, flag+" "+s.path(tt.path))
+				require.Contains(t, r.stderr, strings.ReplaceAll(tt.says, "nodir", s.path("nodir")))
+				require.Equal(t, before, s.listing(), "nothing written")
+			})
+		}
+	}
+}
+
+// TestLogFile: with --log-file the log goes to the file (stdout stays
+// empty), in the chosen format, from the first line to the last.
+func TestLogFile(t *testing.T) {
+	s := newSandbox(t)
+	logPath := s.path("logs", "node.log")
+	require.NoError(t, os.Mkdir(s.path("logs"), 0o755))
+	p := startNode(t, s, "--dev", "--enable-asf", "--tmp", "--listen-addr", "/ip4/127.0.0.1/tcp/0", "--log-file", logPath)
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(readFile(t, logPath), "Network started") {
+		require.True(t, time.Now().Before(deadline), "no 'Network started' in the log file")
+		select {
+		case <-p.done:
+			t.Fatalf("node exited: %s", p.stderr.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	require.Equal(t, 0, p.stop(syscall.SIGINT))
+	p.mu.Lock()
+	require.Empty(t, p.lines, "nothing on stdout")
+	p.mu.Unlock()
+	require.Empty(t, p.stderr.String())
+	var msgs []string
+	sc := bufio.NewScanner(strings.NewReader(readFile(t, logPath)))
+	for sc.Scan() {
+		var m map[string]any
+		require.NoError(t, json.Unmarshal(sc.Bytes(), &m), sc.Text())
+		msgs = append(msgs, m["msg"].(string))
+	}
+	require.Equal(t, "FlareChain node", msgs[0])
+	require.Equal(t, "Node stopped", msgs[len(msgs)-1])
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		return ""
+	}
+	require.NoError(t, err)
+	return string(data)
+}
+
+// TestLogRotation: the rotated file sink keeps the current file below the
+// size limit and at most MaxBackups rotated files beside it.
+func TestLogRotation(t *testing.T) {
+	dir := t.TempDir()
+	cfg := config.LogConfig{Level: "info", Format: "json", File: filepath.Join(dir, "node.log"), MaxSizeMiB: 1, MaxBackups: 2}
+	out, closer := logOutput(cfg, nil)
+	log, err := newLogger(cfg.Level, cfg.Format, out)
+	require.NoError(t, err)
+	line := strings.Repeat("x", 1000)
+	for i := range 4 * 1100 { // about 4.4 MiB
+		log.Info(line, zap.Int("i", i))
+	}
+	require.NoError(t, log.Sync())
+	require.NoError(t, closer.Close())
+
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	var rotated int
+	for _, e := range entries {
+		fi, err := e.Info()
+		require.NoError(t, err)
+		require.LessOrEqual(t, fi.Size(), int64(1<<20), e.Name())
+		if e.Name() != "node.log" {
+			require.Regexp(t, `^node-\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}\.\d{3}\.log$`, e.Name())
+			rotated++
+		}
+	}
+	require.Equal(t, 2, rotated, "MaxBackups rotated files kept")
+	require.Contains(t, readFile(t, filepath.Join(dir, "node.log")), `"i":4399`, "the newest lines are in the current file")
+}
