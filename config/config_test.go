@@ -120,7 +120,9 @@ func TestValidate(t *testing.T) {
 		{"zero max peers", func(c *Config) { c.P2P.MaxPeers = 0 }, "p2p.max_peers (--max-peers) 0"},
 		{"bad log level", func(c *Config) { c.Log.Level = "loud" }, `log.level (--log-level) "loud"`},
 		{"bad log format", func(c *Config) { c.Log.Format = "xml" }, `log.format (--log-format) "xml"`},
-		{"valid log file", func(c *Config) { c.Log.File, c.Log.MaxSizeMiB, c.Log.MaxBackups, c.Log.MaxAgeDays = "node.log", 1, 0, 30 }, ""},
+		{"valid log file", func(c *Config) {
+			c.Log.File, c.Log.MaxSizeMiB, c.Log.MaxBackups, c.Log.MaxAgeDays = "node.log", 1, 0, 30
+		}, ""},
 		{"zero log size", func(c *Config) { c.Log.MaxSizeMiB = 0 }, "log.max_size_mib (--log-max-size) 0"},
 		{"negative log backups", func(c *Config) { c.Log.MaxBackups = -1 }, "log.max_backups (--log-max-backups) -1"},
 		{"negative log age", func(c *Config) { c.Log.MaxAgeDays = -1 }, "log.max_age_days (--log-max-age) -1"},
