@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
 
+	"github.com/flarechain/flare-node/chainspec"
 	"github.com/flarechain/flare-node/config"
 )
 
@@ -160,4 +161,90 @@ func TestLogRotation(t *testing.T) {
 	}
 	require.Equal(t, 2, rotated, "MaxBackups rotated files kept")
 	require.Contains(t, readFile(t, filepath.Join(dir, "node.log")), `"i":4399`, "the newest lines are in the current file")
+}
+
+// waitLine waits for a log line at index from or later satisfying pred and
+// returns its index.
+func (p *nodeProc) waitLine(from int, what string, pred func(map[string]any) bool) int {
+	p.t.Helper()
+	deadline := time.After(60 * time.Second)
+	for i := from; ; {
+		p.mu.Lock()
+		for ; i < len(p.lines); i++ {
+			if pred(p.lines[i]) {
+				p.mu.Unlock()
+				return i
+			}
+		}
+		added := p.added
+		p.mu.Unlock()
+		select {
+		case <-added:
+		case <-p.done:
+			p.t.Fatalf("node exited before %s; stderr: %s", what, p.stderr.String())
+		case <-deadline:
+			p.t.Fatalf("no %s within 60s", what)
+		}
+	}
+}
+
+// TestInfoLinesPerBlock: a validator logs one INFO line per block
+// ("Authored block #N"); every other INFO line is per checkpoint or
+// periodic. Counted over 80 blocks of steady state on a fast dev chain
+// (100 ms slots, a checkpoint every 4 blocks).
+func TestInfoLinesPerBlock(t *testing.T) {
+	s := newSandbox(t)
+	spec, err := chainspec.Builtin("dev")
+	require.NoError(t, err)
+	spec.Name, spec.ID, spec.SlotDurationMs, spec.CheckpointInterval = "fast", "fast", 100, 4
+	b, err := json.Marshal(spec)
+	require.NoError(t, err)
+	specPath := s.write("fast.json", string(b), 0o644)
+	p := startNode(t, s, "--chain", specPath, "--alice", "--enable-asf", "--tmp", "--listen-addr", "/ip4/127.0.0.1/tcp/0")
+
+	msg := func(l map[string]any) string { m, _ := l["msg"].(string); return m }
+	start := p.waitLine(0, "finality", func(l map[string]any) bool { return strings.HasPrefix(msg(l), "FINALITY ADVANCED") })
+	var first float64
+	p.waitLine(start, "a block", func(l map[string]any) bool {
+		if strings.HasPrefix(msg(l), "Authored block #") {
+			first = l["number"].(float64)
+			return true
+		}
+		return false
+	})
+	end := p.waitLine(start, "80 more blocks", func(l map[string]any) bool {
+		n, _ := l["number"].(float64)
+		return strings.HasPrefix(msg(l), "Authored block #") && n >= first+80
+	})
+	require.Equal(t, 0, p.stop(syscall.SIGINT))
+
+	p.mu.Lock()
+	window := p.lines[start+1 : end+1]
+	p.mu.Unlock()
+	kinds := map[string]int{}
+	var info, blocks int
+	for _, l := range window {
+		if l["level"] != "info" {
+			continue
+		}
+		info++
+		kind := msg(l)
+		if i := strings.IndexAny(kind, "#:="); i >= 0 {
+			kind = kind[:i]
+		}
+		kinds[kind]++
+		if strings.HasPrefix(msg(l), "Authored block #") {
+			blocks++
+		}
+	}
+	t.Logf("%d INFO lines for %d blocks (%.2f per block): %v", info, blocks, float64(info)/float64(blocks), kinds)
+	require.Equal(t, 81, blocks, "one Authored line per block (blocks first..first+80)")
+	for kind, n := range kinds {
+		if kind == "Authored block " {
+			continue
+		}
+		// Per checkpoint at most (80 blocks = 20 checkpoints), with slack
+		// for a periodic line.
+		require.LessOrEqual(t, n, 80/4+2, "INFO line %q is logged per block", kind)
+	}
 }
