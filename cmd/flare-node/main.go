@@ -19,7 +19,11 @@ func main() {
 // failure is reported as one "Error: ..." line on stderr.
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	app := newApp(stdin, stdout, stderr)
-	err := app.RunContext(context.Background(), interspersed(app, args))
+	if len(args) == 0 || args[len(args)-1] != completionFlag {
+		// Completion requests keep their order: the flag must stay last.
+		args = interspersed(app, args)
+	}
+	err := app.RunContext(context.Background(), args)
 	if err != nil {
 		fmt.Fprintln(stderr, errorLine(err))
 	}
@@ -45,7 +49,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		ErrWriter:            stderr,
 		Flags:                runFlags(),
 		Action:               runNode,
-		EnableBashCompletion: false,
+		EnableBashCompletion: true, // completionFlag, for the scripts of 'completion'
 		// Errors are printed by run, once, as one line.
 		ExitErrHandler: func(*cli.Context, error) {},
 		Commands: []*cli.Command{
@@ -56,6 +60,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			signerCommand(),
 			testnetCommand(),
 			versionCommand(),
+			completionCommand(),
 		},
 	}
 	app.OnUsageError = onUsageError

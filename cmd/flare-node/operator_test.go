@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -247,4 +249,48 @@ func TestInfoLinesPerBlock(t *testing.T) {
 		// for a periodic line.
 		require.LessOrEqual(t, n, 80/4+2, "INFO line %q is logged per block", kind)
 	}
+}
+
+// TestCompletion: `completion bash|zsh` prints a script; the bash script,
+// sourced in a real bash, completes commands, subcommands and flags by
+// asking the binary (urfave/cli's --generate-bash-completion).
+func TestCompletion(t *testing.T) {
+	s := newSandbox(t)
+	for _, shell := range []string{"bash", "zsh"} {
+		r := s.run("", nil, "completion", shell)
+		require.Equal(t, 0, r.code, r.stderr)
+		require.Contains(t, r.stdout, "--generate-bash-completion")
+		require.Contains(t, r.stdout, "flare-node")
+	}
+	requireUsageError(t, s.run("", nil, "completion", "fish"), `unknown shell "fish"`)
+	requireUsageError(t, s.run("", nil, "completion"), "needs one shell")
+
+	r := s.run("", nil, "checkpoints", "--generate-bash-completion")
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Contains(t, strings.Fields(r.stdout), "clear-halt")
+
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Skip("no bash")
+	}
+	script := s.write("completion.bash", s.run("", nil, "completion", "bash").stdout, 0o644)
+	complete := func(words ...string) []string {
+		t.Helper()
+		cmd := exec.Command(bash, "--norc", "-c", `source "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$(($#-1)); _flare_node_complete; printf '%s\n' "${COMPREPLY[@]}"`, "complete", script)
+		cmd.Args = append(cmd.Args, words...)
+		cmd.Env = append(append([]string{}, s.env...), "PATH="+filepath.Dir(binPath)+":"+os.Getenv("PATH"))
+		out, err := cmd.Output()
+		require.NoError(t, err)
+		return strings.Fields(string(out))
+	}
+	require.Equal(t, []string{"checkpoints"}, complete("flare-node", "check"))
+	require.Equal(t, []string{"show"}, complete("flare-node", "checkpoints", "sh"))
+	require.Equal(t, []string{"--enable-asf"}, complete("flare-node", "--enable"))
+	require.Equal(t, []string{"--log-file", "--log-format", "--log-level", "--log-max-age", "--log-max-backups", "--log-max-size"}, sorted(complete("flare-node", "--log-")))
+}
+
+func sorted(s []string) []string {
+	out := append([]string{}, s...)
+	sort.Strings(out)
+	return out
 }
