@@ -280,13 +280,16 @@ func TestHelpAndVersion(t *testing.T) {
 	require.Contains(t, r.stdout, "commit: "+want)
 }
 
+// buildinfoPkg is the package whose version and commit variables a release
+// build sets with -ldflags -X (the Dockerfile does).
+const buildinfoPkg = "github.com/flarechain/flare-node/internal/buildinfo"
+
 // TestVersionLinkerOverride builds the binary with the -ldflags -X values a
 // release or Docker build without .git uses (see internal/buildinfo).
 func TestVersionLinkerOverride(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "flare-node")
-	const pkg = "github.com/flarechain/flare-node/internal/buildinfo"
 	build := exec.Command("go", "build", "-buildvcs=false",
-		"-ldflags", "-X "+pkg+".version=9.8.7 -X "+pkg+".commit=feedc0de", "-o", bin, ".")
+		"-ldflags", "-X "+buildinfoPkg+".version=9.8.7 -X "+buildinfoPkg+".commit=feedc0de", "-o", bin, ".")
 	out, err := build.CombinedOutput()
 	require.NoError(t, err, string(out))
 	for _, args := range [][]string{{"version"}, {"--version"}} {

@@ -102,3 +102,113 @@ func TestSystemdUnit(t *testing.T) {
 	t.Logf("systemd-analyze security exposure: %.1f", exposure)
 	require.LessOrEqual(t, exposure, 2.0, "the unit is hardened")
 }
+
+// dockerInstr is one Dockerfile instruction.
+type dockerInstr struct{ cmd, args string }
+
+// parseDockerfile returns the instructions of a Dockerfile in order,
+// continuation lines joined.
+func parseDockerfile(t *testing.T, path string) []dockerInstr {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+	var out []dockerInstr
+	var cur string
+	for _, line := range strings.Split(string(data), "\n") {
+		trimmed := strings.TrimSpace(line)
+		if cur == "" && (trimmed == "" || strings.HasPrefix(trimmed, "#")) {
+			continue
+		}
+		if strings.HasSuffix(trimmed, "\\") {
+			cur += strings.TrimSuffix(trimmed, "\\") + " "
+			continue
+		}
+		cur += trimmed
+		cmd, args, _ := strings.Cut(cur, " ")
+		out = append(out, dockerInstr{strings.ToUpper(cmd), strings.TrimSpace(args)})
+		cur = ""
+	}
+	return out
+}
+
+// TestDockerfile lints the Dockerfile (docker cannot build on the test
+// machines): a multi-stage build on the go.mod toolchain whose final stage
+// runs the binary as a non-root user with the base path as a volume, and a
+// go build command that is valid (go build -n) and, with
+// FLARE_LONG_TESTS=1, is run to check the version it stamps.
+func TestDockerfile(t *testing.T) {
+	root, _ := filepath.Abs(filepath.Join("..", ".."))
+	instrs := parseDockerfile(t, filepath.Join(root, "Dockerfile"))
+
+	var froms []int
+	args := map[string]string{}
+	var build string
+	for i, in := range instrs {
+		switch in.cmd {
+		case "FROM":
+			froms = append(froms, i)
+		case "ARG":
+			if k, v, ok := strings.Cut(in.args, "="); ok {
+				args[k] = v
+			}
+		case "RUN":
+			if strings.Contains(in.args, "go build") {
+				build = in.args
+			}
+		}
+	}
+	require.GreaterOrEqual(t, len(froms), 2, "multi-stage")
+	require.Regexp(t, `^golang:\$\{GO_VERSION\}-\S+ AS build$`, instrs[froms[0]].args)
+	gomod, err := os.ReadFile(filepath.Join(root, "go.mod"))
+	require.NoError(t, err)
+	require.Regexp(t, `(?m)^go `+regexp.QuoteMeta(args["GO_VERSION"])+`$`, string(gomod), "the image builds with the go.mod toolchain")
+
+	final := map[string][]string{}
+	for _, in := range instrs[froms[len(froms)-1]+1:] {
+		final[in.cmd] = append(final[in.cmd], in.args)
+	}
+	require.Len(t, final["USER"], 1)
+	uid, _, _ := strings.Cut(final["USER"][0], ":")
+	n, err := strconv.Atoi(uid)
+	require.NoError(t, err, "numeric user")
+	require.NotZero(t, n, "non-root")
+	require.Equal(t, []string{`["/data"]`}, final["VOLUME"])
+	require.Equal(t, []string{"FLARE_BASE_PATH=/data"}, final["ENV"], "the volume is the base path")
+	require.Contains(t, final["COPY"], "--from=build --chown="+final["USER"][0]+" /out/data /data", "the volume is owned by the user")
+	require.Equal(t, []string{`["/usr/local/bin/flare-node"]`}, final["ENTRYPOINT"])
+	require.Contains(t, final["COPY"], "--from=build /out/flare-node /usr/local/bin/flare-node")
+	require.Equal(t, []string{"SIGTERM"}, final["STOPSIGNAL"])
+	require.Contains(t, final["EXPOSE"][0], strconv.Itoa(30333)+"/tcp")
+
+	// The build command: every -X names a variable of internal/buildinfo.
+	require.NotEmpty(t, build)
+	env, cmdline, ok := strings.Cut(build, " go ")
+	require.True(t, ok, build)
+	require.Equal(t, "CGO_ENABLED=0", env)
+	line := os.Expand("go "+cmdline, func(k string) string { return map[string]string{"VERSION": "9.8.7", "COMMIT": "feedc0de"}[k] })
+	argv := shellSplit(t, line)
+	require.Contains(t, line, "-X "+buildinfoPkg+".version=9.8.7")
+	require.Contains(t, line, "-X "+buildinfoPkg+".commit=feedc0de")
+	out := filepath.Join(t.TempDir(), "flare-node")
+	for i, a := range argv {
+		if a == "/out/flare-node" {
+			argv[i] = out
+		}
+	}
+	dry := exec.Command(argv[0], append([]string{argv[1], "-n"}, argv[2:]...)...)
+	dry.Dir, dry.Env = root, append(os.Environ(), env)
+	o, err := dry.CombinedOutput()
+	require.NoError(t, err, "go build -n: %s", o)
+
+	if os.Getenv("FLARE_LONG_TESTS") == "" {
+		t.Log("FLARE_LONG_TESTS unset: the image's go build was checked with -n only")
+		return
+	}
+	real := exec.Command(argv[0], argv[1:]...)
+	real.Dir, real.Env = root, append(os.Environ(), env)
+	o, err = real.CombinedOutput()
+	require.NoError(t, err, "%s", o)
+	o, err = exec.Command(out, "version").Output()
+	require.NoError(t, err)
+	require.Regexp(t, `^flare-node 9\.8\.7\ncommit: feedc0de\n`, string(o))
+}
