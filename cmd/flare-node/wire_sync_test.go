@@ -63,7 +63,9 @@ func (c *syncClient) do(req *flarepb.SyncRequest) *flarepb.SyncResponse {
 	return &resp
 }
 
-type byteReader struct{ r interface{ Read([]byte) (int, error) } }
+type byteReader struct {
+	r interface{ Read([]byte) (int, error) }
+}
 
 func (b *byteReader) Read(p []byte) (int, error) { return b.r.Read(p) }
 func (b *byteReader) ReadByte() (byte, error) {
