@@ -294,3 +294,13 @@ func sorted(s []string) []string {
 	sort.Strings(out)
 	return out
 }
+
+// TestValidatorWithoutASFWarns: a validator started without --enable-asf
+// says at WARN that it will never vote or finalize.
+func TestValidatorWithoutASFWarns(t *testing.T) {
+	s := newSandbox(t)
+	p := startNode(t, s, "--dev", "--tmp", "--listen-addr", "/ip4/127.0.0.1/tcp/0")
+	l := p.waitLog("ASF finality gadget disabled (--enable-asf not set)")
+	require.Equal(t, "warn", l["level"])
+	require.Equal(t, 0, p.stop(syscall.SIGINT))
+}
