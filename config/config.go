@@ -1,6 +1,7 @@
 package config
 
 import (
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"net"
@@ -57,6 +58,9 @@ var (
 	// ErrInsecureKeyFile is reported (as a warning) for a key file that
 	// group or other users may read or write.
 	ErrInsecureKeyFile = errors.New("validator key file is accessible by other users")
+	// ErrDevKeyNotAuthority is reported by Validate for a validator with a
+	// dev key (key_name) the chain spec does not list as an authority.
+	ErrDevKeyNotAuthority = errors.New("dev key is not an authority")
 )
 
 // Config is the complete run configuration of a node. The toml tags are the
@@ -94,6 +98,11 @@ type Config struct {
 	// must keep: the node refuses to start below it and stops (exit 1) when
 	// free space falls below it while running. 0 disables the check.
 	MinFreeDiskMiB uint64 `toml:"min_free_disk_mib"`
+	// PIDFile, when set, is written with the node's process id once the
+	// node holds its databases, and removed when it exits (a kill -9
+	// leaves it behind; the next start replaces it). Its directory must
+	// exist.
+	PIDFile string `toml:"pid_file"`
 
 	P2P         P2PConfig         `toml:"p2p"`
 	Log         LogConfig         `toml:"log"`
@@ -172,7 +181,26 @@ type LogConfig struct {
 	Level string `toml:"level"`
 	// Format is text (human friendly console lines) or json.
 	Format string `toml:"format"`
+	// File, when set, receives the log instead of standard output, rotated
+	// when it reaches MaxSizeMiB: the old file is renamed with a timestamp
+	// (<name>-<UTC time>.<ext>) in the same directory. Its directory must
+	// exist.
+	File string `toml:"file"`
+	// MaxSizeMiB is the size at which File is rotated.
+	MaxSizeMiB int `toml:"max_size_mib"`
+	// MaxBackups is how many rotated files are kept (0: all).
+	MaxBackups int `toml:"max_backups"`
+	// MaxAgeDays removes rotated files older than that many days (0: no
+	// age limit).
+	MaxAgeDays int `toml:"max_age_days"`
 }
+
+// Log file rotation defaults and bounds.
+const (
+	DefaultLogMaxSizeMiB = 100
+	DefaultLogMaxBackups = 10
+	MaxLogMaxSizeMiB     = 1 << 20
+)
 
 // PersistenceConfig configures the checkpoint database of the finality
 // gadget (see finality.CheckpointPersistenceConfig).
@@ -229,7 +257,7 @@ func Default() Config {
 		BasePath:       DefaultBasePath(),
 		MinFreeDiskMiB: DefaultMinFreeDiskMiB,
 		P2P:            P2PConfig{Port: DefaultPort, MaxPeers: DefaultMaxPeers},
-		Log:            LogConfig{Level: DefaultLogLevel, Format: DefaultLogFormat},
+		Log:            LogConfig{Level: DefaultLogLevel, Format: DefaultLogFormat, MaxSizeMiB: DefaultLogMaxSizeMiB, MaxBackups: DefaultLogMaxBackups},
 		Persistence:    DefaultPersistence(),
 	}
 }
@@ -364,6 +392,28 @@ func (c *Config) Validate() error {
 	if !slices.Contains(LogFormats, c.Log.Format) {
 		return invalid("log.format (--log-format) %q: want one of %s", c.Log.Format, strings.Join(LogFormats, ", "))
 	}
+	if c.Log.File != "" {
+		p, err := absPath(c.Log.File)
+		if err != nil {
+			return invalid("log.file (--log-file) %q: %v", c.Log.File, err)
+		}
+		c.Log.File = p
+	}
+	switch {
+	case c.Log.MaxSizeMiB < 1 || c.Log.MaxSizeMiB > MaxLogMaxSizeMiB:
+		return invalid("log.max_size_mib (--log-max-size) %d is outside 1..%d", c.Log.MaxSizeMiB, MaxLogMaxSizeMiB)
+	case c.Log.MaxBackups < 0:
+		return invalid("log.max_backups (--log-max-backups) %d must not be negative", c.Log.MaxBackups)
+	case c.Log.MaxAgeDays < 0:
+		return invalid("log.max_age_days (--log-max-age) %d must not be negative", c.Log.MaxAgeDays)
+	}
+	if c.PIDFile != "" {
+		p, err := absPath(c.PIDFile)
+		if err != nil {
+			return invalid("pid_file (--pid-file) %q: %v", c.PIDFile, err)
+		}
+		c.PIDFile = p
+	}
 
 	// Persistence (the values are checked even when disabled, so that
 	// turning it on later cannot surprise).
@@ -393,6 +443,24 @@ func (c *Config) Validate() error {
 		}
 		if port != "0" && c.RPC.Addr == c.Metrics.Addr {
 			return invalid("rpc.addr (--rpc-addr) %q is the metrics address; leave --rpc-addr out to serve the API on the metrics address", c.RPC.Addr)
+		}
+	}
+
+	// A dev key validates only on a chain whose spec lists its public key
+	// (the builtin dev and local chains, or a custom spec derived from
+	// them); anywhere else it could never author or vote.
+	if c.Validator && c.KeyName != "" {
+		key, err := chainspec.DevKey(c.KeyName)
+		if err != nil {
+			return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+		}
+		if _, ok := spec.AuthoritySet().IndexOf(key.Public().(ed25519.PublicKey)); !ok {
+			names := make([]string, len(spec.Authorities))
+			for i, a := range spec.Authorities {
+				names[i] = a.Name
+			}
+			return fmt.Errorf("%w: %w: chain %q does not list --%s (key_name %q) among its authorities (%s); a dev key validates only on a chain whose spec lists it, use --key-file with a key of this chain",
+				ErrInvalidConfig, ErrDevKeyNotAuthority, spec.ID, c.KeyName, c.KeyName, strings.Join(names, ", "))
 		}
 	}
 

@@ -3,6 +3,7 @@ package config
 import (
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -41,7 +42,7 @@ func TestDefault(t *testing.T) {
 	require.False(t, c.EnableASF)
 	require.Equal(t, DefaultPort, c.P2P.Port)
 	require.Equal(t, DefaultMaxPeers, c.P2P.MaxPeers)
-	require.Equal(t, LogConfig{Level: "info", Format: "text"}, c.Log)
+	require.Equal(t, LogConfig{Level: "info", Format: "text", MaxSizeMiB: 100, MaxBackups: 10}, c.Log)
 	require.Equal(t, PersistenceConfig{Enabled: true, RetentionCheckpoints: 1000, FlushInterval: 10 * time.Second, PruneInterval: 300 * time.Second}, c.Persistence)
 	require.Equal(t, PersistenceConfig{Enabled: true, RetentionCheckpoints: 100, FlushInterval: 5 * time.Second, PruneInterval: 60 * time.Second}, TestnetPersistence())
 	require.Equal(t, "", c.Metrics.Addr)
@@ -121,6 +122,13 @@ func TestValidate(t *testing.T) {
 		{"zero max peers", func(c *Config) { c.P2P.MaxPeers = 0 }, "p2p.max_peers (--max-peers) 0"},
 		{"bad log level", func(c *Config) { c.Log.Level = "loud" }, `log.level (--log-level) "loud"`},
 		{"bad log format", func(c *Config) { c.Log.Format = "xml" }, `log.format (--log-format) "xml"`},
+		{"valid log file", func(c *Config) {
+			c.Log.File, c.Log.MaxSizeMiB, c.Log.MaxBackups, c.Log.MaxAgeDays = "node.log", 1, 0, 30
+		}, ""},
+		{"zero log size", func(c *Config) { c.Log.MaxSizeMiB = 0 }, "log.max_size_mib (--log-max-size) 0"},
+		{"negative log backups", func(c *Config) { c.Log.MaxBackups = -1 }, "log.max_backups (--log-max-backups) -1"},
+		{"negative log age", func(c *Config) { c.Log.MaxAgeDays = -1 }, "log.max_age_days (--log-max-age) -1"},
+		{"valid pid file", func(c *Config) { c.PIDFile = "flare.pid" }, ""},
 		{"zero retention", func(c *Config) { c.Persistence.RetentionCheckpoints = 0 }, "retention_checkpoints"},
 		{"nanosecond flush", func(c *Config) { c.Persistence.FlushInterval = 10 }, "flush_interval"},
 		{"zero prune", func(c *Config) { c.Persistence.PruneInterval = 0 }, "prune_interval"},
@@ -352,6 +360,60 @@ func TestCheckKeyFileModeAndWarnings(t *testing.T) {
 	})
 }
 
+// TestDevKeyMustBeAnAuthority: a dev key validates only on a chain whose
+// spec lists its public key, builtin or custom (integration tests run custom
+// specs derived from local that keep the dev keys).
+func TestDevKeyMustBeAnAuthority(t *testing.T) {
+	customOf := func(t *testing.T, edit func(*chainspec.Spec)) string {
+		spec, err := chainspec.Builtin("local")
+		require.NoError(t, err)
+		spec.ID, spec.Name = "custom", "Custom"
+		edit(spec)
+		b, err := json.Marshal(spec)
+		require.NoError(t, err)
+		return writeFile(t, "custom.json", string(b), 0o644)
+	}
+	tests := []struct {
+		name, chain, key string
+		validator        bool
+		refused          bool
+	}{
+		{"alice on dev", "dev", "alice", true, false},
+		{"bob on dev", "dev", "bob", true, true},
+		{"dave on local", "local", "dave", true, false},
+		{"eve on local", "local", "eve", true, true},
+		{"bob on dev, not a validator", "dev", "bob", false, false},
+		{"custom spec keeping the dev keys", "keep", "charlie", true, false},
+		{"custom spec without the key", "drop", "charlie", true, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := validBase(t)
+			c.Chain = tt.chain
+			switch tt.chain {
+			case "keep":
+				c.Chain = customOf(t, func(*chainspec.Spec) {})
+			case "drop":
+				c.Chain = customOf(t, func(s *chainspec.Spec) {
+					eve, err := chainspec.DevKey("eve")
+					require.NoError(t, err)
+					s.Authorities[2].Name = "eve"
+					s.Authorities[2].PublicKey = "0x" + hex.EncodeToString(eve.Public().(ed25519.PublicKey))
+				})
+			}
+			c.Validator, c.KeyName = tt.validator, tt.key
+			err := c.Validate()
+			if !tt.refused {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorIs(t, err, ErrInvalidConfig)
+			require.ErrorIs(t, err, ErrDevKeyNotAuthority)
+			require.Contains(t, err.Error(), "--"+tt.key)
+		})
+	}
+}
+
 func TestLoadTOML(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -370,6 +432,7 @@ validator = true
 key_name = "bob"
 enable_asf = true
 min_free_disk_mib = 1024
+pid_file = "/run/flare/flare-node.pid"
 [p2p]
 port = 4001
 listen_addrs = ["/ip4/127.0.0.1/tcp/4001"]
@@ -378,6 +441,10 @@ max_peers = 7
 [log]
 level = "debug"
 format = "json"
+file = "/var/log/flare/node.log"
+max_size_mib = 5
+max_backups = 3
+max_age_days = 7
 [persistence]
 enabled = false
 retention_checkpoints = 42
@@ -389,8 +456,9 @@ addr = "127.0.0.1:9615"
 			check: func(t *testing.T, c Config) {
 				require.Equal(t, Config{
 					Chain: "local", BasePath: "/srv/flare", Name: "n1", Validator: true, KeyName: "bob", EnableASF: true, MinFreeDiskMiB: 1024,
+					PIDFile:     "/run/flare/flare-node.pid",
 					P2P:         P2PConfig{Port: 4001, ListenAddrs: []string{"/ip4/127.0.0.1/tcp/4001"}, Bootnodes: []string{"/ip4/127.0.0.1/tcp/4002/p2p/12D3KooWX"}, MaxPeers: 7},
-					Log:         LogConfig{Level: "debug", Format: "json"},
+					Log:         LogConfig{Level: "debug", Format: "json", File: "/var/log/flare/node.log", MaxSizeMiB: 5, MaxBackups: 3, MaxAgeDays: 7},
 					Persistence: PersistenceConfig{Enabled: false, RetentionCheckpoints: 42, FlushInterval: 2 * time.Second, PruneInterval: 90 * time.Second},
 					Metrics:     MetricsConfig{Addr: "127.0.0.1:9615"},
 				}, c)
@@ -411,6 +479,9 @@ addr = "127.0.0.1:9615"
 		{name: "unknown key of a known table", toml: "[rpc]\nport = 1\n", errIs: ErrUnknownKey, errHas: `"rpc.port"`},
 		{name: "wrong type", toml: "[p2p]\nport = \"x\"\n", errHas: "port"},
 		{name: "bad duration", toml: "[persistence]\nflush_interval = \"soon\"\n", errHas: "soon"},
+		{name: "duration without unit", toml: "[persistence]\nflush_interval = \"5\"\n", errHas: `use a duration string with a unit, such as "5s"`},
+		{name: "negative retention", toml: "[persistence]\nretention_checkpoints = -5\n", errHas: "persistence.retention_checkpoints = -5: use a non-negative whole number"},
+		{name: "negative free disk", toml: "min_free_disk_mib = -1\n", errHas: "min_free_disk_mib = -1: use a non-negative whole number"},
 		{name: "syntax error", toml: "chain = \n", errHas: "line 1"},
 		{name: "spec cannot be set", toml: "spec = \"x\"\n", errIs: ErrUnknownKey},
 	}
@@ -443,7 +514,7 @@ addr = "127.0.0.1:9615"
 
 // TestKnownKeys keeps KnownKeys in step with the toml tags of Config.
 func TestKnownKeys(t *testing.T) {
-	var keys []string
+	var keys, unsigned []string
 	var walk func(prefix string, typ reflect.Type)
 	walk = func(prefix string, typ reflect.Type) {
 		for i := range typ.NumField() {
@@ -458,10 +529,15 @@ func TestKnownKeys(t *testing.T) {
 				continue
 			}
 			keys = append(keys, prefix+tag)
+			switch f.Type.Kind() {
+			case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+				unsigned = append(unsigned, prefix+tag)
+			}
 		}
 	}
 	walk("", reflect.TypeFor[Config]())
 	require.ElementsMatch(t, keys, KnownKeys())
+	require.ElementsMatch(t, unsigned, unsignedKeys, "LoadTOML refuses negative values of these keys")
 }
 
 func TestEncodeTOMLRoundTrip(t *testing.T) {

@@ -25,11 +25,26 @@ func LoadTOML(path string, into *Config) error {
 	md, err := toml.Decode(string(data), into)
 	into.Spec = spec
 	if err != nil {
+		msg := err.Error()
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
-			return fmt.Errorf("config file %s: %s", path, oneLine(pe.Error()))
+			msg = pe.Error()
 		}
-		return fmt.Errorf("config file %s: %s", path, oneLine(err.Error()))
+		msg = oneLine(msg)
+		if strings.Contains(msg, "invalid duration") {
+			msg += ` (use a duration string with a unit, such as "5s", "500ms" or "2m")`
+		}
+		return fmt.Errorf("config file %s: %s", path, msg)
+	}
+	// The decoder stores a negative number in an unsigned field as its
+	// two's complement; refuse it instead.
+	var raw map[string]any
+	if _, err := toml.Decode(string(data), &raw); err == nil {
+		for _, key := range unsignedKeys {
+			if v, ok := lookupKey(raw, key).(int64); ok && v < 0 {
+				return fmt.Errorf("config file %s: %s = %d: use a non-negative whole number", path, key, v)
+			}
+		}
 	}
 	if undecoded := md.Undecoded(); len(undecoded) > 0 {
 		keys := make([]string, len(undecoded))
@@ -42,6 +57,22 @@ func LoadTOML(path string, into *Config) error {
 	return nil
 }
 
+// unsignedKeys are the keys of unsigned integer fields.
+var unsignedKeys = []string{"min_free_disk_mib", "persistence.retention_checkpoints"}
+
+// lookupKey returns the value of dotted key in a decoded TOML table, or nil.
+func lookupKey(table map[string]any, key string) any {
+	var v any = table
+	for _, part := range strings.Split(key, ".") {
+		t, ok := v.(map[string]any)
+		if !ok {
+			return nil
+		}
+		v = t[part]
+	}
+	return v
+}
+
 func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
 }
@@ -49,9 +80,9 @@ func oneLine(s string) string {
 // KnownKeys lists every key a configuration file may contain, in dotted form.
 func KnownKeys() []string {
 	return []string{
-		"chain", "base_path", "tmp", "name", "validator", "key_name", "key_file", "enable_asf", "min_free_disk_mib",
+		"chain", "base_path", "tmp", "name", "validator", "key_name", "key_file", "enable_asf", "min_free_disk_mib", "pid_file",
 		"p2p.port", "p2p.listen_addrs", "p2p.bootnodes", "p2p.max_peers", "p2p.allow_private_ip", "p2p.no_mdns",
-		"log.level", "log.format",
+		"log.level", "log.format", "log.file", "log.max_size_mib", "log.max_backups", "log.max_age_days",
 		"persistence.enabled", "persistence.retention_checkpoints", "persistence.flush_interval", "persistence.prune_interval",
 		"metrics.addr", "rpc.addr",
 	}

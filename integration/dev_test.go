@@ -158,11 +158,12 @@ func TestDevNodeFinalizesAndRecovers(t *testing.T) {
 	// The operator's view through the CLI.
 	out, errOut, code := runCLI(t, "checkpoints", "list", "--chain", "dev", "--base-path", base)
 	require.Equal(t, 0, code, "checkpoints list: %s", errOut)
-	require.Contains(t, out, "finalized")
+	require.Contains(t, out, "Finalized:")
+	require.Regexp(t, `\sfinality\s`, out, "the level column uses the ASF names")
 	// The last finalized checkpoint was voted on and certified (the first
 	// ones may not be: a fresh signer record listens before its first vote).
 	out, errOut, code = runCLI(t, "checkpoints", "show", strconv.FormatUint(fin.Number, 10), "--chain", "dev", "--base-path", base)
 	require.Equal(t, 0, code, "checkpoints show: %s", errOut)
-	require.Regexp(t, `Level:\s+finalized`, out)
+	require.Regexp(t, `Level:\s+finality\n`, out)
 	require.Contains(t, out, "signed by 0 (alice)")
 }

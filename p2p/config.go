@@ -62,6 +62,12 @@ var (
 	ErrListen = errors.New("cannot listen")
 )
 
+// DefaultListenAddrs are the addresses a node listens on when no listen
+// address is configured: every IPv4 interface on TCP port.
+func DefaultListenAddrs(port int) []string {
+	return []string{fmt.Sprintf("/ip4/0.0.0.0/tcp/%d", port)}
+}
+
 // Config configures a Network.
 type Config struct {
 	// ListenAddrs are multiaddrs to listen on; empty means
@@ -126,7 +132,7 @@ func (c Config) withDefaults() (Config, error) {
 		c.MaxPeers = DefaultMaxPeers
 	}
 	if len(c.ListenAddrs) == 0 {
-		c.ListenAddrs = []string{fmt.Sprintf("/ip4/0.0.0.0/tcp/%d", c.Port)}
+		c.ListenAddrs = DefaultListenAddrs(c.Port)
 	}
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()

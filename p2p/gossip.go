@@ -11,6 +11,7 @@ import (
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	pb "github.com/libp2p/go-libp2p-pubsub/pb"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
 
@@ -170,10 +171,17 @@ func gossipParams() pubsub.GossipSubParams {
 	return gs
 }
 
+// gossipProtocols are the pubsub protocols the node speaks and advertises:
+// gossipsub 1.1 and later. Not /meshsub/1.0.0 (no peer scoring or
+// prune backoff on the remote side) nor /floodsub/1.0.0 (no mesh), which
+// the library offers by default: every flare node speaks 1.1 or later.
+var gossipProtocols = []protocol.ID{pubsub.GossipSubID_v13, pubsub.GossipSubID_v12, pubsub.GossipSubID_v11}
+
 func (n *Network) pubsubOptions() ([]pubsub.Option, error) {
 	params, thresholds := n.peerScoreParams()
 	gs := gossipParams()
 	return []pubsub.Option{
+		pubsub.WithGossipSubProtocols(gossipProtocols, pubsub.GossipSubDefaultFeatures),
 		pubsub.WithRawTracer(n.mesh),
 		pubsub.WithGossipSubParams(gs),
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),

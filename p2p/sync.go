@@ -135,6 +135,9 @@ func (n *Network) serve(ctx context.Context, req *flarepb.SyncRequest) (resp *fl
 			if b == nil || uint32(len(resp.Blocks)) == count {
 				break
 			}
+			if h := b.GetHeader(); h != nil && h.GetNumber() == 0 {
+				continue // the genesis block is never transmitted
+			}
 			size := protowire.SizeBytes(proto.Size(b)) + 1
 			if size > budget {
 				break // the client asks again for the rest

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/encoding/protodelim"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/flarechain/flare-node/consensus/checkpoint"
@@ -90,5 +91,20 @@ func TestWireVectors(t *testing.T) {
 		var got flarepb.SyncRequest
 		require.NoError(t, readDelimited(bufio.NewReader(bytes.NewReader(unhex(t, tc.hex))), &got, MaxSyncRequestSize))
 		require.True(t, proto.Equal(tc.req, &got))
+	}
+}
+
+// TestSyncRequestVectors: the request examples of docs/wire.md ("Sync
+// protocol"), length prefix included.
+func TestSyncRequestVectors(t *testing.T) {
+	for want, req := range map[string]*flarepb.SyncRequest{
+		"0a08011a0608ac02108001": {Version: 1, Request: &flarepb.SyncRequest_Blocks{Blocks: &flarepb.BlocksByRange{Start: 300, Count: 128}}},
+		"0408011200":             {Version: 1, Request: &flarepb.SyncRequest_Status{Status: &flarepb.StatusRequest{}}},
+		"0408012a00":             {Version: 1, Request: &flarepb.SyncRequest_FinalityProof{FinalityProof: &flarepb.FinalityProofRequest{}}},
+	} {
+		var b bytes.Buffer
+		_, err := protodelim.MarshalTo(&b, req)
+		require.NoError(t, err)
+		require.Equal(t, want, hex.EncodeToString(b.Bytes()))
 	}
 }

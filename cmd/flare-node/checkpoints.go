@@ -200,20 +200,6 @@ func pointPtr(cp *checkpoint.Checkpoint) *pointJSON {
 	return &p
 }
 
-// levelName is the operator's word for a finality level.
-func levelName(l checkpointdb.Level) string {
-	switch l {
-	case checkpointdb.LevelFinality:
-		return "finalized"
-	case checkpointdb.LevelCommitment:
-		return "justified"
-	case checkpointdb.LevelPreCommitment:
-		return "voting"
-	default:
-		return "unknown"
-	}
-}
-
 // inspector reads one checkpoint database for the checkpoints commands.
 type inspector struct {
 	cfg                  *config.Config
@@ -277,7 +263,7 @@ func (in *inspector) checkpoint(ctx context.Context, number uint64, withVotes bo
 	out := checkpointJSON{
 		Number:    number,
 		Block:     number * in.cfg.Spec.CheckpointInterval,
-		Level:     levelName(st.Level),
+		Level:     st.Level.String(),
 		Justified: st.Level >= checkpointdb.LevelCommitment,
 		Finalized: st.Level == checkpointdb.LevelFinality,
 		Weight:    st.Weight,
@@ -285,7 +271,7 @@ func (in *inspector) checkpoint(ctx context.Context, number uint64, withVotes bo
 	}
 	if number == 0 {
 		// Genesis is final by definition.
-		out.Level, out.Justified, out.Finalized = levelName(checkpointdb.LevelFinality), true, true
+		out.Level, out.Justified, out.Finalized = checkpointdb.LevelFinality.String(), true, true
 		st.Hash = in.db.Genesis()
 	}
 	if !st.Hash.IsZero() {

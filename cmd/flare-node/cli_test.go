@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"debug/buildinfo"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -205,7 +207,20 @@ func TestBadInput(t *testing.T) {
 		{name: "key inspect bad file", args: []string{"key", "inspect", "bad.key"}, files: map[string]string{"bad.key": "xyz"}, contains: "malformed"},
 		{name: "key inspect unknown chain", args: []string{"key", "inspect", "--dev-name", "bob", "--chain", "nosuch"}, contains: "unknown chain"},
 		{name: "key inspect-node-key missing", args: []string{"key", "inspect-node-key", "--file", "nokey"}, contains: "nokey"},
-		{name: "key inspect-node-key no file", args: []string{"key", "inspect-node-key"}, contains: "--file"},
+		{name: "key inspect-node-key no file", args: []string{"key", "inspect-node-key"}, contains: "needs a node key FILE (or --file FILE)"},
+		{name: "key inspect-node-key missing positional", args: []string{"key", "inspect-node-key", "nokey"}, contains: "nokey"},
+		{name: "key inspect-node-key two files", args: []string{"key", "inspect-node-key", "a", "b"}, contains: "takes one FILE, got 2"},
+		{name: "key inspect-node-key FILE and --file", args: []string{"key", "inspect-node-key", "a", "--file", "b"}, contains: "not both"},
+		{name: "key generate into a missing directory", args: []string{"key", "generate", "--output", "nodir/v.key"}, contains: "directory nodir does not exist; create it first"},
+		{name: "key generate into a file's directory", args: []string{"key", "generate", "--output", "afile/v.key"}, files: map[string]string{"afile": "x"}, contains: "directory afile is not a directory"},
+		{name: "dev key not an authority of dev", args: []string{"--dev", "--bob"}, contains: `chain "dev" does not list --bob (key_name "bob") among its authorities (alice)`},
+		{name: "dev key not an authority of a custom chain", args: []string{"--chain", "dev.json", "--bob"}, files: map[string]string{"dev.json": devSpecJSON}, contains: `does not list --bob`},
+		{name: "flush interval without unit", args: []string{"--dev", "--checkpoint-flush-interval", "5"}, contains: `invalid value "5" for flag --checkpoint-flush-interval: use a duration with a unit, such as 5s, 500ms or 2m`},
+		{name: "flush interval without unit from env", env: []string{"FLARE_CHECKPOINT_FLUSH_INTERVAL=5"}, args: []string{"--dev"}, contains: `invalid value "5" for FLARE_CHECKPOINT_FLUSH_INTERVAL (--checkpoint-flush-interval): use a duration with a unit`},
+		{name: "negative retention", args: []string{"--dev", "--checkpoint-retention", "-5"}, contains: `invalid value "-5" for flag --checkpoint-retention: use a non-negative whole number`},
+		{name: "negative retention in the config file", args: []string{"--dev", "--config", "c.toml"}, files: map[string]string{"c.toml": "[persistence]\nretention_checkpoints = -5\n"}, contains: "persistence.retention_checkpoints = -5: use a non-negative whole number"},
+		{name: "bool flag value", args: []string{"--dev", "--enable-asf=maybe"}, contains: `invalid value "maybe" for flag --enable-asf: use true or false`},
+		{name: "short flag value", args: []string{"checkpoints", "list", "--dev", "-n", "x"}, contains: `invalid value "x" for flag -n: use a whole number`},
 		{name: "key generate extra argument", args: []string{"key", "generate", "extra"}, contains: `unknown argument "extra"`},
 		{name: "testnet without out", args: []string{"testnet", "--validators", "2"}, contains: "--out"},
 		{name: "testnet zero validators", args: []string{"testnet", "--validators", "0", "--out", "net"}, contains: "--validators 0"},
@@ -250,8 +265,44 @@ func TestHelpAndVersion(t *testing.T) {
 
 	r = s.run("", nil, "version")
 	require.Equal(t, 0, r.code)
-	require.Regexp(t, `^flare-node \S+\ngo: go1\.`, r.stdout)
+	require.Regexp(t, `^flare-node \S+\ncommit: ([0-9a-f]{40}( \(modified\))?|unknown)\ngo: go1\.\S+ \S+/\S+\n$`, r.stdout)
 	require.Empty(t, r.stderr)
+	// go build of a git checkout embeds the commit it was built from
+	// (vcs.revision); without it (-buildvcs=false, a git worktree, whose
+	// .git is a file, a tree without .git) the commit is unknown.
+	bi, err := buildinfo.ReadFile(binPath)
+	require.NoError(t, err)
+	want := "unknown"
+	for _, kv := range bi.Settings {
+		if kv.Key == "vcs.revision" {
+			want = kv.Value
+		}
+	}
+	require.Contains(t, r.stdout, "commit: "+want)
+}
+
+// buildinfoPkg is the package whose version and commit variables a release
+// build sets with -ldflags -X (the Dockerfile does).
+const buildinfoPkg = "github.com/flarechain/flare-node/internal/buildinfo"
+
+// TestVersionLinkerOverride builds the binary with the -ldflags -X values a
+// release or Docker build without .git uses (see internal/buildinfo).
+func TestVersionLinkerOverride(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "flare-node")
+	build := exec.Command("go", "build", "-buildvcs=false",
+		"-ldflags", "-X "+buildinfoPkg+".version=9.8.7 -X "+buildinfoPkg+".commit=feedc0de", "-o", bin, ".")
+	out, err := build.CombinedOutput()
+	require.NoError(t, err, string(out))
+	for _, args := range [][]string{{"version"}, {"--version"}} {
+		cmd := exec.Command(bin, args...)
+		out, err := cmd.Output()
+		require.NoError(t, err)
+		if args[0] == "version" {
+			require.Regexp(t, `^flare-node 9\.8\.7\ncommit: feedc0de\ngo: go1\.`, string(out))
+		} else {
+			require.Equal(t, "flare-node version 9.8.7+feedc0de\n", string(out))
+		}
+	}
 }
 
 func TestBuildSpec(t *testing.T) {
@@ -346,10 +397,25 @@ func TestKeyCommands(t *testing.T) {
 	require.NoError(t, err)
 	want, err := p2p.PeerIDFromKeyFile(nodeKey)
 	require.NoError(t, err)
-	r = s.run("", nil, "key", "inspect-node-key", "--file", nodeKey)
-	require.Equal(t, 0, r.code, r.stderr)
-	require.Equal(t, want.String()+"\n", r.stdout)
+	for _, args := range [][]string{{"--file", nodeKey}, {nodeKey}} {
+		r = s.run("", nil, append([]string{"key", "inspect-node-key"}, args...)...)
+		require.Equal(t, 0, r.code, r.stderr)
+		require.Equal(t, want.String()+"\n", r.stdout)
+	}
 }
+
+// devSpecJSON is the builtin dev chain spec as a custom spec file.
+var devSpecJSON = func() string {
+	spec, err := chainspec.Builtin("dev")
+	if err != nil {
+		panic(err)
+	}
+	b, err := json.Marshal(spec)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}()
 
 // printConfig runs --print-config and decodes the printed TOML.
 func printConfig(t *testing.T, s *sandbox, env []string, args ...string) config.Config {
@@ -403,7 +469,17 @@ addr = "127.0.0.1:1111"
 				allow := true                               // the dev chain's default, resolved
 				want.P2P.AllowPrivateIP = &allow
 				want.P2P.NoMDNS = true // FLARE_NO_MDNS of the sandbox
+				// The effective listen addresses are printed.
+				want.P2P.ListenAddrs = []string{"/ip4/0.0.0.0/tcp/30333"}
 				require.Equal(t, want, c)
+			},
+		},
+		{
+			name: "listen addresses follow --port",
+			args: []string{"--dev", "--port", "4321"},
+			check: func(t *testing.T, c config.Config) {
+				require.Equal(t, p2p.DefaultListenAddrs(4321), c.P2P.ListenAddrs)
+				require.Equal(t, []string{"/ip4/0.0.0.0/tcp/4321"}, c.P2P.ListenAddrs)
 			},
 		},
 		{
@@ -498,9 +574,9 @@ addr = "127.0.0.1:1111"
 		},
 		{
 			name: "--dev refined by flags, --tmp",
-			args: []string{"--dev", "--bob", "--enable-asf", "--tmp", "--checkpoint-retention", "7"},
+			args: []string{"--dev", "--chain", "local", "--bob", "--enable-asf", "--tmp", "--checkpoint-retention", "7"},
 			check: func(t *testing.T, c config.Config) {
-				require.Equal(t, "dev", c.Chain)
+				require.Equal(t, "local", c.Chain)
 				require.Equal(t, "bob", c.KeyName)
 				require.True(t, c.EnableASF)
 				require.True(t, c.Tmp)

@@ -24,7 +24,7 @@ import (
 //
 //	checkpoint 1: certificate 0->1 by 0,1,2        (finalized)
 //	checkpoint 2: certificate 1->2 by 0,1,2,3      (justified)
-//	checkpoint 3: votes 2->3 by 0 and 1            (voting, below quorum)
+//	checkpoint 3: votes 2->3 by 0 and 1            (pre-commitment, below quorum)
 //	signer records of alice (last vote 2->3) and bob
 type fixture struct {
 	base    string
@@ -124,9 +124,9 @@ func TestCheckpointsListAndShow(t *testing.T) {
 		require.Contains(t, r.stdout, "genesis "+f.genesis.String())
 		rows := tableRows(r.stdout, "CHECKPOINT")
 		require.Equal(t, [][]string{
-			{"1", "4", "finalized", "3/4", "yes", f.cps[1].Hash.String(), "0,1,2"},
-			{"2", "8", "justified", "4/4", "yes", f.cps[2].Hash.String(), "0,1,2,3"},
-			{"3", "12", "voting", "2/4", "-", f.cps[3].Hash.String(), "0,1"},
+			{"1", "4", "finality", "3/4", "yes", f.cps[1].Hash.String(), "0,1,2"},
+			{"2", "8", "commitment", "4/4", "yes", f.cps[2].Hash.String(), "0,1,2,3"},
+			{"3", "12", "pre-commitment", "2/4", "-", f.cps[3].Hash.String(), "0,1"},
 		}, rows)
 	})
 
@@ -157,7 +157,7 @@ func TestCheckpointsListAndShow(t *testing.T) {
 		require.Equal(t, &certificateJSON{Source: point(f.cps[0]), Target: point(f.cps[1]), Signers: []uint32{0, 1, 2}}, c1.Certificate)
 		c3 := sum.Checkpoints[2]
 		require.False(t, c3.Justified)
-		require.Equal(t, "voting", c3.Level)
+		require.Equal(t, "pre-commitment", c3.Level)
 		require.Equal(t, 2, c3.Weight)
 		require.Nil(t, c3.Certificate)
 	})
@@ -166,7 +166,7 @@ func TestCheckpointsListAndShow(t *testing.T) {
 		r := s.run("", nil, append([]string{"checkpoints", "show", "2"}, loc...)...)
 		require.Equal(t, 0, r.code, r.stderr)
 		require.Contains(t, r.stdout, "Checkpoint:   2 (block 8)")
-		require.Contains(t, r.stdout, "Level:        justified")
+		require.Contains(t, r.stdout, "Level:        commitment")
 		require.Contains(t, r.stdout, "Hash:         "+f.cps[2].Hash.String())
 		require.Contains(t, r.stdout, "Weight:       4 of 4 validators (quorum 3)")
 		require.Contains(t, r.stdout, "Signers:      0 (alice), 1 (bob), 2 (charlie), 3 (dave)")
@@ -180,7 +180,7 @@ func TestCheckpointsListAndShow(t *testing.T) {
 		var cj checkpointJSON
 		require.NoError(t, json.Unmarshal([]byte(r.stdout), &cj))
 		require.Equal(t, uint64(3), cj.Number)
-		require.Equal(t, "voting", cj.Level)
+		require.Equal(t, "pre-commitment", cj.Level)
 		require.Len(t, cj.Votes, 2)
 		require.Equal(t, "alice", cj.Votes[0].Name)
 		require.Equal(t, point(f.cps[2]), cj.Votes[1].Source)
@@ -215,7 +215,7 @@ func TestCheckpointsListAndShow(t *testing.T) {
 	t.Run("show genesis", func(t *testing.T) {
 		r := s.run("", nil, append([]string{"checkpoints", "show", "0"}, loc...)...)
 		require.Equal(t, 0, r.code, r.stderr)
-		require.Contains(t, r.stdout, "Level:        finalized")
+		require.Contains(t, r.stdout, "Level:        finality")
 		require.Contains(t, r.stdout, "Hash:         "+f.genesis.String())
 	})
 
@@ -279,8 +279,14 @@ func TestPurgeChain(t *testing.T) {
 			f := newFixture(t, s.path("base"))
 			before := s.listing()
 			r := s.run(tt.stdin, nil, append([]string{"purge-chain", "--chain", "local", "--base-path", f.base}, tt.args...)...)
-			require.Equal(t, 0, r.code, r.stderr)
-			require.Empty(t, r.stderr)
+			if tt.purged {
+				require.Equal(t, 0, r.code, r.stderr)
+				require.Empty(t, r.stderr)
+			} else {
+				// Declining is not a success: exit 2, one Error line.
+				require.Equal(t, 2, r.code)
+				require.Equal(t, "Error: aborted: nothing was deleted (answer y, or pass -y)\n", r.stderr)
+			}
 			require.Contains(t, r.stdout, "WARNING")
 			require.Contains(t, r.stdout, "double signing")
 			if len(tt.args) == 0 {
@@ -303,7 +309,6 @@ func TestPurgeChain(t *testing.T) {
 			require.NoError(t, err)
 
 			if !tt.purged {
-				require.Contains(t, r.stdout, "Aborted: nothing was deleted.")
 				require.NoError(t, chainErr)
 				require.NotNil(t, j)
 				require.NotNil(t, fin)
@@ -379,7 +384,7 @@ func TestCheckpointsShowPruned(t *testing.T) {
 	}
 	r := s.run("", nil, append([]string{"checkpoints", "show", "5"}, loc...)...)
 	require.Equal(t, 0, r.code, r.stderr)
-	require.Contains(t, r.stdout, "Level:        finalized")
+	require.Contains(t, r.stdout, "Level:        finality")
 	require.Contains(t, r.stdout, "Hash:         "+f.cpAt(5).Hash.String())
 }
 

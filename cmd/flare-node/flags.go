@@ -70,6 +70,8 @@ func runFlags() []cli.Flag {
 		&cli.Uint64Flag{Name: "min-free-disk", Category: catStorage, EnvVars: env("min-free-disk"), Value: d.MinFreeDiskMiB,
 			Usage: "free space in `MiB` the base path's file system must keep: the node refuses to start below it and stops (exit 1) when it falls below it while running; 0 disables the check"},
 		&cli.StringFlag{Name: "name", Category: catStorage, EnvVars: env("name"), Usage: "human readable node name (logs only)"},
+		&cli.PathFlag{Name: "pid-file", Category: catStorage, EnvVars: env("pid-file"), TakesFile: true,
+			Usage: "write the process id to `FILE` once the node holds its databases; removed at exit (its directory must exist)"},
 
 		&cli.BoolFlag{Name: "validator", Category: catValidator, EnvVars: env("validator"),
 			Usage: "author blocks and vote on checkpoints (needs a key: --alice... or --key-file)"},
@@ -104,6 +106,14 @@ func runFlags() []cli.Flag {
 			Usage: "log level: " + strings.Join(config.LogLevels, ", ")},
 		&cli.StringFlag{Name: "log-format", Category: catLogging, EnvVars: env("log-format"), Value: d.Log.Format,
 			Usage: "log format: text (human friendly) or json"},
+		&cli.PathFlag{Name: "log-file", Category: catLogging, EnvVars: env("log-file"), TakesFile: true,
+			Usage: "write the log to `FILE` instead of standard output, rotated by size (its directory must exist; under systemd prefer the journal)"},
+		&cli.IntFlag{Name: "log-max-size", Category: catLogging, EnvVars: env("log-max-size"), Value: d.Log.MaxSizeMiB,
+			Usage: "rotate --log-file when it reaches `MiB`"},
+		&cli.IntFlag{Name: "log-max-backups", Category: catLogging, EnvVars: env("log-max-backups"), Value: d.Log.MaxBackups,
+			Usage: "rotated log files to keep (0: all)"},
+		&cli.IntFlag{Name: "log-max-age", Category: catLogging, EnvVars: env("log-max-age"), Value: d.Log.MaxAgeDays,
+			Usage: "delete rotated log files older than `DAYS` (0: no age limit)"},
 
 		&cli.BoolFlag{Name: "checkpoint-persistence", Category: catPersistence, EnvVars: env("checkpoint-persistence"), Value: d.Persistence.Enabled,
 			Usage: "persist checkpoint votes, certificates and signer records (a validator never votes without it); --checkpoint-persistence=false turns it off"},
@@ -221,6 +231,20 @@ func applyFlags(c *cli.Context, cfg *config.Config) error {
 
 	str("log-level", &cfg.Log.Level)
 	str("log-format", &cfg.Log.Format)
+	if cc := lookupSet(c, "log-file"); cc != nil {
+		cfg.Log.File = cc.Path("log-file")
+	}
+	integer := func(name string, dst *int) {
+		if cc := lookupSet(c, name); cc != nil {
+			*dst = cc.Int(name)
+		}
+	}
+	integer("log-max-size", &cfg.Log.MaxSizeMiB)
+	integer("log-max-backups", &cfg.Log.MaxBackups)
+	integer("log-max-age", &cfg.Log.MaxAgeDays)
+	if cc := lookupSet(c, "pid-file"); cc != nil {
+		cfg.PIDFile = cc.Path("pid-file")
+	}
 
 	boolean("checkpoint-persistence", &cfg.Persistence.Enabled)
 	if cc := lookupSet(c, "checkpoint-retention"); cc != nil {

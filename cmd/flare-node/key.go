@@ -8,11 +8,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/flarechain/flare-node/chainspec"
 	"github.com/flarechain/flare-node/config"
+	"github.com/flarechain/flare-node/internal/storagefault"
 	"github.com/flarechain/flare-node/p2p"
 )
 
@@ -42,10 +44,11 @@ func keyCommand() *cli.Command {
 				Action: keyInspect,
 			},
 			{
-				Name:  "inspect-node-key",
-				Usage: "print the libp2p peer id of a node key file (<base>/chains/<id>/network/secret_ed25519)",
+				Name:      "inspect-node-key",
+				Usage:     "print the libp2p peer id of a node key file (<base>/chains/<id>/network/secret_ed25519)",
+				ArgsUsage: "FILE",
 				Flags: []cli.Flag{
-					&cli.PathFlag{Name: "file", TakesFile: true, Usage: "node key `FILE`"},
+					&cli.PathFlag{Name: "file", TakesFile: true, Usage: "node key `FILE` (the same as the FILE argument)"},
 				},
 				Action: keyInspectNodeKey,
 			},
@@ -64,9 +67,24 @@ func keyGenerate(c *cli.Context) error {
 	pub := hex.EncodeToString(key.Public().(ed25519.PublicKey))
 	w := c.App.Writer
 	if out := c.Path("output"); out != "" {
+		// The directory must exist: the key is never written into a
+		// directory this command would have to invent the owner and mode of.
+		dir := filepath.Dir(out)
+		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+			what := "does not exist"
+			if err == nil {
+				what = "is not a directory"
+			} else if !errors.Is(err, os.ErrNotExist) {
+				what = "cannot be read (" + err.Error() + ")"
+			}
+			return usageError(fmt.Errorf("cannot write key file %s: directory %s %s; create it first (mode 0700 is advised)", out, dir, what))
+		}
 		if err := config.WriteKeyFile(out, key); err != nil {
-			if errors.Is(err, os.ErrExist) {
+			switch {
+			case errors.Is(err, os.ErrExist):
 				return usageError(fmt.Errorf("%s already exists; refusing to overwrite a key", out))
+			case storagefault.IsOperatorError(err):
+				return usageError(err)
 			}
 			return err
 		}
@@ -136,13 +154,15 @@ func printAuthorityIndex(w io.Writer, spec *chainspec.Spec, pub ed25519.PublicKe
 
 func keyInspectNodeKey(c *cli.Context) error {
 	file := c.Path("file")
-	if c.NArg() == 1 && file == "" {
+	switch {
+	case c.NArg() > 1:
+		return usageError(fmt.Errorf("key inspect-node-key takes one FILE, got %d arguments", c.NArg()))
+	case c.NArg() == 1 && file != "":
+		return usageError(fmt.Errorf("%w: give the node key as FILE or --file FILE, not both", errConflict))
+	case c.NArg() == 1:
 		file = c.Args().First()
-	} else if err := noArgs(c); err != nil {
-		return err
-	}
-	if file == "" {
-		return usageError(errors.New("key inspect-node-key needs --file PATH"))
+	case file == "":
+		return usageError(errors.New("key inspect-node-key needs a node key FILE (or --file FILE)"))
 	}
 	id, err := p2p.PeerIDFromKeyFile(file)
 	if err != nil {

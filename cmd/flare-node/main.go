@@ -19,7 +19,11 @@ func main() {
 // failure is reported as one "Error: ..." line on stderr.
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	app := newApp(stdin, stdout, stderr)
-	err := app.RunContext(context.Background(), interspersed(app, args))
+	if len(args) == 0 || args[len(args)-1] != completionFlag {
+		// Completion requests keep their order: the flag must stay last.
+		args = interspersed(app, args)
+	}
+	err := app.RunContext(context.Background(), args)
 	if err != nil {
 		fmt.Fprintln(stderr, errorLine(err))
 	}
@@ -45,7 +49,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		ErrWriter:            stderr,
 		Flags:                runFlags(),
 		Action:               runNode,
-		EnableBashCompletion: false,
+		EnableBashCompletion: true, // completionFlag, for the scripts of 'completion'
 		// Errors are printed by run, once, as one line.
 		ExitErrHandler: func(*cli.Context, error) {},
 		Commands: []*cli.Command{
@@ -56,6 +60,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			signerCommand(),
 			testnetCommand(),
 			versionCommand(),
+			completionCommand(),
 		},
 	}
 	app.OnUsageError = onUsageError
@@ -68,6 +73,9 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 // onUsageError turns a flag parsing error into a one-line usage error
 // instead of urfave/cli's help dump.
 func onUsageError(c *cli.Context, err error, isSubcommand bool) error {
+	if msg, ok := badFlagValue(c, err.Error()); ok {
+		return usageError(fmt.Errorf("%s (see '%s --help')", msg, helpName(c)))
+	}
 	msg := goFlagName.ReplaceAllStringFunc(err.Error(), func(m string) string {
 		i := strings.Index(m, " -") + 1
 		if len(m)-i > 2 { // long flag: -port -> --port
@@ -77,6 +85,75 @@ func onUsageError(c *cli.Context, err error, isSubcommand bool) error {
 	})
 	msg = strings.Replace(msg, "flag provided but not defined:", "unknown flag", 1)
 	return usageError(fmt.Errorf("%s (see '%s --help')", msg, helpName(c)))
+}
+
+// Flag value errors as the standard flag package ("parse error" for any
+// number or duration it cannot read) and urfave/cli (a FLARE_* variable)
+// word them.
+var (
+	badFlagValueRe = regexp.MustCompile(`^invalid (?:boolean )?value "(.*)" for (?:flag )?-([A-Za-z][A-Za-z0-9-]*): (.*)$`)
+	badEnvValueRe  = regexp.MustCompile(`^could not parse "(.*)" as \S+ value from environment variable "([A-Z0-9_]+)" for flag ([A-Za-z][A-Za-z0-9-]*): (.*)$`)
+)
+
+// badFlagValue rewrites a flag value error into one line that names the
+// flag (and its variable) and the expected form, e.g.
+// `invalid value "5" for flag --checkpoint-flush-interval: use a duration
+// with a unit, such as 5s, 500ms or 2m`.
+func badFlagValue(c *cli.Context, msg string) (string, bool) {
+	var value, name, where, cause string
+	if m := badFlagValueRe.FindStringSubmatch(msg); m != nil {
+		value, name, cause = m[1], m[2], m[3]
+		where = "flag --" + name
+	} else if m := badEnvValueRe.FindStringSubmatch(msg); m != nil {
+		value, name, cause = m[1], m[3], m[4]
+		where = m[2] + " (--" + name + ")"
+	} else {
+		return "", false
+	}
+	if len(name) == 1 {
+		where = strings.Replace(where, "--", "-", 1)
+	}
+	if hint := valueHint(findFlag(c, name)); hint != "" {
+		cause = hint
+	}
+	return fmt.Sprintf("invalid value %q for %s: %s", value, where, cause), true
+}
+
+// valueHint names the form a flag's value must have.
+func valueHint(f cli.Flag) string {
+	switch f.(type) {
+	case *cli.DurationFlag:
+		return "use a duration with a unit, such as 5s, 500ms or 2m"
+	case *cli.Uint64Flag, *cli.UintFlag:
+		return "use a non-negative whole number, such as 100"
+	case *cli.IntFlag, *cli.Int64Flag:
+		return "use a whole number"
+	case *cli.BoolFlag:
+		return "use true or false"
+	}
+	return ""
+}
+
+// findFlag returns the flag called name of c's command (or an enclosing
+// one), or nil.
+func findFlag(c *cli.Context, name string) cli.Flag {
+	var sets [][]cli.Flag
+	for _, cc := range c.Lineage() {
+		if cc.Command != nil {
+			sets = append(sets, cc.Command.Flags)
+		}
+	}
+	sets = append(sets, c.App.Flags)
+	for _, flags := range sets {
+		for _, f := range flags {
+			for _, n := range f.Names() {
+				if n == name {
+					return f
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // goFlagName matches a flag name as the standard flag package prints it

@@ -25,7 +25,7 @@ func purgeChainCommand() *cli.Command {
 		Description: "Deletes <base>/chains/<id>/db/chain and, in <base>/chains/<id>/db/checkpoints, every vote, certificate and\n" +
 			"finality pointer. The signer records (the slashing protection of local validator keys) are kept, after\n" +
 			"being exported to <base>/chains/<id>/signer-backup-<unix time>.json. The node key is kept.\n" +
-			"The node must be stopped.",
+			"The node must be stopped. Exit 2 when the confirmation is declined (nothing is deleted).",
 		Flags: append(locationFlags(),
 			&cli.BoolFlag{Name: "yes", Aliases: []string{"y"}, Usage: "do not ask for confirmation"},
 		),
@@ -114,8 +114,8 @@ func purgeChain(c *cli.Context) error {
 			return fmt.Errorf("read confirmation: %w", err)
 		}
 		if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {
-			fmt.Fprintln(w, "\nAborted: nothing was deleted.")
-			return nil
+			fmt.Fprintln(w)
+			return usageError(errors.New("aborted: nothing was deleted (answer y, or pass -y)"))
 		}
 	}
 

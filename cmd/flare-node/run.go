@@ -6,10 +6,14 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
 	"go.uber.org/zap"
+
+	"github.com/flarechain/flare-node/internal/buildinfo"
+	"github.com/flarechain/flare-node/p2p"
 )
 
 // runNode is the root action: build and validate the configuration, then
@@ -23,18 +27,38 @@ func runNode(c *cli.Context) (err error) {
 		return err
 	}
 	if c.Bool("print-config") {
-		b, err := cfg.EncodeTOML()
+		// Print what the node would use: the listen addresses derived from
+		// the port when none is configured.
+		printed := *cfg
+		if len(printed.P2P.ListenAddrs) == 0 {
+			printed.P2P.ListenAddrs = p2p.DefaultListenAddrs(printed.P2P.Port)
+		}
+		b, err := printed.EncodeTOML()
 		if err != nil {
 			return err
 		}
 		_, err = c.App.Writer.Write(b)
 		return err
 	}
-	log, err := newLogger(cfg.Log.Level, cfg.Log.Format, c.App.Writer)
+	if cfg.Log.File != "" {
+		if err := checkOutputFile(cfg.Log.File, "--log-file"); err != nil {
+			return err
+		}
+	}
+	if cfg.PIDFile != "" {
+		if err := checkOutputFile(cfg.PIDFile, "--pid-file"); err != nil {
+			return err
+		}
+	}
+	out, outCloser := logOutput(cfg.Log, c.App.Writer)
+	log, err := newLogger(cfg.Log.Level, cfg.Log.Format, out)
 	if err != nil {
 		return usageError(err)
 	}
-	defer func() { _ = log.Sync() }()
+	defer func() {
+		_ = log.Sync()
+		_ = outCloser.Close()
+	}()
 	routeLibraryLogs(log.Named("lib"), slog.LevelWarn)
 
 	if cfg.Tmp {
@@ -51,7 +75,8 @@ func runNode(c *cli.Context) (err error) {
 	}
 
 	cliLog := log.Named("cli")
-	cliLog.Info("FlareChain node", zap.String("version", version), zap.String("name", cfg.Name))
+	cliLog.Info("FlareChain node", zap.String("version", buildinfo.Version()), zap.String("commit", buildinfo.Commit()),
+		zap.Int("pid", os.Getpid()), zap.String("name", cfg.Name))
 	cliLog.Info("Base path: "+cfg.BasePath, zap.String("base_path", cfg.BasePath), zap.Bool("tmp", cfg.Tmp))
 	cliLog.Info(fmt.Sprintf("Chain specification: %s (genesis %s)", cfg.Spec.Name, genesisOf(cfg.Spec)),
 		zap.String("chain", cfg.Spec.ID), zap.Stringer("genesis", genesisOf(cfg.Spec)))
@@ -66,8 +91,12 @@ func runNode(c *cli.Context) (err error) {
 
 	ctx, cancel := context.WithCancel(c.Context)
 	defer cancel()
+	var pid atomic.Pointer[pidFile]
+	forcing := make(chan struct{})
 	stopSignals := handleSignals(cancel, cliLog, func() {
+		close(forcing)
 		_ = log.Sync()
+		pid.Load().Remove()
 		if cfg.Tmp {
 			_ = os.RemoveAll(cfg.BasePath)
 		}
@@ -75,7 +104,16 @@ func runNode(c *cli.Context) (err error) {
 	})
 	defer stopSignals()
 
-	return runConfigured(ctx, cfg, log)
+	err = runConfigured(ctx, cfg, log, &pid)
+	select {
+	case <-forcing:
+		// The forced exit (130) is under way (it removes the temporary
+		// base path under the closing databases); whatever the shutdown
+		// returned must not race it to an exit code of its own.
+		select {}
+	default:
+	}
+	return err
 }
 
 // handleSignals cancels the run on the first SIGINT or SIGTERM and calls

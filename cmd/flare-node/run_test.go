@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -284,7 +285,7 @@ func TestInterruptedStartExitsZero(t *testing.T) {
 	require.NoError(t, cfg.Validate())
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	require.NoError(t, runConfigured(ctx, &cfg, zap.NewNop()))
+	require.NoError(t, runConfigured(ctx, &cfg, zap.NewNop(), new(atomic.Pointer[pidFile])))
 	_, err := os.Stat(cfg.BasePath)
 	require.True(t, os.IsNotExist(err), "an interrupted start created the base path")
 }

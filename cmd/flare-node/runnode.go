@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"go.uber.org/zap"
 
@@ -21,7 +22,12 @@ import (
 // A start interrupted by the first signal (ctx cancelled) exits 0 when
 // everything it had opened was closed, and 1 when a database open had to be
 // abandoned.
-func runConfigured(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
+//
+// With cfg.PIDFile the process id is written once the node holds its
+// databases (so a refused second start on the same base path never touches
+// the pid file of the running node) and removed at exit; pid receives it
+// for the forced exit.
+func runConfigured(ctx context.Context, cfg *config.Config, log *zap.Logger, pid *atomic.Pointer[pidFile]) error {
 	n, err := node.New(ctx, cfg, log)
 	if err != nil {
 		if ctx.Err() != nil && errors.Is(err, ctx.Err()) && !errors.Is(err, storagefault.ErrAbandoned) {
@@ -29,6 +35,18 @@ func runConfigured(ctx context.Context, cfg *config.Config, log *zap.Logger) err
 			return nil
 		}
 		return startupError(cfg, err)
+	}
+	if cfg.PIDFile != "" {
+		pf, err := writePIDFile(cfg.PIDFile)
+		if err != nil {
+			// Close what New opened: Run returns at once on a done context.
+			stopped, cancel := context.WithCancel(ctx)
+			cancel()
+			return startupError(cfg, errors.Join(err, n.Run(stopped)))
+		}
+		pid.Store(pf)
+		defer pf.Remove()
+		log.Named("cli").Info("PID file written", zap.String("path", pf.path), zap.Int("pid", pf.pid))
 	}
 	if err := n.Run(ctx); err != nil {
 		log.Named("cli").Error("node stopped with an error", zap.Error(err))

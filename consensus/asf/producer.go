@@ -78,10 +78,12 @@ func (p *Producer) Produce(ctx context.Context, slot uint64) (*Block, ImportResu
 	if !ok {
 		return nil, ImportResult{}, fmt.Errorf("%w: slot %d out of range", ErrInvalidBlock, slot)
 	}
-	p.log.Info(fmt.Sprintf("Prepared block for proposing at %d", parent.Number+1),
-		zap.Uint64("number", parent.Number+1),
-		zap.Uint64("slot", slot),
-		zap.Stringer("parent", parentHash))
+	// Per block: debug (the INFO line of a block is "Authored block").
+	if ce := p.log.Check(zap.DebugLevel, fmt.Sprintf("Prepared block for proposing at %d", parent.Number+1)); ce != nil {
+		ce.Write(zap.Uint64("number", parent.Number+1),
+			zap.Uint64("slot", slot),
+			zap.Stringer("parent", parentHash))
+	}
 	b := Block{Header: Header{
 		ParentHash:  parentHash,
 		Number:      parent.Number + 1,

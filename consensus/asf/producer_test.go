@@ -126,7 +126,7 @@ func TestBlockLogs(t *testing.T) {
 
 	prepared := logs.FilterMessage("Prepared block for proposing at 1").All()
 	require.Len(t, prepared, 1)
-	require.Equal(t, zap.InfoLevel, prepared[0].Level)
+	require.Equal(t, zap.DebugLevel, prepared[0].Level, "per-block lines other than Authored are debug")
 	require.Equal(t, "producer", prepared[0].LoggerName)
 	require.Equal(t, uint64(1), prepared[0].ContextMap()["number"])
 

@@ -2,7 +2,15 @@ package checkpoint
 
 import "fmt"
 
-// Level is a checkpoint's place on the ascending scale of finality.
+// Level is a checkpoint's place on the ascending scale of finality (ASF).
+//
+// The level names are the product's, and String is the one spelling every
+// operator surface uses (checkpoints list/show, the HTTP API, metrics
+// labels, docs): "pre-commitment", "commitment", "finality" ("none" for a
+// number nothing is known about). The Casper FFG verbs name the events of
+// reaching a level: a checkpoint is *justified* when it reaches commitment
+// and *finalized* when it reaches finality; the latest justified and
+// finalized checkpoints are the highest at each level.
 type Level int
 
 // Levels, lowest first.
@@ -18,6 +26,7 @@ const (
 	LevelFinality
 )
 
+// String is the level's name: none, pre-commitment, commitment, finality.
 func (l Level) String() string {
 	switch l {
 	case LevelNone:

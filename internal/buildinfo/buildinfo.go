@@ -3,54 +3,70 @@ package buildinfo
 import (
 	"runtime"
 	"runtime/debug"
+	"sync"
 )
 
-// version is the release version; set it at build time with
-// -ldflags "-X github.com/flarechain/flare-node/internal/buildinfo.version=1.2.3".
-var version = "0.1.0-dev"
+// Set with -ldflags "-X github.com/flarechain/flare-node/internal/buildinfo.version=..."
+// (and .commit=...). Empty or default values fall back to the build's own
+// information.
+var (
+	version = "0.1.0-dev"
+	commit  = ""
+)
 
-// commit, when set at build time (-ldflags "-X
-// github.com/flarechain/flare-node/internal/buildinfo.commit=$(git rev-parse HEAD)"),
-// names the commit of a build made without VCS information (a source tree
-// without .git, as in a container build, or GOFLAGS=-buildvcs=false).
-var commit = ""
-
-// Unknown is reported for a commit the build does not know (a build outside
-// a VCS checkout, or with -buildvcs=false).
+// Unknown is the commit of a build that carries no VCS information and was
+// given none with -ldflags.
 const Unknown = "unknown"
 
-// Version returns the release version.
+var settings = sync.OnceValue(func() map[string]string {
+	m := map[string]string{}
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return m
+	}
+	for _, s := range info.Settings {
+		m[s.Key] = s.Value
+	}
+	return m
+})
+
+// Version is the release version of this build ("0.1.0-dev" unless set
+// with -ldflags).
 func Version() string { return version }
 
-// Commit returns the commit set at link time, else the full VCS revision
-// the Go toolchain stamped into the binary (vcs.revision) with "-dirty" when
-// the tree had uncommitted changes, else Unknown.
+// Commit is the full VCS revision this build was made from: the -ldflags
+// value if set, else the vcs.revision Go embedded, else Unknown.
 func Commit() string {
 	if commit != "" {
 		return commit
 	}
-	rev, modified := setting("vcs.revision"), setting("vcs.modified")
-	if rev == "" {
-		return Unknown
+	if rev := settings()["vcs.revision"]; rev != "" {
+		return rev
 	}
-	if modified == "true" {
-		rev += "-dirty"
-	}
-	return rev
+	return Unknown
 }
 
-// GoVersion returns the Go version the binary was built with.
+// Modified reports whether the build's working tree had uncommitted changes
+// (vcs.modified). It is false when the build carries no VCS information.
+func Modified() bool { return commit == "" && settings()["vcs.modified"] == "true" }
+
+// GoVersion is the version of the Go toolchain that built the binary.
 func GoVersion() string { return runtime.Version() }
 
-func setting(key string) string {
-	info, ok := debug.ReadBuildInfo()
-	if !ok {
-		return ""
+// Short is the version with the first 12 characters of the commit
+// ("0.1.0-dev+0123456789ab", with "-dirty" appended for a modified tree), or
+// the version alone when the commit is unknown.
+func Short() string {
+	c := Commit()
+	if c == Unknown {
+		return version
 	}
-	for _, s := range info.Settings {
-		if s.Key == key {
-			return s.Value
-		}
+	if len(c) > 12 {
+		c = c[:12]
 	}
-	return ""
+	s := version + "+" + c
+	if Modified() {
+		s += "-dirty"
+	}
+	return s
 }
