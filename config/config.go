@@ -221,6 +221,9 @@ type PersistenceConfig struct {
 type MetricsConfig struct {
 	// Addr is a host:port to listen on; empty disables the listener.
 	Addr string `toml:"addr"`
+	// Pprof also serves the Go runtime profiles (net/http/pprof) at
+	// /debug/pprof/ on that listener. Needs Addr.
+	Pprof bool `toml:"pprof"`
 }
 
 // RPCConfig configures the optional listener of the read-only JSON API.
@@ -432,6 +435,8 @@ func (c *Config) Validate() error {
 		if _, port, err := net.SplitHostPort(c.Metrics.Addr); err != nil || port == "" {
 			return invalid("metrics.addr (--metrics-addr) %q: want host:port", c.Metrics.Addr)
 		}
+	} else if c.Metrics.Pprof {
+		return invalid("metrics.pprof (--pprof) needs metrics.addr (--metrics-addr): the profiles are served on the metrics listener")
 	}
 	if c.RPC.Addr != "" {
 		host, port, err := net.SplitHostPort(c.RPC.Addr)

@@ -99,6 +99,7 @@ func TestValidate(t *testing.T) {
 			c.P2P.Bootnodes = []string{"/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWExample"}
 		}, ""},
 		{"valid metrics", func(c *Config) { c.Metrics.Addr = "127.0.0.1:9615" }, ""},
+		{"valid pprof", func(c *Config) { c.Metrics.Addr, c.Metrics.Pprof = "127.0.0.1:9615", true }, ""},
 		{"valid rpc", func(c *Config) { c.RPC.Addr = "0.0.0.0:9933" }, ""},
 		{"valid rpc and metrics on port 0", func(c *Config) { c.RPC.Addr, c.Metrics.Addr = "127.0.0.1:0", "127.0.0.1:0" }, ""},
 		{"valid persistence off", func(c *Config) { c.Persistence.Enabled = false }, ""},
@@ -133,6 +134,7 @@ func TestValidate(t *testing.T) {
 		{"nanosecond flush", func(c *Config) { c.Persistence.FlushInterval = 10 }, "flush_interval"},
 		{"zero prune", func(c *Config) { c.Persistence.PruneInterval = 0 }, "prune_interval"},
 		{"bad metrics addr", func(c *Config) { c.Metrics.Addr = "9615" }, "metrics.addr (--metrics-addr)"},
+		{"pprof without metrics", func(c *Config) { c.Metrics.Pprof = true }, "metrics.pprof (--pprof) needs metrics.addr"},
 		{"bad rpc addr", func(c *Config) { c.RPC.Addr = "9933" }, "rpc.addr (--rpc-addr)"},
 		{"rpc on the metrics addr", func(c *Config) { c.RPC.Addr, c.Metrics.Addr = "127.0.0.1:9615", "127.0.0.1:9615" }, "is the metrics address"},
 		{"huge min free disk", func(c *Config) { c.MinFreeDiskMiB = 1 << 40 }, "min_free_disk_mib (--min-free-disk)"},

@@ -84,7 +84,7 @@ func KnownKeys() []string {
 		"p2p.port", "p2p.listen_addrs", "p2p.bootnodes", "p2p.max_peers", "p2p.allow_private_ip", "p2p.no_mdns",
 		"log.level", "log.format", "log.file", "log.max_size_mib", "log.max_backups", "log.max_age_days",
 		"persistence.enabled", "persistence.retention_checkpoints", "persistence.flush_interval", "persistence.prune_interval",
-		"metrics.addr", "rpc.addr",
+		"metrics.addr", "metrics.pprof", "rpc.addr",
 	}
 }
 

@@ -612,6 +612,10 @@ func TestPrunedCheckpoint(t *testing.T) {
 	require.Empty(t, page.Checkpoints)
 	require.Greater(t, page.OldestRetained, uint64(2))
 	text := metricsText(t, url)
+	resp, err := http.Get(url + "/debug/pprof/") // off without --pprof
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusNotFound, resp.StatusCode)
 	require.Greater(t, sample(t, text, "flare_checkpointdb_prune_runs_total"), 0.0)
 	require.Greater(t, sample(t, text, "flare_checkpointdb_pruned_checkpoints_total"), 0.0)
 	require.Greater(t, sample(t, text, "flare_checkpointdb_last_prune_timestamp_seconds"), 0.0)
@@ -619,11 +623,11 @@ func TestPrunedCheckpoint(t *testing.T) {
 }
 
 // TestRPCAddr: with --rpc-addr the API is served there and the metrics
-// listener serves only /metrics; an RPC address in use refuses the start
-// before the base path is created.
+// listener serves only /metrics (and, with --pprof, /debug/pprof/); an RPC
+// address in use refuses the start before the base path is created.
 func TestRPCAddr(t *testing.T) {
 	cfg := testConfig(t, fastSpec(t), t.TempDir(), true)
-	cfg.Metrics.Addr, cfg.RPC.Addr = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Metrics.Addr, cfg.RPC.Addr, cfg.Metrics.Pprof = "127.0.0.1:0", "127.0.0.1:0", true
 	require.NoError(t, cfg.Validate())
 	n, err := New(context.Background(), cfg, zap.NewNop())
 	require.NoError(t, err)
@@ -635,7 +639,9 @@ func TestRPCAddr(t *testing.T) {
 	var st api.Status
 	getJSON(t, rpc+"/status", &st)
 	require.Equal(t, "fast_dev", st.Chain)
-	for _, c := range []struct{ base, path string }{{metrics, "/status"}, {metrics, "/healthz"}, {rpc, "/metrics"}} {
+	require.Contains(t, get(t, metrics+"/debug/pprof/"), "goroutine")
+	require.Contains(t, get(t, metrics+"/debug/pprof/goroutine?debug=1"), "goroutine profile")
+	for _, c := range []struct{ base, path string }{{metrics, "/status"}, {metrics, "/healthz"}, {rpc, "/metrics"}, {rpc, "/debug/pprof/"}} {
 		resp, err := http.Get(c.base + c.path)
 		require.NoError(t, err)
 		resp.Body.Close()

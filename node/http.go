@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -90,9 +91,19 @@ func (n *Node) setupHTTP(log *zap.Logger) {
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", promhttp.HandlerFor(n.metrics.reg, promhttp.HandlerOpts{MaxRequestsInFlight: 5, Timeout: 10 * time.Second}))
 		what := "Metrics listening (/metrics)"
+		if n.cfg.Metrics.Pprof {
+			mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+			mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+			mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+			mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+			mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+		}
 		if n.rpcListener == nil {
 			n.api.Register(mux)
 			what = "Metrics and JSON API listening (/metrics, /status, /readyz, /checkpoints, ...)"
+		}
+		if n.cfg.Metrics.Pprof {
+			what += "; Go profiles at /debug/pprof/"
 		}
 		n.servers = append(n.servers, newHTTPServer("metrics", what, n.metricsListener, mux, hlog))
 	}

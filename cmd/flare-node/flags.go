@@ -126,6 +126,8 @@ func runFlags() []cli.Flag {
 
 		&cli.StringFlag{Name: "metrics-addr", Category: catMetrics, EnvVars: env("metrics-addr"),
 			Usage: "host:port of the Prometheus metrics listener, which also serves the JSON API unless --rpc-addr is set (off when empty)"},
+		&cli.BoolFlag{Name: "pprof", Category: catMetrics, EnvVars: env("pprof"),
+			Usage: "also serve Go runtime profiles at /debug/pprof/ on the metrics listener (needs --metrics-addr; for profiling, do not expose)"},
 		&cli.StringFlag{Name: "rpc-addr", Category: catMetrics, EnvVars: env("rpc-addr"),
 			Usage: "host:port (or :port = 127.0.0.1:port) of a separate listener for the read-only JSON API (/status, /readyz, /checkpoints, ...; docs/api/openapi.yaml)"},
 	)
@@ -257,6 +259,7 @@ func applyFlags(c *cli.Context, cfg *config.Config) error {
 		cfg.Persistence.PruneInterval = cc.Duration("checkpoint-prune-interval")
 	}
 	str("metrics-addr", &cfg.Metrics.Addr)
+	boolean("pprof", &cfg.Metrics.Pprof)
 	str("rpc-addr", &cfg.RPC.Addr)
 	return nil
 }
