@@ -2,7 +2,9 @@ package integration
 
 import (
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -194,6 +196,20 @@ func TestPerfFinalityLatency(t *testing.T) {
 	window, err := time.ParseDuration(envOr("FLARE_PERF_DURATION", "60s"))
 	require.NoError(t, err)
 
+	// More node processes than cores emulate n machines on a few cores:
+	// each process gets GOMAXPROCS=1 (FLARE_LAT_GOMAXPROCS overrides; "0"
+	// keeps the Go default of one P per core, whose idle Ps then spin in
+	// all n processes at once).
+	procsPerNode := os.Getenv("FLARE_LAT_GOMAXPROCS")
+	if procsPerNode == "" && n > runtime.NumCPU() {
+		procsPerNode = "1"
+	}
+	if procsPerNode != "" && procsPerNode != "0" {
+		t.Setenv("GOMAXPROCS", procsPerNode)
+	} else {
+		procsPerNode = "default"
+	}
+
 	dir := filepath.Join(t.TempDir(), "net")
 	base := freeRange(t, n)
 	out, stderr, code := runCLI(t, "testnet", "--validators", strconv.Itoa(n), "--out", dir,
@@ -204,13 +220,24 @@ func TestPerfFinalityLatency(t *testing.T) {
 	require.NoError(t, err)
 	env := readNodesEnv(t, filepath.Join(dir, "nodes.env"))
 
+	// FLARE_LAT_PROFILE=FILE: node1 serves --pprof and a CPU profile of
+	// the first 20 s of the window is written to FILE.
+	profile := os.Getenv("FLARE_LAT_PROFILE")
+	pprofAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	procs := make([]*proc, n)
 	for i := range procs {
 		args := shellWords(t, env[fmt.Sprintf("NODE%d_CMD", i)])
 		require.Equal(t, binPath, args[0])
+		if profile != "" && i == 1 {
+			args = append(args, "--metrics-addr", pprofAddr, "--pprof")
+		}
 		procs[i] = startNode(t, fmt.Sprintf("node%d", i), args[1:]...)
 	}
 	time.Sleep(warmup) // the network forms and settles; not a synchronisation
+	profiled := make(chan error, 1)
+	if profile != "" {
+		go func() { profiled <- fetchProfile("http://"+pprofAddr+"/debug/pprof/profile?seconds=20", profile) }()
+	}
 	for _, p := range procs {
 		require.NotEmpty(t, p.all(reFinality), "%s finalized nothing during the warm-up:\n%s", p.name, p.tail(20))
 	}
@@ -228,6 +255,10 @@ func TestPerfFinalityLatency(t *testing.T) {
 	for i, p := range procs {
 		ticks += cpuTicks(t, p.cmd.Process.Pid) - ticks0[i]
 		checkpoints += finalizedOf(t, p) - fin0[i]
+	}
+	if profile != "" {
+		require.NoError(t, <-profiled)
+		t.Logf("CPU profile of node1: %s", profile)
 	}
 	// Blocks authored at the end of the window get time to be finalized.
 	time.Sleep(10*slot + 2*time.Second)
@@ -265,8 +296,8 @@ func TestPerfFinalityLatency(t *testing.T) {
 	}
 	cpu := time.Duration(ticks) * time.Second / time.Duration(clk)
 	perNodeCheckpoints := float64(checkpoints) / float64(n)
-	fmt.Printf("\nFinality latency: %d validators (testnet, node0 sole bootnode), %v slots, checkpoint every %s blocks, %v window, loopback, %d CPUs\n",
-		n, slot, interval, window.Round(time.Second), runtime.NumCPU())
+	fmt.Printf("\nFinality latency: %d validators (testnet, node0 sole bootnode), %v slots, checkpoint every %s blocks, %v window, loopback, %d CPUs, GOMAXPROCS %s per node\n",
+		n, slot, interval, window.Round(time.Second), runtime.NumCPU(), procsPerNode)
 	fmt.Printf("%-44s %d / %d (%.1f %%), %d forked blocks\n", "blocks / slots", r.blocks, r.slots, 100*float64(r.blocks)/float64(r.slots), r.forks)
 	fmt.Printf("%-44s p50 %v  p99 %v  max %v  (%d samples, %d not finalized)\n", "authored -> FINALITY ADVANCED at each node",
 		pct(r.samples, 0.5).Round(time.Millisecond), pct(r.samples, 0.99).Round(time.Millisecond),
@@ -299,4 +330,21 @@ func shellWords(t *testing.T, line string) []string {
 	out, err := exec.Command("sh", "-c", `eval "set -- $1"; for a in "$@"; do printf '%s\0' "$a"; done`, "sh", line).Output()
 	require.NoError(t, err)
 	return strings.Split(strings.TrimSuffix(string(out), "\x00"), "\x00")
+}
+
+// fetchProfile saves the body of a pprof URL to file.
+func fetchProfile(url, file string) error {
+	resp, err := http.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(file, b, 0o644)
 }

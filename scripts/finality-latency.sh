@@ -14,7 +14,10 @@
 #   scripts/finality-latency.sh all                # the configurations of docs/performance.md
 #
 # FLARE_LAT_WARMUP (default 15s) is the time the network gets to form before
-# the window opens.
+# the window opens. With more nodes than CPUs every node process runs with
+# GOMAXPROCS=1 (each emulates a machine of its own on a share of the cores);
+# FLARE_LAT_GOMAXPROCS=N sets another value, 0 the Go default.
+# FLARE_LAT_PROFILE=FILE saves a 20 s CPU profile of node1 (--pprof).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
