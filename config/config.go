@@ -92,7 +92,8 @@ type Config struct {
 	// on this chain yet although the base path was used before (a new key,
 	// or a node that ran without ASF): the node creates a fresh record
 	// through its first-use procedure instead of refusing to start. A
-	// one-shot command-line decision, never read from a configuration file.
+	// one-shot command-line decision, never read from a configuration file
+	// or the environment.
 	InitSignerRecord bool `toml:"-"`
 	// MinFreeDiskMiB is the free space, in MiB, the file system of BasePath
 	// must keep: the node refuses to start below it and stops (exit 1) when

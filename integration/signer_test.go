@@ -179,3 +179,67 @@ func TestChainDatabaseLostAloneRefuses(t *testing.T) {
 	require.Empty(t, p.all(regexp.MustCompile(`^Authored block`)), "nothing authored on a chain without the finalized checkpoint")
 	require.Empty(t, ownVotes(t, p))
 }
+
+// TestInitSignerRecord: a validator key starting on a base path used before
+// (here by a full node) has no signer record there. It is refused without
+// --init-signer-record, also when FLARE_INIT_SIGNER_RECORD is set (the
+// declaration is a one-shot command-line decision: an environment line in a
+// service file would otherwise apply it on every start, also after the
+// record was lost). With the flag it creates a fresh record through the
+// first-use procedure; a kill -9 during that procedure leaves the marker
+// file, and the next start without the flag resumes it, votes and removes
+// the marker; the start after that finds the record.
+func TestInitSignerRecord(t *testing.T) {
+	d := &devValidator{t: t, spec: fastDevSpec(t, 500, 2), base: t.TempDir()}
+	marker := filepath.Join(d.base, "chains", "fast_dev", "signer-init.pending")
+	reFresh := regexp.MustCompile(`^Fresh signer record`)
+	reRunning := regexp.MustCompile(`^Idle|^Imported block|^Authored block|^Sync`)
+
+	// A full node (no key) on the base path: chain database and node key.
+	p := startNode(t, "full", "--chain", d.spec, "--enable-asf", "--base-path", d.base, "--port", "0")
+	_, _ = p.waitLog(reOpened, 0, 20*time.Second)
+	require.Equal(t, 0, p.stop(syscall.SIGINT, 20*time.Second), "%s", p.tail(5))
+
+	refused := func(name string) {
+		t.Helper()
+		p := d.start()
+		require.Equal(t, 2, p.wait(20*time.Second), "%s: %s", name, p.tail(5))
+		require.NotEmpty(t, p.all(regexp.MustCompile(`^Error: .*signer record is missing.*--init-signer-record`)), "%s: %s", name, p.tail(3))
+		require.Empty(t, ownVotes(t, p))
+		_, err := os.Stat(marker)
+		require.ErrorIs(t, err, os.ErrNotExist, "%s: no first use started", name)
+	}
+	refused("no flag")
+	t.Setenv("FLARE_INIT_SIGNER_RECORD", "1")
+	refused("environment variable only")
+	require.NoError(t, os.Unsetenv("FLARE_INIT_SIGNER_RECORD"))
+
+	// With the flag: the first use starts (marker written before the log
+	// line); kill -9 while it listens.
+	p = d.start("--init-signer-record")
+	l, _ := p.waitLog(reFresh, 0, 20*time.Second)
+	require.Contains(t, l.Raw, "--init-signer-record")
+	_, err := os.Stat(marker)
+	require.NoError(t, err, "the marker is written before the procedure starts")
+	d.stop(p, syscall.SIGKILL)
+	require.Empty(t, d.votes, "no vote while listening")
+
+	// Without the flag: the interrupted first use resumes, then votes.
+	p = d.start()
+	l, _ = p.waitLog(reFresh, 0, 20*time.Second)
+	require.Contains(t, l.Raw, "resuming an unfinished first use")
+	_, _ = p.waitLog(reOwnVote, 0, 30*time.Second)
+	waitFinality(t, p, 2, 30*time.Second)
+	d.stop(p, syscall.SIGINT)
+	_, err = os.Stat(marker)
+	require.ErrorIs(t, err, os.ErrNotExist, "the marker is removed once the record is initialised")
+
+	// The record exists now: a plain start votes without a first use.
+	votes := len(d.votes)
+	p = d.start()
+	_, _ = p.waitLog(reOwnVote, 0, 30*time.Second)
+	d.stop(p, syscall.SIGINT)
+	require.Greater(t, len(d.votes), votes)
+	require.Empty(t, p.all(reFresh), "the record was found")
+	require.NotEmpty(t, p.all(reRunning))
+}

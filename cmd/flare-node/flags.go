@@ -79,7 +79,7 @@ func runFlags() []cli.Flag {
 			Usage: "validator key `FILE` (hex ed25519 seed, mode 0600, see 'key generate'); implies --validator"},
 		&cli.BoolFlag{Name: "enable-asf", Category: catValidator, EnvVars: env("enable-asf"),
 			Usage: "run the ASF checkpoint finality gadget"},
-		&cli.BoolFlag{Name: "init-signer-record", Category: catValidator, EnvVars: env("init-signer-record"),
+		&cli.BoolFlag{Name: "init-signer-record", Category: catValidator,
 			Usage: "this validator key has no signer record on this chain yet although the base path was used before (a new key): create one through the safe first use (catch up, listen two checkpoint intervals for the key, then vote above everything seen) instead of refusing to start. Never use it to get around a lost record: import it (flare-node signer import)"},
 	}
 	for _, n := range devKeyFlags {
