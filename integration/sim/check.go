@@ -105,8 +105,13 @@ func (c *checker) onHeal(w *world) {
 	c.healed = true
 	c.healAt = w.now
 	c.healFinal = c.maxHonestFinalized(w)
-	window := time.Duration(w.sc.livenessK*w.sc.interval)*time.Duration(w.sc.slotMs)*time.Millisecond + 40*time.Second
-	w.after(window, -1, "liveness check", func() { c.checkLiveness(w) })
+	w.after(c.livenessWindow(w), -1, "liveness check", func() { c.checkLiveness(w) })
+}
+
+// livenessWindow is the time an honest quorum (or a node that came up) gets
+// to make progress: K checkpoint intervals and 40 s of catch-up.
+func (c *checker) livenessWindow(w *world) time.Duration {
+	return time.Duration(w.sc.livenessK*w.sc.interval)*time.Duration(w.sc.slotMs)*time.Millisecond + 40*time.Second
 }
 
 func (c *checker) checkLiveness(w *world) {
@@ -118,13 +123,24 @@ func (c *checker) checkLiveness(w *world) {
 		return
 	}
 	for _, nd := range w.nodes {
-		if !nd.up || !nd.honest || nd.passive || nd.id == w.sc.doppelganger || nd.eng == nil {
-			continue
-		}
-		if f := nd.eng.Gadget().LatestFinalized().Number; f < c.healFinal {
-			w.violation("liveness: %s is at finalized %d, below the %d the network had when it healed", nd.name, f, c.healFinal)
-			return
-		}
+		c.checkNodeCaughtUp(w, nd)
+	}
+}
+
+// checkNodeCaughtUp: an honest node that has been up for the liveness
+// window since the heal (or since it came up, for a node started or
+// restarted later: a late joiner gets the same window from its start) holds
+// at least the finality the network had when it healed.
+func (c *checker) checkNodeCaughtUp(w *world, nd *simNode) {
+	if !nd.up || !nd.honest || nd.passive || nd.id == w.sc.doppelganger || nd.eng == nil {
+		return
+	}
+	if due := nd.upSince.Add(c.livenessWindow(w)); due.After(w.now) {
+		w.after(due.Sub(w.now), -1, "liveness check "+nd.name, func() { c.checkNodeCaughtUp(w, nd) })
+		return
+	}
+	if f := nd.eng.Gadget().LatestFinalized().Number; f < c.healFinal {
+		w.violation("liveness: %s is at finalized %d, below the %d the network had when it healed (up for %s)", nd.name, f, c.healFinal, w.now.Sub(nd.upSince))
 	}
 }
 
