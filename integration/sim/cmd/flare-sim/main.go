@@ -52,7 +52,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.Uint64Var(&c.seed, "seed", 0, "run this one seed (>= 1), with --scenario/--mutant when a replay line says so")
 	fs.StringVar(&c.scenario, "scenario", "", "named scenario ("+strings.Join(sim.Scenarios, ", ")+"); empty: random")
 	fs.BoolVar(&c.scenarios, "scenarios", false, "sweep every named scenario, --seeds seeds each")
-	fs.StringVar(&c.mutant, "mutant", "", "run with this mutant ("+strings.Join(sim.MutantNames(), ", ")+")")
+	fs.StringVar(&c.mutant, "mutant", "", "run with this mutant ("+strings.Join(sim.MutantNames(), ", ")+"); with --mutants: hunt only this one")
 	fs.BoolVar(&c.mutants, "mutants", false, "hunt every mutant over the seeds until a violation catches it; each must be caught")
 	fs.StringVar(&c.trace, "trace", "", "with --seed: write the step trace to this file")
 	fs.BoolVar(&c.logs, "logs", false, "with --seed: print the nodes' logs to stderr")
@@ -115,7 +115,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	case c.mutants:
-		return runMutants(stdout, sim.MutantNames(), c.first, c.seeds, c.parallel, start)
+		names := sim.MutantNames()
+		if c.mutant != "" {
+			names = []string{c.mutant}
+		}
+		return runMutants(stdout, names, c.first, c.seeds, c.parallel, start)
 	}
 	var jobs []sim.Options
 	if c.scenarios {
