@@ -11,8 +11,9 @@
 # its replay command; with --mutants, one line per mutant and
 # "mutants: caught=K/N". Exits non-zero on any violation or uncaught mutant.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-bin=$(mktemp -d)/flare-sim
-trap 'rm -rf "$(dirname "$bin")"' EXIT
-go build -o "$bin" ./integration/sim/cmd/flare-sim
-"$bin" "$@"
+root=$(cd "$(dirname "$0")/.." && pwd)
+tmp=$(mktemp -d)
+case $tmp in /*) ;; *) tmp=$PWD/$tmp ;; esac
+trap 'rm -rf "$tmp"' EXIT
+(cd "$root" && go build -o "$tmp/flare-sim" ./integration/sim/cmd/flare-sim)
+"$tmp/flare-sim" "$@"
