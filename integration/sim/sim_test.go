@@ -10,12 +10,15 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// seedCount is how many random seeds the default test run covers
-// (FLARE_SIM_SEEDS overrides; scripts/sim.sh runs any number).
+// seedCount is how many seeds a test covers: def, or FLARE_SIM_SEEDS when
+// set. TestRandomSeeds runs that many; TestNamedScenarios at most 3 per
+// scenario; the determinism and mutant tests do not ask (scripts/sim.sh runs
+// any number).
 func seedCount(t *testing.T, def int) int {
 	if s := os.Getenv("FLARE_SIM_SEEDS"); s != "" {
 		n, err := strconv.Atoi(s)
-		require.NoError(t, err)
+		require.NoError(t, err, "FLARE_SIM_SEEDS")
+		require.GreaterOrEqual(t, n, 0, "FLARE_SIM_SEEDS")
 		return n
 	}
 	return def
