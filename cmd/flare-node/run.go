@@ -8,6 +8,7 @@ import (
 	"os/signal"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/urfave/cli/v2"
 	"go.uber.org/zap"
@@ -98,7 +99,7 @@ func runNode(c *cli.Context) (err error) {
 		_ = log.Sync()
 		pid.Load().Remove()
 		if cfg.Tmp {
-			_ = os.RemoveAll(cfg.BasePath)
+			removeUnderWriters(cfg.BasePath)
 		}
 		os.Exit(exitForced)
 	})
@@ -114,6 +115,18 @@ func runNode(c *cli.Context) (err error) {
 	default:
 	}
 	return err
+}
+
+// removeUnderWriters removes dir while the closing databases may still
+// create files in it (the forced exit does not wait for them): a file
+// created in a directory RemoveAll has already emptied makes it fail with
+// "directory not empty", so it is retried for up to about 100 ms. Once dir
+// is gone nothing recreates it (the databases create files only in their
+// existing directories).
+func removeUnderWriters(dir string) {
+	for i := 0; i < 50 && os.RemoveAll(dir) != nil; i++ {
+		time.Sleep(2 * time.Millisecond)
+	}
 }
 
 // handleSignals cancels the run on the first SIGINT or SIGTERM and calls

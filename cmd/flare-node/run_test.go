@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"os"
 	"os/exec"
@@ -288,4 +289,48 @@ func TestInterruptedStartExitsZero(t *testing.T) {
 	require.NoError(t, runConfigured(ctx, &cfg, zap.NewNop(), new(atomic.Pointer[pidFile])))
 	_, err := os.Stat(cfg.BasePath)
 	require.True(t, os.IsNotExist(err), "an interrupted start created the base path")
+}
+
+// TestForcedExit: a second signal while the node shuts down forces the exit
+// with code 130 (README, exit codes), and the forced exit still removes the
+// pid file and the --tmp base path (under the closing databases, which may
+// still create files in it).
+//
+// The two signals are made pending together (SIGTERM and SIGINT while the
+// process is stopped, then SIGCONT), so the second one reliably arrives
+// before the clean shutdown ends: two SIGINTs sent back to back are often
+// merged into one (a pending signal is not queued twice; then the node
+// stops cleanly with 0), and a fresh dev node's clean shutdown takes about
+// 2 ms, which a second SIGINT sent after the "Received signal" line races.
+func TestForcedExit(t *testing.T) {
+	for run := 0; run < 5; run++ {
+		s := newSandbox(t)
+		pidPath := s.path("flare.pid")
+		p := startNode(t, s, "--dev", "--enable-asf", "--tmp", "--port", "0", "--listen-addr", "/ip4/127.0.0.1/tcp/0", "--pid-file", pidPath)
+		l := p.waitLog("Base path: ")
+		base, _ := l["base_path"].(string)
+		require.True(t, strings.HasPrefix(base, s.path("tmp")+string(os.PathSeparator)), "temporary base path %q in TMPDIR", base)
+		p.waitLog("PID file written")
+		p.waitLog("Network started")
+		require.Equal(t, p.cmd.Process.Pid, readPID(t, pidPath))
+		_, err := os.Stat(base)
+		require.NoError(t, err)
+
+		require.NoError(t, p.cmd.Process.Signal(syscall.SIGSTOP))
+		require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
+		require.NoError(t, p.cmd.Process.Signal(syscall.SIGINT))
+		require.Equal(t, 130, p.stop(syscall.SIGCONT), "stderr: %s", p.stderr.String())
+		p.waitLog("Received signal, shutting down")
+		p.waitLog("Received a second signal, exiting immediately")
+		_, err = os.Stat(pidPath)
+		require.True(t, os.IsNotExist(err), "run %d: pid file removed by the forced exit", run)
+		var left []string
+		_ = filepath.WalkDir(base, func(p string, _ fs.DirEntry, err error) error {
+			if !errors.Is(err, fs.ErrNotExist) {
+				left = append(left, p)
+			}
+			return nil
+		})
+		require.Empty(t, left, "run %d: --tmp base path removed by the forced exit", run)
+	}
 }

@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -341,4 +343,113 @@ func TestSignerLocationFromEnvironmentAndConfig(t *testing.T) {
 	r = s.run("", nil, "signer", "import", out, "--config", cfgFile)
 	require.Equal(t, 0, r.code, r.stderr)
 	require.Len(t, watermarks(t, f.cfg, f.genesis), 2)
+}
+
+// treeDigest maps every file below root (relative path) to its mode, size
+// and SHA-256: two equal digests mean nothing below root was written.
+func treeDigest(t *testing.T, root string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	require.NoError(t, filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(root, p)
+		if err != nil {
+			return err
+		}
+		sum := ""
+		if fi.Mode().IsRegular() {
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			sum = fmt.Sprintf("%x", sha256.Sum256(data))
+		}
+		out[rel] = fmt.Sprintf("%v %d %s", fi.Mode(), fi.Size(), sum)
+		return nil
+	}))
+	return out
+}
+
+// TestSignerImportNothingToImport: docs/signer.md, "a file without any vote
+// entry → 0, `Nothing to import`, nothing written" — whether the data list
+// is empty or its keys have no signed_votes, with or without an existing
+// checkpoint database.
+func TestSignerImportNothingToImport(t *testing.T) {
+	s := newSandbox(t)
+	f := newFixture(t, s.path("base"))
+	loc := []string{"--chain", "local", "--base-path", f.base}
+	alice, bob := f.records[0].PublicKey, f.records[1].PublicKey
+	wm := watermarks(t, f.cfg, f.genesis)
+	for _, tc := range []struct{ name, content string }{
+		{"empty data", interchangeDoc(f.genesis)},
+		{"keys without votes", interchangeDoc(f.genesis, interchangeKey(alice), interchangeKey(bob))},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			file := s.write("empty.json", tc.content, 0o600)
+			before, listing := treeDigest(t, f.base), s.listing()
+			r := s.run("", nil, append([]string{"signer", "import", file}, loc...)...)
+			require.Equal(t, 0, r.code, r.stderr)
+			require.Empty(t, r.stderr)
+			require.Equal(t, "Nothing to import: "+file+" holds no signed votes\n", r.stdout)
+			require.Equal(t, before, treeDigest(t, f.base), "the checkpoint database and its high-water mark are untouched")
+			require.Equal(t, listing, s.listing())
+			require.Equal(t, wm, watermarks(t, f.cfg, f.genesis))
+		})
+	}
+	t.Run("no database yet", func(t *testing.T) {
+		file := s.write("empty.json", interchangeDoc(f.genesis, interchangeKey(alice)), 0o600)
+		r := s.run("", nil, "signer", "import", file, "--chain", "local", "--base-path", s.path("fresh"))
+		require.Equal(t, 0, r.code, r.stderr)
+		require.Contains(t, r.stdout, "Nothing to import")
+		_, err := os.Stat(s.path("fresh"))
+		require.True(t, os.IsNotExist(err), "no database is created for nothing")
+	})
+}
+
+// TestSignerImportSizeLimit: docs/signer.md, "a UTF-8 JSON document (at most
+// 64 MiB)". A valid document padded with spaces to 64 MiB + 1 byte is
+// refused (exit 2, one Error line, nothing written); the same document of
+// exactly 64 MiB is imported.
+func TestSignerImportSizeLimit(t *testing.T) {
+	s := newSandbox(t)
+	f := newFixture(t, s.path("base"))
+	loc := []string{"--chain", "local", "--base-path", f.base}
+	alice := fmt.Sprintf("0x%x", []byte(f.records[0].PublicKey))
+	doc := interchangeDoc(f.genesis, interchangeKey(f.records[0].PublicKey, [2]uint64{50, 60}))
+	require.Equal(t, 64<<20, checkpointdb.MaxInterchangeSize)
+
+	file := s.path("big.json")
+	out, err := os.OpenFile(file, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	require.NoError(t, err)
+	_, err = out.WriteString(doc)
+	require.NoError(t, err)
+	pad := []byte(strings.Repeat(" ", 1<<20))
+	for n := len(doc); n < checkpointdb.MaxInterchangeSize+1; n += len(pad) {
+		_, err = out.Write(pad[:min(len(pad), checkpointdb.MaxInterchangeSize+1-n)])
+		require.NoError(t, err)
+	}
+	require.NoError(t, out.Close())
+	fi, err := os.Stat(file)
+	require.NoError(t, err)
+	require.EqualValues(t, 64<<20+1, fi.Size())
+
+	before, listing := treeDigest(t, f.base), s.listing()
+	r := s.run("", nil, append([]string{"signer", "import", file}, loc...)...)
+	requireUsageError(t, r, fmt.Sprintf("malformed signer-record interchange document: document of %d bytes (at most %d)", 64<<20+1, 64<<20))
+	require.Contains(t, r.stderr, "nothing was imported")
+	require.Equal(t, before, treeDigest(t, f.base), "nothing written")
+	require.Equal(t, listing, s.listing())
+	require.Equal(t, [2]uint64{3, 2}, watermarks(t, f.cfg, f.genesis)[alice])
+
+	require.NoError(t, os.Truncate(file, 64<<20))
+	r = s.run("", nil, append([]string{"signer", "import", file}, loc...)...)
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Contains(t, r.stdout, "(alice, validator 0): target 3 -> 60, source 2 -> 50")
+	require.Equal(t, [2]uint64{60, 50}, watermarks(t, f.cfg, f.genesis)[alice])
 }
