@@ -124,6 +124,9 @@ type Chain struct {
 	slotPruned, slotPrunedNext uint64
 	// equiv counts equivocations seen since open.
 	equiv EquivocationStats
+	// equivocators holds every proposer with stored block evidence (loaded
+	// at open, kept current by recordEquivocation): see Equivocated.
+	equivocators map[checkpoint.ValidatorIndex]struct{}
 	// tipsEvicted and tipRefused count MaxTips evictions and refusals.
 	tipsEvicted, tipRefused uint64
 	// proof is the stored finality proof (nil: none).
@@ -174,6 +177,8 @@ func OpenChainContext(ctx context.Context, path string, spec *chainspec.Spec, op
 		readOnly: opts.ReadOnly,
 		headers:  newHeaderCache(headerCacheSize),
 		tips:     make(map[checkpoint.Hash]checkpoint.Tip),
+
+		equivocators: make(map[checkpoint.ValidatorIndex]struct{}),
 	}
 	c.genesisHash = c.genesis.Hash()
 	if c.log == nil {
@@ -497,9 +502,42 @@ func (c *Chain) load() error {
 		return err
 	}
 	if version == schemaV1 && !c.readOnly {
-		return c.migrateV1()
+		if err := c.migrateV1(); err != nil {
+			return err
+		}
+	}
+	return c.loadEquivocators()
+}
+
+// loadEquivocators fills c.equivocators from the evidence table (its keys
+// only: one per (proposer, slot) an equivocation was seen for).
+func (c *Chain) loadEquivocators() error {
+	it, err := c.db.NewIter(&pebble.IterOptions{LowerBound: []byte{tagEvidence}, UpperBound: []byte{tagEvidence + 1}})
+	if err != nil {
+		return c.corrupted("scan block evidence: %s", oneLine(err))
+	}
+	for ok := it.First(); ok; ok = it.Next() {
+		k := it.Key()
+		if len(k) != 1+8+4 {
+			_ = it.Close()
+			return c.corrupted("malformed block evidence key %x", k)
+		}
+		c.equivocators[checkpoint.ValidatorIndex(binary.BigEndian.Uint32(k[9:]))] = struct{}{}
+	}
+	if err := it.Close(); err != nil {
+		return c.corrupted("scan block evidence: %s", oneLine(err))
 	}
 	return nil
+}
+
+// Equivocated reports whether proposer signed two different blocks for one
+// slot, as far as this node's stored evidence shows (any slot, any time:
+// evidence is never pruned).
+func (c *Chain) Equivocated(proposer checkpoint.ValidatorIndex) bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	_, ok := c.equivocators[proposer]
+	return ok
 }
 
 // migrateV1 upgrades a version 1 database in one synced batch: it indexes

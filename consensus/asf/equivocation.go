@@ -156,6 +156,7 @@ func (c *Chain) recordEquivocation(first, second Header) error {
 		return fmt.Errorf("store block evidence for proposer %d slot %d: %w", first.Proposer, first.Slot, err)
 	}
 	c.equiv.Recorded++
+	c.equivocators[first.Proposer] = struct{}{}
 	c.log.Warn("Proposer equivocation: two different blocks for one slot; evidence stored",
 		zap.Uint32("proposer", uint32(first.Proposer)),
 		zap.Uint64("slot", first.Slot),

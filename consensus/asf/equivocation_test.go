@@ -42,6 +42,7 @@ func TestEquivocationRefusedAndRecordedOnce(t *testing.T) {
 	first := e.block(a[3].Header, 5, []byte("first")) // slot 5: authority 1
 	e.mustImport(first)
 	best, tips := e.chain.BestHash(), e.chain.Tips()
+	require.False(t, e.chain.Equivocated(1))
 
 	// 300 more blocks of authority 1 for slot 5, on every kind of parent:
 	// the same parent, other parents above finality, an unknown parent.
@@ -68,6 +69,10 @@ func TestEquivocationRefusedAndRecordedOnce(t *testing.T) {
 	require.Equal(t, best, e.chain.BestHash())
 	require.ElementsMatch(t, tips, e.chain.Tips())
 	require.Equal(t, EquivocationStats{Recorded: 1, Refused: flood}, e.chain.Stats().Equivocations)
+	require.True(t, e.chain.Equivocated(1))
+	for _, honest := range []checkpoint.ValidatorIndex{0, 2, 3} {
+		require.False(t, e.chain.Equivocated(honest))
+	}
 
 	warns := logs.FilterMessageSnippet("Proposer equivocation").All()
 	require.Len(t, warns, 1)
@@ -89,6 +94,8 @@ func TestEquivocationRefusedAndRecordedOnce(t *testing.T) {
 	// survive a restart; later copies are refused and not recorded again.
 	e.mustImport(e.block(first.Header, 6))
 	e.reopen()
+	require.True(t, e.chain.Equivocated(1), "known from the stored evidence after a restart")
+	require.False(t, e.chain.Equivocated(0))
 	_, err = e.chain.Import(ctx, e.variant(g, 5, 1000))
 	require.ErrorIs(t, err, ErrEquivocation)
 	require.Equal(t, EquivocationStats{Refused: 1}, e.chain.Stats().Equivocations)

@@ -44,6 +44,13 @@ func (nd *simNode) byzKey() ed25519.PrivateKey { return nd.w.keys[nd.key] }
 
 // byzAuthored runs after the byzantine node's engine authored b.
 func (w *world) byzAuthored(nd *simNode, b asf.Block) {
+	if nd.byz.b.splitCheckpoints {
+		if b.Header.Number%w.sc.interval != 0 {
+			w.record("%s withheld #%d slot %d", nd.name, b.Header.Number, b.Header.Slot)
+		} else {
+			w.splitSlot(nd, b)
+		}
+	}
 	n := nd.byz.b.equivocateBlocks
 	for i := range n {
 		fb := asf.Block{Header: b.Header, Extrinsics: [][]byte{{byte(i), byte(i >> 8), 0xb7}}}
@@ -62,6 +69,27 @@ func (w *world) byzAuthored(nd *simNode, b asf.Block) {
 	if n > 0 {
 		w.record("%s equivocated %d blocks for slot %d", nd.name, n, b.Header.Slot)
 	}
+}
+
+// splitSlot sends every other node its own version of b (the first one gets
+// b itself), so that no two honest nodes see the same block first.
+func (w *world) splitSlot(nd *simNode, b asf.Block) {
+	versions := 0
+	for _, to := range w.nodes {
+		if to == nd || !to.up || to.passive {
+			continue
+		}
+		v := b
+		if versions > 0 {
+			v = asf.Block{Header: b.Header, Extrinsics: [][]byte{{byte(versions), 0x5b}}}
+			v.Header.BodyRoot = asf.BodyRoot(v.Extrinsics)
+			v.Header.Sign(nd.byzKey())
+			w.noteBlock(v)
+		}
+		versions++
+		w.send(nd, to, blockMsg(v))
+	}
+	w.record("%s split slot %d into %d versions", nd.name, b.Header.Slot, versions)
 }
 
 // byzVoted runs after the byzantine node's engine published v.

@@ -34,6 +34,10 @@ type checker struct {
 	healFinal     uint64
 	livenessDone  bool
 	stepsSinceMem int
+	// progressAt: when the honest finality last advanced (or the heal);
+	// progressMax: the honest finality then (see scenario.maxStall).
+	progressAt  time.Time
+	progressMax uint64
 }
 
 func newChecker(w *world) *checker {
@@ -105,6 +109,7 @@ func (c *checker) onHeal(w *world) {
 	c.healed = true
 	c.healAt = w.now
 	c.healFinal = c.maxHonestFinalized(w)
+	c.progressAt, c.progressMax = w.now, c.healFinal
 	w.after(c.livenessWindow(w), -1, "liveness check", func() { c.checkLiveness(w) })
 }
 
@@ -158,6 +163,14 @@ func (c *checker) maxHonestFinalized(w *world) uint64 {
 func (c *checker) afterStep(w *world) {
 	if w.stopped {
 		return
+	}
+	if stall := w.sc.maxStall; stall > 0 && c.healed {
+		if m := c.maxHonestFinalized(w); m > c.progressMax {
+			c.progressAt, c.progressMax = w.now, m
+		} else if w.now.Sub(c.progressAt) > stall {
+			w.violation("liveness: honest finality stayed at %d for %s (the scenario allows %s)", m, w.now.Sub(c.progressAt), stall)
+			return
+		}
 	}
 	c.stepsSinceMem++
 	checkMem := c.stepsSinceMem >= 200

@@ -35,6 +35,8 @@ var Mutants = []mutant{
 		finality: finality.Mutations{IgnoreConflicts: true}, scenario: "conflicting-finality"},
 	{name: "no-doppelganger-listen", doc: "a fresh signer record votes as soon as the node caught up, without listening for its key",
 		engine: engine.Mutations{SkipDoppelgangerListen: true}, scenario: "doppelganger"},
+	{name: "vote-equivocator-checkpoints", doc: "a checkpoint block of a proposer known to equivocate is voted on import, before a block builds on it",
+		engine: engine.Mutations{VoteEquivocatorCheckpoints: true}, scenario: "equivocating-checkpoint-proposer"},
 }
 
 // MutantNames lists the mutants.

@@ -214,6 +214,9 @@ type nodeNet struct{ nd *simNode }
 
 func (n *nodeNet) PublishBlock(b asf.Block) {
 	n.nd.w.noteBlock(b)
+	if n.nd.byz != nil && n.nd.byz.b.splitCheckpoints {
+		return // byzAuthored splits or withholds it
+	}
 	n.publish(blockMsg(b))
 }
 

@@ -35,13 +35,21 @@ type scenario struct {
 	// livenessK: after healAt, finality advances within livenessK
 	// checkpoint intervals plus catch-up time.
 	livenessK uint64
+	// maxStall: after the heal, the honest finality never stays put for
+	// longer (0: not checked). For steady scenarios, where finality must
+	// keep pace rather than merely resume now and then.
+	maxStall time.Duration
 
 	setup func(w *world)
 }
 
 // byzBehaviour is a set of misbehaviours of a byzantine validator.
 type byzBehaviour struct {
-	equivocateBlocks int  // extra distinct blocks per own slot (flood)
+	equivocateBlocks int // extra distinct blocks per own slot (flood)
+	// splitCheckpoints: every own block at a checkpoint height is split
+	// into one version per peer; other own blocks are withheld (a missed
+	// slot moves its later blocks onto checkpoint heights).
+	splitCheckpoints bool
 	doubleVote       bool // a second vote for every honest vote it makes
 	surroundVote     bool // surround votes now and then
 	mirrorVotes      bool // signs whatever link an honest peer votes, to that peer only
@@ -55,6 +63,7 @@ var Scenarios = []string{
 	"outage-beyond-window",
 	"late-joiner-after-pruning",
 	"slot-flood",
+	"equivocating-checkpoint-proposer",
 	"conflicting-finality",
 	"doppelganger",
 	"purge-chain",
@@ -89,6 +98,8 @@ func pickScenario(name string, rng *rand.Rand) *scenario {
 		return lateJoinerScenario()
 	case "slot-flood":
 		return slotFloodScenario()
+	case "equivocating-checkpoint-proposer":
+		return equivocatingCheckpointProposerScenario()
 	case "conflicting-finality":
 		return conflictingFinalityScenario()
 	case "doppelganger":
@@ -377,6 +388,30 @@ func lateJoinerScenario() *scenario {
 func slotFloodScenario() *scenario {
 	sc := defaultScenario("slot-flood")
 	sc.byzantine[1] = byzBehaviour{equivocateBlocks: 40}
+	sc.healAt = 1 * time.Second
+	sc.duration = 120 * time.Second
+	sc.setup = func(w *world) {
+		startValidators(w, false)
+		installByzantine(w)
+		w.after(sc.healAt, -1, "liveness", func() { w.check.onHeal(w) })
+	}
+	return sc
+}
+
+// equivocatingCheckpointProposerScenario: 4 validators, a checkpoint every
+// 2 blocks; validator 2 withholds its blocks until one lands on a
+// checkpoint height, then hands each peer a different version of every own
+// checkpoint block (every other checkpoint is its). Votes cast on import
+// would split over the versions, so its checkpoints would never be
+// justified and no two consecutive checkpoints would be: finality stops for
+// good (simulator seed 947 of the random scenarios). Honest validators vote
+// on a checkpoint of a known equivocator only once a block builds on it, and
+// finality keeps pace.
+func equivocatingCheckpointProposerScenario() *scenario {
+	sc := defaultScenario("equivocating-checkpoint-proposer")
+	sc.interval = 2
+	sc.byzantine[2] = byzBehaviour{splitCheckpoints: true}
+	sc.maxStall = 10 * time.Second // 5 checkpoint intervals
 	sc.healAt = 1 * time.Second
 	sc.duration = 120 * time.Second
 	sc.setup = func(w *world) {

@@ -135,6 +135,9 @@ type Mutations struct {
 	// SkipDoppelgangerListen initialises a fresh signer record as soon as
 	// the node caught up, without listening for its key.
 	SkipDoppelgangerListen bool
+	// VoteEquivocatorCheckpoints offers a checkpoint block to the gadget at
+	// once even when its proposer is known to equivocate.
+	VoteEquivocatorCheckpoints bool
 }
 
 // Engine is the node's deterministic decision core (see the package doc).
@@ -384,6 +387,31 @@ func (e *Engine) headCheckpoint() (checkpoint.Checkpoint, bool) {
 	return checkpoint.Checkpoint{Number: n, Hash: h}, ok
 }
 
+// votableCheckpoint is the checkpoint the gadget is offered as the head to
+// vote for: the best chain's latest checkpoint, except while its block is
+// the best block and was proposed by a validator known to equivocate (stored
+// block evidence). Such a proposer can hand each validator a different block
+// for its slot; votes cast on import would then split over the versions and
+// its checkpoints would never be justified (with round-robin slots that can
+// be every other checkpoint, so no two consecutive ones are justified and
+// finality stops: simulator seed 947). Once a block builds on it, every
+// honest node has converged on the version the next proposer chose (fork
+// choice, sync of a branch with an equivocating block) and votes for that
+// one; with checkpoint interval 1 that child is the next checkpoint and the
+// equivocator's checkpoint is skipped. A checkpoint of an honest proposer is
+// offered at once, so this costs nothing without an equivocator.
+func (e *Engine) votableCheckpoint() (checkpoint.Checkpoint, bool) {
+	cp, ok := e.headCheckpoint()
+	if !ok || cp.Number == 0 {
+		return cp, ok
+	}
+	best := e.chain.Best()
+	if best.Number == cp.Number*e.interval && !e.cfg.Mutations.VoteEquivocatorCheckpoints && e.chain.Equivocated(best.Proposer) {
+		return checkpoint.Checkpoint{}, false
+	}
+	return cp, true
+}
+
 // chainCurrent reports whether the chain contains the gadget's finalized
 // checkpoint (a chain behind it must not be authored on or voted from).
 func (e *Engine) chainCurrent() bool {
@@ -408,7 +436,7 @@ func (e *Engine) updateHeadLocked(ctx context.Context) {
 		e.fail(fmt.Errorf("finality gadget: %w", err))
 		return
 	}
-	cp, ok := e.headCheckpoint()
+	cp, ok := e.votableCheckpoint()
 	if !ok {
 		return
 	}

@@ -767,3 +767,48 @@ func TestServeFinalityProofAndCertificates(t *testing.T) {
 		require.Equal(t, c.wantTargets, targets, "start %d count %d", c.start, c.count)
 	}
 }
+
+// TestEquivocatorCheckpointVotedOnceBuiltOn: a checkpoint block whose
+// proposer is known to equivocate is voted only once a block builds on it,
+// and then for the version the best chain holds; a checkpoint of an honest
+// proposer is voted on import.
+func TestEquivocatorCheckpointVotedOnceBuiltOn(t *testing.T) {
+	const interval = 2
+	f := newFixture(t, interval)
+	require.Equal(t, 4, numValidators, "slot s is proposed by validator s mod 4")
+	n := f.newNode(nodeOpts{key: 0})
+	votes := func() []checkpoint.SignedVote { return n.net.publishedVotes() }
+
+	// Slots 1..4: validator 2 signs two blocks for slot 2 (checkpoint 1).
+	b := f.extend(f.genesis.Header, 2, "")
+	n.gossip("P", b)
+	require.Len(t, votes(), 1, "no evidence yet: checkpoint 1 voted on import")
+	other := f.block(b[0].Header, 2, []byte("second version"))
+	v, err := n.eng.OnBlock(n.ctx, "P", other)
+	require.NoError(t, err)
+	require.Equal(t, engine.Ignore, v)
+	require.Equal(t, uint64(1), n.eng.Stats().BlocksEquivocating)
+	require.True(t, n.chain.Equivocated(2))
+	require.False(t, n.chain.Equivocated(0))
+
+	b = append(b, f.extend(b[1].Header, 2, "")...) // slots 3, 4: checkpoint 2 by validator 0
+	n.gossip("P", b[2:])
+	require.Len(t, votes(), 2, "an honest proposer's checkpoint is voted on import")
+	require.Equal(t, f.cp(b[3]), votes()[1].Target)
+
+	// Slots 5, 6: checkpoint 3 is validator 2's block; the node got version A.
+	b = append(b, f.extend(b[3].Header, 2, "")...)
+	n.gossip("P", b[4:])
+	require.Len(t, votes(), 2, "the equivocator's checkpoint block is not voted on import")
+
+	// The next proposer built on version B: the node syncs B (a branch with
+	// an equivocating block) and the child, then votes for B.
+	versionB := f.block(b[4].Header, 6, []byte("version B"))
+	_, err = n.chain.ImportSynced(n.ctx, versionB)
+	require.NoError(t, err)
+	child := f.block(versionB.Header, 7)
+	n.gossip("P", []asf.Block{child})
+	require.Len(t, votes(), 3)
+	require.Equal(t, f.cp(versionB), votes()[2].Target, "the version the next proposer built on")
+	require.Equal(t, f.genesisCP(), votes()[2].Source, "nothing justified: only this node votes")
+}
