@@ -397,8 +397,10 @@ func (e *Engine) headCheckpoint() (checkpoint.Checkpoint, bool) {
 // finality stops: simulator seed 947). Once a block builds on it, every
 // honest node has converged on the version the next proposer chose (fork
 // choice, sync of a branch with an equivocating block) and votes for that
-// one; with checkpoint interval 1 that child is the next checkpoint and the
-// equivocator's checkpoint is skipped. A checkpoint of an honest proposer is
+// one. With checkpoint interval 1 the rule is off: that child is the next
+// checkpoint, holding would only skip the equivocator's checkpoint, and
+// consecutive honest checkpoints always exist (the simulator's random seeds
+// stall less with it off: seed 664). A checkpoint of an honest proposer is
 // offered at once, so this costs nothing without an equivocator.
 func (e *Engine) votableCheckpoint() (checkpoint.Checkpoint, bool) {
 	cp, ok := e.headCheckpoint()
@@ -406,7 +408,7 @@ func (e *Engine) votableCheckpoint() (checkpoint.Checkpoint, bool) {
 		return cp, ok
 	}
 	best := e.chain.Best()
-	if best.Number == cp.Number*e.interval && !e.cfg.Mutations.VoteEquivocatorCheckpoints && e.chain.Equivocated(best.Proposer) {
+	if e.interval > 1 && best.Number == cp.Number*e.interval && !e.cfg.Mutations.VoteEquivocatorCheckpoints && e.chain.Equivocated(best.Proposer) {
 		return checkpoint.Checkpoint{}, false
 	}
 	return cp, true
