@@ -182,7 +182,8 @@ func envOr(name, def string) string {
 // producer) -> the FINALITY ADVANCED line covering it at each node. It
 // prints p50/p99, blocks per slot and CPU per node per finalized checkpoint
 // (utime+stime from /proc). Parameters: FLARE_LAT_VALIDATORS (4),
-// FLARE_LAT_SLOT (250ms), FLARE_LAT_INTERVAL (1), FLARE_LAT_WARMUP (15s),
+// FLARE_LAT_SLOT (250ms), FLARE_LAT_INTERVAL (1), FLARE_LAT_WARMUP (15 s or
+// 6 checkpoint intervals, whichever is longer),
 // FLARE_PERF_DURATION (60s). scripts/finality-latency.sh runs it.
 func TestPerfFinalityLatency(t *testing.T) {
 	perfEnabled(t)
@@ -191,7 +192,14 @@ func TestPerfFinalityLatency(t *testing.T) {
 	slot, err := time.ParseDuration(envOr("FLARE_LAT_SLOT", "250ms"))
 	require.NoError(t, err)
 	interval := envOr("FLARE_LAT_INTERVAL", "1")
-	warmup, err := time.ParseDuration(envOr("FLARE_LAT_WARMUP", "15s"))
+	iv, err := strconv.Atoi(interval)
+	require.NoError(t, err)
+	// The default warm-up covers the fresh signer records' first use (two
+	// checkpoint intervals of listening) and the first finalization (two
+	// more): 15 s, or 6 checkpoint intervals when that is longer (24 s on
+	// the local chain's timing).
+	defWarmup := max(15*time.Second, 6*time.Duration(iv)*slot)
+	warmup, err := time.ParseDuration(envOr("FLARE_LAT_WARMUP", defWarmup.String()))
 	require.NoError(t, err)
 	window, err := time.ParseDuration(envOr("FLARE_PERF_DURATION", "60s"))
 	require.NoError(t, err)

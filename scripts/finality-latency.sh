@@ -13,7 +13,7 @@
 #   scripts/finality-latency.sh 21 250ms 1 90s
 #   scripts/finality-latency.sh all                # the configurations of docs/performance.md (~8 min)
 #
-# FLARE_LAT_WARMUP (default 15s) is the time the network gets to form before
+# FLARE_LAT_WARMUP (default 15s, or 6 checkpoint intervals if longer) is the time the network gets to form before
 # the window opens. With more nodes than CPUs every node process runs with
 # GOMAXPROCS=1 (each emulates a machine of its own on a share of the cores);
 # FLARE_LAT_GOMAXPROCS=N sets another value, 0 the Go default.

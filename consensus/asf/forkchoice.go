@@ -236,7 +236,10 @@ func (c *Chain) SetFinalizedWithProof(ctx context.Context, cp checkpoint.Checkpo
 	if c.readOnly {
 		return ErrReadOnly
 	}
-	if !p.Finalizing.Finalizes() || p.Finalizing.Source != cp {
+	if !p.Finalizing.Finalizes() {
+		return fmt.Errorf("%w: its certificate %s -> %s is not a link to the next checkpoint, so it finalizes nothing", checkpoint.ErrBadProof, p.Finalizing.Source, p.Finalizing.Target)
+	}
+	if p.Finalizing.Source != cp {
 		return fmt.Errorf("%w: proof finalizes %s, not %s", checkpoint.ErrBadProof, p.Finalizing.Source, cp)
 	}
 	if j := p.Justified; j != nil && (j.Source.Number < cp.Number || j.Target.Number < p.Finalizing.Target.Number) {
