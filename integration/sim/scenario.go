@@ -386,8 +386,14 @@ func lateJoinerScenario() *scenario {
 // of its slots; one is imported, the rest are evidence, and honest finality
 // continues.
 func slotFloodScenario() *scenario {
-	sc := defaultScenario("slot-flood")
-	sc.byzantine[1] = byzBehaviour{equivocateBlocks: 40}
+	return oneByzantineProposer("slot-flood", 1, byzBehaviour{equivocateBlocks: 40})
+}
+
+// oneByzantineProposer is a 120 s run of 4 validators, validator byz
+// misbehaving as b from the start, the liveness check from 1 s.
+func oneByzantineProposer(name string, byz int, b byzBehaviour) *scenario {
+	sc := defaultScenario(name)
+	sc.byzantine[byz] = b
 	sc.healAt = 1 * time.Second
 	sc.duration = 120 * time.Second
 	sc.setup = func(w *world) {
@@ -408,17 +414,9 @@ func slotFloodScenario() *scenario {
 // on a checkpoint of a known equivocator only once a block builds on it, and
 // finality keeps pace.
 func equivocatingCheckpointProposerScenario() *scenario {
-	sc := defaultScenario("equivocating-checkpoint-proposer")
+	sc := oneByzantineProposer("equivocating-checkpoint-proposer", 2, byzBehaviour{splitCheckpoints: true})
 	sc.interval = 2
-	sc.byzantine[2] = byzBehaviour{splitCheckpoints: true}
 	sc.maxStall = 10 * time.Second // 5 checkpoint intervals
-	sc.healAt = 1 * time.Second
-	sc.duration = 120 * time.Second
-	sc.setup = func(w *world) {
-		startValidators(w, false)
-		installByzantine(w)
-		w.after(sc.healAt, -1, "liveness", func() { w.check.onHeal(w) })
-	}
 	return sc
 }
 
