@@ -80,7 +80,7 @@ func runFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "enable-asf", Category: catValidator, EnvVars: env("enable-asf"),
 			Usage: "run the ASF checkpoint finality gadget"},
 		&cli.BoolFlag{Name: "init-signer-record", Category: catValidator,
-			Usage: "this validator key has no signer record on this chain yet although the base path was used before (a new key): create one through the safe first use (catch up, listen two checkpoint intervals for the key, then vote above everything seen) instead of refusing to start. Never use it to get around a lost record: import it (flare-node signer import)"},
+			Usage: "this validator key has no signer record on this chain yet although the base path was used before (a new key): create one through the safe first use (catch up, listen two checkpoint intervals for the key, then vote above everything seen) instead of refusing to start. Never use it to get around a lost record: import it (flare-node signer import). Command line only (no environment variable or config key)"},
 	}
 	for _, n := range devKeyFlags {
 		flags = append(flags, &cli.BoolFlag{Name: n, Category: catValidator, EnvVars: env(n),
