@@ -255,7 +255,7 @@ func (n *nodeNet) Request(peer engine.PeerID, id uint64, req engine.Request) {
 		if to.eng == nil {
 			return
 		}
-		resp := to.serve(req)
+		resp := to.eng.Serve(w.ctx, req)
 		if !w.net.passes(to.id, from.id) {
 			return
 		}
@@ -281,23 +281,4 @@ func (w *world) nodeByName(name string) *simNode {
 		}
 	}
 	return nil
-}
-
-// serve answers a request with the node's engine.
-func (nd *simNode) serve(req engine.Request) engine.Response {
-	e := nd.eng
-	switch req.Kind {
-	case engine.ReqStatus:
-		return engine.Response{Status: e.ServeStatus()}
-	case engine.ReqBlocks:
-		blocks, unavailable := e.ServeBlocks(req.Start, req.Count)
-		return engine.Response{Blocks: blocks, Unavailable: unavailable}
-	case engine.ReqCertificates:
-		certs, unavailable := e.ServeCertificates(nd.w.ctx, req.Start, req.Count)
-		return engine.Response{Certificates: certs, Unavailable: unavailable}
-	case engine.ReqFinalityProof:
-		p, ok := e.ServeFinalityProof()
-		return engine.Response{Proof: p, Unavailable: !ok}
-	}
-	return engine.Response{Unavailable: true}
 }

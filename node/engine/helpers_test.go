@@ -328,24 +328,8 @@ func (n *testNode) gossip(from engine.PeerID, blocks []asf.Block) {
 	}
 }
 
-// serve answers req from the node's Serve methods (as the simulator does).
-func (n *testNode) serve(req engine.Request) engine.Response {
-	e := n.eng
-	switch req.Kind {
-	case engine.ReqStatus:
-		return engine.Response{Status: e.ServeStatus()}
-	case engine.ReqBlocks:
-		blocks, unavailable := e.ServeBlocks(req.Start, req.Count)
-		return engine.Response{Blocks: blocks, Unavailable: unavailable}
-	case engine.ReqCertificates:
-		certs, unavailable := e.ServeCertificates(n.ctx, req.Start, req.Count)
-		return engine.Response{Certificates: certs, Unavailable: unavailable}
-	case engine.ReqFinalityProof:
-		p, ok := e.ServeFinalityProof()
-		return engine.Response{Proof: p, Unavailable: !ok}
-	}
-	return engine.Response{Unavailable: true}
-}
+// serve answers req from the node's engine (as the simulator does).
+func (n *testNode) serve(req engine.Request) engine.Response { return n.eng.Serve(n.ctx, req) }
 
 // onlyRequest requires exactly one request sent since the last take and
 // returns it.

@@ -625,6 +625,26 @@ func (e *Engine) endSyncLocked(ctx context.Context, problem string) {
 
 // --- Serving peers (read-only; no engine lock) --------------------------
 
+// Serve answers a request with the Serve* method of its kind (unavailable
+// for an unknown kind): a transport that carries Request and Response as
+// they are (the simulator, tests) calls this one.
+func (e *Engine) Serve(ctx context.Context, req Request) Response {
+	switch req.Kind {
+	case ReqStatus:
+		return Response{Status: e.ServeStatus()}
+	case ReqBlocks:
+		blocks, unavailable := e.ServeBlocks(req.Start, req.Count)
+		return Response{Blocks: blocks, Unavailable: unavailable}
+	case ReqCertificates:
+		certs, unavailable := e.ServeCertificates(ctx, req.Start, req.Count)
+		return Response{Certificates: certs, Unavailable: unavailable}
+	case ReqFinalityProof:
+		p, ok := e.ServeFinalityProof()
+		return Response{Proof: p, Unavailable: !ok}
+	}
+	return Response{Unavailable: true}
+}
+
 // ServeStatus answers a peer's status request.
 func (e *Engine) ServeStatus() Status { return e.ourStatus() }
 
