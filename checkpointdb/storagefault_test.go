@@ -22,74 +22,14 @@ import (
 	"github.com/flarechain/flare-node/consensus/checkpoint"
 	"github.com/flarechain/flare-node/consensus/finality"
 	"github.com/flarechain/flare-node/internal/storagefault"
+	"github.com/flarechain/flare-node/internal/storagefault/faulttest"
 )
-
-// hangLimit bounds the wait for a call that must not hang. It is a hang
-// detector, not a speed assertion: the calls return in milliseconds.
-const hangLimit = 30 * time.Second
-
-// opMatch selects the file system operations a fault is injected into.
-type opMatch func(errorfs.Op) bool
-
-func isSync(k errorfs.OpKind) bool {
-	return k == errorfs.OpFileSync || k == errorfs.OpFileSyncData || k == errorfs.OpFileSyncTo
-}
-
-func isWriteOp(k errorfs.OpKind) bool {
-	return k == errorfs.OpFileWrite || k == errorfs.OpFileWriteAt || k == errorfs.OpFilePreallocate
-}
-
-var (
-	walWrite opMatch = func(op errorfs.Op) bool { return isWriteOp(op.Kind) && strings.HasSuffix(op.Path, ".log") }
-	walSync  opMatch = func(op errorfs.Op) bool { return isSync(op.Kind) && strings.HasSuffix(op.Path, ".log") }
-	anySync  opMatch = func(op errorfs.Op) bool { return isSync(op.Kind) }
-	sstSync  opMatch = func(op errorfs.Op) bool { return isSync(op.Kind) && strings.HasSuffix(op.Path, ".sst") }
-	sstWrite opMatch = func(op errorfs.Op) bool {
-		return (op.Kind == errorfs.OpCreate || isWriteOp(op.Kind)) && strings.HasSuffix(op.Path, ".sst")
-	}
-	// anyWrite is a full disk: every operation that writes fails.
-	anyWrite opMatch = func(op errorfs.Op) bool {
-		return op.Kind.ReadOrWrite() == errorfs.OpIsWrite && op.Kind != errorfs.OpRemove && op.Kind != errorfs.OpLock
-	}
-)
-
-// faultFS wraps fs and, while on, fails the matching operations with errno
-// (as the OS reports it: an *os.PathError). MkdirAll of a directory that
-// exists succeeds, as on a full disk.
-func faultFS(fs vfs.FS, errno syscall.Errno, match opMatch) (*errorfs.FS, *atomic.Bool) {
-	on := new(atomic.Bool)
-	return errorfs.Wrap(fs, errorfs.InjectorFunc(func(op errorfs.Op) error {
-		if op.Kind == errorfs.OpMkdirAll {
-			if _, err := fs.Stat(op.Path); err == nil {
-				return nil
-			}
-		}
-		if on.Load() && match(op) {
-			return &os.PathError{Op: fmt.Sprintf("op%d", op.Kind), Path: op.Path, Err: errno}
-		}
-		return nil
-	})), on
-}
-
-// within runs f and fails the test if it does not return within hangLimit.
-func within[T any](t *testing.T, what string, f func() T) T {
-	t.Helper()
-	done := make(chan T, 1)
-	go func() { done <- f() }()
-	select {
-	case v := <-done:
-		return v
-	case <-time.After(hangLimit):
-		t.Fatalf("%s hangs", what)
-		panic("unreachable")
-	}
-}
 
 // waitAbandoned waits for the opens Open abandoned to return (after the
 // test turned the fault off), so that no goroutine outlives the test.
 func waitAbandoned(t *testing.T) {
 	t.Helper()
-	within(t, "abandoned open", func() struct{} { abandonedOpens.Wait(); return struct{}{} })
+	faulttest.Within(t, "abandoned open", func() struct{} { abandonedOpens.Wait(); return struct{}{} })
 }
 
 // walOnlyDB returns a MemFS holding a database whose data is only in the
@@ -112,18 +52,18 @@ func TestStorageFaultAtOpen(t *testing.T) {
 	tests := []struct {
 		name  string
 		fresh bool
-		match opMatch
+		match faulttest.OpMatch
 		// stuck: Pebble's open waits for a flush it retries forever; the
 		// open is abandoned.
 		stuck bool
 	}{
-		{"fresh database, disk full", true, anyWrite, false},
-		{"fresh database, WAL write", true, walWrite, false},
-		{"fresh database, WAL sync", true, walSync, false},
-		{"WAL replay, sstable write", false, sstWrite, true},
-		{"WAL replay, disk full", false, anyWrite, false},
-		{"WAL replay, any sync", false, anySync, false},
-		{"WAL replay, sstable sync", false, sstSync, true},
+		{"fresh database, disk full", true, faulttest.AnyWrite, false},
+		{"fresh database, WAL write", true, faulttest.WALWrite, false},
+		{"fresh database, WAL sync", true, faulttest.WALSync, false},
+		{"WAL replay, sstable write", false, faulttest.SSTWrite, true},
+		{"WAL replay, disk full", false, faulttest.AnyWrite, false},
+		{"WAL replay, any sync", false, faulttest.AnySync, false},
+		{"WAL replay, sstable sync", false, faulttest.SSTSync, true},
 	}
 	for _, tt := range tests {
 		for _, errno := range []syscall.Errno{syscall.ENOSPC, syscall.EIO} {
@@ -132,10 +72,10 @@ func TestStorageFaultAtOpen(t *testing.T) {
 				if !tt.fresh {
 					mem = walOnlyDB(t)
 				}
-				fs, on := faultFS(mem, errno, tt.match)
+				fs, on := faulttest.FS(mem, errno, tt.match)
 				on.Store(true)
 				core, logs := observer.New(zapcore.DebugLevel)
-				err := within(t, "Open", func() error {
+				err := faulttest.Within(t, "Open", func() error {
 					db, err := Open("db", Options{FS: fs, Genesis: testGenesis, Logger: zap.New(core)})
 					if err == nil {
 						_ = db.Close()
@@ -176,20 +116,20 @@ func TestStorageFaultAtOpen(t *testing.T) {
 func TestStorageFaultWhileRunning(t *testing.T) {
 	tests := []struct {
 		name  string
-		match opMatch
+		match faulttest.OpMatch
 		// background triggers the fault in a flush instead of a write.
 		background bool
 	}{
-		{"WAL write", walWrite, false},
-		{"WAL sync", walSync, false},
-		{"flush sstable write", sstWrite, true},
-		{"disk full", anyWrite, false},
+		{"WAL write", faulttest.WALWrite, false},
+		{"WAL sync", faulttest.WALSync, false},
+		{"flush sstable write", faulttest.SSTWrite, true},
+		{"disk full", faulttest.AnyWrite, false},
 	}
 	for _, tt := range tests {
 		for _, errno := range []syscall.Errno{syscall.ENOSPC, syscall.EIO} {
 			t.Run(fmt.Sprintf("%s %s", tt.name, errno), func(t *testing.T) {
 				mem := vfs.NewMem()
-				fs, on := faultFS(mem, errno, tt.match)
+				fs, on := faulttest.FS(mem, errno, tt.match)
 				db, err := Open("db", Options{FS: fs, Genesis: testGenesis})
 				require.NoError(t, err)
 				pub := testKeys[0].Public().(ed25519.PublicKey)
@@ -207,16 +147,16 @@ func TestStorageFaultWhileRunning(t *testing.T) {
 					require.NoError(t, db.StoreVote(bg, signed(linkVote(2, 0), 1)))
 					_, err := db.db.AsyncFlush()
 					require.NoError(t, err)
-					within(t, "Failed after a failed flush", func() struct{} { <-db.Failed(); return struct{}{} })
+					faulttest.Within(t, "Failed after a failed flush", func() struct{} { <-db.Failed(); return struct{}{} })
 				}
-				err = within(t, "SignVote", func() error { _, err := signer.SignVote(bg, linkVote(2, 0)); return err })
+				err = faulttest.Within(t, "SignVote", func() error { _, err := signer.SignVote(bg, linkVote(2, 0)); return err })
 				require.Error(t, err, "a vote is never released without its synced write")
 				require.ErrorIs(t, err, finality.ErrSignerFailed)
-				within(t, "Failed", func() struct{} { <-db.Failed(); return struct{}{} })
+				faulttest.Within(t, "Failed", func() struct{} { <-db.Failed(); return struct{}{} })
 				require.ErrorIs(t, db.FatalError(), ErrFatal)
 				require.ErrorIs(t, db.StoreVote(bg, signed(linkVote(3, 0), 1)), ErrFatal)
 				require.ErrorIs(t, db.Flush(bg), ErrFatal)
-				within(t, "Close", func() error { return db.Close() })
+				faulttest.Within(t, "Close", func() error { return db.Close() })
 				on.Store(false)
 
 				// Reopened without the fault: the first vote is there, the
@@ -259,7 +199,7 @@ func TestOpenContextCancelled(t *testing.T) {
 	}()
 	<-blocked
 	cancel()
-	err := within(t, "OpenContext after cancel", func() error { return <-done })
+	err := faulttest.Within(t, "OpenContext after cancel", func() error { return <-done })
 	require.ErrorIs(t, err, context.Canceled)
 	require.ErrorIs(t, err, storagefault.ErrAbandoned)
 	close(release)
@@ -317,7 +257,7 @@ func TestDiskStallIsFatal(t *testing.T) {
 	var stall atomic.Bool
 	release := make(chan struct{})
 	fs := errorfs.Wrap(mem, errorfs.InjectorFunc(func(op errorfs.Op) error {
-		if stall.Load() && isSync(op.Kind) && strings.HasSuffix(op.Path, ".log") {
+		if stall.Load() && faulttest.IsSync(op.Kind) && strings.HasSuffix(op.Path, ".log") {
 			<-release
 		}
 		return nil
@@ -329,13 +269,13 @@ func TestDiskStallIsFatal(t *testing.T) {
 	go func() {
 		done <- db.StoreSignerRecord(bg, checkpoint.SignerRecord{PublicKey: testKeys[0].Public().(ed25519.PublicKey), Genesis: testGenesis, Last: ptrVote(signed(linkVote(1, 0), 0))})
 	}()
-	within(t, "Failed on a stalled sync", func() struct{} { <-db.Failed(); return struct{}{} })
+	faulttest.Within(t, "Failed on a stalled sync", func() struct{} { <-db.Failed(); return struct{}{} })
 	require.ErrorIs(t, db.FatalError(), storagefault.ErrStalled)
 	stall.Store(false)
 	close(release)
-	require.Error(t, within(t, "the stalled write", func() error { return <-done }),
+	require.Error(t, faulttest.Within(t, "the stalled write", func() error { return <-done }),
 		"a write that stalled past the limit is not reported as durable")
-	within(t, "Close", func() error { return db.Close() })
+	faulttest.Within(t, "Close", func() error { return db.Close() })
 }
 
 // TestDiskSlowEvents: a slow operation below storagefault.MaxStall is

@@ -10,7 +10,6 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
@@ -20,59 +19,13 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/flarechain/flare-node/internal/storagefault"
+	"github.com/flarechain/flare-node/internal/storagefault/faulttest"
 )
 
-// hangLimit bounds the wait for a call that must not hang (a hang detector,
-// not a speed assertion).
-const hangLimit = 30 * time.Second
-
-type opMatch func(errorfs.Op) bool
-
-func isSyncOp(k errorfs.OpKind) bool {
-	return k == errorfs.OpFileSync || k == errorfs.OpFileSyncData || k == errorfs.OpFileSyncTo
-}
-
-func isWriteOp(k errorfs.OpKind) bool {
-	return k == errorfs.OpFileWrite || k == errorfs.OpFileWriteAt || k == errorfs.OpFilePreallocate
-}
-
-var (
-	walWrite opMatch = func(op errorfs.Op) bool { return isWriteOp(op.Kind) && strings.HasSuffix(op.Path, ".log") }
-	walSync  opMatch = func(op errorfs.Op) bool { return isSyncOp(op.Kind) && strings.HasSuffix(op.Path, ".log") }
-	sstWrite opMatch = func(op errorfs.Op) bool {
-		return (op.Kind == errorfs.OpCreate || isWriteOp(op.Kind)) && strings.HasSuffix(op.Path, ".sst")
-	}
-	sstSync opMatch = func(op errorfs.Op) bool { return isSyncOp(op.Kind) && strings.HasSuffix(op.Path, ".sst") }
-)
-
-// faultFS wraps fs and, while on, fails the matching operations with errno
-// as the OS reports it.
-func faultFS(fs vfs.FS, errno syscall.Errno, match opMatch) (*errorfs.FS, *atomic.Bool) {
-	on := new(atomic.Bool)
-	return errorfs.Wrap(fs, errorfs.InjectorFunc(func(op errorfs.Op) error {
-		if on.Load() && match(op) {
-			return &os.PathError{Op: fmt.Sprintf("op%d", op.Kind), Path: op.Path, Err: errno}
-		}
-		return nil
-	})), on
-}
-
-func within[T any](t *testing.T, what string, f func() T) T {
-	t.Helper()
-	done := make(chan T, 1)
-	go func() { done <- f() }()
-	select {
-	case v := <-done:
-		return v
-	case <-time.After(hangLimit):
-		t.Fatalf("%s hangs", what)
-		panic("unreachable")
-	}
-}
-
+// waitAbandoned waits for the opens the chain abandoned to return.
 func waitAbandoned(t *testing.T) {
 	t.Helper()
-	within(t, "abandoned open", func() struct{} { abandonedOpens.Wait(); return struct{}{} })
+	faulttest.Within(t, "abandoned open", func() struct{} { abandonedOpens.Wait(); return struct{}{} })
 }
 
 // memChain returns a MemFS with a chain database of 6 blocks that are only
@@ -103,13 +56,13 @@ func TestChainStorageFaultAtOpen(t *testing.T) {
 	tests := []struct {
 		name  string
 		fresh bool
-		match opMatch
+		match faulttest.OpMatch
 		stuck bool
 	}{
-		{"fresh, WAL write", true, walWrite, false},
-		{"fresh, WAL sync", true, walSync, false},
-		{"WAL replay, sstable write", false, sstWrite, true},
-		{"WAL replay, sstable sync", false, sstSync, true},
+		{"fresh, WAL write", true, faulttest.WALWrite, false},
+		{"fresh, WAL sync", true, faulttest.WALSync, false},
+		{"WAL replay, sstable write", false, faulttest.SSTWrite, true},
+		{"WAL replay, sstable sync", false, faulttest.SSTSync, true},
 	}
 	spec := localSpec(t)
 	for _, tt := range tests {
@@ -119,11 +72,11 @@ func TestChainStorageFaultAtOpen(t *testing.T) {
 				if !tt.fresh {
 					mem, opts = memChain(t)
 				}
-				fs, on := faultFS(mem, errno, tt.match)
+				fs, on := faulttest.FS(mem, errno, tt.match)
 				on.Store(true)
 				core, logs := observer.New(zapcore.DebugLevel)
 				opts.FS, opts.Logger = fs, zap.New(core)
-				err := within(t, "OpenChain", func() error {
+				err := faulttest.Within(t, "OpenChain", func() error {
 					c, err := OpenChain("chain", spec, opts)
 					if err == nil {
 						_ = c.Close()
@@ -160,12 +113,12 @@ func TestChainStorageFaultAtOpen(t *testing.T) {
 func TestChainStorageFaultWhileRunning(t *testing.T) {
 	tests := []struct {
 		name       string
-		match      opMatch
+		match      faulttest.OpMatch
 		background bool
 	}{
-		{"WAL write", walWrite, false},
-		{"WAL sync", walSync, false},
-		{"flush sstable write", sstWrite, true},
+		{"WAL write", faulttest.WALWrite, false},
+		{"WAL sync", faulttest.WALSync, false},
+		{"flush sstable write", faulttest.SSTWrite, true},
 	}
 	spec := localSpec(t)
 	keys := specKeys(t, spec)
@@ -173,7 +126,7 @@ func TestChainStorageFaultWhileRunning(t *testing.T) {
 		for _, errno := range []syscall.Errno{syscall.ENOSPC, syscall.EIO} {
 			t.Run(fmt.Sprintf("%s %s", tt.name, errno), func(t *testing.T) {
 				mem := vfs.NewMem()
-				fs, on := faultFS(mem, errno, tt.match)
+				fs, on := faulttest.FS(mem, errno, tt.match)
 				opts := ChainOptions{FS: fs, Clock: &fakeClock{now: SlotStart(spec, 1_000_000)}, Logger: zap.NewNop()}
 				c, err := OpenChain("chain", spec, opts)
 				require.NoError(t, err)
@@ -185,16 +138,16 @@ func TestChainStorageFaultWhileRunning(t *testing.T) {
 				if tt.background {
 					_, err := c.db.AsyncFlush()
 					require.NoError(t, err)
-					within(t, "Failed after a failed flush", func() struct{} { <-c.Failed(); return struct{}{} })
+					faulttest.Within(t, "Failed after a failed flush", func() struct{} { <-c.Failed(); return struct{}{} })
 				}
 				b2 := makeBlock(spec, keys, b1.Header, 2)
-				err = within(t, "Import", func() error { _, err := c.Import(context.Background(), b2); return err })
+				err = faulttest.Within(t, "Import", func() error { _, err := c.Import(context.Background(), b2); return err })
 				require.Error(t, err, "a block is never reported stored without its synced write")
-				within(t, "Failed", func() struct{} { <-c.Failed(); return struct{}{} })
+				faulttest.Within(t, "Failed", func() struct{} { <-c.Failed(); return struct{}{} })
 				require.ErrorIs(t, c.FatalError(), ErrFatal)
 				_, err = c.Import(context.Background(), makeBlock(spec, keys, b1.Header, 3))
 				require.ErrorIs(t, err, ErrFatal)
-				within(t, "Close", func() error { return c.Close() })
+				faulttest.Within(t, "Close", func() error { return c.Close() })
 				on.Store(false)
 
 				opts.FS = mem
@@ -232,7 +185,7 @@ func TestChainOpenContextCancelled(t *testing.T) {
 	}()
 	<-blocked
 	cancel()
-	err := within(t, "OpenChainContext after cancel", func() error { return <-done })
+	err := faulttest.Within(t, "OpenChainContext after cancel", func() error { return <-done })
 	require.ErrorIs(t, err, context.Canceled)
 	require.ErrorIs(t, err, storagefault.ErrAbandoned)
 	close(release)
