@@ -110,22 +110,8 @@ func (c *campaign) start(name, base string) *proc {
 		"--listen-addr", "/ip4/127.0.0.1/tcp/0", "--log-format", "json")
 	cmd.Env = append(os.Environ(), "NO_COLOR=1", "HOME="+c.dir)
 	cmd.Dir = c.dir
-	stdout, err := cmd.StdoutPipe()
-	require.NoError(c.t, err)
-	cmd.Stderr = cmd.Stdout
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: c.cred}
-	require.NoError(c.t, cmd.Start())
-	p := &proc{t: c.t, name: name, cmd: cmd, done: make(chan struct{}), cond: make(chan struct{})}
-	go p.read(stdout)
-	c.t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			_ = cmd.Process.Kill()
-			<-p.done
-		}
-	})
-	return p
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: c.cred}
+	return startCmd(c.t, name, cmd)
 }
 
 func envInt(name string, def int) int {

@@ -66,10 +66,20 @@ func startNode(t *testing.T, name string, args ...string) *proc {
 	t.Helper()
 	cmd := exec.Command(binPath, append(args, "--log-format", "json", "--no-mdns")...)
 	cmd.Env = append(os.Environ(), "NO_COLOR=1")
+	return startCmd(t, name, cmd)
+}
+
+// startCmd starts cmd in a process group of its own with stderr merged into
+// the stdout the proc reads; the test's cleanup kills it if it still runs.
+func startCmd(t *testing.T, name string, cmd *exec.Cmd) *proc {
+	t.Helper()
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 	cmd.Stderr = cmd.Stdout
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Setpgid = true
 	require.NoError(t, cmd.Start())
 	p := &proc{t: t, name: name, cmd: cmd, done: make(chan struct{}), cond: make(chan struct{})}
 	go p.read(stdout)
