@@ -52,6 +52,15 @@ type CertificateSource interface {
 	OldestRetained() uint64
 }
 
+// VoteSource is the read side of the checkpoint database used to answer
+// peers' votes-by-validator requests.
+type VoteSource interface {
+	// VotesByValidator returns the stored votes of validator (those kept
+	// as votes and those held by stored certificates) with target number
+	// >= from, in increasing target order, at most limit.
+	VotesByValidator(ctx context.Context, validator checkpoint.ValidatorIndex, from uint64, limit int) ([]checkpoint.SignedVote, error)
+}
+
 // Clock tells the time.
 type Clock interface{ Now() time.Time }
 
@@ -102,6 +111,8 @@ type Config struct {
 	// persistence); Certificates its read side for peers (may be nil).
 	Store        finality.CheckpointStorage
 	Certificates CertificateSource
+	// Votes answers peers' votes-by-validator requests (may be nil).
+	Votes VoteSource
 	// Signer signs votes (nil: the node does not vote); Producer authors
 	// blocks (nil: it does not).
 	Signer     *finality.SafeSigner

@@ -3,6 +3,7 @@ package engine
 import (
 	"cmp"
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"slices"
@@ -24,6 +25,14 @@ const (
 	ReqBlocks
 	ReqCertificates
 	ReqFinalityProof
+	// ReqVotes: the votes signed by one validator key (Request.Key) that
+	// the peer stores, with target number >= Start, at most Count, in
+	// increasing target order (a fresh or restarted signer record learns
+	// its key's past from them).
+	ReqVotes
+	// ReqBlocksByHash: the block with hash Request.Hash and up to Count-1
+	// of its ancestors, newest first (a parent the gossip path lacks).
+	ReqBlocksByHash
 )
 
 func (k RequestKind) String() string {
@@ -36,6 +45,10 @@ func (k RequestKind) String() string {
 		return "certificates"
 	case ReqFinalityProof:
 		return "finality-proof"
+	case ReqVotes:
+		return "votes"
+	case ReqBlocksByHash:
+		return "blocks-by-hash"
 	default:
 		return "unknown"
 	}
@@ -46,6 +59,10 @@ type Request struct {
 	Kind  RequestKind
 	Start uint64
 	Count uint32
+	// Key is the validator key of a ReqVotes request.
+	Key ed25519.PublicKey
+	// Hash is the block of a ReqBlocksByHash request.
+	Hash checkpoint.Hash
 }
 
 // Status is a node's view of its chain and finality.
@@ -62,6 +79,7 @@ type Response struct {
 	Blocks       []asf.Block
 	Certificates []checkpoint.Certificate
 	Proof        *checkpoint.FinalityProof
+	Votes        []checkpoint.SignedVote
 	// Unavailable: the peer does not hold the start of the range (or has
 	// no proof).
 	Unavailable bool
@@ -641,6 +659,12 @@ func (e *Engine) Serve(ctx context.Context, req Request) Response {
 	case ReqFinalityProof:
 		p, ok := e.ServeFinalityProof()
 		return Response{Proof: p, Unavailable: !ok}
+	case ReqVotes:
+		votes, unavailable := e.ServeVotes(ctx, req.Key, req.Start, req.Count)
+		return Response{Votes: votes, Unavailable: unavailable}
+	case ReqBlocksByHash:
+		blocks, unavailable := e.ServeBlocksByHash(req.Hash, req.Count)
+		return Response{Blocks: blocks, Unavailable: unavailable}
 	}
 	return Response{Unavailable: true}
 }
@@ -688,4 +712,58 @@ func (e *Engine) ServeFinalityProof() (*checkpoint.FinalityProof, bool) {
 		return &p, true
 	}
 	return nil, false
+}
+
+// Limits of the requests that learn a key's votes and fetch a parent.
+const (
+	VotesPerRequest        = 64
+	BlocksByHashPerRequest = 32
+)
+
+// ServeVotes answers a votes-by-validator request: the stored votes (and
+// those held by stored certificates) of the validator with key pub whose
+// target is at least from, in increasing target order, at most count
+// (clamped to VotesPerRequest); unavailable when the key is not in the
+// authority set or nothing is stored.
+func (e *Engine) ServeVotes(ctx context.Context, pub ed25519.PublicKey, from uint64, count uint32) ([]checkpoint.SignedVote, bool) {
+	if e.cfg.Votes == nil || count == 0 {
+		return nil, true
+	}
+	idx, ok := e.authorityIndex(pub)
+	if !ok {
+		return nil, true
+	}
+	votes, err := e.cfg.Votes.VotesByValidator(ctx, idx, from, int(min(count, VotesPerRequest)))
+	if err != nil || len(votes) == 0 {
+		return nil, true
+	}
+	return votes, false
+}
+
+// authorityIndex is pub's validator index in the spec's authority set.
+func (e *Engine) authorityIndex(pub ed25519.PublicKey) (checkpoint.ValidatorIndex, bool) {
+	for i, k := range e.spec.AuthoritySet().Keys {
+		if k.Equal(pub) {
+			return checkpoint.ValidatorIndex(i), true
+		}
+	}
+	return 0, false
+}
+
+// ServeBlocksByHash answers a blocks-by-hash request: the block with hash h
+// and up to count-1 (count clamped to BlocksByHashPerRequest) of its
+// ancestors, newest first, never the genesis block; unavailable when h is
+// unknown.
+func (e *Engine) ServeBlocksByHash(h checkpoint.Hash, count uint32) ([]asf.Block, bool) {
+	count = min(count, BlocksByHashPerRequest)
+	var out []asf.Block
+	for uint32(len(out)) < count {
+		b, ok, err := e.chain.BlockByHash(h)
+		if err != nil || !ok || b.Header.Number == 0 {
+			break
+		}
+		out = append(out, b)
+		h = b.Header.ParentHash
+	}
+	return out, len(out) == 0
 }
