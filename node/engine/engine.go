@@ -149,6 +149,17 @@ type Mutations struct {
 	// VoteEquivocatorCheckpoints offers a checkpoint block to the gadget at
 	// once even when its proposer is known to equivocate.
 	VoteEquivocatorCheckpoints bool
+	// HaltOnUnsignedClaim halts on a verified proof above our finalized
+	// checkpoint after a peer's unsigned status claimed a conflicting
+	// finalized checkpoint, without checking the proof's ancestry (the old
+	// rule).
+	HaltOnUnsignedClaim bool
+	// CountKnownBlocksAsProgress treats synced blocks that were already
+	// known as catch-up progress (the old rule).
+	CountKnownBlocksAsProgress bool
+	// SkipStoredVotesFetch initialises (or starts) a signer record without
+	// asking peers for the votes of its key they store.
+	SkipStoredVotesFetch bool
 }
 
 // Engine is the node's deterministic decision core (see the package doc).
