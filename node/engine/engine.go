@@ -81,6 +81,8 @@ const (
 const (
 	DefaultSyncInterval   = 2 * time.Second
 	DefaultRequestTimeout = 4 * time.Second
+	// MinRequestTimeout is the floor of the slot-scaled request time-out.
+	MinRequestTimeout = time.Second
 	// BlocksPerRequest and CertificatesPerRequest size catch-up requests.
 	BlocksPerRequest       = 128
 	CertificatesPerRequest = 256
@@ -138,6 +140,10 @@ type Config struct {
 	// RequestTimeout bounds one request. 0 means the defaults.
 	SyncInterval   time.Duration
 	RequestTimeout time.Duration
+	// DoppelgangerListen: a restarted (or imported) signer record also
+	// listens for doppelgangerIntervals checkpoint intervals before its
+	// first vote, like a fresh one.
+	DoppelgangerListen bool
 }
 
 // Mutations are deliberately broken engine rules for the deterministic
@@ -192,7 +198,20 @@ type Engine struct {
 	// node is alone).
 	caughtUp bool
 
-	init *signerInit
+	init       *signerInit
+	startCheck *startCheck
+	// learn: what peers showed of our key's votes; votesHeard counts
+	// their answers.
+	learn      learned
+	votesHeard int
+	auth       checkpoint.AuthoritySet
+
+	// parents: blocks-by-hash fetches of gossip blocks' missing parents;
+	// orphans the blocks waiting for them, by parent hash.
+	parents     map[uint64]*parentFetch
+	orphans     map[checkpoint.Hash][]asf.Block
+	orphanCount int
+	backoffs    map[PeerID]backoff
 
 	lastFinalizedAt time.Time
 	started         time.Time
@@ -222,7 +241,9 @@ func New(cfg Config) (*Engine, error) {
 		cfg.SyncInterval = DefaultSyncInterval
 	}
 	if cfg.RequestTimeout <= 0 {
-		cfg.RequestTimeout = DefaultRequestTimeout
+		// Scaled with the slot: a lost request costs a few slots, never
+		// several checkpoints.
+		cfg.RequestTimeout = min(DefaultRequestTimeout, max(MinRequestTimeout, 4*cfg.Spec.SlotDuration()))
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = asf.SystemClock{}
@@ -242,6 +263,12 @@ func New(cfg Config) (*Engine, error) {
 		net:      cfg.Network,
 		log:      cfg.Logger.Named("node"),
 		peers:    make(map[PeerID]*peerState),
+	}
+	if cfg.Finality != nil {
+		e.auth = cfg.Finality.Authorities
+	} else {
+		e.auth = cfg.Spec.AuthoritySet()
+		e.auth.Genesis = cfg.Genesis
 	}
 	e.started = e.clock.Now()
 	if cfg.Finality != nil {
@@ -395,6 +422,8 @@ func (e *Engine) Restore(ctx context.Context) error {
 		if err := e.gadget.BeginSignerInit(ctx, ^uint64(0)); err != nil {
 			return err
 		}
+	} else if e.signer != nil && !e.cfg.Alone {
+		e.startCheck = &startCheck{}
 	}
 	e.caughtUp = e.cfg.Alone
 	e.updateHeadLocked(ctx)
@@ -447,7 +476,7 @@ func (e *Engine) chainCurrent() bool {
 
 // votingAllowed: the gadget may vote (it also checks its own rules).
 func (e *Engine) votingAllowed() bool {
-	return !e.syncing && e.init == nil && e.chainCurrent()
+	return !e.syncing && e.init == nil && e.startCheck == nil && e.chainCurrent()
 }
 
 // updateHeadLocked tells the gadget the best chain's latest checkpoint and
@@ -498,6 +527,7 @@ func (e *Engine) importLocked(ctx context.Context, b asf.Block, from PeerID, syn
 	case errors.Is(err, asf.ErrUnknownParent):
 		e.stats.BlocksIgnored++
 		if from != "" {
+			e.fetchParentLocked(from, b)
 			e.startSyncLocked(ctx, from)
 		}
 		return Ignore, err
@@ -578,7 +608,7 @@ func (e *Engine) OnSlot(ctx context.Context, slot uint64) (*asf.Block, error) {
 		return nil, err
 	}
 	defer e.mu.Unlock()
-	if e.producer == nil || e.syncing || !e.chainCurrent() {
+	if e.producer == nil || e.syncing || e.startCheck != nil || !e.chainCurrent() {
 		return nil, nil
 	}
 	b, res, err := e.producer.Produce(ctx, slot)
@@ -618,6 +648,7 @@ func (e *Engine) Tick(ctx context.Context) error {
 	now := e.clock.Now()
 	e.tickSyncLocked(ctx, now)
 	e.tickSignerInitLocked(ctx, now)
+	e.tickStartCheckLocked(ctx, now)
 	if e.gadget != nil && e.fatal == nil {
 		if err := e.gadget.Tick(ctx); err != nil {
 			return e.fail(fmt.Errorf("finality tick: %w", err))

@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"crypto/ed25519"
 	"errors"
 	"testing"
 	"time"
@@ -172,9 +173,13 @@ func TestOnBlockVerdicts(t *testing.T) {
 			if c.wantStatusRequestTo == "" {
 				require.Empty(t, reqs)
 			} else {
-				require.Len(t, reqs, 1)
+				// The missing parent is asked for by hash from the sender,
+				// and its status starts a catch-up if it is ahead.
+				require.Len(t, reqs, 2)
 				require.Equal(t, c.wantStatusRequestTo, reqs[0].Peer)
-				require.Equal(t, engine.Request{Kind: engine.ReqStatus}, reqs[0].Req)
+				require.Equal(t, engine.Request{Kind: engine.ReqBlocksByHash, Hash: b.Header.ParentHash, Count: engine.BlocksByHashPerRequest}, reqs[0].Req)
+				require.Equal(t, c.wantStatusRequestTo, reqs[1].Peer)
+				require.Equal(t, engine.Request{Kind: engine.ReqStatus}, reqs[1].Req)
 				require.Contains(t, n.eng.Peers(), c.wantStatusRequestTo)
 			}
 			// Gossip never publishes: relaying is the gossip layer's job.
@@ -275,14 +280,13 @@ func TestSyncCatchesUpWithPeerAhead(t *testing.T) {
 	require.Equal(t, sentRequest{Peer: "B", ID: status.ID, Req: engine.Request{Kind: engine.ReqStatus}}, status)
 	n.eng.OnPeerConnected(n.ctx, "B") // already being polled
 	require.Empty(t, n.net.takeRequests())
-	require.False(t, n.eng.CaughtUp())
 
 	n.answer(peer, status)
 	require.Equal(t, uint64(10), n.eng.Peers()["B"].Best.Number)
 	first := n.onlyRequest()
 	require.Equal(t, engine.PeerID("B"), first.Peer)
 	require.Equal(t, engine.Request{Kind: engine.ReqBlocks, Start: 1, Count: 10}, first.Req)
-	require.False(t, n.eng.Syncing(), "no progress yet")
+	require.True(t, n.eng.Syncing(), "behind: its best block is old and the only peer shows more")
 
 	// A partial answer: imported, and the rest is asked for.
 	require.NoError(t, n.eng.OnResponse(n.ctx, "B", first.ID, engine.Response{Blocks: blocks[:4]}))
@@ -308,7 +312,6 @@ func TestSyncCatchesUpWithPeerAhead(t *testing.T) {
 	votes := n.net.publishedVotes()
 	require.Len(t, votes, 1)
 	require.Equal(t, f.cp(blocks[9]), votes[0].Target)
-	require.False(t, n.eng.CaughtUp(), "no status exchange without a peer ahead yet")
 
 	n.answer(peer, again)
 	require.True(t, n.eng.CaughtUp())
@@ -386,7 +389,13 @@ func TestSyncFailedRequestEndsRoundAndPollsOtherPeers(t *testing.T) {
 			require.Zero(t, n.chain.Best().Number)
 			require.Empty(t, n.net.takeRequests())
 
-			// A new round can start: B is asked again and answered.
+			// A new round can start once B's back-off (one request
+			// time-out after a first failed round) passed: B is asked
+			// again and answered.
+			n.eng.OnPeerConnected(n.ctx, "B")
+			n.answer(ahead, n.onlyRequest())
+			require.Empty(t, n.net.takeRequests(), "no round with a peer in back-off")
+			f.clock.Advance(timeout)
 			n.eng.OnPeerConnected(n.ctx, "B")
 			status := n.onlyRequest()
 			require.Equal(t, engine.PeerID("B"), status.Peer)
@@ -598,6 +607,10 @@ func TestFreshSignerCatchesUpListensThenVotes(t *testing.T) {
 	n.answer(peer, n.onlyRequest())
 	require.True(t, n.eng.CaughtUp())
 	require.True(t, n.eng.SignerPending())
+	// The peer is asked for the votes of our key it stores: none.
+	votesReq := n.onlyRequest()
+	require.Equal(t, engine.Request{Kind: engine.ReqVotes, Key: f.keys[0].Public().(ed25519.PublicKey), Start: 1, Count: engine.VotesPerRequest}, votesReq.Req)
+	n.answer(peer, votesReq)
 
 	n.tick(0) // starts listening now, at the head checkpoint 1
 	listenStart := f.clock.Now()

@@ -226,6 +226,10 @@ type nodeOpts struct {
 	// syncInterval and requestTimeout: 0 means the engine's defaults.
 	syncInterval, requestTimeout time.Duration
 	onSignerInit                 func()
+	// startCheck keeps a ready validator's start check pending (by
+	// default newNode passes it with a quiet peer, see passStartCheck).
+	startCheck bool
+	mutations  engine.Mutations
 }
 
 // testNode is an engine on real Pebble databases in a temp dir.
@@ -269,6 +273,7 @@ func (f *fixture) newNode(o nodeOpts) *testNode {
 		Alone:          o.alone,
 		SyncInterval:   o.syncInterval,
 		RequestTimeout: o.requestTimeout,
+		Mutations:      o.mutations,
 	}
 	if !o.noFinality {
 		cpdb, err := checkpointdb.Open(filepath.Join(dir, "checkpoints"), checkpointdb.Options{Genesis: f.genesis.Hash(), Logger: log})
@@ -302,7 +307,33 @@ func (f *fixture) newNode(o nodeOpts) *testNode {
 	require.NoError(t, err)
 	require.NoError(t, eng.Restore(n.ctx))
 	n.eng = eng
+	if o.key >= 0 && !o.fresh && !o.alone && !o.noFinality && !o.startCheck {
+		n.passStartCheck()
+	}
 	return n
+}
+
+// passStartCheck lets a ready validator hear the network once: a quiet
+// peer answers its status with the node's own and has no vote of its key;
+// then it disconnects.
+func (n *testNode) passStartCheck() {
+	t := n.f.t
+	t.Helper()
+	const quiet = engine.PeerID("quiet-peer")
+	n.eng.OnPeerConnected(n.ctx, quiet)
+	for range 2 {
+		for _, r := range n.net.takeRequests() {
+			resp := engine.Response{Unavailable: true}
+			if r.Req.Kind == engine.ReqStatus {
+				resp = engine.Response{Status: n.eng.ServeStatus()}
+			}
+			require.NoError(t, n.eng.OnResponse(n.ctx, r.Peer, r.ID, resp))
+		}
+	}
+	n.eng.OnPeerDisconnected(quiet)
+	n.net.takeRequests()
+	require.NoError(t, n.eng.Tick(n.ctx))
+	require.True(t, n.eng.CaughtUp())
 }
 
 // fullNode is a finality-enabled node without a key.

@@ -16,9 +16,13 @@ import (
 //     votes signed with our key for checkpoints above the head we caught
 //     up to mean another instance runs with the key now (the gadget
 //     halts), older ones are history of an earlier life of the key;
-//  3. initialise the record (synced) with source watermark at or above
-//     the latest justified checkpoint and every source seen, and target
-//     watermark at or above the head and every target seen: the first
+//  3. meanwhile ask every peer for the votes of our key it stores
+//     (ReqVotes: live gossip alone never shows votes of an earlier life);
+//  4. initialise the record (synced) with source watermark at or above
+//     the latest justified checkpoint and every source seen or fetched,
+//     and target watermark at or above the head and every target seen or
+//     fetched; when no peer answered, the source watermark is the head
+//     checkpoint itself (above every earlier vote of the key): the first
 //     vote can conflict with nothing the key signed before.
 type signerInit struct {
 	listening bool
@@ -63,8 +67,18 @@ func (e *Engine) tickSignerInitLocked(ctx context.Context, now time.Time) {
 	}
 	seen := e.gadget.OwnSeen()
 	head, _ := e.headCheckpoint()
-	minTarget := max(in.mark, head.Number, seen.MaxTarget)
-	minSource := max(e.gadget.LatestJustified().Number, seen.MaxSource)
+	minTarget := max(in.mark, head.Number, seen.MaxTarget, e.learn.maxTarget)
+	minSource := max(e.gadget.LatestJustified().Number, seen.MaxSource, e.learn.maxSource)
+	if e.votesHeard == 0 && !e.cfg.Alone && !e.cfg.Mutations.SkipStoredVotesFetch {
+		// No peer could show the votes of our key: the first vote's
+		// source must be at or above the head we caught up to, which is
+		// above every vote the key signed before (safe by construction;
+		// the price: the first vote waits for the network to justify that
+		// checkpoint without us).
+		minSource = max(minSource, in.mark)
+		e.log.Warn("Fresh signer record: no peer answered with the votes of this validator key it stores; the first vote waits for a source at or above the head checkpoint",
+			zap.Uint64("head_checkpoint", in.mark))
+	}
 	if err := e.signer.Initialise(ctx, minSource, minTarget); err != nil {
 		e.fail(fmt.Errorf("initialise the signer record: %w", err))
 		return
@@ -76,7 +90,7 @@ func (e *Engine) tickSignerInitLocked(ctx context.Context, now time.Time) {
 	e.init = nil
 	e.log.Info("Signer record initialised; voting from the next checkpoint",
 		zap.Uint64("min_source", minSource), zap.Uint64("min_target", minTarget),
-		zap.Int("own_votes_seen", seen.Votes))
+		zap.Int("own_votes_seen", seen.Votes), zap.Int("own_votes_stored_by_peers", e.learn.votes), zap.Int("peers_answered", e.votesHeard))
 	if e.cfg.OnSignerInitialised != nil {
 		e.cfg.OnSignerInitialised()
 	}

@@ -102,6 +102,25 @@ type peerState struct {
 	// suspect is the peer's finalized checkpoint that contradicted our
 	// canonical chain, once its proof was asked for (asked once).
 	suspect checkpoint.Checkpoint
+	// votesAsked: the votes of our key it stores were asked for (in
+	// flight or answered); votesPages bounds the pages asked.
+	votesAsked    bool
+	votesAnswered bool
+	votesPages    int
+}
+
+// backoff down-scores a peer whose last round fed nothing new or failed:
+// no catch-up round with it before until; d doubles per bad round. It
+// outlives a disconnection (a reconnect does not clear it).
+type backoff struct {
+	until time.Time
+	d     time.Duration
+}
+
+// inBackoff reports whether peer p is down-scored at now.
+func (e *Engine) inBackoff(p PeerID, now time.Time) bool {
+	b, ok := e.backoffs[p]
+	return ok && now.Before(b.until)
 }
 
 type pendingRequest struct {
@@ -116,6 +135,35 @@ const (
 	phaseBlocks syncPhase = iota + 1
 	phaseCertificates
 	phaseProof
+	// phaseAncestry: a verified proof's finalized block is on a chain the
+	// range fetch could not connect to ours: its ancestry is fetched by
+	// hash down to our finalized height to tell a fork from conflicting
+	// finality.
+	phaseAncestry
+)
+
+// Catch-up round limits.
+const (
+	// maxIdleResponses: a round ends after this many consecutive
+	// responses that brought nothing new (known blocks are not progress).
+	maxIdleResponses = 3
+	// roundIdleTimeouts: a round ends when it made no progress for this
+	// many request time-outs.
+	roundIdleTimeouts = 3
+	// maxBackoff caps the per-peer back-off after bad rounds.
+	maxBackoff = time.Minute
+	// maxAncestryBlocks bounds the blocks fetched by hash to check a
+	// proof's ancestry.
+	maxAncestryBlocks = 4096
+	// maxOrphans bounds the gossip blocks kept while their parent is
+	// fetched by hash; maxParentDepth the by-hash requests per fetch.
+	maxOrphans     = 64
+	maxParentDepth = 4
+	// behindLagSlots: the node is behind when its best block is at least
+	// this many slots old and several peers show blocks above it.
+	behindLagSlots = 3
+	// maxBackoffs bounds the remembered back-offs (expired ones go first).
+	maxBackoffs = 1024
 )
 
 // syncRound is a catch-up with one peer: blocks, then certificates (or a
@@ -126,14 +174,23 @@ type syncRound struct {
 	phase     syncPhase
 	next      uint64
 	restarted bool
-	// conflicting: the peer's chain conflicts with our finalized block (a
-	// block of it did not import for that reason).
-	conflicting bool
-	blocks      int
-	certs       int
-	proofs      int
-	start       time.Time
-	request     uint64 // id of the request in flight
+	// proof is a verified finality proof above our finalized checkpoint
+	// whose block is being fetched (nil: none).
+	proof *checkpoint.FinalityProof
+	// ancestry: blocks fetched by hash from the proof's finalized block
+	// down (newest first); cursor the next hash to fetch.
+	ancestry []asf.Block
+	cursor   checkpoint.Hash
+	// idle counts consecutive responses without progress; lastProgress is
+	// when the round last brought something new.
+	idle         int
+	lastProgress time.Time
+	progressed   bool
+	blocks       int
+	certs        int
+	proofs       int
+	start        time.Time
+	request      uint64 // id of the request in flight
 }
 
 func (e *Engine) requestLocked(p PeerID, req Request) uint64 {
@@ -211,6 +268,10 @@ func (e *Engine) tickSyncLocked(ctx context.Context, now time.Time) {
 			e.onResponseLocked(ctx, r.peer, id, Response{Err: ErrRequestTimeout})
 		}
 	}
+	if s := e.sync; s != nil && now.Sub(s.lastProgress) >= roundIdleTimeouts*e.cfg.RequestTimeout {
+		e.endSyncLocked(ctx, "no progress for "+now.Sub(s.lastProgress).String())
+	}
+	e.refreshBehindLocked(ctx)
 	for _, p := range sortedKeys(e.peers) {
 		ps := e.peers[p]
 		if ps != nil && !ps.polling && now.Sub(ps.lastPoll) >= e.cfg.SyncInterval {
@@ -264,6 +325,13 @@ func (e *Engine) onResponseLocked(ctx context.Context, p PeerID, id uint64, resp
 			e.onStatusLocked(ctx, p, resp.Status)
 		}
 		return
+	case ReqVotes:
+		e.onVotesLocked(ctx, p, r.req, resp)
+		return
+	}
+	if r.req.Kind == ReqBlocksByHash && e.parents[id] != nil {
+		e.onParentBlocksLocked(ctx, p, id, r.req, resp)
+		return
 	}
 	s := e.sync
 	if s == nil || s.peer != p || s.request != id {
@@ -281,6 +349,8 @@ func (e *Engine) onResponseLocked(ctx context.Context, p PeerID, id uint64, resp
 		e.onCertificatesLocked(ctx, resp)
 	case ReqFinalityProof:
 		e.onProofLocked(ctx, resp)
+	case ReqBlocksByHash:
+		e.onAncestryLocked(ctx, resp)
 	}
 }
 
@@ -323,17 +393,36 @@ func (e *Engine) onStatusLocked(ctx context.Context, p PeerID, st Status) {
 		e.log.Debug("peer of another chain", zap.String("peer", string(p)))
 		return
 	}
-	if e.sync != nil {
+	e.askVotesLocked(p)
+	e.refreshBehindLocked(ctx)
+	now := e.clock.Now()
+	if s := e.sync; s != nil {
+		// A round runs: an honest peer's status is still heard; when the
+		// round's peer fed nothing new in its last answer and this one
+		// has something, the round moves to it.
+		if s.peer == p || s.idle == 0 || e.inBackoff(p, now) {
+			return
+		}
+		if blocks, certs := e.behind(st); !blocks && !certs {
+			return
+		}
+		e.endSyncLocked(ctx, fmt.Sprintf("peer %s offers more", p))
+		if e.sync != nil {
+			return
+		}
+	}
+	if e.inBackoff(p, now) {
 		return
 	}
 	if e.gadget != nil && e.suspectLocked(p, st) {
 		// The peer claims a finalized checkpoint that is not on our
-		// finalized chain: ask for its proof; if it verifies, finality
-		// conflicts (the gadget halts).
-		s := &syncRound{peer: p, target: st, start: e.clock.Now(), phase: phaseProof, conflicting: true}
+		// finalized chain. The claim is unsigned: it only makes us ask
+		// for the peer's finality proof, which is judged on its own
+		// (signed) merits.
+		s := &syncRound{peer: p, target: st, start: now, lastProgress: now, phase: phaseProof}
 		e.sync = s
 		e.stats.SyncRounds++
-		e.log.Warn("Peer claims a finalized checkpoint that conflicts with ours; asking for its finality proof",
+		e.log.Info("Peer claims a finalized checkpoint that is not on our chain; asking for its finality proof",
 			zap.String("peer", string(p)), zap.Stringer("peer_finalized", st.Finalized), zap.Stringer("finalized", e.gadget.LatestFinalized()))
 		s.request = e.requestLocked(p, Request{Kind: ReqFinalityProof})
 		return
@@ -346,7 +435,7 @@ func (e *Engine) onStatusLocked(ctx context.Context, p PeerID, st Status) {
 		}
 		return
 	}
-	s := &syncRound{peer: p, target: st, start: e.clock.Now()}
+	s := &syncRound{peer: p, target: st, start: now, lastProgress: now}
 	e.sync = s
 	e.stats.SyncRounds++
 	ours := e.ourStatus()
@@ -401,14 +490,35 @@ func (e *Engine) requestBlocksLocked() {
 	s.request = e.requestLocked(s.peer, Request{Kind: ReqBlocks, Start: s.next, Count: count})
 }
 
+// progressLocked notes that the round brought something new.
+func (e *Engine) progressLocked() {
+	s := e.sync
+	s.idle = 0
+	s.progressed = true
+	s.lastProgress = e.clock.Now()
+}
+
+// idleLocked notes an answer that brought nothing new; false when the round
+// ended for it.
+func (e *Engine) idleLocked(ctx context.Context) bool {
+	s := e.sync
+	s.idle++
+	if s.idle >= maxIdleResponses {
+		e.endSyncLocked(ctx, fmt.Sprintf("%d answers in a row brought nothing new", s.idle))
+		return false
+	}
+	return true
+}
+
 func (e *Engine) onBlocksLocked(ctx context.Context, resp Response) {
 	s := e.sync
 	if resp.Unavailable || len(resp.Blocks) == 0 {
 		e.certificatePhaseLocked(ctx)
 		return
 	}
+	fresh := 0
 	for _, b := range resp.Blocks {
-		_, err := e.importLocked(ctx, b, "", true)
+		v, err := e.importLocked(ctx, b, "", true)
 		if errors.Is(err, asf.ErrUnknownParent) && !s.restarted {
 			// We are on a fork the peer does not have: start again from
 			// our finalized block.
@@ -420,13 +530,20 @@ func (e *Engine) onBlocksLocked(ctx context.Context, resp Response) {
 		if errors.Is(err, asf.ErrEquivocation) {
 			continue
 		}
-		if errors.Is(err, asf.ErrConflictsFinalized) && e.gadget != nil {
-			// The peer's best chain does not contain our finalized block:
-			// only its finality proof can tell a fork from conflicting
-			// finality.
-			s.conflicting = true
-			s.phase = phaseProof
-			s.request = e.requestLocked(s.peer, Request{Kind: ReqFinalityProof})
+		if (errors.Is(err, asf.ErrConflictsFinalized) || errors.Is(err, asf.ErrUnknownParent)) && e.gadget != nil {
+			// The peer's best chain does not contain our finalized block
+			// (it forks below it). That is an orphan branch unless a
+			// verified finality proof says otherwise: the peer's proof is
+			// asked for, and only a verified one has its ancestry fetched
+			// and judged.
+			switch {
+			case s.proof != nil:
+				e.ancestryPhaseLocked(ctx)
+			case s.proofs < maxProofsPerRound:
+				s.request = e.requestLocked(s.peer, Request{Kind: ReqFinalityProof})
+			default:
+				e.endSyncLocked(ctx, fmt.Sprintf("peer's chain at block #%d does not contain our finalized block", b.Header.Number))
+			}
 			return
 		}
 		if err != nil {
@@ -436,13 +553,29 @@ func (e *Engine) onBlocksLocked(ctx context.Context, resp Response) {
 			e.endSyncLocked(ctx, fmt.Sprintf("peer sent block #%d that does not import: %v", b.Header.Number, err))
 			return
 		}
-		s.blocks++
-		e.stats.SyncedBlocks++
-		e.setSyncingLocked(ctx, true)
 		s.next = b.Header.Number + 1
+		if v == Accept || e.cfg.Mutations.CountKnownBlocksAsProgress {
+			fresh++
+			s.blocks++
+			e.stats.SyncedBlocks++
+		}
+	}
+	if fresh > 0 {
+		e.progressLocked()
+		if e.cfg.Mutations.CountKnownBlocksAsProgress {
+			e.setSyncingLocked(ctx, true)
+		}
+	} else if !e.idleLocked(ctx) {
+		return
 	}
 	if s.next <= s.target.Best.Number {
 		e.requestBlocksLocked()
+		return
+	}
+	if s.proof != nil && s.phase == phaseBlocks {
+		// The proof's block should be here now: judge the proof again.
+		p := *s.proof
+		e.onProofLocked(ctx, Response{Proof: &p})
 		return
 	}
 	e.certificatePhaseLocked(ctx)
@@ -514,7 +647,9 @@ func (e *Engine) onCertificatesLocked(ctx context.Context, resp Response) {
 		s.next = max(s.next, c.Target.Number+1)
 	}
 	if progress {
-		e.setSyncingLocked(ctx, true)
+		e.progressLocked()
+	} else if !e.idleLocked(ctx) {
+		return
 	}
 	e.certificatePhaseLocked(ctx)
 }
@@ -536,8 +671,9 @@ func (e *Engine) onProofLocked(ctx context.Context, resp Response) {
 	switch {
 	case fin.Number <= ours.Number:
 		// Nothing to jump to; the gadget compares it with the finalized
-		// chain it knows (and halts on a conflict).
-	case s.conflicting:
+		// chain it knows (and halts on a signed conflict).
+	case e.cfg.Mutations.HaltOnUnsignedClaim && s.target.Finalized.Number <= ours.Number && s.target.Finalized.Number > 0:
+		// Mutant: the old rule trusted the peer's unsigned claim.
 		e.conflictLocked(ctx, fin, fmt.Sprintf("peer %s proves checkpoint %s finalized on a chain that does not contain our finalized checkpoint %s", s.peer, fin, ours))
 		return
 	case e.chain.HasBlock(fin.Hash):
@@ -546,11 +682,17 @@ func (e *Engine) onProofLocked(ctx context.Context, resp Response) {
 			return
 		}
 	default:
-		// Its block is not here yet (the peer finalized more while we
-		// fetched its blocks): fetch up to it, then ask for the proof
-		// again.
-		if h := fin.Number * e.interval; h > e.chain.Best().Number && s.proofs < maxProofsPerRound {
+		// Its block is not here yet (we are behind, or the peer finalized
+		// more while we fetched its blocks): fetch up to it, then judge
+		// the proof again.
+		if h := fin.Number * e.interval; s.proofs < maxProofsPerRound {
+			s.proof = &p
 			s.target.Best.Number = max(s.target.Best.Number, h)
+			if h <= e.chain.Best().Number || s.phase == phaseBlocks {
+				// The range fetch did not bring it: its ancestry decides.
+				e.ancestryPhaseLocked(ctx)
+				return
+			}
 			s.phase = phaseBlocks
 			s.next = e.chain.Best().Number + 1
 			e.requestBlocksLocked()
@@ -559,6 +701,11 @@ func (e *Engine) onProofLocked(ctx context.Context, resp Response) {
 		e.endSyncLocked(ctx, "")
 		return
 	}
+	e.applyProofLocked(ctx, p)
+}
+
+func (e *Engine) applyProofLocked(ctx context.Context, p checkpoint.FinalityProof) {
+	s := e.sync
 	moved, err := e.gadget.ApplyFinalityProof(ctx, p)
 	if errors.Is(err, finality.ErrBadProof) {
 		e.endSyncLocked(ctx, "peer sent an invalid finality proof: "+err.Error())
@@ -568,18 +715,104 @@ func (e *Engine) onProofLocked(ctx context.Context, resp Response) {
 		e.fail(fmt.Errorf("finality gadget (finality proof): %w", err))
 		return
 	}
+	s.proof = nil
 	if moved {
 		e.stats.ProofsApplied++
+		e.progressLocked()
 		e.log.Info("Caught up finality from a peer's finality proof", zap.String("peer", string(s.peer)),
 			zap.Stringer("finalized", e.gadget.LatestFinalized()), zap.Stringer("justified", e.gadget.LatestJustified()))
-		e.setSyncingLocked(ctx, true)
 	}
-	if s.conflicting {
+	if e.sync == nil || e.fatal != nil || e.gadget.Halted() {
 		e.endSyncLocked(ctx, "")
 		return
 	}
 	// Certificates above the proof's checkpoints, if the peer has more.
 	e.certificatePhaseLocked(ctx)
+}
+
+// ancestryPhaseLocked starts (or continues) fetching the ancestry of the
+// verified proof's finalized block by hash.
+func (e *Engine) ancestryPhaseLocked(ctx context.Context) {
+	s := e.sync
+	if s.phase != phaseAncestry {
+		s.phase = phaseAncestry
+		s.ancestry = nil
+		s.cursor = s.proof.Finalizing.Source.Hash
+	}
+	if len(s.ancestry) >= maxAncestryBlocks {
+		e.log.Warn("A peer's finality proof finalizes a block whose ancestry is too long to check here; not following it",
+			zap.String("peer", string(s.peer)), zap.Stringer("proof_finalized", s.proof.Finalizing.Source))
+		e.endSyncLocked(ctx, "proof ancestry too long")
+		return
+	}
+	s.request = e.requestLocked(s.peer, Request{Kind: ReqBlocksByHash, Hash: s.cursor, Count: BlocksByHashPerRequest})
+}
+
+// onAncestryLocked judges a verified proof by the hash-linked ancestry of
+// its finalized block: it descends from our finalized checkpoint (a fork we
+// did not follow: import it and apply the proof) or it does not (signed
+// conflicting finality: halt with the evidence).
+func (e *Engine) onAncestryLocked(ctx context.Context, resp Response) {
+	s := e.sync
+	if s.phase != phaseAncestry || s.proof == nil {
+		e.endSyncLocked(ctx, "unexpected blocks-by-hash answer")
+		return
+	}
+	if resp.Unavailable || len(resp.Blocks) == 0 {
+		e.endSyncLocked(ctx, "peer cannot show the ancestry of the block its proof finalizes")
+		return
+	}
+	ours := e.gadget.LatestFinalized()
+	if !e.chain.HasBlock(ours.Hash) {
+		e.endSyncLocked(ctx, "our chain lacks our finalized block: cannot judge the proof's ancestry yet")
+		return
+	}
+	ourHeight := ours.Number * e.interval
+	fin := s.proof.Finalizing.Source
+	for _, b := range resp.Blocks {
+		if b.Hash() != s.cursor || b.Header.Number == 0 {
+			e.endSyncLocked(ctx, "peer sent a block that is not the one asked for")
+			return
+		}
+		s.ancestry = append(s.ancestry, b)
+		s.cursor = b.Header.ParentHash
+		known := e.chain.HasBlock(s.cursor)
+		if known && e.chain.IsDescendant(s.cursor, ours) {
+			e.importAncestryLocked(ctx)
+			return
+		}
+		if known || b.Header.Number-1 <= ourHeight {
+			// The hash-linked chain under a block that a verified proof
+			// finalizes passes our finalized height without our block.
+			e.conflictLocked(ctx, fin, fmt.Sprintf("peer %s proves checkpoint %s finalized; its ancestry (%d blocks fetched by hash) does not contain our finalized checkpoint %s", s.peer, fin, len(s.ancestry), ours))
+			return
+		}
+	}
+	e.progressLocked()
+	e.ancestryPhaseLocked(ctx)
+}
+
+// importAncestryLocked imports the fetched ancestry oldest first, then
+// applies the proof.
+func (e *Engine) importAncestryLocked(ctx context.Context) {
+	s := e.sync
+	for i := len(s.ancestry) - 1; i >= 0; i-- {
+		b := s.ancestry[i]
+		v, err := e.importLocked(ctx, b, "", true)
+		if err != nil && !errors.Is(err, asf.ErrEquivocation) {
+			if e.fatal == nil {
+				e.endSyncLocked(ctx, fmt.Sprintf("block #%d of the proof's ancestry does not import: %v", b.Header.Number, err))
+			}
+			return
+		}
+		if v == Accept {
+			s.blocks++
+			e.stats.SyncedBlocks++
+		}
+	}
+	s.ancestry = nil
+	e.progressLocked()
+	e.applyProofLocked(ctx, *s.proof)
 }
 
 // conflictLocked halts on verified conflicting finality found by sync.
@@ -607,6 +840,38 @@ func (e *Engine) setSyncingLocked(ctx context.Context, on bool) {
 	}
 }
 
+// behindNowLocked reports whether the node is really behind: its best
+// block is at least behindLagSlots slots old and several peers (two, or the
+// only one with a status) that are not down-scored show blocks above it.
+// One peer's claim alone never makes a node with other peers behind.
+func (e *Engine) behindNowLocked(now time.Time) bool {
+	best := e.chain.Best()
+	if asf.SlotAt(e.spec, now) < best.Slot+behindLagSlots {
+		return false
+	}
+	ahead, total := 0, 0
+	for p, ps := range e.peers {
+		if ps.status == nil || e.inBackoff(p, now) {
+			continue
+		}
+		total++
+		if ps.status.Best.Number >= best.Number+2 {
+			ahead++
+		}
+	}
+	return total > 0 && ahead >= min(2, total)
+}
+
+// refreshBehindLocked recomputes whether voting and authoring pause because
+// the node is behind.
+func (e *Engine) refreshBehindLocked(ctx context.Context) {
+	on := e.behindNowLocked(e.clock.Now())
+	if e.cfg.Mutations.CountKnownBlocksAsProgress && e.sync != nil && e.sync.progressed {
+		on = true
+	}
+	e.setSyncingLocked(ctx, on)
+}
+
 // endSyncLocked ends the round; a caught-up validator offers the best
 // chain's latest checkpoint to the gadget at once.
 func (e *Engine) endSyncLocked(ctx context.Context, problem string) {
@@ -618,19 +883,40 @@ func (e *Engine) endSyncLocked(ctx context.Context, problem string) {
 	if s.request != 0 {
 		delete(e.requests, s.request)
 	}
+	now := e.clock.Now()
+	switch {
+	case problem != "" && !s.progressed:
+		// Down-score: no round with it for a while (doubling).
+		if e.backoffs == nil {
+			e.backoffs = make(map[PeerID]backoff)
+		}
+		b := e.backoffs[s.peer]
+		b.d = min(maxBackoff, max(2*b.d, e.cfg.RequestTimeout))
+		b.until = now.Add(b.d)
+		e.backoffs[s.peer] = b
+		if len(e.backoffs) > maxBackoffs {
+			for p, old := range e.backoffs {
+				if !now.Before(old.until) {
+					delete(e.backoffs, p)
+				}
+			}
+		}
+	case s.progressed:
+		delete(e.backoffs, s.peer)
+	}
 	if problem != "" {
 		e.log.Info("Sync round ended early", zap.String("peer", string(s.peer)), zap.String("reason", problem))
 	} else if s.blocks > 0 || s.certs > 0 || s.proofs > 0 {
 		e.log.Info("Sync round complete", zap.String("peer", string(s.peer)), zap.Int("blocks", s.blocks),
-			zap.Int("certificates", s.certs), zap.Int("proofs", s.proofs), zap.Duration("took", e.clock.Now().Sub(s.start)))
+			zap.Int("certificates", s.certs), zap.Int("proofs", s.proofs), zap.Duration("took", now.Sub(s.start)))
 	}
-	e.syncing = false
+	e.refreshBehindLocked(ctx)
 	e.updateHeadLocked(ctx)
 	// Another round right away if this peer (or another) is still ahead;
 	// after a failed round, ask the other peers at once instead of waiting
 	// for the next poll.
 	switch {
-	case problem == "" && (s.blocks > 0 || s.certs > 0 || s.proofs > 0):
+	case problem == "" && s.progressed:
 		e.pollLocked(s.peer)
 	case problem != "":
 		for _, p := range sortedKeys(e.peers) {
