@@ -423,7 +423,16 @@ func (e *Engine) Restore(ctx context.Context) error {
 			return err
 		}
 	} else if e.signer != nil && !e.cfg.Alone {
-		e.startCheck = &startCheck{}
+		// A record that has signed (or was given watermarks) hears the
+		// network before its next vote; one that never signed has no past
+		// a vote could contradict.
+		rec, err := e.signer.Record(ctx)
+		if err != nil {
+			return fmt.Errorf("read the signer record: %w", err)
+		}
+		if rec.Last != nil || rec.MinTarget > 0 || rec.MinSource > 0 || e.cfg.DoppelgangerListen {
+			e.startCheck = &startCheck{}
+		}
 	}
 	e.caughtUp = e.cfg.Alone
 	e.updateHeadLocked(ctx)

@@ -229,7 +229,10 @@ type nodeOpts struct {
 	// startCheck keeps a ready validator's start check pending (by
 	// default newNode passes it with a quiet peer, see passStartCheck).
 	startCheck bool
-	mutations  engine.Mutations
+	// signedBefore gives the record a target watermark of 1 (it has a
+	// past a vote could contradict).
+	signedBefore bool
+	mutations    engine.Mutations
 }
 
 // testNode is an engine on real Pebble databases in a temp dir.
@@ -297,6 +300,9 @@ func (f *fixture) newNode(o nodeOpts) *testNode {
 		cfg.Producer = asf.NewProducer(chain, f.spec, f.keys[o.key], idx, f.clock, log)
 		if n.cpdb != nil {
 			cfg.Signer = finality.NewSafeSigner(n.cpdb, finality.NewKeySigner(f.keys[o.key]), idx, f.genesis.Hash())
+			if o.signedBefore {
+				require.NoError(t, cfg.Signer.Initialise(n.ctx, 0, 1))
+			}
 		}
 		if o.fresh {
 			cfg.SignerInit = engine.SignerFresh

@@ -286,7 +286,7 @@ func TestRestartedRecordHearsTheNetworkBeforeItsFirstVote(t *testing.T) {
 			blocks := f.extend(f.genesis.Header, 4, "")
 			peer := f.fullNode()
 			peer.importAll(blocks[:3])
-			n := f.newNode(nodeOpts{key: 0, startCheck: true, syncInterval: time.Hour})
+			n := f.newNode(nodeOpts{key: 0, startCheck: true, signedBefore: true, syncInterval: time.Hour})
 			n.gossip("P", blocks[:3])
 			f.atHead(blocks[:3])
 			b, err := n.eng.OnSlot(n.ctx, blocks[2].Header.Slot+1)
