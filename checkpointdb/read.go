@@ -740,3 +740,127 @@ func (db *CheckpointDB) OldestRetained() uint64 {
 	defer db.smu.RUnlock()
 	return db.base.Base
 }
+
+// VotesByValidator returns the votes of validator with target number at
+// least from (and not below the prune base), in increasing target order, at
+// most limit of them (limit <= 0: none): its stored votes and its
+// signatures in the stored certificates, without duplicates (a stored vote
+// that differs from the validator's signature in the certificate of the
+// same target appears next to it). It implements engine.VoteSource: a
+// fresh or restarted signer record learns its key's past from peers'
+// answers. The votes are found with one seek per target that has a stored
+// vote and one read per stored certificate, never beyond the limit-th vote.
+func (db *CheckpointDB) VotesByValidator(ctx context.Context, validator checkpoint.ValidatorIndex, from uint64, limit int) ([]checkpoint.SignedVote, error) {
+	if err := db.begin(ctx, false); err != nil {
+		return nil, err
+	}
+	defer db.life.RUnlock()
+	if limit <= 0 {
+		return nil, nil
+	}
+	snap, v, err := db.snapshot()
+	if err != nil {
+		return nil, err
+	}
+	defer snap.Close()
+	from = max(from, v.base.Base)
+	stored, err := db.validatorVotes(ctx, snap, validator, from, limit)
+	if err != nil {
+		return nil, err
+	}
+	// Certificate votes beyond the limit-th stored vote cannot be among the
+	// first limit votes.
+	through := uint64(math.MaxUint64)
+	if len(stored) == limit {
+		through = stored[limit-1].Target.Number
+	}
+	var fromCerts []checkpoint.SignedVote
+	errLimit := errors.New("limit")
+	err = scan(ctx, snap, certKey(from), certThrough(through), func(k, val []byte) error {
+		c, err := db.decodeCertRecord(k, val)
+		if err != nil {
+			return err
+		}
+		i, found := slices.BinarySearchFunc(c.Signatures, validator, func(s checkpoint.CertSignature, v checkpoint.ValidatorIndex) int {
+			return cmp.Compare(s.Validator, v)
+		})
+		if !found {
+			return nil
+		}
+		fromCerts = append(fromCerts, checkpoint.SignedVote{Vote: c.Vote(), Validator: validator, Signature: c.Signatures[i].Signature})
+		if len(fromCerts) >= limit {
+			return errLimit
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errLimit) {
+		return nil, err
+	}
+	out := make([]checkpoint.SignedVote, 0, min(limit, len(stored)+len(fromCerts)))
+	seen := make(map[checkpoint.SignedVote]struct{}, len(stored))
+	for _, sv := range stored {
+		seen[sv] = struct{}{}
+		out = append(out, sv)
+	}
+	for _, sv := range fromCerts {
+		if _, dup := seen[sv]; !dup {
+			out = append(out, sv)
+		}
+	}
+	slices.SortStableFunc(out, func(a, b checkpoint.SignedVote) int { return cmp.Compare(a.Target.Number, b.Target.Number) })
+	if len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
+}
+
+// validatorVotes returns the stored votes (not those of certificates) of
+// validator with target >= from, ascending, at most limit: the vote keys
+// are ordered by target then validator, so it seeks to (target, validator)
+// for each target that has a vote.
+func (db *CheckpointDB) validatorVotes(ctx context.Context, r pebble.Reader, validator checkpoint.ValidatorIndex, from uint64, limit int) ([]checkpoint.SignedVote, error) {
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: voteKey(from, 0), UpperBound: prefixUpper(prefixVote)})
+	if err != nil {
+		return nil, storageError("iterate", err)
+	}
+	var out []checkpoint.SignedVote
+	fail := func(err error) ([]checkpoint.SignedVote, error) {
+		_ = it.Close()
+		return nil, err
+	}
+	steps := 0
+	for valid := it.SeekGE(voteKey(from, validator)); valid && len(out) < limit; {
+		if steps++; steps%4096 == 0 {
+			if err := ctx.Err(); err != nil {
+				return fail(err)
+			}
+		}
+		k, err := DecodeKey(it.Key())
+		if err != nil || k.Kind != KeyVote {
+			return fail(corruptRecord(KeyVote, it.Key(), fmt.Errorf("bad key: %w", err)))
+		}
+		switch {
+		case k.Validator < validator:
+			valid = it.SeekGE(voteKey(k.Number, validator))
+			continue
+		case k.Validator == validator:
+			val, err := it.ValueAndErr()
+			if err != nil {
+				return fail(storageError("read value", err))
+			}
+			sv, err := db.decodeVoteRecord(it.Key(), val)
+			if err != nil {
+				return fail(err)
+			}
+			out = append(out, sv)
+		}
+		if k.Number == math.MaxUint64 {
+			break
+		}
+		valid = it.SeekGE(voteKey(k.Number+1, validator))
+	}
+	if err := it.Error(); err != nil {
+		return fail(storageError("iterate", err))
+	}
+	return out, storageError("close iterator", it.Close())
+}

@@ -108,6 +108,7 @@ var (
 	descPeers          = desc("p2p_peers", "Connected peers by the direction of their oldest connection.", "direction")
 	descDisk           = desc("db_disk_usage_bytes", "Disk space used by a database (Pebble's estimate of its files).", "db")
 	descReady          = desc("ready", "1 when /readyz answers 200.")
+	descSelfConflicts  = desc("p2p_self_id_conflicts", "Addresses at which another node runs with this node's key (peer id).")
 
 	descJustified   = desc("finality_justified_checkpoint", "Latest justified checkpoint number.")
 	descFinalized   = desc("finality_finalized_checkpoint", "Latest finalized checkpoint number.")
@@ -119,7 +120,7 @@ var (
 	descEvidence    = desc("finality_evidence_total", "Evidence of validator misbehaviour or conflicting finality stored.")
 	descOwnVotes    = desc("finality_own_votes_total", "Votes signed by this validator.")
 	descOldestKept  = desc("checkpointdb_oldest_retained_checkpoint", "Lowest checkpoint number whose votes and certificate the checkpoint database keeps.")
-	allNodeMetrics  = []*prometheus.Desc{descBestBlock, descFinalizedBlock, descAuthored, descImports, descSyncRounds, descSyncBlocks, descSyncCerts, descSyncProofs, descSyncFailed, descSyncing, descPeers, descDisk, descReady}
+	allNodeMetrics  = []*prometheus.Desc{descBestBlock, descFinalizedBlock, descAuthored, descImports, descSyncRounds, descSyncBlocks, descSyncCerts, descSyncProofs, descSyncFailed, descSyncing, descPeers, descSelfConflicts, descDisk, descReady}
 	finalityMetrics = []*prometheus.Desc{descJustified, descFinalized, descLastFinal, descHalted, descSignerInit, descMessages, descFormed, descEvidence, descOwnVotes}
 )
 
@@ -168,6 +169,7 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	in, out := c.net.PeerCounts()
 	gauge(descPeers, float64(in), p2p.DirectionInbound)
 	gauge(descPeers, float64(out), p2p.DirectionOutbound)
+	gauge(descSelfConflicts, float64(len(c.net.SelfIDConflicts())))
 	gauge(descDisk, float64(c.chain.DiskUsageBytes()), "chain")
 	if c.cpdb != nil {
 		gauge(descDisk, float64(c.cpdb.Stats().DiskUsageBytes), "checkpoints")

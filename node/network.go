@@ -2,7 +2,9 @@ package node
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -114,8 +116,47 @@ func (a *netAdapter) do(ctx context.Context, p peer.ID, req engine.Request) engi
 	case engine.ReqFinalityProof:
 		proof, unavailable, err := net.RequestFinalityProof(ctx, p)
 		return engine.Response{Proof: proof, Unavailable: unavailable, Err: err}
+	case engine.ReqVotes:
+		// Signatures and the validator index are checked by the engine.
+		votes, unavailable, err := net.RequestVotes(ctx, p, req.Key, req.Start, req.Count)
+		return engine.Response{Votes: votes, Unavailable: unavailable, Err: err}
+	case engine.ReqBlocksByHash:
+		pbs, unavailable, err := net.RequestBlocksByHash(ctx, p, req.Hash, req.Count)
+		if err != nil {
+			return engine.Response{Err: err}
+		}
+		blocks, err := blocksByHashFromPB(p, req.Hash, pbs)
+		if err != nil {
+			return engine.Response{Err: err}
+		}
+		return engine.Response{Blocks: blocks, Unavailable: unavailable}
 	}
 	return engine.Response{Err: errors.New("unknown request kind")}
+}
+
+// blocksByHashFromPB converts the answer to a blocks-by-hash request for h
+// and checks what package p2p cannot (it does not hash headers): the first
+// block is the one with hash h and each next block is the parent of the one
+// before it.
+func blocksByHashFromPB(p peer.ID, h checkpoint.Hash, pbs []*flarepb.Block) ([]asf.Block, error) {
+	blocks := make([]asf.Block, 0, len(pbs))
+	want := h
+	for i, pb := range pbs {
+		b, err := asf.BlockFromPB(pb)
+		if err != nil {
+			return nil, fmt.Errorf("blocks by hash from %s: %w: %w", p, p2p.ErrBadResponse, err)
+		}
+		if got := b.Hash(); got != want {
+			what := "the parent of the block before it"
+			if i == 0 {
+				what = "the requested block"
+			}
+			return nil, fmt.Errorf("blocks by hash from %s: %w: block %d (%s) is not %s (%s)", p, p2p.ErrBadResponse, b.Header.Number, got, what, want)
+		}
+		want = b.Header.ParentHash
+		blocks = append(blocks, b)
+	}
+	return blocks, nil
 }
 
 func statusFromPB(st *flarepb.Status) (engine.Status, error) {
@@ -219,6 +260,19 @@ func (h *syncHandler) CertificatesByRange(ctx context.Context, start uint64, cou
 
 func (h *syncHandler) FinalityProof(ctx context.Context) (*checkpoint.FinalityProof, bool) {
 	return (*Node)(h).engine.ServeFinalityProof()
+}
+
+func (h *syncHandler) VotesByValidator(ctx context.Context, pub ed25519.PublicKey, from uint64, count uint32) ([]checkpoint.SignedVote, bool) {
+	return (*Node)(h).engine.ServeVotes(ctx, pub, from, count)
+}
+
+func (h *syncHandler) BlocksByHash(ctx context.Context, hash checkpoint.Hash, count uint32) ([]*flarepb.Block, bool) {
+	blocks, unavailable := (*Node)(h).engine.ServeBlocksByHash(hash, count)
+	out := make([]*flarepb.Block, len(blocks))
+	for i, b := range blocks {
+		out[i] = asf.BlockToPB(b)
+	}
+	return out, unavailable
 }
 
 // certSource is the checkpoint database's read side for peers.

@@ -349,6 +349,7 @@ func (n *Node) openEngine(ctx context.Context, log *zap.Logger, key ed25519.Priv
 				zap.Duration("prune_interval", pc.PruneInterval))
 			ecfg.Store = n.cpdb
 			ecfg.Certificates = certSource{n}
+			ecfg.Votes = n.cpdb
 			if isAuthority {
 				mode, err := n.signerStart(ctx, key, earlier)
 				if err != nil {

@@ -30,12 +30,39 @@ const (
 	// MaxCertificatesPerRequest is the most certificates one sync response
 	// carries; larger requests are clamped.
 	MaxCertificatesPerRequest = 256
+	// MaxVotesPerRequest is the most votes one votes-by-validator response
+	// carries; larger requests are clamped (engine.VotesPerRequest).
+	MaxVotesPerRequest = 64
+	// MaxBlocksByHashPerRequest is the most blocks one blocks-by-hash
+	// response carries; larger requests are clamped
+	// (engine.BlocksByHashPerRequest).
+	MaxBlocksByHashPerRequest = 32
 	// MaxSyncRequestSize bounds an encoded SyncRequest.
 	MaxSyncRequestSize = 1 << 10
-	// MaxSyncResponseSize bounds an encoded SyncResponse. A server stops
-	// adding blocks (certificates) to a response before it would exceed it;
-	// the client asks again for the rest.
+	// MaxSyncResponseSize bounds an encoded SyncResponse to a blocks,
+	// blocks-by-hash or certificates request. A server stops adding blocks
+	// (certificates) to a response before it would exceed it; the client
+	// asks again for the rest.
 	MaxSyncResponseSize = 16 << 20
+	// MaxStatusResponseSize bounds an encoded SyncResponse to a status
+	// request (a status encodes in under 200 bytes). It is also the bound
+	// of an error response, whatever the request.
+	MaxStatusResponseSize = 4 << 10
+	// MaxCertificateEncodedSize bounds the encoding of a certificate of at
+	// most checkpoint.MaxCertificateSignatures signatures: 160 bytes of
+	// genesis hash, set id and checkpoints, and 74 bytes per signature
+	// (field tag, length, validator index, 64-byte signature).
+	MaxCertificateEncodedSize = 160 + 74*checkpoint.MaxCertificateSignatures
+	// MaxFinalityProofResponseSize bounds an encoded SyncResponse to a
+	// finality-proof request: two certificates and 1 KiB of framing.
+	MaxFinalityProofResponseSize = 2*MaxCertificateEncodedSize + 1<<10
+	// MaxVoteEncodedSize bounds the encoding of one vote (211 bytes at
+	// most, with its field tag and length).
+	MaxVoteEncodedSize = 256
+	// MaxVotesResponseSize bounds an encoded SyncResponse to a
+	// votes-by-validator request: MaxVotesPerRequest votes and 1 KiB of
+	// framing.
+	MaxVotesResponseSize = MaxVotesPerRequest*MaxVoteEncodedSize + 1<<10
 )
 
 // Sentinel errors.

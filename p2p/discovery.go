@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	mrand "math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -192,6 +193,7 @@ func (n *Network) candidates(backoff map[peer.ID]*dialBackoff, now time.Time) []
 	addrs := make(map[peer.ID][]ma.Multiaddr)
 	add := func(p peer.ID, as []ma.Multiaddr) {
 		if p == self {
+			n.noteSelfID(as)
 			return
 		}
 		for _, a := range as {
@@ -382,4 +384,46 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	case <-t.C:
 		return true
 	}
+}
+
+// noteSelfID checks addresses that a bootnode, the address book or a peer
+// gave for this node's own peer id: one that is not an address of this
+// host means another process runs with this node's key (a copy of its base
+// path). libp2p refuses to dial its own id, so nothing else would show it;
+// it is logged once per address and counted by SelfIDConflicts.
+func (n *Network) noteSelfID(as []ma.Multiaddr) {
+	own := append(n.host.Addrs(), n.host.Network().ListenAddresses()...)
+	for _, a := range as {
+		if slices.ContainsFunc(own, a.Equal) {
+			continue
+		}
+		s := a.String()
+		n.selfMu.Lock()
+		seen := n.selfConflicts[s]
+		if !seen {
+			if n.selfConflicts == nil {
+				n.selfConflicts = make(map[string]bool)
+			}
+			n.selfConflicts[s] = true
+		}
+		n.selfMu.Unlock()
+		if !seen {
+			n.log.Warn(fmt.Sprintf("another node uses this node's key (peer id %s) at %s; two copies of one base path must never run", n.host.ID(), s),
+				zap.Stringer("peer_id", n.host.ID()), zap.String("addr", s))
+		}
+	}
+}
+
+// SelfIDConflicts returns, sorted, the addresses at which a bootnode, the
+// address book or a peer placed this node's own peer id that are not this
+// host's addresses: another node runs with this node's key there.
+func (n *Network) SelfIDConflicts() []string {
+	n.selfMu.Lock()
+	defer n.selfMu.Unlock()
+	out := make([]string, 0, len(n.selfConflicts))
+	for a := range n.selfConflicts {
+		out = append(out, a)
+	}
+	slices.Sort(out)
+	return out
 }

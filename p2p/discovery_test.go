@@ -375,3 +375,29 @@ func TestConnectorDialsHalfTheTarget(t *testing.T) {
 	require.GreaterOrEqual(t, out, 4)
 	require.LessOrEqual(t, n.wantDials(), 0)
 }
+
+// TestSelfIDConflict: two hosts with one node key (a copied base path), one
+// configured as the other's bootnode. libp2p refuses the dial to its own id;
+// the conflict is reported instead of silently ignored. A bootnode list
+// that names this node itself at its own address is no conflict.
+func TestSelfIDConflict(t *testing.T) {
+	keyPath := filepath.Join(t.TempDir(), "node.key")
+	original := startNode(t, newTestNetwork(t, func(c *Config) { c.NodeKeyPath = keyPath }))
+	copied := newTestNetwork(t, func(c *Config) {
+		c.NodeKeyPath = keyPath
+		c.Bootnodes = addrStrings(original.Network)
+	})
+	require.Equal(t, original.ID(), copied.ID())
+	startNode(t, copied)
+	require.Eventually(t, func() bool { return len(copied.SelfIDConflicts()) > 0 }, 10*time.Second, 10*time.Millisecond)
+	require.Contains(t, copied.SelfIDConflicts(), original.host.Addrs()[0].String())
+	require.Empty(t, original.SelfIDConflicts())
+
+	self := newTestNetwork(t, nil)
+	self.cfg.Bootnodes = nil
+	self.bootnodes = []peer.AddrInfo{{ID: self.ID(), Addrs: self.host.Addrs()}}
+	startNode(t, self)
+	rounds := self.rounds.Load()
+	require.Eventually(t, func() bool { return self.rounds.Load() > rounds+1 }, 10*time.Second, 10*time.Millisecond)
+	require.Empty(t, self.SelfIDConflicts())
+}

@@ -133,6 +133,10 @@ func seedCorpus(tb testing.TB) map[string][][]any {
 			delimited(tb, blocksReq(^uint64(0)-5, 10)),
 			delimited(tb, certsReq(3, 300)),
 			delimited(tb, certsReq(5, 0)),
+			delimited(tb, &flarepb.SyncRequest{Version: SyncVersion, Request: &flarepb.SyncRequest_Votes{Votes: &flarepb.VotesByValidator{PublicKey: testSet.Keys[1], FromTarget: 3, Count: 200}}}),
+			delimited(tb, &flarepb.SyncRequest{Version: SyncVersion, Request: &flarepb.SyncRequest_Votes{Votes: &flarepb.VotesByValidator{PublicKey: testSet.Keys[1][:31], Count: 2}}}),
+			delimited(tb, &flarepb.SyncRequest{Version: SyncVersion, Request: &flarepb.SyncRequest_BlocksByHash{BlocksByHash: &flarepb.BlocksByHash{Hash: make([]byte, 32), Count: 100}}}),
+			delimited(tb, &flarepb.SyncRequest{Version: SyncVersion, Request: &flarepb.SyncRequest_BlocksByHash{BlocksByHash: &flarepb.BlocksByHash{Hash: make([]byte, 32)}}}),
 			delimited(tb, &flarepb.SyncRequest{Version: 2, Request: statusReq.Request}),
 			delimited(tb, &flarepb.SyncRequest{Version: SyncVersion}),
 			{0x81, 0x08},             // length 1025, over the request limit
@@ -158,6 +162,15 @@ func seedCorpus(tb testing.TB) map[string][][]any {
 			var out []*flarepb.Certificate
 			for _, t := range targets {
 				out = append(out, checkpoint.CertificateToPB(certificate(t)))
+			}
+			return out
+		}
+		// votesPB: validator 1's votes for the targets (a repeated target
+		// is the same vote twice).
+		votesPB := func(targets ...uint64) []*flarepb.Vote {
+			var out []*flarepb.Vote
+			for _, t := range targets {
+				out = append(out, checkpoint.VoteToPB(signedVote(testGenesis, 1, t)))
 			}
 			return out
 		}
@@ -201,6 +214,13 @@ func seedCorpus(tb testing.TB) map[string][][]any {
 			[]any{uint8(1), ^uint64(0) - 2, uint32(200), responses[3]},
 			[]any{uint8(2), uint64(3), uint32(4), responses[6]},
 			[]any{uint8(2), uint64(1), uint32(1000), responses[8]},
+			[]any{uint8(3), uint64(3), uint32(5), resp(func(r *flarepb.SyncResponse) { r.Votes = votesPB(3, 4, 4, 7) })},
+			[]any{uint8(3), uint64(4), uint32(5), resp(func(r *flarepb.SyncResponse) { r.Votes = votesPB(3, 4) })},
+			[]any{uint8(3), uint64(0), uint32(1), resp(func(r *flarepb.SyncResponse) { r.Votes = votesPB(3, 4) })},
+			[]any{uint8(3), uint64(0), uint32(9), resp(func(r *flarepb.SyncResponse) { r.Votes = votesPB(5, 4) })},
+			[]any{uint8(4), uint64(0), uint32(5), resp(func(r *flarepb.SyncResponse) { r.Blocks = []*flarepb.Block{chain[5], chain[4], chain[3]} })},
+			[]any{uint8(4), uint64(0), uint32(5), resp(func(r *flarepb.SyncResponse) { r.Blocks = []*flarepb.Block{chain[5], chain[3]} })},
+			[]any{uint8(4), uint64(0), uint32(2), resp(func(r *flarepb.SyncResponse) { r.Blocks = []*flarepb.Block{chain[1], chain[0]} })},
 		)
 		fuzzSeeds = map[string][][]any{
 			"FuzzCheckEnvelope":   gossip,
@@ -485,10 +505,15 @@ func FuzzSyncRequest(f *testing.F) {
 			certs = append(certs, certificate(target))
 		}
 	}
+	var votes []checkpoint.SignedVote
+	for target := uint64(1); target <= 100; target++ {
+		votes = append(votes, signedVote(testGenesis, int(target%2), target))
+	}
 	h.configure(func(h *testHandler) {
 		h.chain = chain
 		h.prunedBelow = 5
 		h.certStore = certs
+		h.voteStore = votes
 		h.status = &flarepb.Status{GenesisHash: testGenesis[:]}
 	})
 	n := &Network{syncH: h} // serve only uses the sync handler
@@ -507,10 +532,18 @@ func FuzzSyncRequest(f *testing.F) {
 			start, count, limit = r.Blocks.GetStart(), r.Blocks.GetCount(), MaxBlocksPerRequest
 		case *flarepb.SyncRequest_Certificates:
 			start, count, limit = r.Certificates.GetStart(), r.Certificates.GetCount(), MaxCertificatesPerRequest
+		case *flarepb.SyncRequest_Votes:
+			count, limit = r.Votes.GetCount(), MaxVotesPerRequest
+			start = 0 // from_target is not a range start: it never overflows
+		case *flarepb.SyncRequest_BlocksByHash:
+			count, limit = r.BlocksByHash.GetCount(), MaxBlocksByHashPerRequest
 		}
+		badKey := len(req.GetVotes().GetPublicKey()) != ed25519.PublicKeySize
+		badHash := len(req.GetBlocksByHash().GetHash()) != checkpoint.HashSize
 		clamped := min(count, limit)
 		switch {
 		case req.GetVersion() != SyncVersion, req.GetRequest() == nil,
+			req.GetVotes() != nil && badKey, req.GetBlocksByHash() != nil && badHash,
 			limit != 0 && (count == 0 || start > ^uint64(0)-uint64(clamped)):
 			require.NotEmpty(t, problem, "malformed request served")
 			require.Nil(t, resp)
@@ -520,7 +553,7 @@ func FuzzSyncRequest(f *testing.F) {
 		require.Equal(t, uint32(SyncVersion), resp.GetVersion())
 		require.Empty(t, resp.GetError())
 		var buf bytes.Buffer
-		require.NoError(t, writeDelimited(&buf, resp, MaxSyncResponseSize), "response over the limit")
+		require.NoError(t, writeDelimited(&buf, resp, responseLimit(&req)), "response over the limit")
 		switch req.GetRequest().(type) {
 		case *flarepb.SyncRequest_Status:
 			require.True(t, proto.Equal(h.status, resp.GetStatus()))
@@ -543,6 +576,18 @@ func FuzzSyncRequest(f *testing.F) {
 				if i > 0 {
 					require.Greater(t, c.Target.Number, resp.GetCertificates()[i-1].GetTarget().GetNumber())
 				}
+			}
+		case *flarepb.SyncRequest_Votes:
+			require.Empty(t, resp.GetBlocks())
+			require.LessOrEqual(t, len(resp.GetVotes()), int(clamped))
+			for _, pv := range resp.GetVotes() {
+				require.GreaterOrEqual(t, pv.GetTarget().GetNumber(), req.GetVotes().GetFromTarget())
+			}
+		case *flarepb.SyncRequest_BlocksByHash:
+			require.Empty(t, resp.GetVotes())
+			require.LessOrEqual(t, len(resp.GetBlocks()), int(clamped))
+			for i, b := range resp.GetBlocks() {
+				require.Equal(t, resp.GetBlocks()[0].GetHeader().GetNumber()-uint64(i), b.GetHeader().GetNumber())
 			}
 		}
 	})
@@ -610,7 +655,8 @@ func FuzzSyncClient(f *testing.F) {
 
 		// The independent decoding: the outcome every request shares.
 		var resp flarepb.SyncResponse
-		decodeErr := readDelimited(bufio.NewReader(bytes.NewReader(stream)), &resp, MaxSyncResponseSize)
+		limit := []int{MaxStatusResponseSize, MaxSyncResponseSize, MaxSyncResponseSize, MaxVotesResponseSize, MaxSyncResponseSize}[op%5]
+		decodeErr := readDelimited(bufio.NewReader(bytes.NewReader(stream)), &resp, limit)
 		common := func(t *testing.T, err error) (done bool) {
 			t.Helper()
 			switch {
@@ -642,7 +688,7 @@ func FuzzSyncClient(f *testing.F) {
 			}
 		}
 
-		switch op % 3 {
+		switch op % 5 {
 		case 0:
 			st, err := client.RequestStatus(ctx, server)
 			require.NotNil(t, sent(t).GetStatus())
@@ -722,6 +768,68 @@ func FuzzSyncClient(f *testing.F) {
 			if start <= ^uint64(0)-clamped {
 				require.False(t, valid, "valid certificates refused: %v", err)
 			}
+		case 3:
+			votes, unavailable, err := client.RequestVotes(ctx, server, testSet.Keys[1], start, count)
+			r := sent(t).GetVotes()
+			require.Equal(t, []byte(testSet.Keys[1]), r.GetPublicKey())
+			require.Equal(t, start, r.GetFromTarget())
+			require.Equal(t, count, r.GetCount())
+			if common(t, err) {
+				return
+			}
+			pvs := resp.GetVotes()
+			valid := uint64(len(pvs)) <= uint64(min(count, MaxVotesPerRequest))
+			var want []checkpoint.SignedVote
+			for i, pv := range pvs {
+				v, verr := checkpoint.VoteFromPB(pv)
+				valid = valid && verr == nil && v.Genesis == testGenesis && v.Target.Number >= start
+				for j := range i {
+					valid = valid && v != want[j]
+				}
+				if i > 0 {
+					valid = valid && v.Validator == want[i-1].Validator && v.Target.Number >= want[i-1].Target.Number
+				}
+				want = append(want, v)
+			}
+			if err == nil {
+				require.True(t, valid, "invalid votes accepted")
+				require.Equal(t, resp.GetUnavailable(), unavailable)
+				require.Equal(t, len(want), len(votes))
+				for i := range votes {
+					require.Equal(t, want[i], votes[i])
+				}
+				return
+			}
+			require.ErrorIs(t, err, ErrBadResponse)
+			require.False(t, valid, "valid votes refused: %v", err)
+		case 4:
+			hash := checkpoint.HashOf([]byte("wanted"))
+			blocks, unavailable, err := client.RequestBlocksByHash(ctx, server, hash, count)
+			r := sent(t).GetBlocksByHash()
+			require.Equal(t, hash[:], r.GetHash())
+			require.Equal(t, count, r.GetCount())
+			if common(t, err) {
+				return
+			}
+			pbs := resp.GetBlocks()
+			valid := uint64(len(pbs)) <= uint64(min(count, MaxBlocksByHashPerRequest))
+			for i, b := range pbs {
+				h := b.GetHeader()
+				valid = valid && h != nil && h.GetNumber() > 0 && len(h.GetParentHash()) == 32 && len(h.GetBodyRoot()) == 32 &&
+					len(h.GetSignature()) == 64 && (h.GetNumber() != 1 || bytes.Equal(h.GetParentHash(), testGenesis[:])) &&
+					(i == 0 || h.GetNumber()+1 == pbs[i-1].GetHeader().GetNumber())
+			}
+			if err == nil {
+				require.True(t, valid, "invalid blocks accepted")
+				require.Equal(t, resp.GetUnavailable(), unavailable)
+				require.Len(t, blocks, len(pbs))
+				for i := range blocks {
+					require.True(t, proto.Equal(pbs[i], blocks[i]))
+				}
+				return
+			}
+			require.ErrorIs(t, err, ErrBadResponse)
+			require.False(t, valid, "valid blocks refused: %v", err)
 		}
 	})
 }

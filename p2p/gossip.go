@@ -2,6 +2,7 @@ package p2p
 
 import (
 	"context"
+	"crypto/ed25519"
 	"fmt"
 	"math"
 	"net"
@@ -216,6 +217,16 @@ type SyncHandler interface {
 	// FinalityProof returns the proof of the local finalized (and latest
 	// justified) checkpoint; ok is false when there is none.
 	FinalityProof(ctx context.Context) (p *checkpoint.FinalityProof, ok bool)
+	// VotesByValidator returns the stored votes (alone or held by a stored
+	// certificate) signed by the validator with key pub (32 bytes) whose
+	// target checkpoint number is at least from, in increasing target
+	// order, at most count; unavailable reports that the key is unknown or
+	// nothing is stored.
+	VotesByValidator(ctx context.Context, pub ed25519.PublicKey, from uint64, count uint32) (votes []checkpoint.SignedVote, unavailable bool)
+	// BlocksByHash returns the block with hash h and up to count-1 of its
+	// ancestors, newest first, never the genesis block; unavailable
+	// reports that h is unknown.
+	BlocksByHash(ctx context.Context, h checkpoint.Hash, count uint32) (blocks []*flarepb.Block, unavailable bool)
 }
 
 // Start joins the gossip topics with their validators, registers the sync

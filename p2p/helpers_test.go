@@ -125,6 +125,13 @@ type testHandler struct {
 	certStore   []checkpoint.Certificate
 	status      *flarepb.Status
 	proof       *checkpoint.FinalityProof
+	voteStore   []checkpoint.SignedVote // served by VotesByValidator, by key
+	lastKey     ed25519.PublicKey       // key of the last votes request
+	lastHash    checkpoint.Hash         // hash of the last blocks-by-hash request
+	// votesHook / byHashHook, when set, replace the answer of
+	// VotesByValidator / BlocksByHash.
+	votesHook  func() []checkpoint.SignedVote
+	byHashHook func() []*flarepb.Block
 	// syncHook, when set, runs first in every range request and may
 	// replace the answer.
 	syncHook func(ctx context.Context, start uint64, count uint32) (blocks []*flarepb.Block, certs []checkpoint.Certificate, override bool)
@@ -260,6 +267,46 @@ func (h *testHandler) CertificatesByRange(ctx context.Context, start uint64, cou
 		}
 	}
 	return out, false
+}
+
+// VotesByValidator serves the votes of voteStore signed by the testSet
+// validator with key pub, target >= from, in store order.
+func (h *testHandler) VotesByValidator(ctx context.Context, pub ed25519.PublicKey, from uint64, count uint32) ([]checkpoint.SignedVote, bool) {
+	h.mu.Lock()
+	h.lastCount, h.lastKey = count, pub
+	hook, store := h.votesHook, h.voteStore
+	h.mu.Unlock()
+	if hook != nil {
+		return hook(), false
+	}
+	var out []checkpoint.SignedVote
+	for _, v := range store {
+		if int(v.Validator) < len(testSet.Keys) && testSet.Keys[v.Validator].Equal(pub) && v.Target.Number >= from && uint32(len(out)) < count {
+			out = append(out, v)
+		}
+	}
+	return out, len(out) == 0
+}
+
+// BlocksByHash serves the block of chain with hash h and its ancestors.
+func (h *testHandler) BlocksByHash(ctx context.Context, hash checkpoint.Hash, count uint32) ([]*flarepb.Block, bool) {
+	h.mu.Lock()
+	h.lastCount, h.lastHash = count, hash
+	hook, chain := h.byHashHook, h.chain
+	h.mu.Unlock()
+	if hook != nil {
+		return hook(), false
+	}
+	for i := len(chain) - 1; i >= 0; i-- {
+		if checkpoint.HashOf(headerSigningBytes(chain[i].GetHeader())) == hash {
+			var out []*flarepb.Block
+			for j := i; j >= 0 && uint32(len(out)) < count; j-- {
+				out = append(out, chain[j])
+			}
+			return out, false
+		}
+	}
+	return nil, true
 }
 
 func (h *testHandler) lastRequestCount() uint32 {

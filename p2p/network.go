@@ -92,6 +92,9 @@ type Network struct {
 	walks        atomic.Uint64 // random walks run
 	rounds       atomic.Uint64 // connector rounds run
 
+	selfMu        sync.Mutex
+	selfConflicts map[string]bool // addresses given for our own peer id that are not ours
+
 	// per-instance tunables
 	backoffMin         time.Duration
 	backoffMax         time.Duration

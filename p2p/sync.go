@@ -2,11 +2,14 @@ package p2p
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -87,7 +90,7 @@ func (n *Network) handleSyncStream(s network.Stream) {
 		n.refuse(s, log, problem)
 		return
 	}
-	if err := writeDelimited(s, resp, MaxSyncResponseSize); err != nil {
+	if err := writeDelimited(s, resp, responseLimit(&req)); err != nil {
 		log.Debug("sync response not sent", zap.Error(err))
 		_ = s.Reset()
 		return
@@ -95,12 +98,36 @@ func (n *Network) handleSyncStream(s network.Stream) {
 	_ = s.Close()
 }
 
+// maxErrorLen bounds the error text of an error response (which must fit
+// the smallest per-kind response limit, MaxStatusResponseSize).
+const maxErrorLen = 512
+
+// responseLimit is the largest encoded response to req, on both sides: the
+// server never writes more, the client never reads more.
+func responseLimit(req *flarepb.SyncRequest) int {
+	switch req.GetRequest().(type) {
+	case *flarepb.SyncRequest_Status:
+		return MaxStatusResponseSize
+	case *flarepb.SyncRequest_FinalityProof:
+		return MaxFinalityProofResponseSize
+	case *flarepb.SyncRequest_Votes:
+		return MaxVotesResponseSize
+	case *flarepb.SyncRequest_Blocks, *flarepb.SyncRequest_BlocksByHash, *flarepb.SyncRequest_Certificates:
+		return MaxSyncResponseSize
+	default:
+		return MaxStatusResponseSize // an error response
+	}
+}
+
 // refuse answers a malformed request with an error response, gives the client
 // a moment to read it, and resets the stream.
 func (n *Network) refuse(s network.Stream, log *zap.Logger, problem string) {
 	log.Debug("refusing sync request", zap.String("problem", problem))
+	if len(problem) > maxErrorLen {
+		problem = problem[:maxErrorLen]
+	}
 	_ = s.SetDeadline(time.Now().Add(errorResponseLinger))
-	if err := writeDelimited(s, &flarepb.SyncResponse{Version: SyncVersion, Error: problem}, MaxSyncResponseSize); err == nil {
+	if err := writeDelimited(s, &flarepb.SyncResponse{Version: SyncVersion, Error: problem}, MaxStatusResponseSize); err == nil {
 		_ = s.CloseWrite()
 		// Wait until the client has read the response (it closes its side
 		// after reading) or the linger deadline passes; discard whatever
@@ -171,7 +198,63 @@ func (n *Network) serve(ctx context.Context, req *flarepb.SyncRequest) (resp *fl
 			resp.Unavailable = true
 			break
 		}
-		resp.FinalityProof = checkpoint.FinalityProofToPB(*p)
+		pp := checkpoint.FinalityProofToPB(*p)
+		if protowire.SizeBytes(proto.Size(pp))+1 > MaxFinalityProofResponseSize-64 {
+			resp.Unavailable = true // cannot happen with certificates of at most MaxCertificateSignatures signatures
+			break
+		}
+		resp.FinalityProof = pp
+	case *flarepb.SyncRequest_Votes:
+		// Cheapest first: key length, count.
+		pub := r.Votes.GetPublicKey()
+		if len(pub) != ed25519.PublicKeySize {
+			return nil, fmt.Sprintf("public key is %d bytes, want %d", len(pub), ed25519.PublicKeySize)
+		}
+		count := r.Votes.GetCount()
+		if count == 0 {
+			return nil, "count is zero"
+		}
+		count = min(count, MaxVotesPerRequest)
+		from := r.Votes.GetFromTarget()
+		votes, unavailable := n.syncH.VotesByValidator(ctx, ed25519.PublicKey(bytes.Clone(pub)), from, count)
+		resp.Unavailable = unavailable
+		budget := MaxVotesResponseSize - 64
+		for _, v := range votes {
+			if uint32(len(resp.Votes)) == count {
+				break
+			}
+			pv := checkpoint.VoteToPB(v)
+			size := protowire.SizeBytes(proto.Size(pv)) + 1
+			if size > budget {
+				break
+			}
+			budget -= size
+			resp.Votes = append(resp.Votes, pv)
+		}
+	case *flarepb.SyncRequest_BlocksByHash:
+		h, err := checkpoint.HashFromBytes(r.BlocksByHash.GetHash())
+		if err != nil {
+			return nil, fmt.Sprintf("hash is %d bytes, want %d", len(r.BlocksByHash.GetHash()), checkpoint.HashSize)
+		}
+		count := r.BlocksByHash.GetCount()
+		if count == 0 {
+			return nil, "count is zero"
+		}
+		count = min(count, MaxBlocksByHashPerRequest)
+		blocks, unavailable := n.syncH.BlocksByHash(ctx, h, count)
+		resp.Unavailable = unavailable
+		budget := MaxSyncResponseSize - 64
+		for _, b := range blocks {
+			if b == nil || b.GetHeader().GetNumber() == 0 || uint32(len(resp.Blocks)) == count {
+				break // the genesis block is never transmitted
+			}
+			size := protowire.SizeBytes(proto.Size(b)) + 1
+			if size > budget {
+				break // the client asks again from the oldest block's parent
+			}
+			budget -= size
+			resp.Blocks = append(resp.Blocks, b)
+		}
 	default:
 		return nil, "empty request"
 	}
@@ -194,6 +277,9 @@ func checkRange(start uint64, count uint32, limit uint32) (uint64, uint32, strin
 
 // request sends req to p on a new sync stream and returns the response. It
 // never dials: p must be connected.
+//
+// The response is read with the limit of the request's kind
+// (responseLimit); a longer response is ErrBadResponse.
 func (n *Network) request(ctx context.Context, p peer.ID, req *flarepb.SyncRequest) (*flarepb.SyncResponse, error) {
 	n.mu.Lock()
 	started, closed := n.started, n.closed
@@ -225,7 +311,7 @@ func (n *Network) request(ctx context.Context, p peer.ID, req *flarepb.SyncReque
 	// The write side stays open until the response is read: a server that
 	// refuses the request waits for our close before resetting the stream.
 	var resp flarepb.SyncResponse
-	if err := readDelimited(bufio.NewReader(s), &resp, MaxSyncResponseSize); err != nil {
+	if err := readDelimited(bufio.NewReader(s), &resp, responseLimit(req)); err != nil {
 		_ = s.Reset()
 		if errors.Is(err, errLimit) {
 			return nil, fmt.Errorf("sync request to %s: %w: %w", p, ErrBadResponse, err)
@@ -366,4 +452,93 @@ func (n *Network) RequestFinalityProof(ctx context.Context, p peer.ID) (*checkpo
 		return nil, false, fmt.Errorf("finality proof from %s: %w: %w", p, ErrBadResponse, checkpoint.ErrWrongChain)
 	}
 	return &proof, false, nil
+}
+
+// RequestVotes asks a connected peer for the votes signed by the validator
+// with key pub (32 bytes) that it stores, alone or inside a certificate,
+// with target checkpoint number >= from, at most count (clamped to
+// MaxVotesPerRequest), in increasing target order. Votes are shape-checked
+// (checkpoint.VoteFromPB), must be of this chain, carry one and the same
+// validator index, have a target >= from in non-decreasing order and no
+// duplicate; signatures and the index's key are not verified (the caller
+// checks them against its authority set). unavailable reports that the
+// peer does not know the key or stores none of its votes.
+func (n *Network) RequestVotes(ctx context.Context, p peer.ID, pub ed25519.PublicKey, from uint64, count uint32) ([]checkpoint.SignedVote, bool, error) {
+	if len(pub) != ed25519.PublicKeySize {
+		return nil, false, fmt.Errorf("votes request: public key is %d bytes, want %d", len(pub), ed25519.PublicKeySize)
+	}
+	resp, err := n.request(ctx, p, &flarepb.SyncRequest{
+		Version: SyncVersion,
+		Request: &flarepb.SyncRequest_Votes{Votes: &flarepb.VotesByValidator{PublicKey: pub, FromTarget: from, Count: count}},
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	count = min(count, MaxVotesPerRequest)
+	pvs := resp.GetVotes()
+	if uint64(len(pvs)) > uint64(count) {
+		return nil, false, fmt.Errorf("votes from %s: %w: %d votes for count %d", p, ErrBadResponse, len(pvs), count)
+	}
+	out := make([]checkpoint.SignedVote, 0, len(pvs))
+	for i, pv := range pvs {
+		v, err := checkpoint.VoteFromPB(pv)
+		if err != nil {
+			return nil, false, fmt.Errorf("votes from %s: %w: %w", p, ErrBadResponse, err)
+		}
+		if v.Genesis != n.genesis {
+			return nil, false, fmt.Errorf("votes from %s: %w: %w", p, ErrBadResponse, checkpoint.ErrWrongChain)
+		}
+		t := v.Target.Number
+		if t < from {
+			return nil, false, fmt.Errorf("votes from %s: %w: target %d below %d", p, ErrBadResponse, t, from)
+		}
+		if i > 0 {
+			prev := out[i-1]
+			switch {
+			case v.Validator != prev.Validator:
+				return nil, false, fmt.Errorf("votes from %s: %w: votes of validators %d and %d", p, ErrBadResponse, prev.Validator, v.Validator)
+			case t < prev.Target.Number:
+				return nil, false, fmt.Errorf("votes from %s: %w: target %d after %d", p, ErrBadResponse, t, prev.Target.Number)
+			case slices.Contains(out, v):
+				return nil, false, fmt.Errorf("votes from %s: %w: duplicate vote for target %d", p, ErrBadResponse, t)
+			}
+		}
+		out = append(out, v)
+	}
+	return out, resp.GetUnavailable(), nil
+}
+
+// RequestBlocksByHash asks a connected peer for the block with hash h and
+// up to count-1 (count clamped to MaxBlocksByHashPerRequest) of its
+// ancestors, newest first. Blocks are shape-checked like gossip blocks
+// (never the genesis block; block 1 builds on this chain's genesis), must
+// not exceed the count and must have strictly decreasing, consecutive
+// numbers. The hashes are not checked here (package p2p does not compute
+// block hashes): the caller must check that the first block's hash is h
+// and that each block's hash is the parent hash of the block before it.
+// unavailable reports that the peer does not know h.
+func (n *Network) RequestBlocksByHash(ctx context.Context, p peer.ID, h checkpoint.Hash, count uint32) ([]*flarepb.Block, bool, error) {
+	resp, err := n.request(ctx, p, &flarepb.SyncRequest{
+		Version: SyncVersion,
+		Request: &flarepb.SyncRequest_BlocksByHash{BlocksByHash: &flarepb.BlocksByHash{Hash: h[:], Count: count}},
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	count = min(count, MaxBlocksByHashPerRequest)
+	blocks := resp.GetBlocks()
+	if uint64(len(blocks)) > uint64(count) {
+		return nil, false, fmt.Errorf("blocks by hash from %s: %w: %d blocks for count %d", p, ErrBadResponse, len(blocks), count)
+	}
+	for i, b := range blocks {
+		if reason := checkBlock(b, n.genesis); reason != reasonNone {
+			return nil, false, fmt.Errorf("blocks by hash from %s: %w: block %d: %s", p, ErrBadResponse, i, reason)
+		}
+		if i > 0 {
+			if num, prev := b.GetHeader().GetNumber(), blocks[i-1].GetHeader().GetNumber(); num+1 != prev {
+				return nil, false, fmt.Errorf("blocks by hash from %s: %w: block %d after block %d", p, ErrBadResponse, num, prev)
+			}
+		}
+	}
+	return blocks, resp.GetUnavailable(), nil
 }

@@ -7,7 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/proto"
 
@@ -311,3 +313,215 @@ func TestSyncFinalityProof(t *testing.T) {
 	_, _, err = client.RequestFinalityProof(ctx, server.ID())
 	require.ErrorIs(t, err, ErrBadResponse)
 }
+
+func voteTargets(votes []checkpoint.SignedVote) []uint64 {
+	var out []uint64
+	for _, v := range votes {
+		out = append(out, v.Target.Number)
+	}
+	return out
+}
+
+func TestSyncVotesByValidator(t *testing.T) {
+	server, client := syncPair(t)
+	ctx := context.Background()
+	var store []checkpoint.SignedVote
+	for target := uint64(1); target <= 200; target++ {
+		store = append(store, signedVote(testGenesis, int(target%2), target))
+	}
+	server.h.configure(func(h *testHandler) { h.voteStore = store })
+
+	votes, unavailable, err := client.RequestVotes(ctx, server.ID(), testSet.Keys[1], 10, 4)
+	require.NoError(t, err)
+	require.False(t, unavailable)
+	require.Equal(t, []uint64{11, 13, 15, 17}, voteTargets(votes))
+	for _, v := range votes {
+		require.NoError(t, testSet.VerifyVote(v), "vote does not survive the round trip")
+	}
+	server.h.configure(func(h *testHandler) {
+		require.Equal(t, testSet.Keys[1], h.lastKey)
+		require.Equal(t, uint32(4), h.lastCount)
+	})
+
+	// Clamped to MaxVotesPerRequest.
+	votes, _, err = client.RequestVotes(ctx, server.ID(), testSet.Keys[0], 0, 1000)
+	require.NoError(t, err)
+	require.Equal(t, uint32(MaxVotesPerRequest), server.h.lastRequestCount())
+	require.Len(t, votes, MaxVotesPerRequest)
+
+	// An unknown key: unavailable.
+	votes, unavailable, err = client.RequestVotes(ctx, server.ID(), testSet.Keys[3], 0, 10)
+	require.NoError(t, err)
+	require.True(t, unavailable)
+	require.Empty(t, votes)
+
+	// Malformed requests: refused by the server.
+	_, _, err = client.RequestVotes(ctx, server.ID(), testSet.Keys[0], 0, 0)
+	require.ErrorIs(t, err, ErrRemote)
+	_, err = client.request(ctx, server.ID(), &flarepb.SyncRequest{Version: SyncVersion,
+		Request: &flarepb.SyncRequest_Votes{Votes: &flarepb.VotesByValidator{PublicKey: testSet.Keys[0][:31], Count: 1}}})
+	require.ErrorIs(t, err, ErrRemote)
+	_, _, err = client.RequestVotes(ctx, server.ID(), testSet.Keys[0][:31], 0, 1)
+	require.Error(t, err, "a short key is sent")
+}
+
+func TestSyncBlocksByHash(t *testing.T) {
+	server, client := syncPair(t)
+	ctx := context.Background()
+	hashOf := func(b *flarepb.Block) checkpoint.Hash { return checkpoint.HashOf(headerSigningBytes(b.GetHeader())) }
+	chain := server.h.chain
+
+	blocks, unavailable, err := client.RequestBlocksByHash(ctx, server.ID(), hashOf(chain[99]), 5)
+	require.NoError(t, err)
+	require.False(t, unavailable)
+	require.Equal(t, []uint64{100, 99, 98, 97, 96}, blockNumbers(blocks))
+	require.Equal(t, hashOf(chain[99]), server.h.lastHash)
+	for i, b := range blocks {
+		require.True(t, proto.Equal(chain[99-i], b))
+	}
+
+	// Clamped; never below block 1.
+	blocks, _, err = client.RequestBlocksByHash(ctx, server.ID(), hashOf(chain[99]), 1000)
+	require.NoError(t, err)
+	require.Equal(t, uint32(MaxBlocksByHashPerRequest), server.h.lastRequestCount())
+	require.Len(t, blocks, MaxBlocksByHashPerRequest)
+	blocks, _, err = client.RequestBlocksByHash(ctx, server.ID(), hashOf(chain[2]), 10)
+	require.NoError(t, err)
+	require.Equal(t, []uint64{3, 2, 1}, blockNumbers(blocks))
+
+	// Unknown hash: unavailable.
+	blocks, unavailable, err = client.RequestBlocksByHash(ctx, server.ID(), checkpoint.HashOf([]byte("unknown")), 10)
+	require.NoError(t, err)
+	require.True(t, unavailable)
+	require.Empty(t, blocks)
+
+	// Malformed requests.
+	_, _, err = client.RequestBlocksByHash(ctx, server.ID(), hashOf(chain[5]), 0)
+	require.ErrorIs(t, err, ErrRemote)
+	_, err = client.request(ctx, server.ID(), &flarepb.SyncRequest{Version: SyncVersion,
+		Request: &flarepb.SyncRequest_BlocksByHash{BlocksByHash: &flarepb.BlocksByHash{Hash: make([]byte, 31), Count: 1}}})
+	require.ErrorIs(t, err, ErrRemote)
+}
+
+func TestSyncBadVotesAndBlocksByHash(t *testing.T) {
+	server, client := syncPair(t)
+	ctx := context.Background()
+	other := checkpoint.HashOf([]byte("other chain"))
+	chain := testChain(20)
+	wanted := checkpoint.HashOf(headerSigningBytes(chain[9].Header))
+	for _, tc := range []struct {
+		name   string
+		votes  []checkpoint.SignedVote
+		blocks []*flarepb.Block
+		// raw: answered by a bare host (the flare server would never
+		// send it: over the count, or a block it skips).
+		raw bool
+	}{
+		{name: "vote below from", votes: []checkpoint.SignedVote{signedVote(testGenesis, 1, 9)}},
+		{name: "votes out of order", votes: []checkpoint.SignedVote{signedVote(testGenesis, 1, 12), signedVote(testGenesis, 1, 11)}},
+		{name: "votes of two validators", votes: []checkpoint.SignedVote{signedVote(testGenesis, 1, 11), signedVote(testGenesis, 2, 12)}},
+		{name: "duplicate vote", votes: []checkpoint.SignedVote{signedVote(testGenesis, 1, 11), signedVote(testGenesis, 1, 11)}},
+		{name: "vote of another chain", votes: []checkpoint.SignedVote{signedVote(other, 1, 11)}},
+		{name: "too many votes", votes: []checkpoint.SignedVote{signedVote(testGenesis, 1, 11), signedVote(testGenesis, 1, 12), signedVote(testGenesis, 1, 13)}, raw: true},
+		{name: "blocks not consecutive", blocks: []*flarepb.Block{chain[9], chain[7]}},
+		{name: "blocks oldest first", blocks: []*flarepb.Block{chain[7], chain[8]}},
+		{name: "block without header", blocks: []*flarepb.Block{{}}, raw: true},
+		{name: "block 1 of another chain", blocks: []*flarepb.Block{testBlock(1, other)}},
+		{name: "too many blocks", blocks: []*flarepb.Block{chain[9], chain[8], chain[7]}, raw: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := server.ID()
+			if tc.raw {
+				p = rawSyncServer(t, client, func(*flarepb.SyncRequest) *flarepb.SyncResponse {
+					resp := &flarepb.SyncResponse{Version: SyncVersion, Blocks: tc.blocks}
+					for _, v := range tc.votes {
+						resp.Votes = append(resp.Votes, checkpoint.VoteToPB(v))
+					}
+					return resp
+				})
+			} else {
+				server.h.configure(func(h *testHandler) {
+					h.votesHook = func() []checkpoint.SignedVote { return tc.votes }
+					h.byHashHook = func() []*flarepb.Block { return tc.blocks }
+				})
+			}
+			var err error
+			if tc.votes != nil {
+				_, _, err = client.RequestVotes(ctx, p, testSet.Keys[1], 10, 2)
+			} else {
+				_, _, err = client.RequestBlocksByHash(ctx, p, wanted, 2)
+			}
+			require.ErrorIs(t, err, ErrBadResponse)
+		})
+	}
+}
+
+// rawSyncServer starts a bare libp2p host connected to client that answers
+// every sync request with answer's response (written without a size
+// limit), and returns its peer id.
+func rawSyncServer(t *testing.T, client *testNode, answer func(*flarepb.SyncRequest) *flarepb.SyncResponse) peer.ID {
+	t.Helper()
+	hst, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableRelay(), libp2p.DisableMetrics())
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = hst.Close() })
+	hst.SetStreamHandler(client.syncProto, func(s network.Stream) {
+		defer func() { _ = s.Close() }()
+		var req flarepb.SyncRequest
+		if err := readDelimited(bufio.NewReader(s), &req, MaxSyncRequestSize); err != nil {
+			_ = s.Reset()
+			return
+		}
+		_ = writeDelimited(s, answer(&req), 1<<30)
+	})
+	require.NoError(t, hst.Connect(context.Background(), peer.AddrInfo{ID: client.ID(), Addrs: client.host.Addrs()}))
+	return hst.ID()
+}
+
+// TestSyncPerKindResponseLimits: each request kind is read with its own
+// limit; a status response over MaxStatusResponseSize is refused although
+// it is far below MaxSyncResponseSize.
+func TestSyncPerKindResponseLimits(t *testing.T) {
+	client := startNode(t, newTestNetwork(t, nil))
+	ctx := context.Background()
+	padding := 0
+	raw := rawSyncServer(t, client, func(*flarepb.SyncRequest) *flarepb.SyncResponse {
+		return &flarepb.SyncResponse{Version: SyncVersion, Status: &flarepb.Status{GenesisHash: testGenesis[:],
+			Best: &flarepb.Checkpoint{Number: 1, Hash: make([]byte, 32+padding)}}}
+	})
+	// Within the limit: the answer reaches the status checks.
+	_, err := client.RequestStatus(ctx, raw)
+	require.NoError(t, err)
+
+	padding = MaxStatusResponseSize
+	_, err = client.RequestStatus(ctx, raw)
+	require.ErrorIs(t, err, ErrBadResponse)
+	require.ErrorIs(t, err, errLimit)
+
+	// The same oversized body is fine for a kind with a larger limit.
+	_, _, err = client.RequestBlocks(ctx, raw, 1, 1)
+	require.NoError(t, err)
+
+	// Votes: 64 votes fit; the limit is far below the blocks limit.
+	var votes []*flarepb.Vote
+	for target := uint64(1); target <= MaxVotesPerRequest; target++ {
+		votes = append(votes, checkpoint.VoteToPB(signedVote(testGenesis, 1, target)))
+	}
+	full := &flarepb.SyncResponse{Version: SyncVersion, Votes: votes}
+	require.Less(t, proto.Size(full), MaxVotesResponseSize)
+	require.Less(t, proto.Size(votes[0])+3, MaxVoteEncodedSize)
+	require.Less(t, MaxVotesResponseSize, 32<<10)
+
+	// A finality proof of two certificates of MaxCertificateSignatures
+	// signatures fits its limit.
+	big := certificate(399)
+	for len(big.Signatures) < checkpoint.MaxCertificateSignatures {
+		big.Signatures = append(big.Signatures, checkpoint.CertSignature{Validator: checkpoint.ValidatorIndex(^uint32(0) - uint32(len(big.Signatures)))})
+	}
+	big.SetID, big.Source.Number, big.Target.Number = ^uint64(0), ^uint64(0)-1, ^uint64(0) // the longest varints
+	pc := checkpoint.CertificateToPB(big)
+	require.LessOrEqual(t, proto.Size(pc), MaxCertificateEncodedSize)
+	proof := &flarepb.SyncResponse{Version: SyncVersion, Unavailable: true, FinalityProof: &flarepb.FinalityProof{Finalizing: pc, Justified: pc}}
+	require.LessOrEqual(t, proto.Size(proof)+binaryMaxVarint, MaxFinalityProofResponseSize)
+}
+
+const binaryMaxVarint = 10

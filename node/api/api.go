@@ -59,6 +59,9 @@ type CheckpointDB interface {
 type Network interface {
 	PeerInfos() []p2p.PeerInfo
 	PeerCounts() (inbound, outbound int)
+	// SelfIDConflicts are the addresses at which another node runs with
+	// this node's key (p2p.Network.SelfIDConflicts).
+	SelfIDConflicts() []string
 }
 
 // Info is what the node knows about itself and its chain at start.

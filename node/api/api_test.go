@@ -28,10 +28,14 @@ func (e engineState) SignerPending() bool        { return e.signerPending }
 func (e engineState) CaughtUp() bool             { return e.caughtUp }
 func (e engineState) LastFinalizedAt() time.Time { return e.lastFinalizedAt }
 
-type peerCounts struct{ in, out int }
+type peerCounts struct {
+	in, out   int
+	conflicts []string
+}
 
 func (p peerCounts) PeerInfos() []p2p.PeerInfo  { return nil }
 func (p peerCounts) PeerCounts() (int, int)     { return p.in, p.out }
+func (p peerCounts) SelfIDConflicts() []string  { return p.conflicts }
 func (p peerCounts) withPeers(n int) peerCounts { p.out = n; return p }
 
 // gadget builds a real finality gadget (an observer without persistence)
@@ -162,4 +166,24 @@ func TestNewRole(t *testing.T) {
 	require.Equal(t, Role{Kind: RoleValidator, ValidatorIndex: idx(2), AuthorsBlocks: true, Votes: true}, NewRole(true, 2, true, true))
 	require.Equal(t, Role{Kind: RoleValidatorWithoutASF, ValidatorIndex: idx(0), AuthorsBlocks: true}, NewRole(true, 0, false, true))
 	require.Equal(t, Role{Kind: RoleValidatorWithoutPersistence, ValidatorIndex: idx(1), AuthorsBlocks: true}, NewRole(true, 1, true, false))
+}
+
+// TestReadySelfIDConflict: another node with this node's key is one
+// self_id_conflict reason per address.
+func TestReadySelfIDConflict(t *testing.T) {
+	start := time.Unix(1_700_000_000, 0)
+	in := Info{Authorities: 4, CheckpointInterval: 4, SlotDuration: time.Second, ExpectsPeers: true}
+	net := peerCounts{out: 2, conflicts: []string{"/ip4/10.0.0.7/tcp/30333", "/ip4/10.0.0.8/tcp/30333"}}
+	s := New(in, Sources{Engine: engineState{caughtUp: true}, Network: net,
+		Started: func() (time.Time, bool) { return start, true }, Now: func() time.Time { return start }}, nil)
+	rec := httptest.NewRecorder()
+	s.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+	require.Equal(t, http.StatusServiceUnavailable, rec.Code)
+	var r Readiness
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &r))
+	require.Len(t, r.Reasons, 2)
+	for i, x := range r.Reasons {
+		require.Equal(t, ReasonSelfIDConflict, x.Reason)
+		require.Contains(t, x.Message, net.conflicts[i])
+	}
 }

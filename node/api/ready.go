@@ -34,12 +34,16 @@ const (
 	// ReasonHalted: a persisted safety alarm stopped voting (one reason per
 	// alarm).
 	ReasonHalted = "halted"
+	// ReasonSelfIDConflict: another node runs with this node's key (a copy
+	// of its base path) at an address a bootnode, the address book or a
+	// peer gave for this node's peer id (one reason per address).
+	ReasonSelfIDConflict = "self_id_conflict"
 )
 
 // Reason is one reason the node is not ready.
 type Reason struct {
 	// Reason is a stable code (starting, syncing, signer_initialising,
-	// no_peers, finality_stalled, halted).
+	// no_peers, finality_stalled, halted, self_id_conflict).
 	Reason string `json:"reason"`
 	// Message explains it in one line.
 	Message string `json:"message"`
@@ -73,6 +77,9 @@ func (s *Server) readiness() Readiness {
 	}
 	if in, out := s.src.Network.PeerCounts(); s.info.ExpectsPeers && in+out == 0 {
 		add(ReasonNoPeers, "no peer connected (chain of %d authorities)", s.info.Authorities)
+	}
+	for _, a := range s.src.Network.SelfIDConflicts() {
+		add(ReasonSelfIDConflict, "another node uses this node's key at %s; two copies of one base path must never run", a)
 	}
 	if f := s.src.Finality; f != nil && started {
 		limit := time.Duration(StallIntervals) * time.Duration(s.info.CheckpointInterval) * s.info.SlotDuration

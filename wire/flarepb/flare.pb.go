@@ -906,6 +906,8 @@ type SyncRequest struct {
 	//	*SyncRequest_Blocks
 	//	*SyncRequest_Certificates
 	//	*SyncRequest_FinalityProof
+	//	*SyncRequest_Votes
+	//	*SyncRequest_BlocksByHash
 	Request       isSyncRequest_Request `protobuf_oneof:"request"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -991,6 +993,24 @@ func (x *SyncRequest) GetFinalityProof() *FinalityProofRequest {
 	return nil
 }
 
+func (x *SyncRequest) GetVotes() *VotesByValidator {
+	if x != nil {
+		if x, ok := x.Request.(*SyncRequest_Votes); ok {
+			return x.Votes
+		}
+	}
+	return nil
+}
+
+func (x *SyncRequest) GetBlocksByHash() *BlocksByHash {
+	if x != nil {
+		if x, ok := x.Request.(*SyncRequest_BlocksByHash); ok {
+			return x.BlocksByHash
+		}
+	}
+	return nil
+}
+
 type isSyncRequest_Request interface {
 	isSyncRequest_Request()
 }
@@ -1011,6 +1031,14 @@ type SyncRequest_FinalityProof struct {
 	FinalityProof *FinalityProofRequest `protobuf:"bytes,5,opt,name=finality_proof,json=finalityProof,proto3,oneof"`
 }
 
+type SyncRequest_Votes struct {
+	Votes *VotesByValidator `protobuf:"bytes,6,opt,name=votes,proto3,oneof"`
+}
+
+type SyncRequest_BlocksByHash struct {
+	BlocksByHash *BlocksByHash `protobuf:"bytes,7,opt,name=blocks_by_hash,json=blocksByHash,proto3,oneof"`
+}
+
 func (*SyncRequest_Status) isSyncRequest_Request() {}
 
 func (*SyncRequest_Blocks) isSyncRequest_Request() {}
@@ -1018,6 +1046,10 @@ func (*SyncRequest_Blocks) isSyncRequest_Request() {}
 func (*SyncRequest_Certificates) isSyncRequest_Request() {}
 
 func (*SyncRequest_FinalityProof) isSyncRequest_Request() {}
+
+func (*SyncRequest_Votes) isSyncRequest_Request() {}
+
+func (*SyncRequest_BlocksByHash) isSyncRequest_Request() {}
 
 type StatusRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1197,6 +1229,123 @@ func (x *CertificatesByRange) GetCount() uint32 {
 	return 0
 }
 
+// VotesByValidator asks for the votes signed by one validator key that the
+// peer stores (alone or inside a certificate), target >= from_target, in
+// increasing target order.
+type VotesByValidator struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	PublicKey     []byte                 `protobuf:"bytes,1,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"`     // exactly 32 bytes (ed25519)
+	FromTarget    uint64                 `protobuf:"varint,2,opt,name=from_target,json=fromTarget,proto3" json:"from_target,omitempty"` // lowest target checkpoint number
+	Count         uint32                 `protobuf:"varint,3,opt,name=count,proto3" json:"count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VotesByValidator) Reset() {
+	*x = VotesByValidator{}
+	mi := &file_flare_v1_flare_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VotesByValidator) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VotesByValidator) ProtoMessage() {}
+
+func (x *VotesByValidator) ProtoReflect() protoreflect.Message {
+	mi := &file_flare_v1_flare_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VotesByValidator.ProtoReflect.Descriptor instead.
+func (*VotesByValidator) Descriptor() ([]byte, []int) {
+	return file_flare_v1_flare_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *VotesByValidator) GetPublicKey() []byte {
+	if x != nil {
+		return x.PublicKey
+	}
+	return nil
+}
+
+func (x *VotesByValidator) GetFromTarget() uint64 {
+	if x != nil {
+		return x.FromTarget
+	}
+	return 0
+}
+
+func (x *VotesByValidator) GetCount() uint32 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+// BlocksByHash asks for the block with this hash and its ancestors, newest
+// first.
+type BlocksByHash struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Hash          []byte                 `protobuf:"bytes,1,opt,name=hash,proto3" json:"hash,omitempty"` // exactly 32 bytes
+	Count         uint32                 `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BlocksByHash) Reset() {
+	*x = BlocksByHash{}
+	mi := &file_flare_v1_flare_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BlocksByHash) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BlocksByHash) ProtoMessage() {}
+
+func (x *BlocksByHash) ProtoReflect() protoreflect.Message {
+	mi := &file_flare_v1_flare_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BlocksByHash.ProtoReflect.Descriptor instead.
+func (*BlocksByHash) Descriptor() ([]byte, []int) {
+	return file_flare_v1_flare_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *BlocksByHash) GetHash() []byte {
+	if x != nil {
+		return x.Hash
+	}
+	return nil
+}
+
+func (x *BlocksByHash) GetCount() uint32 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
 type Status struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	GenesisHash   []byte                 `protobuf:"bytes,1,opt,name=genesis_hash,json=genesisHash,proto3" json:"genesis_hash,omitempty"`
@@ -1209,7 +1358,7 @@ type Status struct {
 
 func (x *Status) Reset() {
 	*x = Status{}
-	mi := &file_flare_v1_flare_proto_msgTypes[15]
+	mi := &file_flare_v1_flare_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1221,7 +1370,7 @@ func (x *Status) String() string {
 func (*Status) ProtoMessage() {}
 
 func (x *Status) ProtoReflect() protoreflect.Message {
-	mi := &file_flare_v1_flare_proto_msgTypes[15]
+	mi := &file_flare_v1_flare_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1234,7 +1383,7 @@ func (x *Status) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Status.ProtoReflect.Descriptor instead.
 func (*Status) Descriptor() ([]byte, []int) {
-	return file_flare_v1_flare_proto_rawDescGZIP(), []int{15}
+	return file_flare_v1_flare_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Status) GetGenesisHash() []byte {
@@ -1274,13 +1423,14 @@ type SyncResponse struct {
 	Blocks        []*Block               `protobuf:"bytes,5,rep,name=blocks,proto3" json:"blocks,omitempty"`
 	Certificates  []*Certificate         `protobuf:"bytes,6,rep,name=certificates,proto3" json:"certificates,omitempty"`
 	FinalityProof *FinalityProof         `protobuf:"bytes,7,opt,name=finality_proof,json=finalityProof,proto3" json:"finality_proof,omitempty"` // answer to finality_proof; absent: unavailable
+	Votes         []*Vote                `protobuf:"bytes,8,rep,name=votes,proto3" json:"votes,omitempty"`                                      // answer to votes
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SyncResponse) Reset() {
 	*x = SyncResponse{}
-	mi := &file_flare_v1_flare_proto_msgTypes[16]
+	mi := &file_flare_v1_flare_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1292,7 +1442,7 @@ func (x *SyncResponse) String() string {
 func (*SyncResponse) ProtoMessage() {}
 
 func (x *SyncResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flare_v1_flare_proto_msgTypes[16]
+	mi := &file_flare_v1_flare_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1305,7 +1455,7 @@ func (x *SyncResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncResponse.ProtoReflect.Descriptor instead.
 func (*SyncResponse) Descriptor() ([]byte, []int) {
-	return file_flare_v1_flare_proto_rawDescGZIP(), []int{16}
+	return file_flare_v1_flare_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *SyncResponse) GetVersion() uint32 {
@@ -1357,6 +1507,13 @@ func (x *SyncResponse) GetFinalityProof() *FinalityProof {
 	return nil
 }
 
+func (x *SyncResponse) GetVotes() []*Vote {
+	if x != nil {
+		return x.Votes
+	}
+	return nil
+}
+
 // FinalityProof proves with certificates alone that a checkpoint is final.
 // `finalizing` links a justified checkpoint F to its direct successor
 // (target.number = source.number + 1), which finalizes F. `justified`, when
@@ -1373,7 +1530,7 @@ type FinalityProof struct {
 
 func (x *FinalityProof) Reset() {
 	*x = FinalityProof{}
-	mi := &file_flare_v1_flare_proto_msgTypes[17]
+	mi := &file_flare_v1_flare_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1385,7 +1542,7 @@ func (x *FinalityProof) String() string {
 func (*FinalityProof) ProtoMessage() {}
 
 func (x *FinalityProof) ProtoReflect() protoreflect.Message {
-	mi := &file_flare_v1_flare_proto_msgTypes[17]
+	mi := &file_flare_v1_flare_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1398,7 +1555,7 @@ func (x *FinalityProof) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FinalityProof.ProtoReflect.Descriptor instead.
 func (*FinalityProof) Descriptor() ([]byte, []int) {
-	return file_flare_v1_flare_proto_rawDescGZIP(), []int{17}
+	return file_flare_v1_flare_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *FinalityProof) GetFinalizing() *Certificate {
@@ -1487,13 +1644,15 @@ const file_flare_v1_flare_proto_rawDesc = "" +
 	"\x04vote\x18\x02 \x01(\v2\x0e.flare.v1.VoteH\x00R\x04vote\x129\n" +
 	"\vcertificate\x18\x03 \x01(\v2\x15.flare.v1.CertificateH\x00R\vcertificate\x12'\n" +
 	"\x05block\x18\x04 \x01(\v2\x0f.flare.v1.BlockH\x00R\x05blockB\t\n" +
-	"\apayload\"\xa6\x02\n" +
+	"\apayload\"\x9a\x03\n" +
 	"\vSyncRequest\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x121\n" +
 	"\x06status\x18\x02 \x01(\v2\x17.flare.v1.StatusRequestH\x00R\x06status\x121\n" +
 	"\x06blocks\x18\x03 \x01(\v2\x17.flare.v1.BlocksByRangeH\x00R\x06blocks\x12C\n" +
 	"\fcertificates\x18\x04 \x01(\v2\x1d.flare.v1.CertificatesByRangeH\x00R\fcertificates\x12G\n" +
-	"\x0efinality_proof\x18\x05 \x01(\v2\x1e.flare.v1.FinalityProofRequestH\x00R\rfinalityProofB\t\n" +
+	"\x0efinality_proof\x18\x05 \x01(\v2\x1e.flare.v1.FinalityProofRequestH\x00R\rfinalityProof\x122\n" +
+	"\x05votes\x18\x06 \x01(\v2\x1a.flare.v1.VotesByValidatorH\x00R\x05votes\x12>\n" +
+	"\x0eblocks_by_hash\x18\a \x01(\v2\x16.flare.v1.BlocksByHashH\x00R\fblocksByHashB\t\n" +
 	"\arequest\"\x0f\n" +
 	"\rStatusRequest\"\x16\n" +
 	"\x14FinalityProofRequest\";\n" +
@@ -1502,12 +1661,21 @@ const file_flare_v1_flare_proto_rawDesc = "" +
 	"\x05count\x18\x02 \x01(\rR\x05count\"A\n" +
 	"\x13CertificatesByRange\x12\x14\n" +
 	"\x05start\x18\x01 \x01(\x04R\x05start\x12\x14\n" +
+	"\x05count\x18\x02 \x01(\rR\x05count\"h\n" +
+	"\x10VotesByValidator\x12\x1d\n" +
+	"\n" +
+	"public_key\x18\x01 \x01(\fR\tpublicKey\x12\x1f\n" +
+	"\vfrom_target\x18\x02 \x01(\x04R\n" +
+	"fromTarget\x12\x14\n" +
+	"\x05count\x18\x03 \x01(\rR\x05count\"8\n" +
+	"\fBlocksByHash\x12\x12\n" +
+	"\x04hash\x18\x01 \x01(\fR\x04hash\x12\x14\n" +
 	"\x05count\x18\x02 \x01(\rR\x05count\"\xbd\x01\n" +
 	"\x06Status\x12!\n" +
 	"\fgenesis_hash\x18\x01 \x01(\fR\vgenesisHash\x12(\n" +
 	"\x04best\x18\x02 \x01(\v2\x14.flare.v1.CheckpointR\x04best\x122\n" +
 	"\tjustified\x18\x03 \x01(\v2\x14.flare.v1.CheckpointR\tjustified\x122\n" +
-	"\tfinalized\x18\x04 \x01(\v2\x14.flare.v1.CheckpointR\tfinalized\"\xae\x02\n" +
+	"\tfinalized\x18\x04 \x01(\v2\x14.flare.v1.CheckpointR\tfinalized\"\xd4\x02\n" +
 	"\fSyncResponse\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12 \n" +
 	"\vunavailable\x18\x02 \x01(\bR\vunavailable\x12\x14\n" +
@@ -1515,7 +1683,8 @@ const file_flare_v1_flare_proto_rawDesc = "" +
 	"\x06status\x18\x04 \x01(\v2\x10.flare.v1.StatusR\x06status\x12'\n" +
 	"\x06blocks\x18\x05 \x03(\v2\x0f.flare.v1.BlockR\x06blocks\x129\n" +
 	"\fcertificates\x18\x06 \x03(\v2\x15.flare.v1.CertificateR\fcertificates\x12>\n" +
-	"\x0efinality_proof\x18\a \x01(\v2\x17.flare.v1.FinalityProofR\rfinalityProof\"{\n" +
+	"\x0efinality_proof\x18\a \x01(\v2\x17.flare.v1.FinalityProofR\rfinalityProof\x12$\n" +
+	"\x05votes\x18\b \x03(\v2\x0e.flare.v1.VoteR\x05votes\"{\n" +
 	"\rFinalityProof\x125\n" +
 	"\n" +
 	"finalizing\x18\x01 \x01(\v2\x15.flare.v1.CertificateR\n" +
@@ -1545,7 +1714,7 @@ func file_flare_v1_flare_proto_rawDescGZIP() []byte {
 }
 
 var file_flare_v1_flare_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_flare_v1_flare_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_flare_v1_flare_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_flare_v1_flare_proto_goTypes = []any{
 	(EvidenceKind)(0),            // 0: flare.v1.EvidenceKind
 	(HaltReason)(0),              // 1: flare.v1.HaltReason
@@ -1564,9 +1733,11 @@ var file_flare_v1_flare_proto_goTypes = []any{
 	(*FinalityProofRequest)(nil), // 14: flare.v1.FinalityProofRequest
 	(*BlocksByRange)(nil),        // 15: flare.v1.BlocksByRange
 	(*CertificatesByRange)(nil),  // 16: flare.v1.CertificatesByRange
-	(*Status)(nil),               // 17: flare.v1.Status
-	(*SyncResponse)(nil),         // 18: flare.v1.SyncResponse
-	(*FinalityProof)(nil),        // 19: flare.v1.FinalityProof
+	(*VotesByValidator)(nil),     // 17: flare.v1.VotesByValidator
+	(*BlocksByHash)(nil),         // 18: flare.v1.BlocksByHash
+	(*Status)(nil),               // 19: flare.v1.Status
+	(*SyncResponse)(nil),         // 20: flare.v1.SyncResponse
+	(*FinalityProof)(nil),        // 21: flare.v1.FinalityProof
 }
 var file_flare_v1_flare_proto_depIdxs = []int32{
 	2,  // 0: flare.v1.Vote.source:type_name -> flare.v1.Checkpoint
@@ -1590,20 +1761,23 @@ var file_flare_v1_flare_proto_depIdxs = []int32{
 	15, // 18: flare.v1.SyncRequest.blocks:type_name -> flare.v1.BlocksByRange
 	16, // 19: flare.v1.SyncRequest.certificates:type_name -> flare.v1.CertificatesByRange
 	14, // 20: flare.v1.SyncRequest.finality_proof:type_name -> flare.v1.FinalityProofRequest
-	2,  // 21: flare.v1.Status.best:type_name -> flare.v1.Checkpoint
-	2,  // 22: flare.v1.Status.justified:type_name -> flare.v1.Checkpoint
-	2,  // 23: flare.v1.Status.finalized:type_name -> flare.v1.Checkpoint
-	17, // 24: flare.v1.SyncResponse.status:type_name -> flare.v1.Status
-	10, // 25: flare.v1.SyncResponse.blocks:type_name -> flare.v1.Block
-	5,  // 26: flare.v1.SyncResponse.certificates:type_name -> flare.v1.Certificate
-	19, // 27: flare.v1.SyncResponse.finality_proof:type_name -> flare.v1.FinalityProof
-	5,  // 28: flare.v1.FinalityProof.finalizing:type_name -> flare.v1.Certificate
-	5,  // 29: flare.v1.FinalityProof.justified:type_name -> flare.v1.Certificate
-	30, // [30:30] is the sub-list for method output_type
-	30, // [30:30] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	17, // 21: flare.v1.SyncRequest.votes:type_name -> flare.v1.VotesByValidator
+	18, // 22: flare.v1.SyncRequest.blocks_by_hash:type_name -> flare.v1.BlocksByHash
+	2,  // 23: flare.v1.Status.best:type_name -> flare.v1.Checkpoint
+	2,  // 24: flare.v1.Status.justified:type_name -> flare.v1.Checkpoint
+	2,  // 25: flare.v1.Status.finalized:type_name -> flare.v1.Checkpoint
+	19, // 26: flare.v1.SyncResponse.status:type_name -> flare.v1.Status
+	10, // 27: flare.v1.SyncResponse.blocks:type_name -> flare.v1.Block
+	5,  // 28: flare.v1.SyncResponse.certificates:type_name -> flare.v1.Certificate
+	21, // 29: flare.v1.SyncResponse.finality_proof:type_name -> flare.v1.FinalityProof
+	3,  // 30: flare.v1.SyncResponse.votes:type_name -> flare.v1.Vote
+	5,  // 31: flare.v1.FinalityProof.finalizing:type_name -> flare.v1.Certificate
+	5,  // 32: flare.v1.FinalityProof.justified:type_name -> flare.v1.Certificate
+	33, // [33:33] is the sub-list for method output_type
+	33, // [33:33] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_flare_v1_flare_proto_init() }
@@ -1621,6 +1795,8 @@ func file_flare_v1_flare_proto_init() {
 		(*SyncRequest_Blocks)(nil),
 		(*SyncRequest_Certificates)(nil),
 		(*SyncRequest_FinalityProof)(nil),
+		(*SyncRequest_Votes)(nil),
+		(*SyncRequest_BlocksByHash)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1628,7 +1804,7 @@ func file_flare_v1_flare_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_flare_v1_flare_proto_rawDesc), len(file_flare_v1_flare_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   18,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
