@@ -355,7 +355,7 @@ func hwmUnreadable(path string, cause error) error {
 		}
 	}
 	return &refusal{
-		msg: fmt.Sprintf("high-water mark file %s is damaged (%s): refusing to start; if the checkpoint database next to it is intact, move %s away and start again (it is rebuilt from the database), or restore both from a backup",
+		msg: fmt.Sprintf("high-water mark file %s is damaged (%s): refusing to start; if the checkpoint database next to it is intact, move %s away and start again (it is rebuilt from the database); otherwise import a signer export newer than the key's last vote ('flare-node signer import FILE' of a file 'flare-node signer export' wrote): never restore an older backup of the database or of this file, which would let the key sign again at or below its last target",
 			path, oneLine(cause.Error()), path),
 		errs: []error{ErrCorrupted, cause},
 	}
