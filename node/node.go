@@ -229,8 +229,9 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger) (_ *Node, err
 // is created: every directory the node writes (both databases, the network
 // key's directory) must be writable or creatable by this process, as must
 // the databases' LOCK files where they exist (Pebble opens them for
-// writing), and the base path's file system must have the configured free
-// space.
+// writing) and the checkpoint database's high-water mark and its directory
+// (checkHWMWritable), and the base path's file system must have the
+// configured free space.
 func (n *Node) checkStorage() error {
 	cfg := n.cfg
 	dbs := []string{cfg.ChainDBPath()}
@@ -245,6 +246,11 @@ func (n *Node) checkStorage() error {
 	for _, d := range dbs {
 		if err := storagefault.CheckWritableFile(filepath.Join(d, "LOCK")); err != nil {
 			return fmt.Errorf("%w: cannot write the node's data below base path %s: %w", ErrStartup, cfg.BasePath, err)
+		}
+	}
+	if cfg.EnableASF && cfg.Persistence.Enabled {
+		if err := checkHWMWritable(checkpointdb.HWMPath(cfg.CheckpointDBPath())); err != nil {
+			return err
 		}
 	}
 	return n.checkFreeSpace()
