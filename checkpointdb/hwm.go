@@ -495,3 +495,17 @@ func (h *hwmFile) close() error {
 	h.f = nil
 	return err
 }
+
+// ReadHighWaterMark reads the high-water mark of the database directory
+// dbPath without opening the database and without writing anything (a
+// start-up check before anything is created). A missing file is no error
+// (Existed false); a file that cannot be read or parsed is (Open would
+// refuse it as well).
+func ReadHighWaterMark(dbPath string) (HighWaterMark, error) {
+	h := &hwmFile{fs: vfs.Default, path: HWMPath(dbPath), readOnly: true}
+	if err := h.load(checkpoint.ZeroHash); err != nil {
+		return HighWaterMark{Path: h.path, Existed: h.existed}, err
+	}
+	st := h.st.clone()
+	return HighWaterMark{Path: h.path, Existed: h.existed, Finalized: st.finalized, Signers: st.signers}, nil
+}
