@@ -355,7 +355,7 @@ func hwmUnreadable(path string, cause error) error {
 		}
 	}
 	return &refusal{
-		msg: fmt.Sprintf("high-water mark file %s is damaged (%s): refusing to start; if the checkpoint database next to it is intact, move %s away and start again (it is rebuilt from the database), or restore both from a backup",
+		msg: fmt.Sprintf("high-water mark file %s is damaged (%s): refusing to start; if the checkpoint database next to it is intact, move %s away and start again (it is rebuilt from the database); otherwise import a signer export newer than the key's last vote ('flare-node signer import FILE' of a file 'flare-node signer export' wrote): never restore an older backup of the database or of this file, which would let the key sign again at or below its last target",
 			path, oneLine(cause.Error()), path),
 		errs: []error{ErrCorrupted, cause},
 	}
@@ -494,4 +494,18 @@ func (h *hwmFile) close() error {
 	err := h.f.Close()
 	h.f = nil
 	return err
+}
+
+// ReadHighWaterMark reads the high-water mark of the database directory
+// dbPath without opening the database and without writing anything (a
+// start-up check before anything is created). A missing file is no error
+// (Existed false); a file that cannot be read or parsed is (Open would
+// refuse it as well).
+func ReadHighWaterMark(dbPath string) (HighWaterMark, error) {
+	h := &hwmFile{fs: vfs.Default, path: HWMPath(dbPath), readOnly: true}
+	if err := h.load(checkpoint.ZeroHash); err != nil {
+		return HighWaterMark{Path: h.path, Existed: h.existed}, err
+	}
+	st := h.st.clone()
+	return HighWaterMark{Path: h.path, Existed: h.existed, Finalized: st.finalized, Signers: st.signers}, nil
 }

@@ -66,6 +66,10 @@ type Node struct {
 	netA   *netAdapter
 	// producing: the node authors blocks (its key is an authority).
 	producing bool
+	// awaitMark: the high-water mark's finalized checkpoint that neither
+	// database holds; no block is authored until the chain holds it
+	// (checkLostChain).
+	awaitMark *checkpoint.Checkpoint
 
 	// metricsListener and rpcListener (--rpc-addr) are bound in New before
 	// anything is created on disk.
@@ -164,6 +168,11 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger) (_ *Node, err
 			}
 		}
 	}
+	if isAuthority {
+		if err := n.refuseLostChainEarly(earlier); err != nil {
+			return nil, err
+		}
+	}
 	n.role = api.NewRole(isAuthority, uint32(index), cfg.EnableASF, cfg.Persistence.Enabled)
 
 	// Bind the listeners before anything is created on disk.
@@ -218,6 +227,11 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger) (_ *Node, err
 	n.log.Info("Chain database opened", zap.String("path", cfg.ChainDBPath()),
 		zap.Uint64("best", best.Number), zap.Stringer("best_hash", best.Hash()))
 
+	if isAuthority {
+		if err := n.checkLostChain(ctx); err != nil {
+			return nil, err
+		}
+	}
 	if err := n.openEngine(ctx, log, key, index, isAuthority, earlier); err != nil {
 		return nil, err
 	}
@@ -229,8 +243,9 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger) (_ *Node, err
 // is created: every directory the node writes (both databases, the network
 // key's directory) must be writable or creatable by this process, as must
 // the databases' LOCK files where they exist (Pebble opens them for
-// writing), and the base path's file system must have the configured free
-// space.
+// writing) and the checkpoint database's high-water mark and its directory
+// (checkHWMWritable), and the base path's file system must have the
+// configured free space.
 func (n *Node) checkStorage() error {
 	cfg := n.cfg
 	dbs := []string{cfg.ChainDBPath()}
@@ -245,6 +260,11 @@ func (n *Node) checkStorage() error {
 	for _, d := range dbs {
 		if err := storagefault.CheckWritableFile(filepath.Join(d, "LOCK")); err != nil {
 			return fmt.Errorf("%w: cannot write the node's data below base path %s: %w", ErrStartup, cfg.BasePath, err)
+		}
+	}
+	if cfg.EnableASF && cfg.Persistence.Enabled {
+		if err := checkHWMWritable(checkpointdb.HWMPath(cfg.CheckpointDBPath())); err != nil {
+			return err
 		}
 	}
 	return n.checkFreeSpace()
@@ -475,7 +495,7 @@ func (n *Node) Run(ctx context.Context) (err error) {
 		essential("checkpoint-maintenance", n.runMaintenance)
 	}
 	if n.producing {
-		essential("ppfa-proposer", n.runProducer)
+		essential("ppfa-proposer", n.runProducerAfterMark)
 	}
 	for _, s := range n.servers {
 		essential(s.name, s.run)

@@ -238,6 +238,43 @@ func TestReadOnlyDatabaseFiles(t *testing.T) {
 	}
 }
 
+// TestUnwritableHighWaterMark: a read-only checkpoints.hwm (or a read-only
+// directory holding it) is refused at start like a read-only LOCK file:
+// exit 2 with one Error line naming the file, before the node votes (it
+// used to start and exit 1 at its first vote).
+func TestUnwritableHighWaterMark(t *testing.T) {
+	hwm := func(base string) string { return cpDir(base) + ".hwm" }
+	for _, tt := range []struct {
+		name  string
+		chmod func(base string) string // makes something read-only, returns it
+	}{
+		{"read-only file", func(base string) string {
+			require.NoError(t, os.Chmod(hwm(base), 0o444))
+			return hwm(base)
+		}},
+		{"read-only directory", func(base string) string {
+			dir := filepath.Dir(hwm(base))
+			require.NoError(t, os.Chmod(dir, 0o555))
+			return dir
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newPrivEnv(t)
+			e.runUntilVoted()
+			before, err := os.ReadFile(hwm(e.base))
+			require.NoError(t, err)
+			denied := tt.chmod(e.base)
+			r := e.run(e.args(e.base)...)
+			requireOneErrorLine(t, r, exitUsage, "permission denied", "cannot write the checkpoint database's high-water mark "+hwm(e.base), denied)
+			require.NotContains(t, r.stdout, "Voted for checkpoint")
+			require.NotContains(t, r.stdout, "Chain database opened", "refused before the databases open")
+			after, err := os.ReadFile(hwm(e.base))
+			require.NoError(t, err)
+			require.Equal(t, before, after)
+		})
+	}
+}
+
 // TestMetricsListenerRefusedWritesNothing: issue 11. A metrics or RPC port
 // in use and an invalid --metrics-addr are refused with exit 2 before the
 // base path is created.
