@@ -162,7 +162,7 @@ func (w *world) seenForged(m gossipMsg) {
 
 // send delivers m from nd to one node, subject to the network.
 func (w *world) send(nd, to *simNode, m gossipMsg) {
-	if !w.net.passes(nd.id, to.id) {
+	if to.keyless != nil || !w.net.gossipPasses(nd.id, to.id, m) {
 		return
 	}
 	for _, d := range w.net.fate() {

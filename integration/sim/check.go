@@ -14,7 +14,9 @@ import (
 type checker struct {
 	violations []Violation
 	// votes are the votes each honest key broadcast (own publications of
-	// honest nodes, every incarnation), for the slashable-pair check.
+	// honest nodes, every incarnation: restarts, purges and re-installs on
+	// a new machine with a fresh record all add to the same key's list),
+	// for the slashable-pair check and invariant 10.
 	votes map[int][]checkpoint.SignedVote
 	// votesByNode counts own votes per node (the doppelganger must have
 	// none).
@@ -38,10 +40,32 @@ type checker struct {
 	// progressMax: the honest finality then (see scenario.maxStall).
 	progressAt  time.Time
 	progressMax uint64
+	// voteFromCP: the first checkpoint number counted by invariant 10 (the
+	// one after the honest best block at the end of the warm-up; 0: not
+	// sampled yet).
+	voteFromCP uint64
 }
 
 func newChecker(w *world) *checker {
-	return &checker{votes: make(map[int][]checkpoint.SignedVote), votesByNode: make(map[int]int)}
+	c := &checker{votes: make(map[int][]checkpoint.SignedVote), votesByNode: make(map[int]int)}
+	if w.sc.voteFrom > 0 && (w.sc.peerFaultsOnly || w.sc.minVoteShare > 0) {
+		w.after(w.sc.voteFrom, -1, "warm-up over", func() {
+			c.voteFromCP = c.honestBest(w)/w.spec.CheckpointInterval + 1
+			w.record("own votes counted from checkpoint %d", c.voteFromCP)
+		})
+	}
+	return c
+}
+
+// honestBest is the highest best block number among up honest nodes.
+func (c *checker) honestBest(w *world) uint64 {
+	var m uint64
+	for _, nd := range w.nodes {
+		if nd.up && nd.honest && nd.chain != nil && nd.id != w.sc.doppelganger {
+			m = max(m, nd.chain.Best().Number)
+		}
+	}
+	return m
 }
 
 // onSent: a node published a message of its own.
@@ -75,6 +99,12 @@ func (c *checker) onSent(w *world, from int, m gossipMsg) {
 // broadcast (record before release), and finality must not have gone back.
 func (c *checker) onStart(w *world, nd *simNode) {
 	if nd.key < 0 || !nd.honest || nd.id == w.sc.doppelganger || nd.cpdb == nil {
+		return
+	}
+	if nd.fresh {
+		// A fresh record (a new validator, or one re-installed on a new
+		// machine) covers nothing by design; invariant 1 checks its votes
+		// against everything the key signed before.
 		return
 	}
 	pub := w.keys[nd.key].Public().(ed25519.PublicKey)
@@ -198,13 +228,91 @@ func (c *checker) afterStep(w *world) {
 		}
 		if g.Halted() {
 			nd.halted = true
-		}
-		if nd.honest && nd.id != w.sc.doppelganger && g.Halted() && !w.sc.conflicting && !c.conflictSeen {
-			w.violation("%s halted without any conflict in an honest-majority run: %v", nd.name, g.Halts())
-			return
+			if nd.honest && nd.id != w.sc.doppelganger {
+				c.checkHalt(w, nd, g.Halts())
+				if w.stopped {
+					return
+				}
+			}
 		}
 		if checkMem {
 			c.checkMemory(w, nd)
+		}
+	}
+}
+
+// checkHalt (invariant 9): an honest node halts only on signed evidence:
+// conflicting finality only in a scenario where at least a third of the
+// signers are byzantine (scenario.conflicting), a doppelganger alarm only
+// when the scenario runs a second instance of the node's key. Whatever a
+// keyless peer claims or relays cannot be such evidence.
+func (c *checker) checkHalt(w *world, nd *simNode, halts []checkpoint.Halt) {
+	for _, h := range halts {
+		switch h.Reason {
+		case checkpoint.HaltConflictingFinality:
+			if w.sc.conflicting {
+				continue
+			}
+			w.violation("%s halted on conflicting finality without signed conflicting evidence (fewer than a third byzantine): checkpoint %d: %s",
+				nd.name, h.Checkpoint, h.Detail)
+		case checkpoint.HaltDoppelganger:
+			if d := w.sc.doppelganger; d >= 0 && w.nodes[d].key == nd.key {
+				continue
+			}
+			w.violation("%s halted on a doppelganger alarm, but no other instance of validator %d's key runs: checkpoint %d: %s",
+				nd.name, nd.key, h.Checkpoint, h.Detail)
+		default:
+			w.violation("%s halted (%s) in a run without a reason to: checkpoint %d: %s", nd.name, h.Reason, h.Checkpoint, h.Detail)
+		}
+		return
+	}
+}
+
+// checkVotes (invariant 10, and the scenario's minVoteShare): every honest
+// validator voted on the checkpoints after the warm-up — from voteFromCP to
+// two below the honest best checkpoint at the end (the last ones may still
+// be in flight) — leaving at most maxVoteGap consecutive ones without an own
+// vote (any incarnation, any fork: a vote for the number counts).
+func (c *checker) checkVotes(w *world) {
+	if c.voteFromCP == 0 {
+		return
+	}
+	to := c.honestBest(w) / w.spec.CheckpointInterval
+	if to < c.voteFromCP+2 {
+		w.violation("honest validators silenced: the honest chain did not grow after the warm-up (best checkpoint %d, counted from %d)", to, c.voteFromCP)
+		return
+	}
+	to -= 2
+	offered := to - c.voteFromCP + 1
+	for i := range w.sc.validators {
+		if _, byz := w.sc.byzantine[i]; byz {
+			continue
+		}
+		voted := make(map[uint64]bool)
+		for _, v := range c.votes[i] {
+			voted[v.Target.Number] = true
+		}
+		var n, gap, longest, gapEnd uint64
+		for cp := c.voteFromCP; cp <= to; cp++ {
+			if voted[cp] {
+				n++
+				gap = 0
+				continue
+			}
+			gap++
+			if gap > longest {
+				longest, gapEnd = gap, cp
+			}
+		}
+		if w.sc.peerFaultsOnly && longest > maxVoteGap {
+			w.violation("invariant 10: validator %d cast no vote for %d consecutive checkpoints (%d..%d; K = %d) with only keyless peers and message loss as faults (%d of %d checkpoints voted)",
+				i, longest, gapEnd-longest+1, gapEnd, maxVoteGap, n, offered)
+			return
+		}
+		if share := w.sc.minVoteShare; share > 0 && float64(n) < share*float64(offered) {
+			w.violation("validator %d voted on %d of the %d checkpoints %d..%d after the warm-up (%.0f %%, the scenario requires %.0f %%)",
+				i, n, offered, c.voteFromCP, to, 100*float64(n)/float64(offered), 100*share)
+			return
 		}
 	}
 }
@@ -259,6 +367,10 @@ func (c *checker) atEnd(w *world) {
 		if w.stopped {
 			return
 		}
+	}
+	c.checkVotes(w)
+	if w.stopped {
+		return
 	}
 	if w.sc.conflicting {
 		if !c.conflictSeen {

@@ -37,6 +37,12 @@ var Mutants = []mutant{
 		engine: engine.Mutations{SkipDoppelgangerListen: true}, scenario: "doppelganger"},
 	{name: "vote-equivocator-checkpoints", doc: "a checkpoint block of a proposer known to equivocate is voted on import, before a block builds on it",
 		engine: engine.Mutations{VoteEquivocatorCheckpoints: true}, scenario: "equivocating-checkpoint-proposer"},
+	{name: "halt-on-unsigned-claim", doc: "a verified finality proof above our finalized checkpoint halts the node after a peer's unsigned status claimed a conflicting finalized checkpoint, without checking the proof's ancestry",
+		engine: engine.Mutations{HaltOnUnsignedClaim: true}, scenario: "keyless-liar"},
+	{name: "known-blocks-count-as-progress", doc: "synced blocks that were already known count as catch-up progress (the node keeps syncing and does not vote)",
+		engine: engine.Mutations{CountKnownBlocksAsProgress: true}, scenario: "keyless-far-ahead"},
+	{name: "skip-stored-votes-fetch", doc: "a fresh signer record starts without asking peers for the votes of its key they store",
+		engine: engine.Mutations{SkipStoredVotesFetch: true}, scenario: "reinstalled-validator"},
 }
 
 // MutantNames lists the mutants.

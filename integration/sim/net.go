@@ -24,6 +24,9 @@ type netModel struct {
 	// directions, peers see a disconnect).
 	blocked map[[2]int]bool
 	cut     map[[2]int]bool
+	// filter, when set, drops gossip m from node from to node to when it
+	// returns false (a scenario's targeted loss: reinstalled-validator).
+	filter func(from, to int, m gossipMsg) bool
 }
 
 func newNetModel(rng *rand.Rand, sc *scenario) netModel {
@@ -44,6 +47,12 @@ func (m *netModel) connected(a, b int) bool { return !m.cut[[2]int{a, b}] }
 
 func (m *netModel) passes(from, to int) bool {
 	return !m.cut[[2]int{from, to}] && !m.blocked[[2]int{from, to}]
+}
+
+// gossipPasses: the link is up and the scenario's filter (if any) lets m
+// through.
+func (m *netModel) gossipPasses(from, to int, msg gossipMsg) bool {
+	return m.passes(from, to) && (m.filter == nil || m.filter(from, to, msg))
 }
 
 func (m *netModel) delay() time.Duration {
@@ -149,10 +158,12 @@ func u64(n uint64) string {
 // mesh does for a validator network of this size).
 func (w *world) gossip(from int, m gossipMsg, except int) {
 	for _, to := range w.nodes {
-		if to.id == from || to.id == except || !to.up {
+		// Keyless peers are sync peers only: they forward nothing, so
+		// gossip to them is not simulated.
+		if to.id == from || to.id == except || !to.up || to.keyless != nil {
 			continue
 		}
-		if !w.net.passes(from, to.id) {
+		if !w.net.gossipPasses(from, to.id, m) {
 			continue
 		}
 		for _, d := range w.net.fate() {
@@ -200,7 +211,7 @@ func (w *world) deliverGossip(from int, to *simNode, m gossipMsg) {
 // broadcast).
 func (w *world) relay(from int, m gossipMsg, except int) {
 	for _, to := range w.nodes {
-		if to.id == from || to.id == except || !to.up || !w.net.passes(from, to.id) {
+		if to.id == from || to.id == except || !to.up || to.keyless != nil || !w.net.gossipPasses(from, to.id, m) {
 			continue
 		}
 		for _, d := range w.net.fate() {
@@ -241,6 +252,10 @@ func (n *nodeNet) Request(peer engine.PeerID, id uint64, req engine.Request) {
 	w := n.nd.w
 	from := n.nd
 	to := w.nodeByName(string(peer))
+	if to != nil && to.keyless != nil && w.net.passes(from.id, to.id) {
+		w.keylessRequest(from, to, id, req)
+		return
+	}
 	if to == nil || to.passive || !w.net.passes(from.id, to.id) {
 		w.record("%s -> %s request %d %s: lost (no link)", from.name, peer, id, req.Kind)
 		return // lost: the requester times out

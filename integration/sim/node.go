@@ -53,6 +53,13 @@ type simNode struct {
 	// actor without an engine (it only forges messages).
 	byz     *byzState
 	passive bool
+	// keyless: a peer without any validator key (only a network identity):
+	// a sync peer of every engine that answers requests its own way (see
+	// keyless.go); it is passive (no engine) and not honest.
+	keyless *keylessState
+	// reinstalls counts re-installations on a new machine (base path
+	// deleted, fresh signer record).
+	reinstalls int
 }
 
 type nodeClock struct{ nd *simNode }
@@ -92,6 +99,15 @@ func (nd *simNode) start() {
 		if nd.startedAt.IsZero() {
 			nd.startedAt = w.now
 		}
+		if nd.keyless != nil {
+			w.record("%s up (keyless peer, no engine)", nd.name)
+			for _, other := range w.nodes {
+				if other != nd && other.up && w.net.connected(nd.id, other.id) {
+					nd.connect(other)
+				}
+			}
+			return
+		}
 		w.record("%s up (byzantine, no engine)", nd.name)
 		return
 	}
@@ -128,6 +144,13 @@ func (nd *simNode) start() {
 		Network:      &nodeNet{nd: nd},
 		Logger:       log,
 		Mutations:    w.mut.engine,
+		// Explicit, so that a trickling keyless peer reads the same value.
+		RequestTimeout: keylessRequestTimeout,
+	}
+	// The checkpoint database answers peers' votes-by-validator requests
+	// once it implements the engine's VoteSource.
+	if vs, ok := any(cpdb).(engine.VoteSource); ok {
+		cfg.Votes = vs
 	}
 	if nd.key >= 0 {
 		key := w.keys[nd.key]
@@ -181,11 +204,16 @@ func (nd *simNode) start() {
 }
 
 // connect tells both engines about the connection (a byzantine actor
-// without an engine is not a sync peer).
+// without an engine is not a sync peer; a keyless peer is one).
 func (nd *simNode) connect(other *simNode) {
 	w := nd.w
-	if nd.eng != nil && other.eng != nil {
+	switch {
+	case nd.eng != nil && other.eng != nil:
 		nd.eng.OnPeerConnected(w.ctx, engine.PeerID(other.name))
+		other.eng.OnPeerConnected(w.ctx, engine.PeerID(nd.name))
+	case nd.eng != nil && other.keyless != nil:
+		nd.eng.OnPeerConnected(w.ctx, engine.PeerID(other.name))
+	case nd.keyless != nil && other.eng != nil:
 		other.eng.OnPeerConnected(w.ctx, engine.PeerID(nd.name))
 	}
 }
@@ -327,6 +355,25 @@ func (nd *simNode) purge() {
 	// keeps it safe).
 	nd.maxFinalized = 0
 	w.record("%s purged (signer record kept)", nd.name)
+}
+
+// reinstall stops the node and deletes its base path — chain database,
+// checkpoint database, signer record and its high-water mark — as when the
+// validator is re-installed on a new machine; the next start uses the same
+// key with a fresh signer record (the signer's first use).
+func (nd *simNode) reinstall() {
+	w := nd.w
+	if nd.up {
+		nd.crash()
+	}
+	nd.fs = vfs.NewCrashableMem()
+	nd.fresh = true
+	nd.reinstalls++
+	// A new machine: finality starts over from the network, and no alarm
+	// is persisted.
+	nd.maxFinalized = 0
+	nd.halted = false
+	w.record("%s re-installed on a new machine (base path deleted, fresh signer record)", nd.name)
 }
 
 func removeAll(fs vfs.FS, dir string) error {

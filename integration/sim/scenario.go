@@ -40,8 +40,27 @@ type scenario struct {
 	// keep pace rather than merely resume now and then.
 	maxStall time.Duration
 
+	// keyless: peers without any validator key, connected to every node
+	// (keyless.go).
+	keyless []keylessBehaviour
+	// peerFaultsOnly: the only faults are keyless peers and message loss;
+	// then no honest validator may miss more than maxVoteGap consecutive
+	// checkpoints after voteFrom (invariant 10).
+	peerFaultsOnly bool
+	// voteFrom: the warm-up; own votes are counted against the checkpoints
+	// after it (invariant 10 and minVoteShare).
+	voteFrom time.Duration
+	// minVoteShare: every honest validator votes on at least this share of
+	// the checkpoints after voteFrom (0: not checked).
+	minVoteShare float64
+
 	setup func(w *world)
 }
+
+// maxVoteGap is K of invariant 10: the longest run of consecutive
+// checkpoints an honest validator may leave without an own vote, after the
+// warm-up, when the only faults are keyless peers and message loss.
+const maxVoteGap = 4
 
 // byzBehaviour is a set of misbehaviours of a byzantine validator.
 type byzBehaviour struct {
@@ -67,6 +86,9 @@ var Scenarios = []string{
 	"conflicting-finality",
 	"doppelganger",
 	"purge-chain",
+	"keyless-liar",
+	"keyless-far-ahead",
+	"reinstalled-validator",
 }
 
 func defaultScenario(name string) *scenario {
@@ -88,10 +110,10 @@ func defaultScenario(name string) *scenario {
 	}
 }
 
-func pickScenario(name string, rng *rand.Rand) *scenario {
+func pickScenario(name string, rng, krng *rand.Rand) *scenario {
 	switch name {
 	case "":
-		return randomScenario(rng)
+		return randomScenario(rng, krng)
 	case "outage-beyond-window":
 		return outageScenario()
 	case "late-joiner-after-pruning":
@@ -106,6 +128,12 @@ func pickScenario(name string, rng *rand.Rand) *scenario {
 		return doppelgangerScenario()
 	case "purge-chain":
 		return purgeScenario()
+	case "keyless-liar":
+		return keylessLiarScenario()
+	case "keyless-far-ahead":
+		return keylessFarAheadScenario()
+	case "reinstalled-validator":
+		return reinstalledScenario()
 	case "steady":
 		return steadyScenario()
 	}
@@ -127,8 +155,9 @@ func startValidators(w *world, fresh bool) {
 
 // randomScenario draws parameters and a fault schedule from the seed: a
 // busy first part with faults, then everything heals and liveness is
-// checked.
-func randomScenario(rng *rand.Rand) *scenario {
+// checked. krng draws the keyless peers (a quarter of the seeds get one or
+// two, half of those with no other fault than message loss).
+func randomScenario(rng, krng *rand.Rand) *scenario {
 	sc := defaultScenario("random")
 	if rng.IntN(4) == 0 {
 		sc.validators = 4 + rng.IntN(4) // 4..7
@@ -204,6 +233,18 @@ func randomScenario(rng *rand.Rand) *scenario {
 		}
 	}
 	slices.SortStableFunc(faults, func(a, b fault) int { return int(a.at - b.at) })
+	if krng.IntN(4) == 0 {
+		for range 1 + krng.IntN(2) {
+			sc.keyless = append(sc.keyless, randomKeyless(krng))
+		}
+		if krng.IntN(2) == 0 {
+			// Keyless peers (and message loss) are the only faults.
+			sc.peerFaultsOnly = true
+			sc.byzantine = map[int]byzBehaviour{}
+			faults, late, fullLate = nil, -1, false
+			sc.voteFrom = 20 * time.Second
+		}
+	}
 	sc.setup = func(w *world) {
 		for i := range sc.validators {
 			_, byz := sc.byzantine[i]
@@ -229,9 +270,28 @@ func randomScenario(rng *rand.Rand) *scenario {
 			w.after(f.at, -1, f.name, func() { f.fn(w) })
 		}
 		installByzantine(w)
+		installKeyless(w)
 		w.after(faultEnd, -1, "heal", func() { healAll(w) })
 	}
 	return sc
+}
+
+// randomKeyless draws a random mix of the keyless behaviours.
+func randomKeyless(krng *rand.Rand) keylessBehaviour {
+	b := keylessBehaviour{
+		lieFinalized: krng.IntN(2) == 0,
+		farAhead:     krng.IntN(3) == 0,
+		relayProof:   krng.IntN(2) == 0,
+		trickle:      krng.IntN(2) == 0,
+		poll:         krng.IntN(2) == 0,
+	}
+	switch krng.IntN(6) {
+	case 0:
+		b.withholdP = 1 // never answers
+	case 1, 2:
+		b.withholdP = krng.Float64() / 2
+	}
+	return b
 }
 
 // crashFor crashes node i and restarts it after down.
@@ -502,6 +562,104 @@ func steadyScenario() *scenario {
 	sc.setup = func(w *world) {
 		startValidators(w, false)
 		w.after(sc.healAt, -1, "liveness", func() { w.check.onHeal(w) })
+	}
+	return sc
+}
+
+// keylessLiarScenario: two keyless peers claim, to every validator, a
+// finalized checkpoint at or below the validator's own with a random hash
+// (an unsigned claim of conflicting finality), and answer the finality-proof
+// request that claim provokes with the honest network's real proof. A
+// validator that lags by one checkpoint — or restarts (three validators are
+// restarted) — gets a genuine proof above its finality after a claim that
+// conflicted with it: no signed evidence of conflicting finality exists, so
+// no honest node may halt (invariant 9).
+func keylessLiarScenario() *scenario {
+	sc := defaultScenario("keyless-liar")
+	sc.duration = 120 * time.Second
+	sc.healAt = 1 * time.Second
+	sc.keyless = []keylessBehaviour{
+		{lieFinalized: true, relayProof: true, poll: true},
+		{lieFinalized: true, relayProof: true, withholdP: 0.3},
+	}
+	sc.setup = func(w *world) {
+		startValidators(w, false)
+		installKeyless(w)
+		w.after(20*time.Second, -1, "restart v3", func() { crashFor(w, 3, 6*time.Second) })
+		w.after(50*time.Second, -1, "restart v2", func() { crashFor(w, 2, 10*time.Second) })
+		w.after(80*time.Second, -1, "restart v1", func() { crashFor(w, 1, 3*time.Second) })
+		w.after(sc.healAt, -1, "liveness", func() { w.check.onHeal(w) })
+	}
+	return sc
+}
+
+// keylessFarAheadScenario: two keyless peers claim best block 2^40 and
+// answer block-range requests with one honest block at a time, just inside
+// the request time-out (one of them withholds half its answers); 1 % of the
+// messages are lost. No other fault: every honest validator must vote on at
+// least 90 % of the checkpoints after a 20 s warm-up and never miss more
+// than K consecutive ones (invariant 10).
+func keylessFarAheadScenario() *scenario {
+	sc := defaultScenario("keyless-far-ahead")
+	sc.duration = 120 * time.Second
+	sc.healAt = 1 * time.Second
+	sc.dropP = 0.01
+	sc.peerFaultsOnly = true
+	sc.voteFrom = 20 * time.Second
+	sc.minVoteShare = 0.9
+	sc.keyless = []keylessBehaviour{
+		{farAhead: true, trickle: true, relayProof: true},
+		{farAhead: true, trickle: true, withholdP: 0.5, poll: true},
+	}
+	sc.setup = func(w *world) {
+		startValidators(w, false)
+		installKeyless(w)
+		w.after(sc.healAt, -1, "liveness", func() { w.check.onHeal(w) })
+	}
+	return sc
+}
+
+// reinstalledScenario: validator 0 is re-installed on a new machine — base
+// path deleted (chain and checkpoint databases, signer record, its
+// high-water mark), same key, fresh record — at a moment where the source
+// of its last vote was justified only in its own view. Until then the
+// others' votes reach validator 0 only and no certificate is gossiped: it
+// justifies each checkpoint at once and votes s->s+1 (the others store
+// those votes), while the others learn justification only from its
+// certificates by sync, a round later. At the re-install (6.5 s)
+// validators 2 and 3 go down for 30 s, so nothing more is justified: the
+// new instance learns a justified checkpoint below its last vote's source
+// from validator 1 and, unless it learns its key's stored votes from its
+// peers before the first vote, votes around its last vote (seed 1: 4->8
+// around 5->6): a surround vote (invariant 1, which knows every vote the
+// key signed in either life). Then all are back and finality resumes.
+func reinstalledScenario() *scenario {
+	sc := defaultScenario("reinstalled-validator")
+	sc.netJitter = 20 * time.Millisecond
+	sc.netTailP = 0
+	reinstallAt := 6500 * time.Millisecond
+	sc.healAt = reinstallAt + 30*time.Second
+	sc.duration = sc.healAt + 70*time.Second
+	sc.setup = func(w *world) {
+		startValidators(w, false)
+		w.net.filter = func(from, to int, m gossipMsg) bool {
+			switch m.kind {
+			case kindVote:
+				return to == 0 || m.vote.Validator == 0
+			case kindCert:
+				return false
+			}
+			return true
+		}
+		w.after(reinstallAt, -1, "re-install v0", func() {
+			w.net.filter = nil
+			v0 := w.nodes[0]
+			v0.reinstall()
+			w.nodes[2].crash()
+			w.nodes[3].crash()
+			w.after(2*time.Second, -1, "start re-installed v0", v0.start)
+		})
+		w.after(sc.healAt, -1, "back", func() { healAll(w) })
 	}
 	return sc
 }

@@ -91,8 +91,12 @@ func (q *eventQueue) Pop() any {
 
 // world is the simulated network.
 type world struct {
-	opts    Options
-	rng     *rand.Rand
+	opts Options
+	rng  *rand.Rand
+	// krng draws the keyless peers and their choices: a stream of its own,
+	// so that a seed without keyless peers runs as it did before they
+	// existed.
+	krng    *rand.Rand
 	start   time.Time
 	now     time.Time
 	end     time.Time
@@ -195,6 +199,7 @@ func newWorld(opts Options) *world {
 	w := &world{
 		opts:   opts,
 		rng:    rng,
+		krng:   rand.New(rand.NewPCG(opts.Seed^0x6b65796c657373, opts.Seed)),
 		trace:  tr,
 		ctx:    context.Background(),
 		blocks: make(map[checkpoint.Hash]blockInfo),
@@ -204,7 +209,7 @@ func newWorld(opts Options) *world {
 		w.log = zap.NewNop()
 	}
 	w.mut = lookupMutant(opts.Mutant)
-	w.sc = pickScenario(opts.Scenario, rng)
+	w.sc = pickScenario(opts.Scenario, rng, w.krng)
 	w.buildSpec()
 	w.start = time.UnixMilli(int64(w.spec.GenesisTimestampMs)).UTC()
 	w.now = w.start
