@@ -65,9 +65,11 @@ func (b keylessBehaviour) String() string {
 const farAheadBest = 1 << 40
 
 // keylessRequestTimeout is the request time-out of the simulated engines
-// (node.go sets it in their Config): a trickling peer answers just inside
-// it.
-const keylessRequestTimeout = engine.DefaultRequestTimeout
+// (node.go sets it in their Config, the engine's slot-scaled default): a
+// trickling peer answers just inside it.
+func (w *world) keylessRequestTimeout() time.Duration {
+	return engine.RequestTimeoutFor(w.spec.SlotDuration())
+}
 
 // trickleMargin: a trickled answer arrives this long before the asker's
 // time-out (its Tick runs every tickEvery, so it never fires first).
@@ -180,7 +182,7 @@ func (w *world) keylessRequest(from, k *simNode, id uint64, req engine.Request) 
 			}
 			// One block, arriving just inside the time-out the asker's
 			// engine uses.
-			w.keylessRespond(k, from, gen, id, w.trickleBlocks(req), sentAt.Add(keylessRequestTimeout-trickleMargin))
+			w.keylessRespond(k, from, gen, id, w.trickleBlocks(req), sentAt.Add(w.keylessRequestTimeout()-trickleMargin))
 		default:
 			// Certificates, votes by validator, blocks by hash: it stores
 			// nothing.

@@ -22,7 +22,7 @@ type mutant struct {
 // Mutants are the mutants the checker must catch.
 var Mutants = []mutant{
 	{name: "signer-skips-surround-check", doc: "the signer (and the core) ignore the source watermark: a vote may surround an earlier own vote",
-		finality: finality.Mutations{SkipSourceCheck: true}, signer: finality.SignerMutations{SkipSourceCheck: true}, scenario: "purge-chain"},
+		finality: finality.Mutations{SkipSourceCheck: true}, signer: finality.SignerMutations{SkipSourceCheck: true}, scenario: "reinstalled-validator"},
 	{name: "vote-released-before-synced-write", doc: "the signer record is written after the vote is released (at the next signing)",
 		signer: finality.SignerMutations{DeferRecordWrite: true}},
 	{name: "quorum-one-short", doc: "a link is justified with one vote less than the quorum",

@@ -145,7 +145,7 @@ func (nd *simNode) start() {
 		Logger:       log,
 		Mutations:    w.mut.engine,
 		// Explicit, so that a trickling keyless peer reads the same value.
-		RequestTimeout: keylessRequestTimeout,
+		RequestTimeout: w.keylessRequestTimeout(),
 	}
 	// The checkpoint database answers peers' votes-by-validator requests
 	// once it implements the engine's VoteSource.

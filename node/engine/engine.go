@@ -228,6 +228,12 @@ type Stats struct {
 	RequestsFailed                    uint64
 }
 
+// RequestTimeoutFor is the default request time-out for a slot length:
+// four slots, at least MinRequestTimeout, at most DefaultRequestTimeout.
+func RequestTimeoutFor(slot time.Duration) time.Duration {
+	return min(DefaultRequestTimeout, max(MinRequestTimeout, 4*slot))
+}
+
 // ErrStopped wraps the first local failure once the engine stopped.
 var ErrStopped = errors.New("engine stopped after a local failure")
 
@@ -243,7 +249,7 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.RequestTimeout <= 0 {
 		// Scaled with the slot: a lost request costs a few slots, never
 		// several checkpoints.
-		cfg.RequestTimeout = min(DefaultRequestTimeout, max(MinRequestTimeout, 4*cfg.Spec.SlotDuration()))
+		cfg.RequestTimeout = RequestTimeoutFor(cfg.Spec.SlotDuration())
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = asf.SystemClock{}

@@ -185,12 +185,17 @@ type syncRound struct {
 	// when the round last brought something new.
 	idle         int
 	lastProgress time.Time
-	progressed   bool
-	blocks       int
-	certs        int
-	proofs       int
-	start        time.Time
-	request      uint64 // id of the request in flight
+	// asked is the count of the blocks request in flight; short counts
+	// answers with fewer blocks than asked while the peer claims more (a
+	// trickle: honest peers fill their answers).
+	asked      uint32
+	short      int
+	progressed bool
+	blocks     int
+	certs      int
+	proofs     int
+	start      time.Time
+	request    uint64 // id of the request in flight
 }
 
 func (e *Engine) requestLocked(p PeerID, req Request) uint64 {
@@ -400,7 +405,7 @@ func (e *Engine) onStatusLocked(ctx context.Context, p PeerID, st Status) {
 		// A round runs: an honest peer's status is still heard; when the
 		// round's peer fed nothing new in its last answer and this one
 		// has something, the round moves to it.
-		if s.peer == p || s.idle == 0 || e.inBackoff(p, now) {
+		if s.peer == p || (s.idle == 0 && s.short == 0) || e.inBackoff(p, now) {
 			return
 		}
 		if blocks, certs := e.behind(st); !blocks && !certs {
@@ -487,6 +492,7 @@ func (e *Engine) requestBlocksLocked() {
 		return
 	}
 	count := uint32(min(uint64(BlocksPerRequest), s.target.Best.Number-s.next+1))
+	s.asked = count
 	s.request = e.requestLocked(s.peer, Request{Kind: ReqBlocks, Start: s.next, Count: count})
 }
 
@@ -558,6 +564,16 @@ func (e *Engine) onBlocksLocked(ctx context.Context, resp Response) {
 			fresh++
 			s.blocks++
 			e.stats.SyncedBlocks++
+		}
+	}
+	if uint32(len(resp.Blocks)) < s.asked && s.next <= s.target.Best.Number && !e.cfg.Mutations.CountKnownBlocksAsProgress {
+		// Fewer blocks than asked though the peer claims more: a trickle
+		// keeps a round alive but slower than the chain grows.
+		s.short++
+		if s.short >= maxIdleResponses {
+			s.progressed = false // backed off like an idle peer
+			e.endSyncLocked(ctx, fmt.Sprintf("%d short answers: the peer trickles its blocks", s.short))
+			return
 		}
 	}
 	if fresh > 0 {
