@@ -95,6 +95,12 @@ type Config struct {
 	// one-shot command-line decision, never read from a configuration file
 	// or the environment.
 	InitSignerRecord bool `toml:"-"`
+	// DoppelgangerListen makes a validator whose signer record already
+	// exists (a restart, an imported record, a copied base path) listen for
+	// two checkpoint intervals for votes of its key before its first vote,
+	// as a fresh record does (Lighthouse's doppelganger protection). It
+	// costs those two intervals of votes at every start.
+	DoppelgangerListen bool `toml:"doppelganger_listen"`
 	// MinFreeDiskMiB is the free space, in MiB, the file system of BasePath
 	// must keep: the node refuses to start below it and stops (exit 1) when
 	// free space falls below it while running. 0 disables the check.

@@ -341,6 +341,8 @@ func (n *Node) openEngine(ctx context.Context, log *zap.Logger, key ed25519.Priv
 		Logger:  log,
 		Alone:   n.alone(),
 		Metrics: n.metrics,
+		// --doppelganger-listen: a restarted record listens like a fresh one.
+		DoppelgangerListen: cfg.DoppelgangerListen,
 		OnFinalized: func(cp checkpoint.Checkpoint) {
 			n.noteFirstFinalized(cp.Number)
 		},

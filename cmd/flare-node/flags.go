@@ -81,6 +81,8 @@ func runFlags() []cli.Flag {
 			Usage: "run the ASF checkpoint finality gadget"},
 		&cli.BoolFlag{Name: "init-signer-record", Category: catValidator,
 			Usage: "this validator key has no signer record on this chain yet although the base path was used before (a new key): create one through the safe first use (catch up, listen two checkpoint intervals for the key, then vote above everything seen) instead of refusing to start. Never use it to get around a lost record: import it (flare-node signer import). Command line only (no environment variable or config key)"},
+		&cli.BoolFlag{Name: "doppelganger-listen", Category: catValidator, EnvVars: env("doppelganger-listen"),
+			Usage: "at every start, listen two checkpoint intervals for votes of this validator key before the first vote (catches a second instance of the validator still running elsewhere; costs those intervals' votes)"},
 	}
 	for _, n := range devKeyFlags {
 		flags = append(flags, &cli.BoolFlag{Name: n, Category: catValidator, EnvVars: env(n),
@@ -210,6 +212,7 @@ func applyFlags(c *cli.Context, cfg *config.Config) error {
 	boolean("validator", &cfg.Validator)
 	boolean("enable-asf", &cfg.EnableASF)
 	boolean("init-signer-record", &cfg.InitSignerRecord)
+	boolean("doppelganger-listen", &cfg.DoppelgangerListen)
 
 	if cc := lookupSet(c, "port"); cc != nil {
 		cfg.P2P.Port = cc.Int("port")

@@ -233,6 +233,7 @@ type nodeOpts struct {
 	// past a vote could contradict).
 	signedBefore bool
 	mutations    engine.Mutations
+	doppelganger bool // Config.DoppelgangerListen
 }
 
 // testNode is an engine on real Pebble databases in a temp dir.
@@ -267,16 +268,17 @@ func (f *fixture) newNode(o nodeOpts) *testNode {
 	t.Cleanup(func() { _ = chain.Close() })
 	n := &testNode{f: f, chain: chain, net: &fakeNet{}, ctx: context.Background()}
 	cfg := engine.Config{
-		Spec:           f.spec,
-		Genesis:        f.genesis.Hash(),
-		Chain:          chain,
-		Clock:          f.clock,
-		Network:        n.net,
-		Logger:         log,
-		Alone:          o.alone,
-		SyncInterval:   o.syncInterval,
-		RequestTimeout: o.requestTimeout,
-		Mutations:      o.mutations,
+		Spec:               f.spec,
+		Genesis:            f.genesis.Hash(),
+		Chain:              chain,
+		Clock:              f.clock,
+		Network:            n.net,
+		Logger:             log,
+		Alone:              o.alone,
+		SyncInterval:       o.syncInterval,
+		RequestTimeout:     o.requestTimeout,
+		Mutations:          o.mutations,
+		DoppelgangerListen: o.doppelganger,
 	}
 	if !o.noFinality {
 		cpdb, err := checkpointdb.Open(filepath.Join(dir, "checkpoints"), checkpointdb.Options{Genesis: f.genesis.Hash(), Logger: log})

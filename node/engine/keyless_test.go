@@ -350,3 +350,25 @@ func TestMissingParentFetchedByHash(t *testing.T) {
 	n.answer(peer, retry[0])
 	require.Equal(t, more[1].Hash(), n.chain.BestHash())
 }
+
+// TestDoppelgangerListenAtRestart: with Config.DoppelgangerListen a
+// restarted record listens two checkpoint intervals after the status
+// exchange before its first vote.
+func TestDoppelgangerListenAtRestart(t *testing.T) {
+	f := newFixture(t, 1)
+	blocks := f.extend(f.genesis.Header, 4, "")
+	peer := f.fullNode()
+	peer.importAll(blocks[:3])
+	n := f.newNode(nodeOpts{key: 0, startCheck: true, signedBefore: true, doppelganger: true, syncInterval: time.Hour})
+	n.gossip("P", blocks[:3])
+	f.atHead(blocks[:3])
+	n.eng.OnPeerConnected(n.ctx, "P")
+	n.answer(peer, n.onlyRequest())
+	n.answer(peer, n.onlyRequest()) // votes: none stored
+	n.tick(0)
+	listen := 2 * time.Duration(f.interval) * f.spec.SlotDuration()
+	n.tick(listen - time.Millisecond)
+	require.Empty(t, n.net.publishedVotes(), "still listening")
+	n.tick(time.Millisecond)
+	require.Len(t, n.net.publishedVotes(), 1)
+}
