@@ -153,13 +153,18 @@ func BenchmarkFlood(b *testing.B) {
 		slot := uint64(201)
 		_, err := c.Import(ctx, makeBlock(spec, keys, main[199].Header, slot, []byte("first")))
 		require.NoError(b, err)
+		// The second version is kept as a side branch; the copies after it
+		// are the ones refused.
+		res, err := c.Import(ctx, makeBlock(spec, keys, main[199].Header, slot, []byte("second")))
+		require.ErrorIs(b, err, ErrEquivocation)
+		require.True(b, res.Equivocation)
 		copies := make([]Block, b.N)
 		for i := range copies {
 			copies[i] = makeBlock(spec, keys, main[198-i%150].Header, slot, []byte(fmt.Sprintf("copy-%d", i)))
 		}
 		b.ResetTimer()
 		for _, blk := range copies {
-			if _, err := c.Import(ctx, blk); !errors.Is(err, ErrEquivocation) {
+			if res, err := c.Import(ctx, blk); !errors.Is(err, ErrEquivocation) || res.Equivocation {
 				b.Fatal(err)
 			}
 		}

@@ -157,8 +157,9 @@ func TestCrashKeepsBlockEvidence(t *testing.T) {
 	_, err = c.Import(ctx, first)
 	require.NoError(t, err)
 	second := makeBlock(spec, keys, g, 5, []byte("second"))
-	_, err = c.Import(ctx, second)
+	res, err := c.Import(ctx, second)
 	require.ErrorIs(t, err, ErrEquivocation)
+	require.True(t, res.Equivocation, "the second version is kept")
 
 	crashed := fs.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: 0})
 	r, err := OpenChain(dir, spec, ChainOptions{FS: crashed, Clock: clock, Logger: zap.NewNop()})
@@ -167,6 +168,9 @@ func TestCrashKeepsBlockEvidence(t *testing.T) {
 	ev, err := r.BlockEvidence(0, 10)
 	require.NoError(t, err)
 	require.Equal(t, []BlockEquivocation{{Proposer: 1, Slot: 5, First: first.Header, Second: second.Header}}, ev)
-	_, err = r.Import(ctx, makeBlock(spec, keys, g, 5, []byte("third")))
+	require.True(t, r.HasBlock(second.Hash()), "stored with a synced write before Import returned")
+	third := makeBlock(spec, keys, g, 5, []byte("third"))
+	_, err = r.Import(ctx, third)
 	require.ErrorIs(t, err, ErrEquivocation)
+	require.False(t, r.HasBlock(third.Hash()))
 }

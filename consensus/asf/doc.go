@@ -22,11 +22,14 @@
 // # One block per authority per slot
 //
 // The chain database indexes the first block imported for each (proposer,
-// slot) above the finalized block. Import (the gossip path) refuses a
-// different, validly signed block for a taken pair with ErrEquivocation and
-// stores both headers once as evidence (BlockEvidence); ImportSynced (the
-// sync path) imports it all the same, so a node can follow the half of the
-// network that built on the block it saw second. At most MaxTips tips are
+// slot) above the finalized block. A different, validly signed block for a
+// taken pair is an equivocation: both headers are stored once as evidence
+// (BlockEvidence). Import (the gossip path) keeps the second version — the
+// one the evidence names — as a side branch (stored, reported with
+// ErrEquivocation so that it is not relayed), so a child built on it attaches
+// without a sync round, and refuses third and later versions;
+// ImportSynced (the sync path) imports every version, so a node can follow
+// the half of the network that built on any of them. At most MaxTips tips are
 // kept: a new branch evicts the tips worth least, or is refused
 // (ErrTipLimit) when it is worth least itself. The chain database also keeps
 // the latest verified finality proof (StoreFinalityProof).

@@ -14,12 +14,15 @@ import (
 
 // ErrEquivocation is returned by Import for a validly signed block when a
 // different block of the same proposer for the same slot was imported
-// before: the proposer equivocated. The block is not imported and must not
-// be relayed. It does not wrap ErrInvalidBlock: the block is well formed and
-// the peer that relayed it may be honest (it may have seen this block
-// first), so the caller ignores it without penalizing the peer. The first
-// time per (proposer, slot) both headers are stored as evidence (see
-// Chain.BlockEvidence).
+// before: the proposer equivocated. The block must not be relayed. It does
+// not wrap ErrInvalidBlock: the block is well formed and the peer that
+// relayed it may be honest (it may have seen this block first), so the
+// caller ignores it without penalizing the peer. The first time per
+// (proposer, slot) both headers are stored as evidence (see
+// Chain.BlockEvidence). The second version of a (proposer, slot) — the one
+// the evidence names second — is nevertheless imported as a side branch
+// when it passes every other check (ImportResult.Equivocation is then set
+// next to this error); a third or later version is not stored.
 var ErrEquivocation = errors.New("proposer equivocation: another block of this proposer for this slot was imported first")
 
 // MaxEvidenceList bounds the records one BlockEvidence call returns.
@@ -98,8 +101,12 @@ type EquivocationStats struct {
 	// process stored (one Warn line each).
 	Recorded uint64
 	// Refused is the number of equivocating blocks Import refused with
-	// ErrEquivocation (every copy counts).
+	// ErrEquivocation and did not store: third and later versions of a
+	// (proposer, slot) (every copy counts).
 	Refused uint64
+	// ImportedSecond is the number of second versions Import imported as a
+	// side branch (reported with ErrEquivocation all the same).
+	ImportedSecond uint64
 	// ImportedSynced is the number of equivocating blocks ImportSynced
 	// imported all the same.
 	ImportedSynced uint64
@@ -138,22 +145,27 @@ func (c *Chain) slotEntry(slot uint64, proposer checkpoint.ValidatorIndex) (Head
 
 // recordEquivocation stores first and second as the evidence of their
 // (proposer, slot) with a synced write, unless evidence for that pair is
-// stored already. It logs one Warn line per new record. c.mu is held.
-func (c *Chain) recordEquivocation(first, second Header) error {
+// stored already, and returns the pair's evidence record (the stored one, or
+// the new one). It logs one Warn line per new record. c.mu is held.
+func (c *Chain) recordEquivocation(first, second Header) (BlockEquivocation, error) {
 	key := slotKey(tagEvidence, first.Slot, first.Proposer)
-	if _, found, err := get(c.db, key); err != nil {
-		return c.corrupted("read block evidence %d/%d: %s", first.Slot, first.Proposer, oneLine(err))
+	if v, found, err := get(c.db, key); err != nil {
+		return BlockEquivocation{}, c.corrupted("read block evidence %d/%d: %s", first.Slot, first.Proposer, oneLine(err))
 	} else if found {
-		return nil
+		ev, err := unmarshalEvidence(first.Slot, first.Proposer, v)
+		if err != nil {
+			return BlockEquivocation{}, c.corrupted("block evidence %d/%d: %s", first.Slot, first.Proposer, err)
+		}
+		return ev, nil
 	}
 	ev := BlockEquivocation{Proposer: first.Proposer, Slot: first.Slot, First: first, Second: second}
 	b := c.db.NewBatch()
 	defer b.Close()
 	if err := b.Set(key, marshalEvidence(ev), nil); err != nil {
-		return err
+		return BlockEquivocation{}, err
 	}
 	if err := c.commit(b); err != nil {
-		return fmt.Errorf("store block evidence for proposer %d slot %d: %w", first.Proposer, first.Slot, err)
+		return BlockEquivocation{}, fmt.Errorf("store block evidence for proposer %d slot %d: %w", first.Proposer, first.Slot, err)
 	}
 	c.equiv.Recorded++
 	c.equivocators[first.Proposer] = struct{}{}
@@ -164,7 +176,7 @@ func (c *Chain) recordEquivocation(first, second Header) error {
 		zap.Uint64("first_number", first.Number),
 		zap.Stringer("second", second.Hash()),
 		zap.Uint64("second_number", second.Number))
-	return nil
+	return ev, nil
 }
 
 // BlockEvidence returns the stored proposer equivocations with slot >=

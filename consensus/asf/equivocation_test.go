@@ -44,11 +44,23 @@ func TestEquivocationRefusedAndRecordedOnce(t *testing.T) {
 	best, tips := e.chain.BestHash(), e.chain.Tips()
 	require.False(t, e.chain.Equivocated(1))
 
+	// The second version (on a[2]: a side branch, it does not beat first)
+	// is imported, reported with ErrEquivocation so that it is not relayed.
+	second := e.variant(a[2].Header, 5, -1)
+	res, err := e.chain.Import(ctx, second)
+	require.ErrorIs(t, err, ErrEquivocation)
+	require.NotErrorIs(t, err, ErrInvalidBlock)
+	require.True(t, res.Equivocation)
+	require.False(t, res.NewBest)
+	require.True(t, e.chain.HasBlock(second.Hash()))
+	require.Equal(t, best, e.chain.BestHash())
+	require.ElementsMatch(t, append(tips, tipOf(second)), e.chain.Tips())
+	best, tips = e.chain.BestHash(), e.chain.Tips()
+
 	// 300 more blocks of authority 1 for slot 5, on every kind of parent:
 	// the same parent, other parents above finality, an unknown parent.
 	parents := []Header{a[3].Header, a[2].Header, a[1].Header, a[0].Header, g}
 	const flood = 300
-	var second Block
 	for i := range flood {
 		var b Block
 		if i%50 == 49 {
@@ -56,19 +68,17 @@ func TestEquivocationRefusedAndRecordedOnce(t *testing.T) {
 		} else {
 			b = e.variant(parents[i%len(parents)], 5, i)
 		}
-		if i == 0 {
-			second = b
-		}
 		res, err := e.chain.Import(ctx, b)
 		require.ErrorIs(t, err, ErrEquivocation, "variant %d", i)
 		require.NotErrorIs(t, err, ErrInvalidBlock)
 		require.NotErrorIs(t, err, ErrUnknownParent)
 		require.False(t, res.NewBest)
+		require.False(t, res.Equivocation)
 		require.False(t, e.chain.HasBlock(b.Hash()))
 	}
 	require.Equal(t, best, e.chain.BestHash())
 	require.ElementsMatch(t, tips, e.chain.Tips())
-	require.Equal(t, EquivocationStats{Recorded: 1, Refused: flood}, e.chain.Stats().Equivocations)
+	require.Equal(t, EquivocationStats{Recorded: 1, Refused: flood, ImportedSecond: 1}, e.chain.Stats().Equivocations)
 	require.True(t, e.chain.Equivocated(1))
 	for _, honest := range []checkpoint.ValidatorIndex{0, 2, 3} {
 		require.False(t, e.chain.Equivocated(honest))
@@ -138,10 +148,164 @@ func TestEquivocationChecksOrder(t *testing.T) {
 	require.True(t, res.AlreadyKnown)
 }
 
+// TestGossipKeepsTheSecondVersion is seed 4503: an equivocating proposer
+// showed this node x1 first and x2 second, and the next proposer builds on
+// x2. Gossip keeps x2 as a side branch (stored, not to be relayed), so the
+// child z1 attaches at once instead of stalling on a sync round; a third
+// version is refused and not stored; the evidence is the first pair, once.
+// A restart keeps all of it.
+func TestGossipKeepsTheSecondVersion(t *testing.T) {
+	e, logs := observedEnv(t)
+	ctx := context.Background()
+	g := e.chain.Genesis().Header
+	a := e.extend(g, 1, 2, "a")
+	x1 := e.variant(a[1].Header, 3, 1) // authority 3
+	x2 := e.variant(a[1].Header, 3, 2)
+	x3 := e.variant(a[1].Header, 3, 3)
+	x4 := e.variant(a[0].Header, 3, 4)
+	z1 := e.block(x2.Header, 4, []byte("z")) // authority 0 builds on x2
+	z2 := e.block(z1.Header, 5, []byte("z"))
+	e.mustImport(x1)
+
+	res, err := e.chain.Import(ctx, x2)
+	require.ErrorIs(t, err, ErrEquivocation, "reported so that it is not relayed")
+	require.NotErrorIs(t, err, ErrInvalidBlock)
+	require.NotErrorIs(t, err, ErrUnknownParent)
+	require.Equal(t, x2.Hash(), res.Hash)
+	require.Equal(t, uint64(3), res.Number)
+	require.True(t, res.Equivocation)
+	require.False(t, res.AlreadyKnown)
+	// Equal height, equal slot: the lower hash is the best block.
+	lower := x1
+	if x2.Hash().Less(x1.Hash()) {
+		lower = x2
+	}
+	require.Equal(t, lower.Hash(), e.chain.BestHash())
+	require.Equal(t, lower.Hash() == x2.Hash(), res.NewBest)
+
+	// The child of the second version imports by gossip at once.
+	for _, b := range []Block{z1, z2} {
+		res := e.mustImport(b)
+		require.True(t, res.NewBest)
+		require.False(t, res.Equivocation)
+	}
+	requireCanonical(t, e.chain, []Block{a[0], a[1], x2, z1, z2})
+
+	check := func(when string) {
+		t.Helper()
+		for _, b := range []Block{x1, x2, z1, z2} {
+			require.True(t, e.chain.HasBlock(b.Hash()), "%s: %s", when, b.Hash().Short())
+		}
+		// Third and later versions: refused, not stored, whatever the parent.
+		for _, b := range []Block{x3, x4} {
+			res, err := e.chain.Import(ctx, b)
+			require.ErrorIs(t, err, ErrEquivocation, when)
+			require.NotErrorIs(t, err, ErrUnknownParent, when)
+			require.False(t, res.Equivocation, when)
+			require.False(t, e.chain.HasBlock(b.Hash()), when)
+		}
+		// Both known versions are known blocks now.
+		for _, b := range []Block{x1, x2} {
+			res, err := e.chain.Import(ctx, b)
+			require.NoError(t, err, when)
+			require.True(t, res.AlreadyKnown, when)
+		}
+		ev, err := e.chain.BlockEvidence(0, 10)
+		require.NoError(t, err)
+		require.Equal(t, []BlockEquivocation{{Proposer: 3, Slot: 3, First: x1.Header, Second: x2.Header}}, ev, when)
+		require.Equal(t, z2.Hash(), e.chain.BestHash(), when)
+		require.True(t, e.chain.Equivocated(3), when)
+		requireTreeConsistent(t, e.chain)
+	}
+	check("before restart")
+	require.Equal(t, EquivocationStats{Recorded: 1, Refused: 2, ImportedSecond: 1}, e.chain.Stats().Equivocations)
+	e.reopen()
+	check("after restart")
+	require.Equal(t, EquivocationStats{Refused: 2}, e.chain.Stats().Equivocations)
+	requireCanonical(t, e.chain, []Block{a[0], a[1], x2, z1, z2})
+	require.Len(t, logs.FilterMessageSnippet("Proposer equivocation").All(), 1)
+}
+
+// TestGossipSecondVersionOtherChecks: the second version is kept only when
+// it passes every other check; failing one it is not stored. With an
+// unknown parent its error names both the equivocation and the unknown
+// parent (sync may fetch the parent; the same block imports afterwards);
+// breaking a rule against its parent it is reported like any such block.
+func TestGossipSecondVersionOtherChecks(t *testing.T) {
+	tests := []struct {
+		name string
+		// build imports what the case needs on the chain a (slots 1..6,
+		// checkpoint 1 = #4 finalized) and returns the second version of a
+		// taken (proposer, slot), plus the parent it lacks, if any.
+		build func(e *env, a []Block) (second Block, missing *Block)
+		is    []error
+		isNot []error
+	}{
+		{
+			name: "unknown parent",
+			build: func(e *env, a []Block) (Block, *Block) {
+				e.mustImport(e.variant(a[5].Header, 7, 1))
+				parent := e.variant(a[4].Header, 6, 99) // authority 2 equivocates too
+				return e.variant(parent.Header, 7, 2), &parent
+			},
+			is:    []error{ErrEquivocation, ErrUnknownParent},
+			isNot: []error{ErrInvalidBlock},
+		},
+		{
+			name: "slot not after parent slot",
+			build: func(e *env, a []Block) (Block, *Block) {
+				return e.variant(a[5].Header, 6, 2), nil // a[5] holds slot 6
+			},
+			is:    []error{ErrInvalidBlock},
+			isNot: []error{ErrEquivocation},
+		},
+		{
+			name: "below finality",
+			build: func(e *env, a []Block) (Block, *Block) {
+				e.mustImport(e.variant(a[5].Header, 7, 1))
+				return e.variant(a[1].Header, 7, 2), nil // #3 under finalized #4
+			},
+			is:    []error{ErrConflictsFinalized},
+			isNot: []error{ErrEquivocation},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, localSpec(t))
+			ctx := context.Background()
+			a := e.extend(e.chain.Genesis().Header, 1, 6, "a")
+			require.NoError(t, e.chain.SetFinalized(ctx, cp(1, a[3])))
+			second, missing := tc.build(e, a)
+			res, err := e.chain.Import(ctx, second)
+			for _, is := range tc.is {
+				require.ErrorIs(t, err, is)
+			}
+			for _, not := range tc.isNot {
+				require.NotErrorIs(t, err, not)
+			}
+			require.False(t, res.Equivocation)
+			require.False(t, e.chain.HasBlock(second.Hash()))
+			ev, err := e.chain.BlockEvidence(0, 10)
+			require.NoError(t, err)
+			require.Len(t, ev, 1, "evidence all the same")
+			require.Equal(t, second.Header, ev[0].Second)
+			if missing != nil {
+				_, err := e.chain.ImportSynced(ctx, *missing)
+				require.NoError(t, err)
+				res, err := e.chain.Import(ctx, second)
+				require.ErrorIs(t, err, ErrEquivocation)
+				require.True(t, res.Equivocation)
+				require.True(t, e.chain.HasBlock(second.Hash()))
+			}
+		})
+	}
+}
+
 // TestImportSyncedFollowsTheOtherHalf: an equivocating proposer showed this
-// node block x1 and the rest of the network x2, on which the network builds.
-// Gossip (Import) refuses x2 and its children cannot attach; sync
-// (ImportSynced) imports x2 and the node follows the longer chain.
+// node x1 and x2, and the rest of the network x3, on which the network
+// builds. Gossip refuses the third version x3 and its children cannot
+// attach; sync (ImportSynced) imports x3 and the node follows the longer
+// chain.
 func TestImportSyncedFollowsTheOtherHalf(t *testing.T) {
 	e := newEnv(t, localSpec(t))
 	ctx := context.Background()
@@ -149,43 +313,49 @@ func TestImportSyncedFollowsTheOtherHalf(t *testing.T) {
 	a := e.extend(g, 1, 2, "a")
 	x1 := e.variant(a[1].Header, 3, 1) // authority 3
 	x2 := e.variant(a[1].Header, 3, 2)
+	x3 := e.variant(a[1].Header, 3, 3)
 	e.mustImport(x1)
-	z1 := e.block(x2.Header, 4, []byte("z")) // authority 0 builds on x2
+	_, err := e.chain.Import(ctx, x2)
+	require.ErrorIs(t, err, ErrEquivocation)
+	require.True(t, e.chain.HasBlock(x2.Hash()))
+	best := e.chain.BestHash()
+	z1 := e.block(x3.Header, 4, []byte("z")) // authority 0 builds on x3
 	z2 := e.block(z1.Header, 5, []byte("z"))
 
-	_, err := e.chain.Import(ctx, z1)
+	_, err = e.chain.Import(ctx, z1)
 	require.ErrorIs(t, err, ErrUnknownParent)
-	_, err = e.chain.Import(ctx, x2)
+	_, err = e.chain.Import(ctx, x3)
 	require.ErrorIs(t, err, ErrEquivocation)
+	require.False(t, e.chain.HasBlock(x3.Hash()))
 
-	res, err := e.chain.ImportSynced(ctx, x2)
+	res, err := e.chain.ImportSynced(ctx, x3)
 	require.NoError(t, err)
 	require.False(t, res.AlreadyKnown)
-	// Equal height, equal slot: the lower hash is the best block (the only
-	// case the hash decides; it needs the proposer's equivocation).
-	lower := x1
-	if x2.Hash().Less(x1.Hash()) {
-		lower = x2
+	require.True(t, res.Equivocation)
+	// Equal height, equal slot: the lowest hash is the best block.
+	lowest := best
+	if x3.Hash().Less(best) {
+		lowest = x3.Hash()
 	}
-	require.Equal(t, lower.Hash(), e.chain.BestHash())
-	require.Equal(t, lower.Hash() == x2.Hash(), res.NewBest)
-	require.Equal(t, EquivocationStats{Recorded: 1, Refused: 1, ImportedSynced: 1}, e.chain.Stats().Equivocations)
+	require.Equal(t, lowest, e.chain.BestHash())
+	require.Equal(t, lowest == x3.Hash(), res.NewBest)
+	require.Equal(t, EquivocationStats{Recorded: 1, Refused: 1, ImportedSecond: 1, ImportedSynced: 1}, e.chain.Stats().Equivocations)
 
 	for _, b := range []Block{z1, z2} {
 		_, err := e.chain.ImportSynced(ctx, b)
 		require.NoError(t, err)
 	}
 	require.Equal(t, z2.Hash(), e.chain.BestHash())
-	requireCanonical(t, e.chain, []Block{a[0], a[1], x2, z1, z2})
+	requireCanonical(t, e.chain, []Block{a[0], a[1], x3, z1, z2})
 
-	// The first-imported block keeps the slot: a third copy is refused by
-	// gossip and the evidence is still the first pair.
-	_, err = e.chain.Import(ctx, e.variant(a[1].Header, 3, 3))
+	// The evidence is still the first pair; a fourth copy is refused by
+	// gossip.
+	_, err = e.chain.Import(ctx, e.variant(a[1].Header, 3, 4))
 	require.ErrorIs(t, err, ErrEquivocation)
 	ev, err := e.chain.BlockEvidence(0, 10)
 	require.NoError(t, err)
 	require.Equal(t, []BlockEquivocation{{Proposer: 3, Slot: 3, First: x1.Header, Second: x2.Header}}, ev)
-	res, err = e.chain.ImportSynced(ctx, x2)
+	res, err = e.chain.ImportSynced(ctx, x3)
 	require.NoError(t, err)
 	require.True(t, res.AlreadyKnown)
 }

@@ -26,31 +26,53 @@ type ImportResult struct {
 	Checkpoints []checkpoint.Checkpoint
 	// AlreadyKnown is true when the block was stored before; nothing changed.
 	AlreadyKnown bool
+	// Equivocation is true when the block was imported although a different
+	// block of its proposer for its slot was imported before: the second
+	// version kept by Import as a side branch (Import then also returns an
+	// error wrapping ErrEquivocation), or any version imported by
+	// ImportSynced (nil error). Such a block must not be relayed.
+	Equivocation bool
 }
 
 // Import validates b against the chain and stores it with a synced write;
-// once Import returns nil the block survives a crash. The checks, in order:
-// a known block returns AlreadyKnown; number >= 1, proposer ==
+// once Import returns nil the block survives a crash (so does a block
+// returned with ImportResult.Equivocation set, see below). The checks, in
+// order: a known block returns AlreadyKnown; number >= 1, proposer ==
 // authorities[slot mod n], timestamp == genesis + slot*slot_duration,
 // timestamp <= now + MaxFutureDrift (ErrFutureBlock), size limits and body
-// root, the proposer signature; then the parent must be known
-// (ErrUnknownParent, so the caller can sync), number == parent+1, slot >
-// parent slot, and the block must be above and descend from the finalized
-// block (ErrConflictsFinalized); then one block per authority per slot: when
+// root, the proposer signature; then one block per authority per slot: when
 // a different block of the same proposer and slot was imported before, the
-// block is refused with ErrEquivocation (also when its parent is unknown)
-// and, the first time for that (proposer, slot), both headers are stored as
-// evidence — whether or not the block passes the parent checks, since the
-// two signed headers prove the equivocation on their own; last, a block that
-// starts a new branch while MaxTips tips exist makes room by evicting the
-// tips worth least, or is refused with ErrTipLimit when it is worth least
-// itself (see makeRoomForTip). Every rejection but ErrUnknownParent,
-// ErrEquivocation and ErrTipLimit wraps ErrInvalidBlock; those three mean
-// "ignore it, do not penalize the peer, do not relay".
+// block equivocates and, the first time for that (proposer, slot), both
+// headers are stored as evidence — whether or not the block passes the
+// parent checks, since the two signed headers prove the equivocation on
+// their own; then the parent must be known (ErrUnknownParent, so the caller
+// can sync), number == parent+1, slot > parent slot, and the block must be
+// above and descend from the finalized block (ErrConflictsFinalized); last,
+// a block that starts a new branch while MaxTips tips exist makes room by
+// evicting the tips worth least, or is refused with ErrTipLimit when it is
+// worth least itself (see makeRoomForTip). Every rejection but
+// ErrUnknownParent, ErrEquivocation and ErrTipLimit wraps ErrInvalidBlock;
+// those three mean "ignore it, do not penalize the peer, do not relay".
 //
-// Import is the path of blocks received by gossip: the first block imported
-// for (proposer, slot) wins. Blocks fetched from a peer's best chain by sync
-// go through ImportSynced.
+// Import is the path of blocks received by gossip. For an equivocating block
+// (proposer, slot) holds at most two versions:
+//
+//   - the first block imported for the pair is an ordinary block;
+//   - the second version — the block named second in the pair's evidence
+//     record — is kept as a side branch: when it passes every other check it
+//     is stored and imported into the block tree like any block (fork choice
+//     may pick it, its children import), and Import returns the filled-in
+//     ImportResult with Equivocation set together with an error wrapping
+//     ErrEquivocation, so that the caller does not relay it. When it fails a
+//     check it is not stored and the error wraps ErrEquivocation as well as
+//     ErrUnknownParent or ErrTipLimit (or is the ErrInvalidBlock /
+//     ErrConflictsFinalized error alone, as for any block);
+//   - a third or later version is refused with ErrEquivocation whatever its
+//     parent (an unknown parent is not worth a sync) and not stored.
+//
+// So the next proposer's child of the second version attaches without a
+// sync round. Blocks fetched from a peer's best chain by sync go through
+// ImportSynced, which imports any number of versions.
 func (c *Chain) Import(ctx context.Context, b Block) (ImportResult, error) {
 	return c.importBlock(ctx, b, false)
 }
@@ -108,22 +130,36 @@ func (c *Chain) importBlock(ctx context.Context, b Block, allowEquivocation bool
 		return res, err
 	}
 	equivocates := indexed && first.Hash() != hash
+	// secondVersion: the block is the one the pair's evidence names second,
+	// which the gossip path keeps as a side branch.
+	secondVersion := false
 	if equivocates {
-		if err := c.recordEquivocation(first, b.Header); err != nil {
+		ev, err := c.recordEquivocation(first, b.Header)
+		if err != nil {
 			return res, err
 		}
+		secondVersion = ev.Second.Hash() == hash
 	}
-	refuse := equivocates && !allowEquivocation
+	refuse := equivocates && !allowEquivocation && !secondVersion
+	// sideVersion: the second version imported by gossip; every error and
+	// the success are reported wrapping ErrEquivocation (do not relay).
+	sideVersion := equivocates && !allowEquivocation && secondVersion
+	equivocationErr := func() error {
+		return fmt.Errorf("block #%d %s: %w: proposer %d signed %s for slot %d",
+			b.Header.Number, hash.Short(), ErrEquivocation, b.Header.Proposer, first.Hash().Short(), b.Header.Slot)
+	}
 	// A block that also breaks a rule against its parent is reported as
-	// invalid (an honest peer never relays it); an equivocating block whose
-	// parent is unknown is not worth a sync.
+	// invalid (an honest peer never relays it); a third or later version
+	// whose parent is unknown is not worth a sync.
 	if err := c.checkParent(b.Header, hash); err != nil && !(refuse && errors.Is(err, ErrUnknownParent)) {
+		if sideVersion && errors.Is(err, ErrUnknownParent) {
+			return res, fmt.Errorf("%w: %w", equivocationErr(), err)
+		}
 		return res, fmt.Errorf("block #%d %s: %w", b.Header.Number, hash.Short(), err)
 	}
 	if refuse {
 		c.equiv.Refused++
-		return res, fmt.Errorf("block #%d %s: %w: proposer %d signed %s for slot %d",
-			b.Header.Number, hash.Short(), ErrEquivocation, b.Header.Proposer, first.Hash().Short(), b.Header.Slot)
+		return res, equivocationErr()
 	}
 
 	batch := c.db.NewIndexedBatch()
@@ -185,7 +221,11 @@ func (c *Chain) importBlock(ctx context.Context, b Block, allowEquivocation bool
 		}
 		if refuseTip {
 			c.tipRefused++
-			return ImportResult{Hash: hash, Number: b.Header.Number}, fmt.Errorf("block #%d %s: %w (%d tips)", b.Header.Number, hash.Short(), ErrTipLimit, len(c.tips))
+			err := fmt.Errorf("block #%d %s: %w (%d tips)", b.Header.Number, hash.Short(), ErrTipLimit, len(c.tips))
+			if sideVersion {
+				err = fmt.Errorf("%w: %w", equivocationErr(), err)
+			}
+			return ImportResult{Hash: hash, Number: b.Header.Number}, err
 		}
 		if len(victims) > 0 {
 			keep := []checkpoint.Tip{newTip}
@@ -205,7 +245,12 @@ func (c *Chain) importBlock(ctx context.Context, b Block, allowEquivocation bool
 
 	// Committed: update the in-memory state.
 	if equivocates {
-		c.equiv.ImportedSynced++
+		res.Equivocation = true
+		if sideVersion {
+			c.equiv.ImportedSecond++
+		} else {
+			c.equiv.ImportedSynced++
+		}
 	}
 	c.headers.put(hash, b.Header)
 	if parentIsTip {
@@ -245,6 +290,9 @@ func (c *Chain) importBlock(ctx context.Context, b Block, allowEquivocation bool
 	if err := c.applyPending(hash, &res); err != nil {
 		// The block is stored; only the deferred checkpoint failed.
 		c.log.Warn("Applying a deferred checkpoint failed", zap.Stringer("block", hash), zap.Error(err))
+	}
+	if sideVersion {
+		return res, equivocationErr()
 	}
 	return res, nil
 }

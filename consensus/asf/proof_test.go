@@ -218,3 +218,69 @@ func TestCrashKeepsFinalityProof(t *testing.T) {
 		}
 	}
 }
+
+// TestSetFinalizedWithProofVerifies: SetFinalizedWithProof verifies the
+// proof with the verifier StoreFinalityProof and Open use, so the chain
+// never stores a proof its own Open refuses (with at least a third of the
+// validators equivocating, a finality gadget can hold certificates that
+// pass looser checks). A refused proof changes nothing; a good one is stored
+// with the finalization and survives a restart.
+func TestSetFinalizedWithProofVerifies(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name string
+		// proof of c1 built from the checkpoints (x2 conflicts with c2).
+		proof func(spec *chainspec.Spec, c1, c2, c3, x1, x2 checkpoint.Checkpoint) checkpoint.FinalityProof
+		ok    bool
+		is    []error
+	}{
+		{"good", func(spec *chainspec.Spec, c1, c2, c3, x1, x2 checkpoint.Checkpoint) checkpoint.FinalityProof {
+			return proofOf(t, spec, c1, c2, &c2, &c3)
+		}, true, nil},
+		{"justified source at the finalized number is another block", func(spec *chainspec.Spec, c1, c2, c3, x1, x2 checkpoint.Checkpoint) checkpoint.FinalityProof {
+			return proofOf(t, spec, c1, c2, &x1, &c3)
+		}, false, []error{checkpoint.ErrBadProof}},
+		{"justified target at F+1 is another block", func(spec *chainspec.Spec, c1, c2, c3, x1, x2 checkpoint.Checkpoint) checkpoint.FinalityProof {
+			return proofOf(t, spec, c1, c2, &c1, &x2)
+		}, false, []error{checkpoint.ErrBadProof}},
+		{"bad signature", func(spec *chainspec.Spec, c1, c2, c3, x1, x2 checkpoint.Checkpoint) checkpoint.FinalityProof {
+			p := proofOf(t, spec, c1, c2, nil, nil)
+			p.Finalizing.Signatures[0].Signature[7] ^= 1
+			return p
+		}, false, []error{checkpoint.ErrBadProof, checkpoint.ErrBadSignature}},
+		{"below quorum", func(spec *chainspec.Spec, c1, c2, c3, x1, x2 checkpoint.Checkpoint) checkpoint.FinalityProof {
+			return checkpoint.FinalityProof{Finalizing: certificate(t, spec, c1, c2, 0, 1)}
+		}, false, []error{checkpoint.ErrBadProof, checkpoint.ErrNoQuorum}},
+		{"finalizes another checkpoint", func(spec *chainspec.Spec, c1, c2, c3, x1, x2 checkpoint.Checkpoint) checkpoint.FinalityProof {
+			return proofOf(t, spec, c2, c3, nil, nil)
+		}, false, []error{checkpoint.ErrBadProof}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, localSpec(t)) // interval 4, on disk
+			g := e.chain.Genesis()
+			a := e.extend(g.Header, 1, 12, "a")
+			x := e.extend(a[2].Header, 100, 6, "x") // #4..#9 on another branch
+			c1, c2, c3 := cp(1, a[3]), cp(2, a[7]), cp(3, a[11])
+			x1, x2 := cp(1, x[0]), cp(2, x[4])
+			p := tc.proof(e.spec, c1, c2, c3, x1, x2)
+			err := e.chain.SetFinalizedWithProof(ctx, c1, p)
+			if !tc.ok {
+				for _, is := range tc.is {
+					require.ErrorIs(t, err, is)
+				}
+				require.Equal(t, cp(0, g), e.chain.Finalized(), "nothing changes")
+				requireProof(t, e.chain, nil)
+				e.reopen()
+				requireProof(t, e.chain, nil)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, c1, e.chain.Finalized())
+			requireProof(t, e.chain, &p)
+			e.reopen()
+			require.Equal(t, c1, e.chain.Finalized())
+			requireProof(t, e.chain, &p)
+		})
+	}
+}

@@ -276,8 +276,15 @@ func (c *Core) FinalityProof() (checkpoint.FinalityProof, bool) {
 		return checkpoint.FinalityProof{}, false
 	}
 	p := checkpoint.FinalityProof{Finalizing: cloneCert(*c.finalizing)}
+	f := c.finalizing.Source
 	if c.latestJ.Number > c.finalizing.Target.Number {
-		if jc, ok := c.certs[c.latestJ.Number]; ok && jc.Target == c.latestJ {
+		// The justified certificate goes in only when it links from F or
+		// above (VerifyFinalityProof): one that links from below F (with at
+		// least a third equivocating, a link surrounding the finalizing
+		// one) would make the proof one nobody accepts, the chain database
+		// included.
+		if jc, ok := c.certs[c.latestJ.Number]; ok && jc.Target == c.latestJ &&
+			(jc.Source.Number > f.Number || jc.Source == f) {
 			j := cloneCert(jc)
 			p.Justified = &j
 		}
@@ -851,26 +858,20 @@ func (c *Core) VerifyCertificate(cert checkpoint.Certificate) error {
 	return nil
 }
 
-// VerifyProof fully verifies a finality proof: the finalizing certificate is
-// a valid certificate of a link (F, F+1), and the justified certificate,
-// when present, is valid, links from F or above and targets F+1 or above.
+// VerifyProof fully verifies a finality proof against the core's authority
+// set with checkpoint.AuthoritySet.VerifyFinalityProof, the one finality
+// proof verifier of the node (the chain database uses it too, when it stores
+// a proof and when it opens): the shape and every signature of both
+// certificates, the finalizing link (F, F+1), and the relation between the
+// two certificates (the justified certificate's source is F itself or above
+// it, its target is above F and, at F+1, the block the finalizing
+// certificate justifies). Every error wraps checkpoint.ErrBadProof. A proof
+// that passes and still contradicts this core's finality is no verification
+// failure: ApplyProof raises the alarm on it. The simulation mutations do not
+// relax it.
 func (c *Core) VerifyProof(p checkpoint.FinalityProof) error {
-	fc := p.Finalizing
-	if !fc.Finalizes() {
-		return fmt.Errorf("%w: finalizing certificate %s -> %s is not a link to the next checkpoint", checkpoint.ErrMalformed, fc.Source, fc.Target)
-	}
-	if err := c.VerifyCertificate(fc); err != nil {
-		return err
-	}
-	if jc := p.Justified; jc != nil {
-		if jc.Source.Number < fc.Source.Number || jc.Target.Number < fc.Target.Number {
-			return fmt.Errorf("%w: justified certificate %s -> %s is below finalized %s", checkpoint.ErrMalformed, jc.Source, jc.Target, fc.Source)
-		}
-		if err := c.VerifyCertificate(*jc); err != nil {
-			return err
-		}
-	}
-	return nil
+	_, _, err := c.auth.VerifyFinalityProof(p)
+	return err
 }
 
 // AddCertificate takes a certificate whose signatures the driver verified.

@@ -773,25 +773,26 @@ func (g *CheckpointFinality) onCertificate(ctx context.Context, c checkpoint.Cer
 	return verdict, nil
 }
 
-// ErrBadProof is returned by ApplyFinalityProof for a proof that does not
-// verify.
-var ErrBadProof = errors.New("invalid finality proof")
+// ErrBadProof is returned by VerifyFinalityProof and ApplyFinalityProof for
+// a proof that does not verify. It is checkpoint.ErrBadProof, the error of
+// the one proof verifier (checkpoint.AuthoritySet.VerifyFinalityProof).
+var ErrBadProof = checkpoint.ErrBadProof
 
-// VerifyFinalityProof verifies a finality proof (every signature and the
-// quorum against the authority set) without applying it.
+// VerifyFinalityProof verifies a finality proof without applying it (see
+// Core.VerifyProof: checkpoint.AuthoritySet.VerifyFinalityProof). Errors
+// wrap ErrBadProof.
 func (g *CheckpointFinality) VerifyFinalityProof(p checkpoint.FinalityProof) error {
-	if err := g.core.VerifyProof(p); err != nil {
-		return fmt.Errorf("%w: %w", ErrBadProof, err)
-	}
-	return nil
+	return g.core.VerifyProof(p)
 }
 
-// ApplyFinalityProof verifies a finality proof (every signature and the
-// quorum against the authority set) and jumps to its finalized and justified
-// checkpoints (see Core.ApplyProof). moved reports whether the state moved.
+// ApplyFinalityProof verifies a finality proof like VerifyFinalityProof
+// (errors wrap ErrBadProof; nothing changes) and jumps to its finalized and
+// justified checkpoints (see Core.ApplyProof); a verified proof that
+// contradicts the finalized chain raises the conflicting-finality alarm
+// instead. moved reports whether the state moved.
 func (g *CheckpointFinality) ApplyFinalityProof(ctx context.Context, p checkpoint.FinalityProof) (moved bool, err error) {
 	if err := g.core.VerifyProof(p); err != nil {
-		return false, fmt.Errorf("%w: %w", ErrBadProof, err)
+		return false, err
 	}
 	err = g.step(ctx, func(c *Core, now time.Time) { moved = c.ApplyProof(p, now) })
 	return moved, err
