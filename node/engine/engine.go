@@ -547,10 +547,17 @@ func (e *Engine) importLocked(ctx context.Context, b asf.Block, from PeerID, syn
 		}
 		return Ignore, err
 	case errors.Is(err, asf.ErrEquivocation):
-		// A second block of one proposer for one slot: kept as evidence by
-		// the chain, not imported, not relayed; the relaying peer may be
-		// honest.
+		// A second block of one proposer for one slot: evidence; the
+		// second version is imported as a side branch (its children then
+		// import at once), later ones are refused; never relayed, and the
+		// relaying peer may be honest.
 		e.stats.BlocksEquivocating++
+		if res.Equivocation {
+			e.stats.BlocksImported++
+			if res.NewBest || len(res.Checkpoints) > 0 {
+				e.updateHeadLocked(ctx)
+			}
+		}
 		return Ignore, err
 	case errors.Is(err, asf.ErrTipLimit):
 		e.stats.BlocksIgnored++

@@ -121,7 +121,9 @@ func TestOnBlockVerdicts(t *testing.T) {
 			wantStats: engine.Stats{BlocksIgnored: 1},
 		},
 		{
-			name:  "equivocating second block of the proposer for the slot is ignored",
+			// Kept as a side branch (its children import at once), never
+			// relayed.
+			name:  "equivocating second block of the proposer for the slot is imported but not relayed",
 			setup: importB1,
 			block: func(f *fixture, b1 asf.Block) asf.Block {
 				return f.block(f.genesis.Header, 1, []byte("other body"))
@@ -129,7 +131,7 @@ func TestOnBlockVerdicts(t *testing.T) {
 			from:      "p",
 			want:      engine.Ignore,
 			wantBest:  1,
-			wantStats: engine.Stats{BlocksImported: 1, BlocksEquivocating: 1},
+			wantStats: engine.Stats{BlocksImported: 2, BlocksEquivocating: 1},
 		},
 		{
 			name: "unknown parent is ignored and starts a catch-up with the sender",
