@@ -76,20 +76,8 @@ func runNode(c *cli.Context) (err error) {
 	}
 
 	cliLog := log.Named("cli")
-	cliLog.Info("FlareChain node", zap.String("version", buildinfo.Version()), zap.String("commit", buildinfo.Commit()),
-		zap.Int("pid", os.Getpid()), zap.String("name", cfg.Name))
-	cliLog.Info("Base path: "+cfg.BasePath, zap.String("base_path", cfg.BasePath), zap.Bool("tmp", cfg.Tmp))
-	cliLog.Info(fmt.Sprintf("Chain specification: %s (genesis %s)", cfg.Spec.Name, genesisOf(cfg.Spec)),
-		zap.String("chain", cfg.Spec.ID), zap.Stringer("genesis", genesisOf(cfg.Spec)))
-	if cfg.Validator {
-		cliLog.Info("Role: validator", zap.String("key_name", cfg.KeyName), zap.String("key_file", cfg.KeyFile), zap.Bool("asf", cfg.EnableASF))
-	} else {
-		cliLog.Info("Role: full node", zap.Bool("asf", cfg.EnableASF))
-	}
-	for _, w := range cfg.Warnings() {
-		cliLog.Warn(w)
-	}
-
+	// Signals are handled before the first line a supervisor (or a test)
+	// may wait for: a SIGINT right after "Base path:" is a clean stop.
 	ctx, cancel := context.WithCancel(c.Context)
 	defer cancel()
 	var pid atomic.Pointer[pidFile]
@@ -104,6 +92,19 @@ func runNode(c *cli.Context) (err error) {
 		os.Exit(exitForced)
 	})
 	defer stopSignals()
+	cliLog.Info("FlareChain node", zap.String("version", buildinfo.Version()), zap.String("commit", buildinfo.Commit()),
+		zap.Int("pid", os.Getpid()), zap.String("name", cfg.Name))
+	cliLog.Info("Base path: "+cfg.BasePath, zap.String("base_path", cfg.BasePath), zap.Bool("tmp", cfg.Tmp))
+	cliLog.Info(fmt.Sprintf("Chain specification: %s (genesis %s)", cfg.Spec.Name, genesisOf(cfg.Spec)),
+		zap.String("chain", cfg.Spec.ID), zap.Stringer("genesis", genesisOf(cfg.Spec)))
+	if cfg.Validator {
+		cliLog.Info("Role: validator", zap.String("key_name", cfg.KeyName), zap.String("key_file", cfg.KeyFile), zap.Bool("asf", cfg.EnableASF))
+	} else {
+		cliLog.Info("Role: full node", zap.Bool("asf", cfg.EnableASF))
+	}
+	for _, w := range cfg.Warnings() {
+		cliLog.Warn(w)
+	}
 
 	err = runConfigured(ctx, cfg, log, &pid)
 	select {
