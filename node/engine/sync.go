@@ -401,14 +401,20 @@ func (e *Engine) onStatusLocked(ctx context.Context, p PeerID, st Status) {
 	e.askVotesLocked(p)
 	e.refreshBehindLocked(ctx)
 	now := e.clock.Now()
+	if blocks, certs := e.behind(st); !blocks && !certs && !e.suspectClaimLocked(st) {
+		// Nothing ahead at this peer: caught up, even while a round with
+		// another (perhaps lying) peer runs.
+		if !e.caughtUp && e.chainCurrent() {
+			e.caughtUp = true
+			e.log.Debug("caught up with peers", zap.String("peer", string(p)))
+		}
+		return
+	}
 	if s := e.sync; s != nil {
 		// A round runs: an honest peer's status is still heard; when the
 		// round's peer fed nothing new in its last answer and this one
 		// has something, the round moves to it.
 		if s.peer == p || (s.idle == 0 && s.short == 0) || e.inBackoff(p, now) {
-			return
-		}
-		if blocks, certs := e.behind(st); !blocks && !certs {
 			return
 		}
 		e.endSyncLocked(ctx, fmt.Sprintf("peer %s offers more", p))
@@ -461,6 +467,21 @@ func (e *Engine) onStatusLocked(ctx context.Context, p PeerID, st Status) {
 		return
 	}
 	e.certificatePhaseLocked(ctx)
+}
+
+// suspectClaimLocked reports whether st claims a finalized checkpoint at
+// or below ours that is not on our finalized chain (without the once-per-
+// claim bookkeeping of suspectLocked).
+func (e *Engine) suspectClaimLocked(st Status) bool {
+	if e.gadget == nil {
+		return false
+	}
+	f, pf := e.gadget.LatestFinalized(), st.Finalized
+	if pf.Number == 0 || pf.Number > f.Number || pf.Number*e.interval > e.chain.Best().Number || e.chain.Finalized().Number < pf.Number {
+		return false
+	}
+	h, ok := e.chain.CanonicalHash(pf.Number * e.interval)
+	return ok && h != pf.Hash
 }
 
 // suspectLocked reports (once per claim) that a peer's finalized checkpoint
