@@ -51,7 +51,8 @@ func checkpointsCommand() *cli.Command {
 				Name:  "clear-halt",
 				Usage: "remove the persisted safety halts (conflicting finality, doppelganger) after investigation",
 				Description: "Prints every active halt with its evidence and, after confirmation, removes them all: the validator\n" +
-					"votes again at its next start. A halt never lifts by itself; clear it only once you know why it was\n" +
+					"votes again at its next start, unless the evidence that raised a halt (kept stored) raises it again;\n" +
+					"the command prints a Note for each halt that will. A halt never lifts by itself; clear it only once you know why it was\n" +
 					"raised (docs/storage.md, Halts). The node must be stopped. Exit 2 when there is nothing to clear or\n" +
 					"the confirmation is declined.",
 				Flags: append(locationFlags(),
@@ -654,8 +655,9 @@ func checkpointsClearHalt(c *cli.Context) error {
 	}
 	w := c.App.Writer
 	writeHalts(w, halts)
+	writeRehalts(w, halts)
 	if !c.Bool("yes") {
-		fmt.Fprintf(w, "Clear %d halt(s)? The validator votes again at its next start. [y/N]: ", len(halts))
+		fmt.Fprintf(w, "Clear %d halt(s)? The validator votes again at its next start unless stored evidence noted above raises the alarm again. [y/N]: ", len(halts))
 		answer, err := bufio.NewReader(c.App.Reader).ReadString('\n')
 		if err != nil && !errors.Is(err, io.EOF) {
 			return fmt.Errorf("read confirmation: %w", err)
@@ -679,6 +681,21 @@ func checkpointsClearHalt(c *cli.Context) error {
 	}
 	fmt.Fprintf(w, "Cleared %d halt(s) in %s\n", n, path)
 	return nil
+}
+
+// writeRehalts says which cleared halts the next start raises again: the
+// evidence that raised them stays in the database (it is kept as
+// evidence), and the restored state judges it again.
+func writeRehalts(w io.Writer, halts []haltJSON) {
+	for _, h := range halts {
+		switch {
+		case h.Reason == checkpoint.HaltDoppelganger.String() && h.Vote != "":
+			fmt.Fprintf(w, "Note: the foreign vote %s of the doppelganger halt at checkpoint %d stays stored: the next start halts again unless this validator's signer record has watermarks at or above its source and target and its last vote does not conflict with it; stop the other instance first, and if an earlier life of this key signed it, raise the record with 'flare-node signer import' of an export that covers it.\n",
+				h.Vote, h.Checkpoint)
+		case h.Reason == checkpoint.HaltConflictingFinality.String():
+			fmt.Fprintf(w, "Note: the conflicting-finality halt at checkpoint %d halts again at the next start while the conflicting certificates or proof that raised it are still stored.\n", h.Checkpoint)
+		}
+	}
 }
 
 func (in *inspector) describeSigners(idx []uint32) string {
