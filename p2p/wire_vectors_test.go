@@ -101,6 +101,8 @@ func TestSyncRequestVectors(t *testing.T) {
 		"0a08011a0608ac02108001": {Version: 1, Request: &flarepb.SyncRequest_Blocks{Blocks: &flarepb.BlocksByRange{Start: 300, Count: 128}}},
 		"0408011200":             {Version: 1, Request: &flarepb.SyncRequest_Status{Status: &flarepb.StatusRequest{}}},
 		"0408012a00":             {Version: 1, Request: &flarepb.SyncRequest_FinalityProof{FinalityProof: &flarepb.FinalityProofRequest{}}},
+		"2a080132260a20" + strings.Repeat("11", 32) + "10051840": {Version: 1, Request: &flarepb.SyncRequest_Votes{Votes: &flarepb.VotesByValidator{PublicKey: bytes.Repeat([]byte{0x11}, 32), FromTarget: 5, Count: 64}}},
+		"2808013a240a20" + strings.Repeat("22", 32) + "1020":     {Version: 1, Request: &flarepb.SyncRequest_BlocksByHash{BlocksByHash: &flarepb.BlocksByHash{Hash: bytes.Repeat([]byte{0x22}, 32), Count: 32}}},
 	} {
 		var b bytes.Buffer
 		_, err := protodelim.MarshalTo(&b, req)
