@@ -477,8 +477,11 @@ func (e *Engine) suspectClaimLocked(st Status) bool {
 		return false
 	}
 	f, pf := e.gadget.LatestFinalized(), st.Finalized
-	if pf.Number == 0 || pf.Number > f.Number || pf.Number*e.interval > e.chain.Best().Number || e.chain.Finalized().Number < pf.Number {
+	if pf.Number == 0 || pf.Number > f.Number || pf.Number*e.interval > e.chain.Best().Number {
 		return false
+	}
+	if e.chain.Finalized().Number < pf.Number {
+		return false // our chain is behind our own finality: nothing to compare with
 	}
 	h, ok := e.chain.CanonicalHash(pf.Number * e.interval)
 	return ok && h != pf.Hash
@@ -487,23 +490,14 @@ func (e *Engine) suspectClaimLocked(st Status) bool {
 // suspectLocked reports (once per claim) that a peer's finalized checkpoint
 // is at or below ours but not on our finalized chain.
 func (e *Engine) suspectLocked(p PeerID, st Status) bool {
-	f := e.gadget.LatestFinalized()
-	pf := st.Finalized
-	if pf.Number == 0 || pf.Number > f.Number || pf.Number*e.interval > e.chain.Best().Number {
-		return false
-	}
-	if e.chain.Finalized().Number < pf.Number {
-		return false // our chain is behind our own finality: nothing to compare with
-	}
-	h, ok := e.chain.CanonicalHash(pf.Number * e.interval)
-	if !ok || h == pf.Hash {
+	if !e.suspectClaimLocked(st) {
 		return false
 	}
 	ps := e.peers[p]
-	if ps == nil || ps.suspect == pf {
+	if ps == nil || ps.suspect == st.Finalized {
 		return false
 	}
-	ps.suspect = pf
+	ps.suspect = st.Finalized
 	return true
 }
 
