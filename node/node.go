@@ -448,6 +448,11 @@ func (n *Node) Run(ctx context.Context) (err error) {
 	n.netA.mu.Unlock()
 	defer n.netA.wg.Wait()
 	if err := n.net.Start(ctx, (*gossipHandler)(n), (*syncHandler)(n)); err != nil {
+		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+			// A stop signal during the network start is a clean shutdown.
+			n.log.Info("Stopped while starting the network")
+			return nil
+		}
 		return fmt.Errorf("start network: %w", err)
 	}
 	n.startedAt.Store(time.Now().UnixNano())

@@ -189,3 +189,16 @@ func getJSON(t *testing.T, url string, into any) {
 	t.Helper()
 	require.NoError(t, json.Unmarshal([]byte(get(t, url)), into))
 }
+
+// TestStopDuringNetworkStart: a stop signal that arrives while the network
+// is starting is a clean shutdown (nil, so exit code 0), not an error.
+func TestStopDuringNetworkStart(t *testing.T) {
+	cfg := testConfig(t, fastSpec(t), t.TempDir(), false)
+	log, logs := observedLogger()
+	n, err := New(context.Background(), cfg, log)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	require.NoError(t, n.Run(ctx))
+	require.Equal(t, 1, logs.FilterMessage("Stopped while starting the network").Len())
+}
