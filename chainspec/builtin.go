@@ -40,6 +40,23 @@ func devAuthority(name string) Authority {
 	return Authority{Name: name, PublicKey: hex.EncodeToString(key.Public().(ed25519.PublicKey))}
 }
 
+// DevBalance is the genesis balance of every dev key on the builtin chains.
+const DevBalance = 1_000_000_000_000_000
+
+// DevMinFee is the minimum fee of the builtin chains.
+const DevMinFee = 1
+
+// DevBalances returns the genesis balances of the builtin chains: every dev
+// key (DevKeyNames, also those that are not authorities) holds DevBalance.
+func DevBalances() []Balance {
+	out := make([]Balance, 0, len(devKeyNames))
+	for _, n := range devKeyNames {
+		key, _ := DevKey(n)
+		out = append(out, Balance{Address: "0x" + hex.EncodeToString(key.Public().(ed25519.PublicKey)), Balance: DevBalance})
+	}
+	return out
+}
+
 // BuiltinNames returns the names Builtin accepts.
 func BuiltinNames() []string { return []string{"dev", "local"} }
 
@@ -49,7 +66,8 @@ func BuiltinNames() []string { return []string{"dev", "local"} }
 //   - "local": alice, bob, charlie and dave.
 //
 // Both use 1 s slots, checkpoint interval 4, set id 0 and the genesis time
-// 2026-01-01T00:00:00Z.
+// 2026-01-01T00:00:00Z, minimum fee DevMinFee, and DevBalance for every
+// dev key (alice, bob, charlie, dave, eve, ferdie).
 func Builtin(name string) (*Spec, error) {
 	var auth []string
 	s := &Spec{
@@ -57,6 +75,8 @@ func Builtin(name string) (*Spec, error) {
 		SlotDurationMs:     1000,
 		CheckpointInterval: 4,
 		SetID:              0,
+		MinFee:             DevMinFee,
+		Balances:           DevBalances(),
 	}
 	switch name {
 	case "dev":

@@ -86,6 +86,28 @@ func docGenesisHash(t *testing.T, file []byte) (canonical []byte, genesis [32]by
 		}
 		b.WriteString(`{"name":` + docString(str(am["name"])) + `,"public_key":"` + hex.EncodeToString(raw) + `"}`)
 	}
+	b.WriteString(`],"min_fee":`)
+	if v, ok := m["min_fee"]; ok {
+		b.WriteString(num(v))
+	} else {
+		b.WriteString("0")
+	}
+	b.WriteString(`,"balances":[`)
+	bals, _ := m["balances"].([]any)
+	for i, a := range bals {
+		am := a.(map[string]any)
+		addr := str(am["address"])
+		require.True(t, strings.HasPrefix(addr, "0x"))
+		raw, err := hex.DecodeString(addr[2:])
+		require.NoError(t, err)
+		require.Len(t, raw, 32)
+		bal := str(am["balance"])
+		require.Regexp(t, `^(0|[1-9][0-9]*)$`, bal)
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(`{"address":"0x` + hex.EncodeToString(raw) + `","balance":"` + bal + `"}`)
+	}
 	b.WriteString(`]}`)
 	canonical = []byte(b.String())
 

@@ -71,6 +71,22 @@ type Spec struct {
 	// Authorities is the ordered authority set; slot s is produced by
 	// Authorities[s mod len].
 	Authorities []Authority `json:"authorities"`
+	// MinFee is the smallest fee a transaction may pay (paid to the block
+	// proposer).
+	MinFee uint64 `json:"min_fee"`
+	// Balances are the genesis accounts. Their sum, the total issuance,
+	// must fit in 64 bits; no address may appear twice.
+	Balances []Balance `json:"balances"`
+}
+
+// Balance is one genesis account.
+type Balance struct {
+	// Address is the account in its text form: "0x" and 64 hex characters
+	// (an ed25519 public key).
+	Address string `json:"address"`
+	// Balance is the genesis balance, a decimal string in JSON (64-bit
+	// integers do not survive JavaScript's numbers).
+	Balance uint64 `json:"balance,string"`
 }
 
 var idPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
@@ -127,7 +143,56 @@ func (s *Spec) Validate() error {
 		}
 		keys[k] = i
 	}
+	if _, err := s.TotalIssuance(); err != nil {
+		return err
+	}
 	return nil
+}
+
+// GenesisAccount is a decoded genesis balance.
+type GenesisAccount struct {
+	PublicKey ed25519.PublicKey
+	Balance   uint64
+}
+
+// GenesisAccounts returns the decoded genesis balances in spec order. It
+// fails on a malformed or repeated address.
+func (s *Spec) GenesisAccounts() ([]GenesisAccount, error) {
+	out := make([]GenesisAccount, 0, len(s.Balances))
+	seen := make(map[string]int, len(s.Balances))
+	for i, b := range s.Balances {
+		if !strings.HasPrefix(b.Address, "0x") {
+			return nil, fmt.Errorf("%w: balance %d: address %q must start with 0x", ErrInvalidSpec, i, b.Address)
+		}
+		pub, err := parsePublicKey(b.Address)
+		if err != nil {
+			return nil, fmt.Errorf("%w: balance %d: address: %v", ErrInvalidSpec, i, err)
+		}
+		if j, dup := seen[string(pub)]; dup {
+			return nil, fmt.Errorf("%w: balances %d and %d are for the same address", ErrInvalidSpec, j, i)
+		}
+		seen[string(pub)] = i
+		out = append(out, GenesisAccount{PublicKey: pub, Balance: b.Balance})
+	}
+	return out, nil
+}
+
+// TotalIssuance returns the sum of the genesis balances, or an error when it
+// does not fit in 64 bits or an address is malformed. Execution conserves it:
+// fees move to the proposer, nothing is minted or burned.
+func (s *Spec) TotalIssuance() (uint64, error) {
+	accs, err := s.GenesisAccounts()
+	if err != nil {
+		return 0, err
+	}
+	var total uint64
+	for i, a := range accs {
+		if total+a.Balance < total {
+			return 0, fmt.Errorf("%w: balance %d: total issuance overflows 64 bits", ErrInvalidSpec, i)
+		}
+		total += a.Balance
+	}
+	return total, nil
 }
 
 func parsePublicKey(s string) (ed25519.PublicKey, error) {
@@ -179,6 +244,23 @@ func (s *Spec) CanonicalJSON() []byte {
 		}
 		writeString(&b, key)
 		b.WriteByte('}')
+	}
+	b.WriteString(`],"min_fee":`)
+	b.WriteString(strconv.FormatUint(s.MinFee, 10))
+	b.WriteString(`,"balances":[`)
+	for i, a := range s.Balances {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(`{"address":`)
+		addr := a.Address
+		if pub, err := parsePublicKey(addr); err == nil && strings.HasPrefix(addr, "0x") {
+			addr = "0x" + hex.EncodeToString(pub)
+		}
+		writeString(&b, addr)
+		b.WriteString(`,"balance":"`)
+		b.WriteString(strconv.FormatUint(a.Balance, 10))
+		b.WriteString(`"}`)
 	}
 	b.WriteString(`]}`)
 	return b.Bytes()

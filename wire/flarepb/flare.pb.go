@@ -653,7 +653,8 @@ type BlockHeader struct {
 	Proposer      uint32                 `protobuf:"varint,4,opt,name=proposer,proto3" json:"proposer,omitempty"`
 	TimestampMs   uint64                 `protobuf:"varint,5,opt,name=timestamp_ms,json=timestampMs,proto3" json:"timestamp_ms,omitempty"`
 	BodyRoot      []byte                 `protobuf:"bytes,6,opt,name=body_root,json=bodyRoot,proto3" json:"body_root,omitempty"`
-	Signature     []byte                 `protobuf:"bytes,7,opt,name=signature,proto3" json:"signature,omitempty"` // proposer's ed25519 signature over the header signing bytes
+	Signature     []byte                 `protobuf:"bytes,7,opt,name=signature,proto3" json:"signature,omitempty"`                  // proposer's ed25519 signature over the header signing bytes
+	StateRoot     []byte                 `protobuf:"bytes,8,opt,name=state_root,json=stateRoot,proto3" json:"state_root,omitempty"` // root of the account state after executing the block (32 bytes)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -737,6 +738,13 @@ func (x *BlockHeader) GetSignature() []byte {
 	return nil
 }
 
+func (x *BlockHeader) GetStateRoot() []byte {
+	if x != nil {
+		return x.StateRoot
+	}
+	return nil
+}
+
 type Block struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Header        *BlockHeader           `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
@@ -798,6 +806,7 @@ type Envelope struct {
 	//	*Envelope_Vote
 	//	*Envelope_Certificate
 	//	*Envelope_Block
+	//	*Envelope_Transaction
 	Payload       isEnvelope_Payload `protobuf_oneof:"payload"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -874,6 +883,15 @@ func (x *Envelope) GetBlock() *Block {
 	return nil
 }
 
+func (x *Envelope) GetTransaction() *Transaction {
+	if x != nil {
+		if x, ok := x.Payload.(*Envelope_Transaction); ok {
+			return x.Transaction
+		}
+	}
+	return nil
+}
+
 type isEnvelope_Payload interface {
 	isEnvelope_Payload()
 }
@@ -890,11 +908,116 @@ type Envelope_Block struct {
 	Block *Block `protobuf:"bytes,4,opt,name=block,proto3,oneof"`
 }
 
+type Envelope_Transaction struct {
+	Transaction *Transaction `protobuf:"bytes,5,opt,name=transaction,proto3,oneof"`
+}
+
 func (*Envelope_Vote) isEnvelope_Payload() {}
 
 func (*Envelope_Certificate) isEnvelope_Payload() {}
 
 func (*Envelope_Block) isEnvelope_Payload() {}
+
+func (*Envelope_Transaction) isEnvelope_Payload() {}
+
+// Transaction v1: a signed transfer. Its canonical encoding is this message
+// serialized with every field in field-number order, minimal varints and
+// proto3 defaults omitted (the deterministic encoding); a block extrinsic is
+// exactly that encoding. The signature covers the fixed-layout signing bytes
+// "flare/tx/v1" | genesis | from | to | amount u64 BE | fee u64 BE |
+// nonce u64 BE; the transaction hash is BLAKE2b-256(signing bytes |
+// signature). See docs/wire.md "Transactions".
+type Transaction struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Genesis       []byte                 `protobuf:"bytes,1,opt,name=genesis,proto3" json:"genesis,omitempty"` // 32-byte genesis hash of the chain
+	From          []byte                 `protobuf:"bytes,2,opt,name=from,proto3" json:"from,omitempty"`       // 32-byte ed25519 public key of the sender
+	To            []byte                 `protobuf:"bytes,3,opt,name=to,proto3" json:"to,omitempty"`           // 32-byte ed25519 public key of the recipient
+	Amount        uint64                 `protobuf:"varint,4,opt,name=amount,proto3" json:"amount,omitempty"`
+	Fee           uint64                 `protobuf:"varint,5,opt,name=fee,proto3" json:"fee,omitempty"`
+	Nonce         uint64                 `protobuf:"varint,6,opt,name=nonce,proto3" json:"nonce,omitempty"`
+	Signature     []byte                 `protobuf:"bytes,7,opt,name=signature,proto3" json:"signature,omitempty"` // 64-byte ed25519 signature by from
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Transaction) Reset() {
+	*x = Transaction{}
+	mi := &file_flare_v1_flare_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Transaction) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Transaction) ProtoMessage() {}
+
+func (x *Transaction) ProtoReflect() protoreflect.Message {
+	mi := &file_flare_v1_flare_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Transaction.ProtoReflect.Descriptor instead.
+func (*Transaction) Descriptor() ([]byte, []int) {
+	return file_flare_v1_flare_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *Transaction) GetGenesis() []byte {
+	if x != nil {
+		return x.Genesis
+	}
+	return nil
+}
+
+func (x *Transaction) GetFrom() []byte {
+	if x != nil {
+		return x.From
+	}
+	return nil
+}
+
+func (x *Transaction) GetTo() []byte {
+	if x != nil {
+		return x.To
+	}
+	return nil
+}
+
+func (x *Transaction) GetAmount() uint64 {
+	if x != nil {
+		return x.Amount
+	}
+	return 0
+}
+
+func (x *Transaction) GetFee() uint64 {
+	if x != nil {
+		return x.Fee
+	}
+	return 0
+}
+
+func (x *Transaction) GetNonce() uint64 {
+	if x != nil {
+		return x.Nonce
+	}
+	return 0
+}
+
+func (x *Transaction) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
 
 // Sync protocol (/flare/<genesis>/sync/1): one request, one response per stream.
 type SyncRequest struct {
@@ -915,7 +1038,7 @@ type SyncRequest struct {
 
 func (x *SyncRequest) Reset() {
 	*x = SyncRequest{}
-	mi := &file_flare_v1_flare_proto_msgTypes[10]
+	mi := &file_flare_v1_flare_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -927,7 +1050,7 @@ func (x *SyncRequest) String() string {
 func (*SyncRequest) ProtoMessage() {}
 
 func (x *SyncRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flare_v1_flare_proto_msgTypes[10]
+	mi := &file_flare_v1_flare_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -940,7 +1063,7 @@ func (x *SyncRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncRequest.ProtoReflect.Descriptor instead.
 func (*SyncRequest) Descriptor() ([]byte, []int) {
-	return file_flare_v1_flare_proto_rawDescGZIP(), []int{10}
+	return file_flare_v1_flare_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *SyncRequest) GetVersion() uint32 {
@@ -1059,7 +1182,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_flare_v1_flare_proto_msgTypes[11]
+	mi := &file_flare_v1_flare_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1071,7 +1194,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flare_v1_flare_proto_msgTypes[11]
+	mi := &file_flare_v1_flare_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1084,7 +1207,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_flare_v1_flare_proto_rawDescGZIP(), []int{11}
+	return file_flare_v1_flare_proto_rawDescGZIP(), []int{12}
 }
 
 // FinalityProofRequest asks for the proof of the peer's finalized (and
@@ -1097,7 +1220,7 @@ type FinalityProofRequest struct {
 
 func (x *FinalityProofRequest) Reset() {
 	*x = FinalityProofRequest{}
-	mi := &file_flare_v1_flare_proto_msgTypes[12]
+	mi := &file_flare_v1_flare_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1109,7 +1232,7 @@ func (x *FinalityProofRequest) String() string {
 func (*FinalityProofRequest) ProtoMessage() {}
 
 func (x *FinalityProofRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flare_v1_flare_proto_msgTypes[12]
+	mi := &file_flare_v1_flare_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1122,7 +1245,7 @@ func (x *FinalityProofRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FinalityProofRequest.ProtoReflect.Descriptor instead.
 func (*FinalityProofRequest) Descriptor() ([]byte, []int) {
-	return file_flare_v1_flare_proto_rawDescGZIP(), []int{12}
+	return file_flare_v1_flare_proto_rawDescGZIP(), []int{13}
 }
 
 type BlocksByRange struct {
@@ -1135,7 +1258,7 @@ type BlocksByRange struct {
 
 func (x *BlocksByRange) Reset() {
 	*x = BlocksByRange{}
-	mi := &file_flare_v1_flare_proto_msgTypes[13]
+	mi := &file_flare_v1_flare_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1147,7 +1270,7 @@ func (x *BlocksByRange) String() string {
 func (*BlocksByRange) ProtoMessage() {}
 
 func (x *BlocksByRange) ProtoReflect() protoreflect.Message {
-	mi := &file_flare_v1_flare_proto_msgTypes[13]
+	mi := &file_flare_v1_flare_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1160,7 +1283,7 @@ func (x *BlocksByRange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlocksByRange.ProtoReflect.Descriptor instead.
 func (*BlocksByRange) Descriptor() ([]byte, []int) {
-	return file_flare_v1_flare_proto_rawDescGZIP(), []int{13}
+	return file_flare_v1_flare_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *BlocksByRange) GetStart() uint64 {
@@ -1187,7 +1310,7 @@ type CertificatesByRange struct {
 
 func (x *CertificatesByRange) Reset() {
 	*x = CertificatesByRange{}
-	mi := &file_flare_v1_flare_proto_msgTypes[14]
+	mi := &file_flare_v1_flare_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1199,7 +1322,7 @@ func (x *CertificatesByRange) String() string {
 func (*CertificatesByRange) ProtoMessage() {}
 
 func (x *CertificatesByRange) ProtoReflect() protoreflect.Message {
-	mi := &file_flare_v1_flare_proto_msgTypes[14]
+	mi := &file_flare_v1_flare_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1212,7 +1335,7 @@ func (x *CertificatesByRange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CertificatesByRange.ProtoReflect.Descriptor instead.
 func (*CertificatesByRange) Descriptor() ([]byte, []int) {
-	return file_flare_v1_flare_proto_rawDescGZIP(), []int{14}
+	return file_flare_v1_flare_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CertificatesByRange) GetStart() uint64 {
@@ -1243,7 +1366,7 @@ type VotesByValidator struct {
 
 func (x *VotesByValidator) Reset() {
 	*x = VotesByValidator{}
-	mi := &file_flare_v1_flare_proto_msgTypes[15]
+	mi := &file_flare_v1_flare_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1255,7 +1378,7 @@ func (x *VotesByValidator) String() string {
 func (*VotesByValidator) ProtoMessage() {}
 
 func (x *VotesByValidator) ProtoReflect() protoreflect.Message {
-	mi := &file_flare_v1_flare_proto_msgTypes[15]
+	mi := &file_flare_v1_flare_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1268,7 +1391,7 @@ func (x *VotesByValidator) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VotesByValidator.ProtoReflect.Descriptor instead.
 func (*VotesByValidator) Descriptor() ([]byte, []int) {
-	return file_flare_v1_flare_proto_rawDescGZIP(), []int{15}
+	return file_flare_v1_flare_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *VotesByValidator) GetPublicKey() []byte {
@@ -1304,7 +1427,7 @@ type BlocksByHash struct {
 
 func (x *BlocksByHash) Reset() {
 	*x = BlocksByHash{}
-	mi := &file_flare_v1_flare_proto_msgTypes[16]
+	mi := &file_flare_v1_flare_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1316,7 +1439,7 @@ func (x *BlocksByHash) String() string {
 func (*BlocksByHash) ProtoMessage() {}
 
 func (x *BlocksByHash) ProtoReflect() protoreflect.Message {
-	mi := &file_flare_v1_flare_proto_msgTypes[16]
+	mi := &file_flare_v1_flare_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1329,7 +1452,7 @@ func (x *BlocksByHash) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlocksByHash.ProtoReflect.Descriptor instead.
 func (*BlocksByHash) Descriptor() ([]byte, []int) {
-	return file_flare_v1_flare_proto_rawDescGZIP(), []int{16}
+	return file_flare_v1_flare_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *BlocksByHash) GetHash() []byte {
@@ -1358,7 +1481,7 @@ type Status struct {
 
 func (x *Status) Reset() {
 	*x = Status{}
-	mi := &file_flare_v1_flare_proto_msgTypes[17]
+	mi := &file_flare_v1_flare_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1370,7 +1493,7 @@ func (x *Status) String() string {
 func (*Status) ProtoMessage() {}
 
 func (x *Status) ProtoReflect() protoreflect.Message {
-	mi := &file_flare_v1_flare_proto_msgTypes[17]
+	mi := &file_flare_v1_flare_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1383,7 +1506,7 @@ func (x *Status) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Status.ProtoReflect.Descriptor instead.
 func (*Status) Descriptor() ([]byte, []int) {
-	return file_flare_v1_flare_proto_rawDescGZIP(), []int{17}
+	return file_flare_v1_flare_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Status) GetGenesisHash() []byte {
@@ -1430,7 +1553,7 @@ type SyncResponse struct {
 
 func (x *SyncResponse) Reset() {
 	*x = SyncResponse{}
-	mi := &file_flare_v1_flare_proto_msgTypes[18]
+	mi := &file_flare_v1_flare_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1442,7 +1565,7 @@ func (x *SyncResponse) String() string {
 func (*SyncResponse) ProtoMessage() {}
 
 func (x *SyncResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flare_v1_flare_proto_msgTypes[18]
+	mi := &file_flare_v1_flare_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1455,7 +1578,7 @@ func (x *SyncResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncResponse.ProtoReflect.Descriptor instead.
 func (*SyncResponse) Descriptor() ([]byte, []int) {
-	return file_flare_v1_flare_proto_rawDescGZIP(), []int{18}
+	return file_flare_v1_flare_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *SyncResponse) GetVersion() uint32 {
@@ -1530,7 +1653,7 @@ type FinalityProof struct {
 
 func (x *FinalityProof) Reset() {
 	*x = FinalityProof{}
-	mi := &file_flare_v1_flare_proto_msgTypes[19]
+	mi := &file_flare_v1_flare_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1542,7 +1665,7 @@ func (x *FinalityProof) String() string {
 func (*FinalityProof) ProtoMessage() {}
 
 func (x *FinalityProof) ProtoReflect() protoreflect.Message {
-	mi := &file_flare_v1_flare_proto_msgTypes[19]
+	mi := &file_flare_v1_flare_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1555,7 +1678,7 @@ func (x *FinalityProof) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FinalityProof.ProtoReflect.Descriptor instead.
 func (*FinalityProof) Descriptor() ([]byte, []int) {
-	return file_flare_v1_flare_proto_rawDescGZIP(), []int{19}
+	return file_flare_v1_flare_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *FinalityProof) GetFinalizing() *Certificate {
@@ -1624,7 +1747,7 @@ const file_flare_v1_flare_proto_rawDesc = "" +
 	"checkpoint\x12\x16\n" +
 	"\x06detail\x18\x03 \x01(\tR\x06detail\x12.\n" +
 	"\bevidence\x18\x04 \x01(\v2\x12.flare.v1.EvidenceR\bevidence\x12\"\n" +
-	"\x04vote\x18\x05 \x01(\v2\x0e.flare.v1.VoteR\x04vote\"\xd4\x01\n" +
+	"\x04vote\x18\x05 \x01(\v2\x0e.flare.v1.VoteR\x04vote\"\xf3\x01\n" +
 	"\vBlockHeader\x12\x1f\n" +
 	"\vparent_hash\x18\x01 \x01(\fR\n" +
 	"parentHash\x12\x16\n" +
@@ -1633,18 +1756,29 @@ const file_flare_v1_flare_proto_rawDesc = "" +
 	"\bproposer\x18\x04 \x01(\rR\bproposer\x12!\n" +
 	"\ftimestamp_ms\x18\x05 \x01(\x04R\vtimestampMs\x12\x1b\n" +
 	"\tbody_root\x18\x06 \x01(\fR\bbodyRoot\x12\x1c\n" +
-	"\tsignature\x18\a \x01(\fR\tsignature\"V\n" +
+	"\tsignature\x18\a \x01(\fR\tsignature\x12\x1d\n" +
+	"\n" +
+	"state_root\x18\b \x01(\fR\tstateRoot\"V\n" +
 	"\x05Block\x12-\n" +
 	"\x06header\x18\x01 \x01(\v2\x15.flare.v1.BlockHeaderR\x06header\x12\x1e\n" +
 	"\n" +
 	"extrinsics\x18\x02 \x03(\fR\n" +
-	"extrinsics\"\xb9\x01\n" +
+	"extrinsics\"\xf4\x01\n" +
 	"\bEnvelope\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12$\n" +
 	"\x04vote\x18\x02 \x01(\v2\x0e.flare.v1.VoteH\x00R\x04vote\x129\n" +
 	"\vcertificate\x18\x03 \x01(\v2\x15.flare.v1.CertificateH\x00R\vcertificate\x12'\n" +
-	"\x05block\x18\x04 \x01(\v2\x0f.flare.v1.BlockH\x00R\x05blockB\t\n" +
-	"\apayload\"\x9a\x03\n" +
+	"\x05block\x18\x04 \x01(\v2\x0f.flare.v1.BlockH\x00R\x05block\x129\n" +
+	"\vtransaction\x18\x05 \x01(\v2\x15.flare.v1.TransactionH\x00R\vtransactionB\t\n" +
+	"\apayload\"\xa9\x01\n" +
+	"\vTransaction\x12\x18\n" +
+	"\agenesis\x18\x01 \x01(\fR\agenesis\x12\x12\n" +
+	"\x04from\x18\x02 \x01(\fR\x04from\x12\x0e\n" +
+	"\x02to\x18\x03 \x01(\fR\x02to\x12\x16\n" +
+	"\x06amount\x18\x04 \x01(\x04R\x06amount\x12\x10\n" +
+	"\x03fee\x18\x05 \x01(\x04R\x03fee\x12\x14\n" +
+	"\x05nonce\x18\x06 \x01(\x04R\x05nonce\x12\x1c\n" +
+	"\tsignature\x18\a \x01(\fR\tsignature\"\x9a\x03\n" +
 	"\vSyncRequest\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x121\n" +
 	"\x06status\x18\x02 \x01(\v2\x17.flare.v1.StatusRequestH\x00R\x06status\x121\n" +
@@ -1714,7 +1848,7 @@ func file_flare_v1_flare_proto_rawDescGZIP() []byte {
 }
 
 var file_flare_v1_flare_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_flare_v1_flare_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_flare_v1_flare_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_flare_v1_flare_proto_goTypes = []any{
 	(EvidenceKind)(0),            // 0: flare.v1.EvidenceKind
 	(HaltReason)(0),              // 1: flare.v1.HaltReason
@@ -1728,16 +1862,17 @@ var file_flare_v1_flare_proto_goTypes = []any{
 	(*BlockHeader)(nil),          // 9: flare.v1.BlockHeader
 	(*Block)(nil),                // 10: flare.v1.Block
 	(*Envelope)(nil),             // 11: flare.v1.Envelope
-	(*SyncRequest)(nil),          // 12: flare.v1.SyncRequest
-	(*StatusRequest)(nil),        // 13: flare.v1.StatusRequest
-	(*FinalityProofRequest)(nil), // 14: flare.v1.FinalityProofRequest
-	(*BlocksByRange)(nil),        // 15: flare.v1.BlocksByRange
-	(*CertificatesByRange)(nil),  // 16: flare.v1.CertificatesByRange
-	(*VotesByValidator)(nil),     // 17: flare.v1.VotesByValidator
-	(*BlocksByHash)(nil),         // 18: flare.v1.BlocksByHash
-	(*Status)(nil),               // 19: flare.v1.Status
-	(*SyncResponse)(nil),         // 20: flare.v1.SyncResponse
-	(*FinalityProof)(nil),        // 21: flare.v1.FinalityProof
+	(*Transaction)(nil),          // 12: flare.v1.Transaction
+	(*SyncRequest)(nil),          // 13: flare.v1.SyncRequest
+	(*StatusRequest)(nil),        // 14: flare.v1.StatusRequest
+	(*FinalityProofRequest)(nil), // 15: flare.v1.FinalityProofRequest
+	(*BlocksByRange)(nil),        // 16: flare.v1.BlocksByRange
+	(*CertificatesByRange)(nil),  // 17: flare.v1.CertificatesByRange
+	(*VotesByValidator)(nil),     // 18: flare.v1.VotesByValidator
+	(*BlocksByHash)(nil),         // 19: flare.v1.BlocksByHash
+	(*Status)(nil),               // 20: flare.v1.Status
+	(*SyncResponse)(nil),         // 21: flare.v1.SyncResponse
+	(*FinalityProof)(nil),        // 22: flare.v1.FinalityProof
 }
 var file_flare_v1_flare_proto_depIdxs = []int32{
 	2,  // 0: flare.v1.Vote.source:type_name -> flare.v1.Checkpoint
@@ -1757,27 +1892,28 @@ var file_flare_v1_flare_proto_depIdxs = []int32{
 	3,  // 14: flare.v1.Envelope.vote:type_name -> flare.v1.Vote
 	5,  // 15: flare.v1.Envelope.certificate:type_name -> flare.v1.Certificate
 	10, // 16: flare.v1.Envelope.block:type_name -> flare.v1.Block
-	13, // 17: flare.v1.SyncRequest.status:type_name -> flare.v1.StatusRequest
-	15, // 18: flare.v1.SyncRequest.blocks:type_name -> flare.v1.BlocksByRange
-	16, // 19: flare.v1.SyncRequest.certificates:type_name -> flare.v1.CertificatesByRange
-	14, // 20: flare.v1.SyncRequest.finality_proof:type_name -> flare.v1.FinalityProofRequest
-	17, // 21: flare.v1.SyncRequest.votes:type_name -> flare.v1.VotesByValidator
-	18, // 22: flare.v1.SyncRequest.blocks_by_hash:type_name -> flare.v1.BlocksByHash
-	2,  // 23: flare.v1.Status.best:type_name -> flare.v1.Checkpoint
-	2,  // 24: flare.v1.Status.justified:type_name -> flare.v1.Checkpoint
-	2,  // 25: flare.v1.Status.finalized:type_name -> flare.v1.Checkpoint
-	19, // 26: flare.v1.SyncResponse.status:type_name -> flare.v1.Status
-	10, // 27: flare.v1.SyncResponse.blocks:type_name -> flare.v1.Block
-	5,  // 28: flare.v1.SyncResponse.certificates:type_name -> flare.v1.Certificate
-	21, // 29: flare.v1.SyncResponse.finality_proof:type_name -> flare.v1.FinalityProof
-	3,  // 30: flare.v1.SyncResponse.votes:type_name -> flare.v1.Vote
-	5,  // 31: flare.v1.FinalityProof.finalizing:type_name -> flare.v1.Certificate
-	5,  // 32: flare.v1.FinalityProof.justified:type_name -> flare.v1.Certificate
-	33, // [33:33] is the sub-list for method output_type
-	33, // [33:33] is the sub-list for method input_type
-	33, // [33:33] is the sub-list for extension type_name
-	33, // [33:33] is the sub-list for extension extendee
-	0,  // [0:33] is the sub-list for field type_name
+	12, // 17: flare.v1.Envelope.transaction:type_name -> flare.v1.Transaction
+	14, // 18: flare.v1.SyncRequest.status:type_name -> flare.v1.StatusRequest
+	16, // 19: flare.v1.SyncRequest.blocks:type_name -> flare.v1.BlocksByRange
+	17, // 20: flare.v1.SyncRequest.certificates:type_name -> flare.v1.CertificatesByRange
+	15, // 21: flare.v1.SyncRequest.finality_proof:type_name -> flare.v1.FinalityProofRequest
+	18, // 22: flare.v1.SyncRequest.votes:type_name -> flare.v1.VotesByValidator
+	19, // 23: flare.v1.SyncRequest.blocks_by_hash:type_name -> flare.v1.BlocksByHash
+	2,  // 24: flare.v1.Status.best:type_name -> flare.v1.Checkpoint
+	2,  // 25: flare.v1.Status.justified:type_name -> flare.v1.Checkpoint
+	2,  // 26: flare.v1.Status.finalized:type_name -> flare.v1.Checkpoint
+	20, // 27: flare.v1.SyncResponse.status:type_name -> flare.v1.Status
+	10, // 28: flare.v1.SyncResponse.blocks:type_name -> flare.v1.Block
+	5,  // 29: flare.v1.SyncResponse.certificates:type_name -> flare.v1.Certificate
+	22, // 30: flare.v1.SyncResponse.finality_proof:type_name -> flare.v1.FinalityProof
+	3,  // 31: flare.v1.SyncResponse.votes:type_name -> flare.v1.Vote
+	5,  // 32: flare.v1.FinalityProof.finalizing:type_name -> flare.v1.Certificate
+	5,  // 33: flare.v1.FinalityProof.justified:type_name -> flare.v1.Certificate
+	34, // [34:34] is the sub-list for method output_type
+	34, // [34:34] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
 func init() { file_flare_v1_flare_proto_init() }
@@ -1789,8 +1925,9 @@ func file_flare_v1_flare_proto_init() {
 		(*Envelope_Vote)(nil),
 		(*Envelope_Certificate)(nil),
 		(*Envelope_Block)(nil),
+		(*Envelope_Transaction)(nil),
 	}
-	file_flare_v1_flare_proto_msgTypes[10].OneofWrappers = []any{
+	file_flare_v1_flare_proto_msgTypes[11].OneofWrappers = []any{
 		(*SyncRequest_Status)(nil),
 		(*SyncRequest_Blocks)(nil),
 		(*SyncRequest_Certificates)(nil),
@@ -1804,7 +1941,7 @@ func file_flare_v1_flare_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_flare_v1_flare_proto_rawDesc), len(file_flare_v1_flare_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   20,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
