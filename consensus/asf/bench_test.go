@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"github.com/flarechain/flare-node/consensus/checkpoint"
 	"testing"
 	"time"
 
@@ -19,7 +20,7 @@ import (
 // carrying extrinsics of txBytes bytes in total.
 func buildChain(spec *chainspec.Spec, keys []ed25519.PrivateKey, n, txBytes int) []Block {
 	out := make([]Block, n)
-	parent := GenesisBlock(spec).Header
+	parent := GenesisBlock(spec, checkpoint.ZeroHash).Header
 	for i := range out {
 		var ext [][]byte
 		if txBytes > 0 {

@@ -14,7 +14,7 @@ import (
 )
 
 // BlockDomain is the domain tag that begins every header's signing bytes.
-const BlockDomain = "flare/block/v1"
+const BlockDomain = "flare/block/v2"
 
 // BodyDomain is the domain tag of the body root.
 const BodyDomain = "flare/body/v1"
@@ -33,7 +33,7 @@ const (
 )
 
 // headerSigningSize is the length of Header.SigningBytes.
-const headerSigningSize = len(BlockDomain) + checkpoint.HashSize + 8 + 8 + 4 + 8 + checkpoint.HashSize
+const headerSigningSize = len(BlockDomain) + checkpoint.HashSize + 8 + 8 + 4 + 8 + checkpoint.HashSize + checkpoint.HashSize
 
 // headerStoredSize is the length of the stored header: signing bytes and
 // signature.
@@ -60,14 +60,17 @@ type Header struct {
 	Proposer    checkpoint.ValidatorIndex
 	TimestampMs uint64
 	BodyRoot    checkpoint.Hash
-	Signature   checkpoint.Signature
+	// StateRoot is the root of the account state after executing the
+	// block's body on its parent's state (package state).
+	StateRoot checkpoint.Hash
+	Signature checkpoint.Signature
 }
 
 // SigningBytes returns the bytes the proposer signs and the block hash
 // covers (every field but the signature):
 //
-//	"flare/block/v1" | parent(32) | number u64 BE | slot u64 BE |
-//	proposer u32 BE | timestamp_ms u64 BE | body_root(32)
+//	"flare/block/v2" | parent(32) | number u64 BE | slot u64 BE |
+//	proposer u32 BE | timestamp_ms u64 BE | body_root(32) | state_root(32)
 func (h Header) SigningBytes() []byte {
 	b := make([]byte, 0, headerStoredSize)
 	return h.appendSigningBytes(b)
@@ -81,6 +84,7 @@ func (h Header) appendSigningBytes(b []byte) []byte {
 	b = binary.BigEndian.AppendUint32(b, uint32(h.Proposer))
 	b = binary.BigEndian.AppendUint64(b, h.TimestampMs)
 	b = append(b, h.BodyRoot[:]...)
+	b = append(b, h.StateRoot[:]...)
 	return b
 }
 
@@ -119,7 +123,8 @@ func unmarshalHeader(b []byte) (Header, error) {
 	h.TimestampMs = binary.BigEndian.Uint64(p[20:])
 	p = p[28:]
 	copy(h.BodyRoot[:], p)
-	copy(h.Signature[:], p[checkpoint.HashSize:])
+	copy(h.StateRoot[:], p[checkpoint.HashSize:])
+	copy(h.Signature[:], p[2*checkpoint.HashSize:])
 	return h, nil
 }
 
@@ -163,10 +168,11 @@ func checkBody(extrinsics [][]byte) error {
 }
 
 // GenesisBlock returns the genesis block of spec: number 0, slot 0, zero
-// parent, proposer 0, the genesis timestamp, BodyRoot = spec.Hash(), no
-// extrinsics and a zero signature.
-func GenesisBlock(spec *chainspec.Spec) Block {
-	return Block{Header: Header{TimestampMs: spec.GenesisTimestampMs, BodyRoot: spec.Hash()}}
+// parent, proposer 0, the genesis timestamp, BodyRoot = spec.Hash(),
+// StateRoot = stateRoot (the root of the spec's genesis balances, see
+// state.GenesisRoot), no extrinsics and a zero signature.
+func GenesisBlock(spec *chainspec.Spec, stateRoot checkpoint.Hash) Block {
+	return Block{Header: Header{TimestampMs: spec.GenesisTimestampMs, BodyRoot: spec.Hash(), StateRoot: stateRoot}}
 }
 
 // BlockToPB converts a block to its wire form.
@@ -181,6 +187,7 @@ func BlockToPB(b Block) *flarepb.Block {
 			TimestampMs: h.TimestampMs,
 			BodyRoot:    h.BodyRoot[:],
 			Signature:   h.Signature[:],
+			StateRoot:   h.StateRoot[:],
 		},
 		Extrinsics: b.Extrinsics,
 	}
@@ -202,6 +209,9 @@ func BlockFromPB(p *flarepb.Block) (Block, error) {
 	}
 	if b.Header.BodyRoot, err = checkpoint.HashFromBytes(ph.GetBodyRoot()); err != nil {
 		return b, malformed("body root: %v", err)
+	}
+	if b.Header.StateRoot, err = checkpoint.HashFromBytes(ph.GetStateRoot()); err != nil {
+		return b, malformed("state root: %v", err)
 	}
 	if len(ph.GetSignature()) != checkpoint.SignatureSize {
 		return b, malformed("signature is %d bytes, want %d", len(ph.GetSignature()), checkpoint.SignatureSize)

@@ -21,6 +21,7 @@ func sampleHeader() Header {
 	for i := range h.ParentHash {
 		h.ParentHash[i] = byte(0xa0 + i%16)
 		h.BodyRoot[i] = byte(0xb0 + i%16)
+		h.StateRoot[i] = byte(0xc0 + i%16)
 	}
 	return h
 }
@@ -29,15 +30,16 @@ func TestHeaderSigningBytesLayout(t *testing.T) {
 	h := sampleHeader()
 	// Built by hand from the documented layout.
 	var want bytes.Buffer
-	want.WriteString("flare/block/v1")
+	want.WriteString("flare/block/v2")
 	want.Write(h.ParentHash[:])
 	want.Write([]byte{1, 2, 3, 4, 5, 6, 7, 8})
 	want.Write([]byte{0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18})
 	want.Write([]byte{0x21, 0x22, 0x23, 0x24})
 	want.Write([]byte{0x31, 0x32, 0x33, 0x34, 0x35, 0x36, 0x37, 0x38})
 	want.Write(h.BodyRoot[:])
+	want.Write(h.StateRoot[:])
 	require.Equal(t, want.Bytes(), h.SigningBytes())
-	require.Len(t, h.SigningBytes(), 106)
+	require.Len(t, h.SigningBytes(), 138)
 
 	sum := blake2b.Sum256(want.Bytes())
 	require.Equal(t, checkpoint.Hash(sum), h.Hash())
@@ -48,6 +50,7 @@ func TestHeaderSigningBytesLayout(t *testing.T) {
 	require.Equal(t, h.Hash(), signed.Hash())
 	mutations := []func(*Header){
 		func(h *Header) { h.ParentHash[31]++ },
+		func(h *Header) { h.StateRoot[0]++ },
 		func(h *Header) { h.Number++ },
 		func(h *Header) { h.Slot++ },
 		func(h *Header) { h.Proposer++ },
@@ -114,7 +117,7 @@ func TestBodyRoot(t *testing.T) {
 
 func TestGenesisBlock(t *testing.T) {
 	spec := localSpec(t)
-	g := GenesisBlock(spec)
+	g := GenesisBlock(spec, checkpoint.ZeroHash)
 	require.Equal(t, uint64(0), g.Header.Number)
 	require.Equal(t, uint64(0), g.Header.Slot)
 	require.True(t, g.Header.ParentHash.IsZero())
@@ -122,17 +125,17 @@ func TestGenesisBlock(t *testing.T) {
 	require.Equal(t, spec.Hash(), g.Header.BodyRoot)
 	require.Equal(t, checkpoint.Signature{}, g.Header.Signature)
 	require.Empty(t, g.Extrinsics)
-	require.Equal(t, g.Hash(), GenesisBlock(spec).Hash())
+	require.Equal(t, g.Hash(), GenesisBlock(spec, checkpoint.ZeroHash).Hash())
 
 	dev, err := chainspec.Builtin("dev")
 	require.NoError(t, err)
-	require.NotEqual(t, g.Hash(), GenesisBlock(dev).Hash())
+	require.NotEqual(t, g.Hash(), GenesisBlock(dev, checkpoint.ZeroHash).Hash())
 }
 
 func TestEncodeDecodeRoundTrip(t *testing.T) {
 	spec := localSpec(t)
 	keys := specKeys(t, spec)
-	g := GenesisBlock(spec)
+	g := GenesisBlock(spec, checkpoint.ZeroHash)
 	blocks := []Block{
 		g,
 		makeBlock(spec, keys, g.Header, 1),
@@ -156,7 +159,7 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 func TestBlockFromPBRejects(t *testing.T) {
 	spec := localSpec(t)
 	keys := specKeys(t, spec)
-	good := BlockToPB(makeBlock(spec, keys, GenesisBlock(spec).Header, 1, []byte("x")))
+	good := BlockToPB(makeBlock(spec, keys, GenesisBlock(spec, checkpoint.ZeroHash).Header, 1, []byte("x")))
 	tests := []struct {
 		name   string
 		mutate func(p *flarepb.Block)

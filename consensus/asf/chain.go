@@ -10,7 +10,6 @@ import (
 	iofs "io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -80,7 +79,18 @@ type ChainOptions struct {
 	MaxFutureDrift time.Duration
 	// ReadOnly opens an existing database without writing to it.
 	ReadOnly bool
+	// Executor creates the executor of block bodies on the chain's
+	// database; nil means a chain without state (opaque bodies, zero
+	// state root), for tests of the block tree.
+	Executor ExecutorFactory
+	// StateRetention is how many blocks below the finalized block keep
+	// their complete state; older canonical states are pruned. 0 means
+	// DefaultStateRetention.
+	StateRetention uint64
 }
+
+// DefaultStateRetention is the default of ChainOptions.StateRetention.
+const DefaultStateRetention = 256
 
 // Chain is the persistent block tree of one chain spec with its fork choice.
 // It is safe for concurrent use.
@@ -103,6 +113,9 @@ type Chain struct {
 	drift        time.Duration
 	readOnly     bool
 	headers      *headerCache
+	newExec      ExecutorFactory
+	exec         Executor
+	retention    uint64
 
 	mu        sync.RWMutex
 	closed    bool
@@ -129,6 +142,11 @@ type Chain struct {
 	equivocators map[checkpoint.ValidatorIndex]struct{}
 	// tipsEvicted and tipRefused count MaxTips evictions and refusals.
 	tipsEvicted, tipRefused uint64
+	// statePruned: the canonical states below this block number are
+	// pruned (keyStatePruned).
+	statePruned uint64
+	// stateRootMismatches counts imports refused with ErrBadStateRoot.
+	stateRootMismatches uint64
 	// proof is the stored finality proof (nil: none).
 	proof *storedProof
 }
@@ -165,22 +183,25 @@ func OpenChainContext(ctx context.Context, path string, spec *chainspec.Spec, op
 		return nil, err
 	}
 	c := &Chain{
-		spec:     spec,
-		chainID:  spec.Hash(),
-		keys:     keys,
-		interval: spec.CheckpointInterval,
-		genesis:  GenesisBlock(spec),
-		path:     path,
-		log:      opts.Logger,
-		clock:    opts.Clock,
-		drift:    opts.MaxFutureDrift,
-		readOnly: opts.ReadOnly,
-		headers:  newHeaderCache(headerCacheSize),
-		tips:     make(map[checkpoint.Hash]checkpoint.Tip),
+		spec:      spec,
+		chainID:   spec.Hash(),
+		keys:      keys,
+		interval:  spec.CheckpointInterval,
+		path:      path,
+		newExec:   opts.Executor,
+		retention: opts.StateRetention,
+		log:       opts.Logger,
+		clock:     opts.Clock,
+		drift:     opts.MaxFutureDrift,
+		readOnly:  opts.ReadOnly,
+		headers:   newHeaderCache(headerCacheSize),
+		tips:      make(map[checkpoint.Hash]checkpoint.Tip),
 
 		equivocators: make(map[checkpoint.ValidatorIndex]struct{}),
 	}
-	c.genesisHash = c.genesis.Hash()
+	if c.retention == 0 {
+		c.retention = DefaultStateRetention
+	}
 	if c.log == nil {
 		c.log = zap.NewNop()
 	}
@@ -312,6 +333,15 @@ func (c *Chain) open(fs vfs.FS) error {
 		}
 		return &lineError{msg: fmt.Sprintf("open chain database %s: %s", path, oneLine(err)), errs: []error{err}}
 	}
+	c.exec = emptyState{}
+	if c.newExec != nil {
+		if c.exec, err = c.newExec(c.db); err != nil {
+			_ = c.closeFiles()
+			return fmt.Errorf("open the state of chain database %s: %w", path, err)
+		}
+	}
+	c.genesis = GenesisBlock(c.spec, c.exec.GenesisRoot())
+	c.genesisHash = c.genesis.Hash()
 	if err := c.load(); err != nil {
 		_ = c.closeFiles() // waits for running compactions
 		var lost []string
@@ -424,10 +454,15 @@ func (c *Chain) load() error {
 		}
 		return c.initialize()
 	}
-	if len(schema) != 4 || (binary.BigEndian.Uint32(schema) != SchemaVersion && binary.BigEndian.Uint32(schema) != schemaV1) {
-		return fmt.Errorf("%w: %s: schema %x, this node reads versions %d and %d", ErrSchema, c.path, schema, schemaV1, SchemaVersion)
+	if len(schema) != 4 {
+		return fmt.Errorf("%w: %s: schema %x, this node reads version %d", ErrSchema, c.path, schema, SchemaVersion)
 	}
-	version := binary.BigEndian.Uint32(schema)
+	if v := binary.BigEndian.Uint32(schema); v < SchemaVersion {
+		return fmt.Errorf("%w: %s: schema %d holds blocks without a state root (flare/block/v1), this node reads version %d: "+
+			"move the chain database away (or purge-chain) and sync again", ErrSchema, c.path, v, SchemaVersion)
+	} else if v != SchemaVersion {
+		return fmt.Errorf("%w: %s: schema %d, this node reads version %d", ErrSchema, c.path, v, SchemaVersion)
+	}
 	id, _, err := get(c.db, keyGenesis)
 	if err != nil {
 		return c.corrupted("read chain identity: %s", oneLine(err))
@@ -501,10 +536,8 @@ func (c *Chain) load() error {
 	if err := c.loadProof(); err != nil {
 		return err
 	}
-	if version == schemaV1 && !c.readOnly {
-		if err := c.migrateV1(); err != nil {
-			return err
-		}
+	if err := c.loadStatePruned(); err != nil {
+		return err
 	}
 	return c.loadEquivocators()
 }
@@ -538,81 +571,6 @@ func (c *Chain) Equivocated(proposer checkpoint.ValidatorIndex) bool {
 	defer c.mu.RUnlock()
 	_, ok := c.equivocators[proposer]
 	return ok
-}
-
-// migrateV1 upgrades a version 1 database in one synced batch: it indexes
-// every stored block above the finalized block by (slot, proposer) (walking
-// back from each tip, best tip first, so the best chain's blocks are the
-// "first" ones), stores evidence for two stored blocks of one (proposer,
-// slot), and writes SchemaVersion. Its cost grows with the blocks above the
-// finalized block, once.
-func (c *Chain) migrateV1() error {
-	fh, _ := c.height(c.finalized.Number)
-	tips := c.tipList()
-	slices.SortFunc(tips, func(a, b checkpoint.Tip) int {
-		if a.Beats(b) {
-			return -1
-		}
-		return 1
-	})
-	batch := c.db.NewIndexedBatch()
-	defer batch.Close()
-	indexed, evidence := 0, 0
-	for _, tip := range tips {
-		for cur := tip.Hash; ; {
-			hdr, ok, err := c.header(c.db, cur)
-			if err != nil {
-				return err
-			}
-			if !ok {
-				return c.corrupted("block %s below tip %s missing", cur.Short(), tip.Hash.Short())
-			}
-			if hdr.Number <= fh {
-				break
-			}
-			first, found, err := c.slotBlock(batch, hdr.Slot, hdr.Proposer)
-			if err != nil {
-				return err
-			}
-			switch {
-			case !found:
-				if err := batch.Set(slotKey(tagSlot, hdr.Slot, hdr.Proposer), marshalHeader(hdr), nil); err != nil {
-					return err
-				}
-				indexed++
-			case first.Hash() == cur:
-				// The rest of this branch was indexed from another tip.
-			default:
-				key := slotKey(tagEvidence, hdr.Slot, hdr.Proposer)
-				if _, have, err := get(batch, key); err != nil {
-					return c.corrupted("read block evidence: %s", oneLine(err))
-				} else if !have {
-					ev := BlockEquivocation{Proposer: hdr.Proposer, Slot: hdr.Slot, First: first, Second: hdr}
-					if err := batch.Set(key, marshalEvidence(ev), nil); err != nil {
-						return err
-					}
-					evidence++
-					c.log.Warn("Proposer equivocation: two different blocks for one slot; evidence stored",
-						zap.Uint32("proposer", uint32(hdr.Proposer)), zap.Uint64("slot", hdr.Slot),
-						zap.Stringer("first", first.Hash()), zap.Stringer("second", cur))
-				}
-			}
-			if found && first.Hash() == cur {
-				break
-			}
-			cur = hdr.ParentHash
-		}
-	}
-	if err := batch.Set(keySchema, binary.BigEndian.AppendUint32(nil, SchemaVersion), nil); err != nil {
-		return err
-	}
-	if err := c.commit(batch); err != nil {
-		return fmt.Errorf("upgrade chain database %s to schema %d: %w", c.path, SchemaVersion, err)
-	}
-	c.log.Info("Upgraded chain database schema",
-		zap.Uint32("from", schemaV1), zap.Uint32("to", SchemaVersion),
-		zap.Int("indexed_blocks", indexed), zap.Int("evidence", evidence))
-	return nil
 }
 
 func (c *Chain) isEmpty() (bool, error) {
@@ -675,10 +633,14 @@ func (c *Chain) initialize() error {
 		{keyBest, c.genesisHash[:]},
 		{keyJustified, marshalCheckpoint(gcp)},
 		{keyFinalized, marshalCheckpoint(gcp)},
+		{keyStatePruned, u64(0)},
 	} {
 		if err := b.Set(kv[0], kv[1], nil); err != nil {
 			return err
 		}
+	}
+	if err := c.exec.WriteGenesis(b, c.genesisHash); err != nil {
+		return fmt.Errorf("initialize chain database %s: genesis state: %w", c.path, err)
 	}
 	if err := c.commit(b); err != nil {
 		return fmt.Errorf("initialize chain database %s: %w", c.path, err)

@@ -18,7 +18,7 @@ import (
 func TestOpenNewChain(t *testing.T) {
 	e := newEnv(t, localSpec(t))
 	g := e.chain.Genesis()
-	require.Equal(t, GenesisBlock(e.spec), g)
+	require.Equal(t, GenesisBlock(e.spec, checkpoint.ZeroHash), g)
 	require.Equal(t, g.Header, e.chain.Best())
 	require.Equal(t, g.Hash(), e.chain.BestHash())
 	gcp := checkpoint.Checkpoint{Number: 0, Hash: g.Hash()}
@@ -127,7 +127,10 @@ func TestOpenRefusesCorruption(t *testing.T) {
 	}{
 		{"unknown schema version", func(t *testing.T, db *pebble.DB, _ []Block) {
 			require.NoError(t, db.Set(keySchema, []byte{0, 0, 0, 9}, pebble.Sync))
-		}, ErrSchema, "reads versions 1 and 2"},
+		}, ErrSchema, "schema 9, this node reads version 3"},
+		{"schema of blocks without state", func(t *testing.T, db *pebble.DB, _ []Block) {
+			require.NoError(t, db.Set(keySchema, []byte{0, 0, 0, 2}, pebble.Sync))
+		}, ErrSchema, "blocks without a state root"},
 		{"schema marker missing", func(t *testing.T, db *pebble.DB, _ []Block) {
 			require.NoError(t, db.Delete(keySchema, pebble.Sync))
 		}, ErrSchema, "no chain schema marker"},
@@ -146,8 +149,8 @@ func TestOpenRefusesCorruption(t *testing.T) {
 			require.NoError(t, db.Set(hashKey(tagHeader, a[5].Hash()), marshalHeader(h), pebble.Sync))
 		}, ErrCorrupted, "hashes to"},
 		{"best header truncated", func(t *testing.T, db *pebble.DB, a []Block) {
-			require.NoError(t, db.Set(hashKey(tagHeader, a[5].Hash()), []byte("flare/block/v1"), pebble.Sync))
-		}, ErrCorrupted, "not a flare/block/v1 header"},
+			require.NoError(t, db.Set(hashKey(tagHeader, a[5].Hash()), []byte("flare/block/v2"), pebble.Sync))
+		}, ErrCorrupted, "not a flare/block/v2 header"},
 		{"canonical index lost the best block", func(t *testing.T, db *pebble.DB, _ []Block) {
 			require.NoError(t, db.Delete(canonicalKey(6), pebble.Sync))
 		}, ErrCorrupted, "not canonical"},

@@ -2,6 +2,7 @@ package asf
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -326,6 +327,10 @@ func (c *Chain) setFinalizedLocked(cp checkpoint.Checkpoint, proof *checkpoint.F
 	if err := c.pruneSlotIndex(batch, cp); err != nil {
 		return nil, err
 	}
+	statePrunedNext, err := c.pruneStates(batch, fh)
+	if err != nil {
+		return nil, err
+	}
 	var stored *storedProof
 	if proof != nil {
 		fin, just := proofCheckpoints(*proof)
@@ -348,6 +353,7 @@ func (c *Chain) setFinalizedLocked(cp checkpoint.Checkpoint, proof *checkpoint.F
 	}
 	c.finalized, c.justified = cp, justified
 	c.slotPruned = c.slotPrunedNext
+	c.statePruned = statePrunedNext
 	if p := c.pendingJustified; p != nil && p.Number <= justified.Number {
 		c.pendingJustified = nil
 	}
@@ -406,6 +412,9 @@ func (c *Chain) prune(batch *pebble.Batch, cp checkpoint.Checkpoint) (pruned, pr
 					return nil, nil, err
 				}
 			}
+			if err := c.exec.Discard(batch, cur); err != nil {
+				return nil, nil, fmt.Errorf("discard the state of pruned block %s: %w", cur.Short(), err)
+			}
 			pruned = append(pruned, cur)
 			cur = hdr.ParentHash
 		}
@@ -448,4 +457,59 @@ func (c *Chain) pruneSlotIndex(batch *pebble.Batch, cp checkpoint.Checkpoint) er
 	}
 	c.slotPrunedNext = hdr.Slot + 1
 	return nil
+}
+
+// maxStatePrunesPerFinalization bounds the work (and the batch) of one
+// finalization; a backlog is pruned over the next finalizations.
+const maxStatePrunesPerFinalization = 512
+
+// pruneStates adds (in batch) the pruning of the canonical states of the
+// blocks below finalizedHeight - retention, from c.statePruned on, and
+// returns the new mark. c.mu is held.
+func (c *Chain) pruneStates(batch *pebble.Batch, finalizedHeight uint64) (uint64, error) {
+	next := c.statePruned
+	if finalizedHeight < c.retention {
+		return next, nil
+	}
+	limit := finalizedHeight - c.retention
+	for n := next; n < limit && n-c.statePruned < maxStatePrunesPerFinalization; n++ {
+		h, ok, err := c.canonical(batch, n)
+		if err != nil {
+			return 0, err
+		}
+		if !ok {
+			return 0, c.corrupted("canonical block #%d below the finalized block missing", n)
+		}
+		if err := c.exec.Prune(batch, h); err != nil {
+			return 0, fmt.Errorf("prune the state of block #%d %s: %w", n, h.Short(), err)
+		}
+		next = n + 1
+	}
+	if next != c.statePruned {
+		if err := batch.Set(keyStatePruned, u64(next), nil); err != nil {
+			return 0, err
+		}
+	}
+	return next, nil
+}
+
+// loadStatePruned reads the state pruning mark.
+func (c *Chain) loadStatePruned() error {
+	v, found, err := get(c.db, keyStatePruned)
+	if err != nil {
+		return c.corrupted("read the state pruning mark: %s", oneLine(err))
+	}
+	if !found || len(v) != 8 {
+		return c.corrupted("state pruning mark missing or malformed (%d bytes)", len(v))
+	}
+	c.statePruned = binary.BigEndian.Uint64(v)
+	return nil
+}
+
+// StatePruned returns the number of the lowest canonical block whose state
+// is complete (states below it were pruned).
+func (c *Chain) StatePruned() uint64 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.statePruned
 }

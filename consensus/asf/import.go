@@ -161,9 +161,29 @@ func (c *Chain) importBlock(ctx context.Context, b Block, allowEquivocation bool
 		c.equiv.Refused++
 		return res, equivocationErr()
 	}
+	// Last and most expensive: execute the body on the parent's state.
+	parentHeader, ok, err := c.header(c.db, b.Header.ParentHash)
+	if err != nil {
+		return res, err
+	}
+	if !ok {
+		return res, fmt.Errorf("block #%d %s: %w", b.Header.Number, hash.Short(), ErrUnknownParent)
+	}
+	exec, err := c.exec.Execute(parentHeader, b)
+	if err != nil {
+		return res, fmt.Errorf("block #%d %s: execute: %w", b.Header.Number, hash.Short(), err)
+	}
+	if root := exec.Root(); root != b.Header.StateRoot {
+		c.stateRootMismatches++
+		return res, fmt.Errorf("block #%d %s: %w: the body produces %s, the header says %s",
+			b.Header.Number, hash.Short(), ErrBadStateRoot, root.Short(), b.Header.StateRoot.Short())
+	}
 
 	batch := c.db.NewIndexedBatch()
 	defer batch.Close()
+	if err := exec.Write(batch, hash); err != nil {
+		return res, fmt.Errorf("block #%d %s: write state: %w", b.Header.Number, hash.Short(), err)
+	}
 	if err := batch.Set(hashKey(tagHeader, hash), marshalHeader(b.Header), nil); err != nil {
 		return res, err
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -25,7 +26,18 @@ type Producer struct {
 	index checkpoint.ValidatorIndex
 	clock Clock
 	log   *zap.Logger
+	// builder fills the body (nil: empty blocks).
+	builder BodyBuilder
 }
+
+// BuildFraction is the share of a slot the body builder may use, counted
+// from the start of the slot: the block must still reach the other
+// validators and be imported within the slot.
+const BuildFraction = 3
+
+// SetBuilder sets the body builder (nil: empty blocks). Call it before the
+// first Produce.
+func (p *Producer) SetBuilder(b BodyBuilder) { p.builder = b }
 
 // NewProducer returns a producer that signs with key as authority index. A
 // nil clock means the system clock, a nil logger no logs.
@@ -90,8 +102,21 @@ func (p *Producer) Produce(ctx context.Context, slot uint64) (*Block, ImportResu
 		Slot:        slot,
 		Proposer:    p.index,
 		TimestampMs: ts,
-		BodyRoot:    BodyRoot(nil),
+		StateRoot:   parent.StateRoot,
 	}}
+	if p.builder != nil {
+		slotLen := p.spec.SlotDuration()
+		deadline := time.UnixMilli(int64(ts)).Add(slotLen / BuildFraction)
+		if now := p.clock.Now(); !deadline.After(now) {
+			deadline = now.Add(slotLen / (4 * BuildFraction)) // a late start still builds a little
+		}
+		body, root, err := p.builder.BuildBody(ctx, parent, b.Header, deadline)
+		if err != nil {
+			return nil, ImportResult{}, fmt.Errorf("build the body of block #%d: %w", b.Header.Number, err)
+		}
+		b.Extrinsics, b.Header.StateRoot = body, root
+	}
+	b.Header.BodyRoot = BodyRoot(b.Extrinsics)
 	b.Header.Sign(p.key)
 	res, err := p.chain.Import(ctx, b)
 	if err != nil {
@@ -101,6 +126,7 @@ func (p *Producer) Produce(ctx context.Context, slot uint64) (*Block, ImportResu
 		zap.Uint64("number", res.Number),
 		zap.Stringer("hash", res.Hash),
 		zap.Uint64("slot", slot),
+		zap.Int("extrinsics", len(b.Extrinsics)),
 		zap.Bool("best", res.NewBest))
 	return &b, res, nil
 }

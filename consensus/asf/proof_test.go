@@ -25,7 +25,7 @@ func certificate(t testing.TB, spec *chainspec.Spec, source, target checkpoint.C
 			signers = append(signers, i)
 		}
 	}
-	v := checkpoint.Vote{Genesis: GenesisBlock(spec).Hash(), SetID: spec.SetID, Source: source, Target: target}
+	v := checkpoint.Vote{Genesis: GenesisBlock(spec, checkpoint.ZeroHash).Hash(), SetID: spec.SetID, Source: source, Target: target}
 	var votes []checkpoint.SignedVote
 	for _, i := range signers {
 		sv := checkpoint.SignedVote{Vote: v, Validator: checkpoint.ValidatorIndex(i)}

@@ -12,12 +12,10 @@ import (
 )
 
 // SchemaVersion is the layout version of the chain database. Version 2 added
-// the slot index, block evidence and the finality proof; a version 1
-// database is upgraded in place when opened for writing (see migrateV1).
-const SchemaVersion uint32 = 2
-
-// schemaV1 is the first layout, without slot index, evidence or proof.
-const schemaV1 uint32 = 1
+// the slot index, block evidence and the finality proof; version 3 stores
+// flare/block/v2 headers (with a state root) and the account state. Older
+// layouts hold blocks of another protocol and are refused (ErrSchema).
+const SchemaVersion uint32 = 3
 
 // Key layout of the chain database. Every key starts with a one-byte table
 // tag.
@@ -28,6 +26,10 @@ const schemaV1 uint32 = 1
 //	'm' "justified" -> checkpoint number u64 BE | hash (32)
 //	'm' "finalized" -> checkpoint number u64 BE | hash (32)
 //	'm' "finproof"  -> protobuf FinalityProof (absent until one is stored)
+//	'm' "statepruned" -> u64 BE: canonical states of blocks below this
+//	                   number are pruned (Executor.Prune was applied)
+//	'N' 'J' 'X' 'Y' -> the account state, owned by the Executor (package
+//	                   state, see docs/state.md)
 //	'h' hash        -> stored header (signing bytes | signature)
 //	'b' hash        -> protobuf block
 //	'c' number BE   -> canonical (best chain) block hash at that number
@@ -40,12 +42,13 @@ const schemaV1 uint32 = 1
 //	                   different block for the same (proposer, slot); kept
 //	                   for good, one record per (proposer, slot)
 var (
-	keySchema     = []byte("mschema")
-	keyGenesis    = []byte("mgenesis")
-	keyBest       = []byte("mbest")
-	keyJustified  = []byte("mjustified")
-	keyFinalized  = []byte("mfinalized")
-	keyFinalProof = []byte("mfinproof")
+	keySchema      = []byte("mschema")
+	keyGenesis     = []byte("mgenesis")
+	keyBest        = []byte("mbest")
+	keyJustified   = []byte("mjustified")
+	keyFinalized   = []byte("mfinalized")
+	keyFinalProof  = []byte("mfinproof")
+	keyStatePruned = []byte("mstatepruned")
 )
 
 const (

@@ -2,6 +2,7 @@ package asf
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -169,6 +170,9 @@ func (c *Chain) evictBranches(batch *pebble.Batch, victims []checkpoint.Tip, kee
 			if err := batch.Delete(hashKey(tag, h), nil); err != nil {
 				return nil, err
 			}
+		}
+		if err := c.exec.Discard(batch, h); err != nil {
+			return nil, fmt.Errorf("discard the state of evicted block %s: %w", h.Short(), err)
 		}
 		deleted = append(deleted, h)
 	}
