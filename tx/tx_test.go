@@ -79,6 +79,7 @@ func TestWorkedExample(t *testing.T) {
 		"1220edc8f5f63243dccd9c4cde67dc546d8537555db81357aab2956104cc21717654"+
 		"1a20d388d44a877d798facec822bce1a1b605fb7b76ed682408421a93fb4e5eb6021"+
 		"2005"+"2801"+"3a40"+sig, hex.EncodeToString(x.Encode()), "nonce 0 is omitted")
+	require.Len(t, x.Encode(), 172, "docs/wire.md")
 	require.Equal(t, "0x52069720fa669e6b504cf784c9d2a0d2ea3a533558ced87d7220c34bfc0c12cc", x.Hash().String())
 }
 
