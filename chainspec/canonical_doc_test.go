@@ -7,15 +7,19 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
+	"github.com/ethereum/go-ethereum/crypto"
+	"github.com/ethereum/go-ethereum/trie"
 	"golang.org/x/crypto/blake2b"
 
 	"github.com/flarechain/flare-node/chainspec"
-	"github.com/flarechain/flare-node/consensus/asf"
+	"github.com/flarechain/flare-node/node/engine"
 )
 
 // docString encodes s by the string rule of docs/wire.md ("Chain identity",
@@ -115,18 +119,47 @@ func docGenesisHash(t *testing.T, file []byte) (canonical []byte, genesis [32]by
 	ts, err := json.Number(num(m["genesis_timestamp_ms"])).Int64()
 	require.NoError(t, err)
 	var hdr bytes.Buffer
-	hdr.WriteString("flare/block/v1")
+	hdr.WriteString("flare/block/v2")
 	hdr.Write(make([]byte, 32))                               // parent
 	hdr.Write(make([]byte, 8))                                // number 0
 	hdr.Write(make([]byte, 8))                                // slot 0
 	hdr.Write(make([]byte, 4))                                // proposer 0
 	hdr.Write(binary.BigEndian.AppendUint64(nil, uint64(ts))) // timestamp
 	hdr.Write(specHash[:])                                    // body root
+	root := docStateRoot(t, bals)
+	hdr.Write(root[:]) // state root
 	return canonical, blake2b.Sum256(hdr.Bytes())
 }
 
+// docStateRoot is the genesis state root by docs/state.md: an Ethereum
+// Merkle Patricia trie (built here with go-ethereum's StackTrie, not with
+// package state) with key keccak256(address) and value balance u64 BE |
+// nonce u64 BE (nonce 0), inserted in key order.
+func docStateRoot(t *testing.T, bals []any) [32]byte {
+	type kv struct{ k, v []byte }
+	var kvs []kv
+	for _, a := range bals {
+		am := a.(map[string]any)
+		raw, err := hex.DecodeString(am["address"].(string)[2:])
+		require.NoError(t, err)
+		bal, err := strconv.ParseUint(am["balance"].(string), 10, 64)
+		require.NoError(t, err)
+		kvs = append(kvs, kv{crypto.Keccak256(raw), binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, bal), 0)})
+	}
+	sort.Slice(kvs, func(i, j int) bool { return bytes.Compare(kvs[i].k, kvs[j].k) < 0 })
+	st := trie.NewStackTrie(nil)
+	for _, e := range kvs {
+		require.NoError(t, st.Update(e.k, e.v))
+	}
+	return st.Hash()
+}
+
 func nodeGenesisHash(spec *chainspec.Spec) [32]byte {
-	return asf.GenesisBlock(spec).Header.Hash()
+	h, err := engine.GenesisHash(spec)
+	if err != nil {
+		panic(err)
+	}
+	return h
 }
 
 func TestCanonicalJSONAsDocumented(t *testing.T) {
@@ -140,7 +173,7 @@ func TestCanonicalJSONAsDocumented(t *testing.T) {
 			require.Equal(t, string(spec.CanonicalJSON()), string(canonical))
 			require.Equal(t, nodeGenesisHash(spec), genesis)
 			if name == "dev" {
-				require.Equal(t, "b9e5c706b7c81d4f37249d68968d54414f6955cb9d5651383fc4d7bbb5d08f16", hex.EncodeToString(genesis[:]), "docs/wire.md example")
+				require.Equal(t, "aaedf72c5c14659d933853a19772d7d9607bea1ed6d37b6d8509ab2a2456a869", hex.EncodeToString(genesis[:]), "docs/wire.md example")
 			}
 		})
 	}

@@ -20,8 +20,8 @@ import (
 // computed independently of this package (Python hashlib.blake2b and the
 // pyca/cryptography ed25519 implementation over the documented layout).
 const (
-	goldenDevHash   = "0x8ee5be2650547fbab69d141490da09c1d36a0bed27d75960203f9f6b21d2f1d4"
-	goldenLocalHash = "0x3b7fe81949a848b04b6ed1cbcb4cb8f60d8a4b519b8c97dcc00c87b1f65cf7f7"
+	goldenDevHash   = "0x82a5a547eafae964655b491a76fced2033bab25090dab789e0a25f40600f9c7d"
+	goldenLocalHash = "0x919bf230f6462260e870c15e18fffbc22b2a52f1b85513c0ee26bb19975b4e46"
 	goldenAlicePub  = "edc8f5f63243dccd9c4cde67dc546d8537555db81357aab2956104cc21717654"
 	goldenBobPub    = "d388d44a877d798facec822bce1a1b605fb7b76ed682408421a93fb4e5eb6021"
 )

@@ -3,6 +3,7 @@ package node
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -35,6 +36,8 @@ import (
 	"github.com/flarechain/flare-node/consensus/finality"
 	"github.com/flarechain/flare-node/internal/buildinfo"
 	"github.com/flarechain/flare-node/node/api"
+	"github.com/flarechain/flare-node/state"
+	"github.com/flarechain/flare-node/tx"
 )
 
 // openAPI is docs/api/openapi.yaml, validated, with a router for its paths.
@@ -766,7 +769,7 @@ func TestEvidenceEndpoint(t *testing.T) {
 
 	// Two different blocks of bob (authority 1) for each of two of his
 	// past slots, on genesis.
-	genesis := asf.GenesisBlock(n.spec)
+	genesis, _, _ := n.chain.BlockByHash(GenesisHash(n.spec))
 	now := asf.SlotAt(n.spec, time.Now())
 	var slots []uint64
 	for s := now; len(slots) < 2; s-- {
@@ -774,9 +777,19 @@ func TestEvidenceEndpoint(t *testing.T) {
 			slots = append([]uint64{s}, slots...)
 		}
 	}
+	// The two versions differ by the amount of one transfer of bob's.
 	block := func(slot uint64, extrinsic string) asf.Block {
+		alice, err := chainspec.DevKey("alice")
+		require.NoError(t, err)
+		x := &tx.Tx{Genesis: GenesisHash(n.spec), To: tx.AddressOf(alice.Public().(ed25519.PublicKey)),
+			Amount: uint64(len(extrinsic)), Fee: n.spec.MinFee}
+		x.Sign(bob)
 		b := asf.Block{Header: asf.Header{ParentHash: genesis.Hash(), Number: 1, Slot: slot, Proposer: 1,
-			TimestampMs: uint64(asf.SlotStart(n.spec, slot).UnixMilli())}, Extrinsics: [][]byte{[]byte(extrinsic)}}
+			TimestampMs: uint64(asf.SlotStart(n.spec, slot).UnixMilli())}, Extrinsics: [][]byte{x.Encode()}}
+		res, err := n.exec.State().Execute(genesis.Header.StateRoot, state.Env{Genesis: GenesisHash(n.spec), MinFee: n.spec.MinFee,
+			Number: 1, Proposer: tx.AddressOf(bob.Public().(ed25519.PublicKey))}, b.Extrinsics, nil)
+		require.NoError(t, err)
+		b.Header.StateRoot = res.Root
 		b.Header.BodyRoot = asf.BodyRoot(b.Extrinsics)
 		b.Header.Sign(bob)
 		return b

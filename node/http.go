@@ -68,7 +68,10 @@ func (n *Node) setupHTTP(log *zap.Logger) {
 	if n.metricsListener == nil && n.rpcListener == nil {
 		return
 	}
-	src := api.Sources{Chain: n.chain, Engine: n.engine, Network: n.net, Started: n.networkStarted}
+	src := api.Sources{Chain: n.chain, Engine: n.engine, Network: n.net, Started: n.networkStarted, Blocks: n.chain}
+	if n.exec != nil {
+		src.State = n.exec.State()
+	}
 	if n.gadget != nil {
 		src.Finality = n.gadget
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/flarechain/flare-node/node/api"
 	"github.com/flarechain/flare-node/node/engine"
 	"github.com/flarechain/flare-node/p2p"
+	"github.com/flarechain/flare-node/tx"
 )
 
 // ErrStartup marks errors that refuse a start (corrupted or foreign
@@ -57,7 +58,11 @@ type Node struct {
 	log   *zap.Logger
 	clock Clock
 
-	chain  *asf.Chain
+	chain *asf.Chain
+	// exec executes block bodies on the account state (set when the chain
+	// opens); sigs caches verified transaction signatures.
+	exec   *engine.StateExecutor
+	sigs   *tx.SigCache
 	cpdb   *checkpointdb.CheckpointDB
 	engine *engine.Engine
 	// gadget is the engine's finality gadget (nil without --enable-asf).
@@ -129,6 +134,7 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger) (_ *Node, err
 		fatalCh:   make(chan struct{}),
 		diskEvery: diskCheckInterval,
 		metrics:   newMetrics(),
+		sigs:      tx.NewSigCache(sigCacheSize),
 	}
 	defer func() {
 		if err != nil {
@@ -209,7 +215,10 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger) (_ *Node, err
 	var opens sync.WaitGroup
 	errs := make([]error, 2)
 	opens.Go(func() {
-		n.chain, errs[0] = asf.OpenChainContext(ctx, cfg.ChainDBPath(), n.spec, asf.ChainOptions{Logger: log, Clock: n.clock})
+		n.chain, errs[0] = asf.OpenChainContext(ctx, cfg.ChainDBPath(), n.spec, asf.ChainOptions{
+			Logger: log, Clock: n.clock,
+			Executor: engine.NewStateExecutorFactory(n.spec, n.sigs, log, &n.exec),
+		})
 	})
 	if cfg.EnableASF && cfg.Persistence.Enabled {
 		opens.Go(func() {
@@ -349,6 +358,7 @@ func (n *Node) openEngine(ctx context.Context, log *zap.Logger, key ed25519.Priv
 	}
 	if isAuthority {
 		ecfg.Producer = asf.NewProducer(n.chain, n.spec, key, index, n.clock, log)
+		ecfg.Producer.SetBuilder(n.exec)
 		n.producing = true
 	}
 	if !cfg.EnableASF {
@@ -408,12 +418,23 @@ func (n *Node) openEngine(ctx context.Context, log *zap.Logger, key ed25519.Priv
 // bootnodes).
 func (n *Node) alone() bool { return len(n.spec.Authorities) == 1 && len(n.cfg.P2P.Bootnodes) == 0 }
 
+// sigCacheSize is how many verified transaction signatures are remembered
+// (a few full blocks and a full pool).
+const sigCacheSize = 200_000
+
 // GenesisHash is the chain identity every vote, certificate, database and
 // gossip topic is bound to: the hash of the genesis block, whose body root is
 // the BLAKE2b-256 hash of the canonical chain spec (so it commits to the whole
 // spec). Checkpoint 0 is (0, GenesisHash).
+//
+// A spec that passed Validate always has one; for any other the zero hash
+// is returned, which matches no chain.
 func GenesisHash(spec *chainspec.Spec) checkpoint.Hash {
-	return asf.GenesisBlock(spec).Header.Hash()
+	h, err := engine.GenesisHash(spec)
+	if err != nil {
+		return checkpoint.ZeroHash
+	}
+	return h
 }
 
 // authoritySet is the spec's authority set bound to the chain identity.

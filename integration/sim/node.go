@@ -113,7 +113,9 @@ func (nd *simNode) start() {
 	}
 	clock := nodeClock{nd}
 	log := w.log.Named(nd.name)
-	chain, err := asf.OpenChain(chainPath, w.spec, asf.ChainOptions{FS: nd.fs, Clock: clock, Logger: log})
+	var exec *engine.StateExecutor
+	chain, err := asf.OpenChain(chainPath, w.spec, asf.ChainOptions{FS: nd.fs, Clock: clock, Logger: log,
+		Executor: engine.NewStateExecutorFactory(w.spec, nil, log, &exec)})
 	if err != nil {
 		w.violation("%s: chain database does not open after a crash: %v", nd.name, err)
 		return
@@ -157,6 +159,7 @@ func (nd *simNode) start() {
 		idx := checkpoint.ValidatorIndex(nd.key)
 		cfg.Signer = finality.NewSafeSigner(cpdb, finality.NewKeySigner(key), idx, w.genesis, w.mut.signer)
 		cfg.Producer = asf.NewProducer(chain, w.spec, key, idx, clock, log)
+		cfg.Producer.SetBuilder(exec)
 		if nd.fresh {
 			cfg.SignerInit = engine.SignerFresh
 			cfg.OnSignerInitialised = func() { nd.fresh = false }

@@ -18,6 +18,7 @@ import (
 	"github.com/flarechain/flare-node/chainspec"
 	"github.com/flarechain/flare-node/consensus/asf"
 	"github.com/flarechain/flare-node/consensus/checkpoint"
+	"github.com/flarechain/flare-node/node/engine"
 )
 
 // Options configure one run.
@@ -245,8 +246,11 @@ func (w *world) buildSpec() {
 	if err := w.spec.Validate(); err != nil {
 		panic(err)
 	}
-	g := asf.GenesisBlock(w.spec)
-	w.genesis = g.Hash()
+	g, err := engine.GenesisHash(w.spec)
+	if err != nil {
+		panic(err)
+	}
+	w.genesis = g
 	w.blocks[w.genesis] = blockInfo{number: 0}
 	keys := make([]ed25519.PublicKey, n)
 	for i := range n {

@@ -93,6 +93,9 @@ type Sources struct {
 	Finality Finality
 	DB       CheckpointDB
 	Network  Network
+	// State and Blocks serve accounts and blocks (nil: 404).
+	State  State
+	Blocks Blocks
 	// Started returns when the node started its network, and false while it
 	// is still starting.
 	Started func() (time.Time, bool)
@@ -109,7 +112,7 @@ type Server struct {
 }
 
 // Paths are the API's routes (besides /metrics, which the node adds).
-var Paths = []string{"/healthz", "/readyz", "/status", "/checkpoints", "/checkpoints/{n}", "/finality/latest", "/evidence", "/peers"}
+var Paths = []string{"/healthz", "/readyz", "/status", "/checkpoints", "/checkpoints/{n}", "/finality/latest", "/evidence", "/peers", "/accounts/{address}", "/blocks/{id}"}
 
 // New builds the API server.
 func New(info Info, src Sources, log *zap.Logger) *Server {
@@ -128,6 +131,8 @@ func New(info Info, src Sources, log *zap.Logger) *Server {
 	s.mux.HandleFunc("GET /finality/latest", s.serveFinalityLatest)
 	s.mux.HandleFunc("GET /evidence", s.serveEvidence)
 	s.mux.HandleFunc("GET /peers", s.servePeers)
+	s.mux.HandleFunc("GET /accounts/{address}", s.serveAccount)
+	s.mux.HandleFunc("GET /blocks/{id}", s.serveBlock)
 	return s
 }
 

@@ -160,12 +160,15 @@ type BlockHeader struct {
 	Proposer    uint32 `json:"proposer"`
 	TimestampMs uint64 `json:"timestamp_ms"`
 	BodyRoot    string `json:"body_root"`
-	Signature   string `json:"signature"`
+	// StateRoot is the account state root after the block (0x-hex).
+	StateRoot string `json:"state_root"`
+	Signature string `json:"signature"`
 }
 
 func headerJSON(h asf.Header) BlockHeader {
 	return BlockHeader{Number: h.Number, Hash: h.Hash().String(), ParentHash: h.ParentHash.String(), Slot: h.Slot,
-		Proposer: uint32(h.Proposer), TimestampMs: h.TimestampMs, BodyRoot: h.BodyRoot.String(), Signature: hexString(h.Signature[:])}
+		Proposer: uint32(h.Proposer), TimestampMs: h.TimestampMs, BodyRoot: h.BodyRoot.String(),
+		StateRoot: h.StateRoot.String(), Signature: hexString(h.Signature[:])}
 }
 
 // BlockEquivocation is the proof that Proposer signed two different blocks
