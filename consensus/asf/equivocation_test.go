@@ -535,4 +535,3 @@ func TestCorruptedSlotIndexAndEvidence(t *testing.T) {
 	require.ErrorIs(t, err, ErrCorrupted)
 	require.Contains(t, err.Error(), "block evidence 2/2")
 }
-
