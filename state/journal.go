@@ -122,8 +122,8 @@ func (r *Result) changes() (created []common.Hash, blobs map[common.Hash][]byte,
 		kh.Read(h[:])
 		dropped = append(dropped, h)
 	}
-	slices.SortFunc(created, func(a, b common.Hash) int { return bytes.Compare(a[:], b[:]) })
-	slices.SortFunc(dropped, func(a, b common.Hash) int { return bytes.Compare(a[:], b[:]) })
+	sortHashes(created)
+	sortHashes(dropped)
 	return created, blobs, dropped
 }
 
@@ -134,6 +134,11 @@ func (r *Result) changes() (created []common.Hash, blobs map[common.Hash][]byte,
 // commits w with its block. A blockHash whose journal is already committed
 // (or in w, when w is an indexed batch) is left as it is.
 func (r *Result) Write(w pebble.Writer, blockHash checkpoint.Hash) error {
+	created, blobs, dropped := r.changes()
+	return r.writeNodes(w, blockHash, created, blobs, dropped)
+}
+
+func (r *Result) writeNodes(w pebble.Writer, blockHash checkpoint.Hash, created []common.Hash, blobs map[common.Hash][]byte, dropped []common.Hash) error {
 	d := r.db
 	if d == nil {
 		return fmt.Errorf("state: result without a DB")
@@ -144,7 +149,6 @@ func (r *Result) Write(w pebble.Writer, blockHash checkpoint.Hash) error {
 	} else if old != nil {
 		return nil
 	}
-	created, blobs, dropped := r.changes()
 	if err := d.addRefs(w, g, created, blobs); err != nil {
 		return err
 	}
@@ -158,6 +162,10 @@ func (r *Result) Write(w pebble.Writer, blockHash checkpoint.Hash) error {
 		}
 	}
 	return w.Set(journalKey(blockHash), j.encode(), nil)
+}
+
+func sortHashes(hs []common.Hash) {
+	slices.SortFunc(hs, func(a, b common.Hash) int { return bytes.Compare(a[:], b[:]) })
 }
 
 // addRefs adds one reference per occurrence of a hash in hs (sorted),
