@@ -66,6 +66,11 @@ type Pool struct {
 
 	events    []Event
 	maxEvents int
+	// restoring is set while Update re-admits retracted transactions: the
+	// global future cap is then enforced once at the end (trimFutureLocked),
+	// so a restored transaction is not refused for room that the
+	// transactions it will promote hold.
+	restoring bool
 	stats     Stats
 }
 
@@ -453,6 +458,9 @@ func (p *Pool) normalizeLocked(a *account) {
 func (p *Pool) planEvictionLocked(t *tx.Tx, want Status, dCount, dFuture, dBytes int) ([]*entry, error) {
 	needCount := p.ready + p.future + dCount - p.cfg.MaxTxs
 	needFuture := p.future + dFuture - p.cfg.MaxFuture
+	if p.restoring {
+		needFuture = 0
+	}
 	needBytes := p.bytes + dBytes - p.cfg.MaxBytes
 	if needCount <= 0 && needFuture <= 0 && needBytes <= 0 {
 		return nil, nil
@@ -536,6 +544,7 @@ func (p *Pool) Remove(h tx.Hash, reason Reason) {
 	a := p.accounts[e.tx.From]
 	p.removeLocked(a, e, Event{Kind: kind, Reason: reason, Detail: "removed"})
 	p.normalizeLocked(a)
+	p.trimFutureLocked() // the demoted may exceed MaxFuture
 	p.boundEventsLocked()
 }
 
@@ -608,6 +617,8 @@ func (p *Pool) Update(state StateReader, included, retracted []*tx.Tx) []Event {
 		}
 		return back[i].Nonce < back[j].Nonce
 	})
+	p.restoring = true
+	defer func() { p.restoring = false }()
 	for _, t0 := range back {
 		t := *t0
 		h := t.Hash()
@@ -728,6 +739,7 @@ func (p *Pool) Expire() []Event {
 				p.normalizeLocked(a)
 			}
 		}
+		p.trimFutureLocked()
 	}
 	return p.takeEventsLocked()
 }
