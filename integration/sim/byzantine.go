@@ -2,6 +2,8 @@ package sim
 
 import (
 	"crypto/ed25519"
+	"github.com/flarechain/flare-node/state"
+	"github.com/flarechain/flare-node/tx"
 	"time"
 
 	"github.com/flarechain/flare-node/consensus/asf"
@@ -53,9 +55,10 @@ func (w *world) byzAuthored(nd *simNode, b asf.Block) {
 	}
 	n := nd.byz.b.equivocateBlocks
 	for i := range n {
-		fb := asf.Block{Header: b.Header, Extrinsics: [][]byte{{byte(i), byte(i >> 8), 0xb7}}}
-		fb.Header.BodyRoot = asf.BodyRoot(fb.Extrinsics)
-		fb.Header.Sign(nd.byzKey())
+		fb, ok := w.altVersion(nd, b, uint64(i)+1)
+		if !ok {
+			continue
+		}
 		w.noteBlock(fb)
 		m := blockMsg(fb)
 		// Each forged copy goes to one random peer: different nodes see a
@@ -81,9 +84,11 @@ func (w *world) splitSlot(nd *simNode, b asf.Block) {
 		}
 		v := b
 		if versions > 0 {
-			v = asf.Block{Header: b.Header, Extrinsics: [][]byte{{byte(versions), 0x5b}}}
-			v.Header.BodyRoot = asf.BodyRoot(v.Extrinsics)
-			v.Header.Sign(nd.byzKey())
+			alt, ok := w.altVersion(nd, b, 1000+uint64(versions))
+			if !ok {
+				continue
+			}
+			v = alt
 			w.noteBlock(v)
 		}
 		versions++
@@ -188,4 +193,35 @@ func replayOld(w *world, nd *simNode) {
 		// have been lost in a restart).
 		w.send(nd, to, m)
 	}
+}
+
+// altVersion returns another valid version of the byzantine node's block b:
+// the same header with a body of one self-transfer of amount (a different
+// amount gives a different body and block hash, and the same state root),
+// executed on b's parent state like any proposer would.
+func (w *world) altVersion(nd *simNode, b asf.Block, amount uint64) (asf.Block, bool) {
+	if nd.exec == nil || nd.chain == nil {
+		return asf.Block{}, false
+	}
+	parent, ok, err := nd.chain.HeaderByHash(b.Header.ParentHash)
+	if err != nil || !ok {
+		return asf.Block{}, false
+	}
+	me := tx.AddressOf(nd.byzKey().Public().(ed25519.PublicKey))
+	acc, _, err := nd.exec.State().Account(parent.StateRoot, me)
+	if err != nil {
+		return asf.Block{}, false
+	}
+	t := &tx.Tx{Genesis: w.genesis, To: me, Amount: amount, Fee: w.spec.MinFee, Nonce: acc.Nonce}
+	t.Sign(nd.byzKey())
+	body := [][]byte{t.Encode()}
+	res, err := nd.exec.State().Execute(parent.StateRoot, state.Env{Genesis: w.genesis, MinFee: w.spec.MinFee, Number: b.Header.Number, Proposer: me}, body, nil)
+	if err != nil {
+		return asf.Block{}, false
+	}
+	v := asf.Block{Header: b.Header, Extrinsics: body}
+	v.Header.BodyRoot = asf.BodyRoot(body)
+	v.Header.StateRoot = res.Root
+	v.Header.Sign(nd.byzKey())
+	return v, true
 }

@@ -34,6 +34,7 @@ type simNode struct {
 	up    bool
 	gen   int
 	chain *asf.Chain
+	exec  *engine.StateExecutor
 	cpdb  *checkpointdb.CheckpointDB
 	eng   *engine.Engine
 
@@ -179,7 +180,7 @@ func (nd *simNode) start() {
 		w.violation("%s: start failed: %v", nd.name, err)
 		return
 	}
-	nd.chain, nd.cpdb, nd.eng = chain, cpdb, eng
+	nd.chain, nd.exec, nd.cpdb, nd.eng = chain, exec, cpdb, eng
 	nd.up = true
 	nd.upSince = w.now
 	if nd.startedAt.IsZero() {

@@ -19,6 +19,7 @@ import (
 	"github.com/flarechain/flare-node/consensus/asf"
 	"github.com/flarechain/flare-node/consensus/checkpoint"
 	"github.com/flarechain/flare-node/node/engine"
+	"github.com/flarechain/flare-node/tx"
 )
 
 // Options configure one run.
@@ -222,16 +223,21 @@ func newWorld(opts Options) *world {
 	return w
 }
 
+// simBalance is the genesis balance of every validator key.
+const simBalance = 1_000_000_000
+
 func (w *world) buildSpec() {
 	n := w.sc.validators
 	w.keys = make([]ed25519.PrivateKey, n)
 	auths := make([]chainspec.Authority, n)
+	var balances []chainspec.Balance
 	for i := range n {
 		var seed [ed25519.SeedSize]byte
 		copy(seed[:], "flare-sim-validator")
 		binary.BigEndian.PutUint32(seed[28:], uint32(i))
 		w.keys[i] = ed25519.NewKeyFromSeed(seed[:])
 		auths[i] = chainspec.Authority{Name: fmt.Sprintf("v%d", i), PublicKey: fmt.Sprintf("%x", w.keys[i].Public())}
+		balances = append(balances, chainspec.Balance{Address: tx.AddressOf(w.keys[i].Public().(ed25519.PublicKey)).String(), Balance: simBalance})
 	}
 	w.spec = &chainspec.Spec{
 		Name:               "Simulation",
@@ -242,6 +248,8 @@ func (w *world) buildSpec() {
 		CheckpointInterval: w.sc.interval,
 		SetID:              1,
 		Authorities:        auths,
+		MinFee:             1,
+		Balances:           balances,
 	}
 	if err := w.spec.Validate(); err != nil {
 		panic(err)
