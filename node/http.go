@@ -71,6 +71,10 @@ func (n *Node) setupHTTP(log *zap.Logger) {
 	src := api.Sources{Chain: n.chain, Engine: n.engine, Network: n.net, Started: n.networkStarted, Blocks: n.chain}
 	if n.exec != nil {
 		src.State = n.exec.State()
+		src.TxIndex = n.exec.State()
+	}
+	if n.pool != nil {
+		src.Pool = n.pool
 	}
 	if n.gadget != nil {
 		src.Finality = n.gadget

@@ -26,6 +26,7 @@ import (
 	"github.com/flarechain/flare-node/node/engine"
 	"github.com/flarechain/flare-node/p2p"
 	"github.com/flarechain/flare-node/tx"
+	"github.com/flarechain/flare-node/txpool"
 )
 
 // ErrStartup marks errors that refuse a start (corrupted or foreign
@@ -61,8 +62,10 @@ type Node struct {
 	chain *asf.Chain
 	// exec executes block bodies on the account state (set when the chain
 	// opens); sigs caches verified transaction signatures.
-	exec   *engine.StateExecutor
-	sigs   *tx.SigCache
+	exec *engine.StateExecutor
+	sigs *tx.SigCache
+	// pool holds the transactions waiting for a block.
+	pool   *txpool.Pool
 	cpdb   *checkpointdb.CheckpointDB
 	engine *engine.Engine
 	// gadget is the engine's finality gadget (nil without --enable-asf).
@@ -241,6 +244,9 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger) (_ *Node, err
 			return nil, err
 		}
 	}
+	if n.pool, err = n.newPool(); err != nil {
+		return nil, fmt.Errorf("%w: transaction pool: %w", ErrStartup, err)
+	}
 	if err := n.openEngine(ctx, log, key, index, isAuthority, earlier); err != nil {
 		return nil, err
 	}
@@ -359,6 +365,7 @@ func (n *Node) openEngine(ctx context.Context, log *zap.Logger, key ed25519.Priv
 	if isAuthority {
 		ecfg.Producer = asf.NewProducer(n.chain, n.spec, key, index, n.clock, log)
 		ecfg.Producer.SetBuilder(n.exec)
+		n.exec.SetSource(poolSource{n.pool})
 		n.producing = true
 	}
 	if !cfg.EnableASF {
@@ -519,6 +526,7 @@ func (n *Node) Run(ctx context.Context) (err error) {
 	essential("peers", n.runPeers)
 	essential("status", n.runStatus)
 	essential("engine-tick", n.runTick)
+	essential("txpool", n.runPool)
 	if n.gadget != nil {
 		essential("checkpoint-maintenance", n.runMaintenance)
 	}

@@ -96,6 +96,10 @@ type Sources struct {
 	// State and Blocks serve accounts and blocks (nil: 404).
 	State  State
 	Blocks Blocks
+	// Pool admits transactions (nil: POST /tx is 404); TxIndex finds
+	// included ones.
+	Pool    Pool
+	TxIndex TxIndex
 	// Started returns when the node started its network, and false while it
 	// is still starting.
 	Started func() (time.Time, bool)
@@ -112,7 +116,7 @@ type Server struct {
 }
 
 // Paths are the API's routes (besides /metrics, which the node adds).
-var Paths = []string{"/healthz", "/readyz", "/status", "/checkpoints", "/checkpoints/{n}", "/finality/latest", "/evidence", "/peers", "/accounts/{address}", "/blocks/{id}"}
+var Paths = []string{"/healthz", "/readyz", "/status", "/checkpoints", "/checkpoints/{n}", "/finality/latest", "/evidence", "/peers", "/accounts/{address}", "/blocks/{id}", "/tx", "/tx/{hash}"}
 
 // New builds the API server.
 func New(info Info, src Sources, log *zap.Logger) *Server {
@@ -133,12 +137,18 @@ func New(info Info, src Sources, log *zap.Logger) *Server {
 	s.mux.HandleFunc("GET /peers", s.servePeers)
 	s.mux.HandleFunc("GET /accounts/{address}", s.serveAccount)
 	s.mux.HandleFunc("GET /blocks/{id}", s.serveBlock)
+	s.mux.HandleFunc("POST /tx", s.serveSubmitTx)
+	s.mux.HandleFunc("GET /tx/{hash}", s.serveTx)
 	return s
 }
 
 // Register adds every API route to mux.
 func (s *Server) Register(mux *http.ServeMux) {
 	for _, p := range Paths {
+		if p == "/tx" {
+			mux.Handle("POST "+p, s.mux)
+			continue
+		}
 		mux.Handle("GET "+p, s.mux)
 	}
 }
