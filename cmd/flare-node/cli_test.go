@@ -613,6 +613,12 @@ func TestTestnet(t *testing.T) {
 	spec, err := chainspec.Load(filepath.Join(dir, testnetSpecFile))
 	require.NoError(t, err)
 	require.Len(t, spec.Authorities, n)
+	// Every validator key it writes holds a genesis balance.
+	require.Len(t, spec.Balances, n)
+	for i, b := range spec.Balances {
+		require.Equal(t, "0x"+strings.ToLower(strings.TrimPrefix(spec.Authorities[i].PublicKey, "0x")), b.Address)
+		require.Equal(t, uint64(chainspec.DevBalance), b.Balance)
+	}
 	set := spec.AuthoritySet()
 
 	env := readEnvFile(t, filepath.Join(dir, testnetEnvFile))

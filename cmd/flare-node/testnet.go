@@ -120,6 +120,7 @@ func testnetAction(c *cli.Context) error {
 		GenesisTimestampMs: uint64(time.Now().UnixMilli()),
 		SlotDurationMs:     slotMs,
 		CheckpointInterval: c.Uint64("checkpoint-interval"),
+		MinFee:             chainspec.DevMinFee,
 	}
 	for i := range keys {
 		if _, keys[i], err = ed25519.GenerateKey(rand.Reader); err != nil {
@@ -128,6 +129,11 @@ func testnetAction(c *cli.Context) error {
 		spec.Authorities = append(spec.Authorities, chainspec.Authority{
 			Name:      nodeName(i),
 			PublicKey: hex.EncodeToString(keys[i].Public().(ed25519.PublicKey)),
+		})
+		// Every validator key can send at once.
+		spec.Balances = append(spec.Balances, chainspec.Balance{
+			Address: "0x" + hex.EncodeToString(keys[i].Public().(ed25519.PublicKey)),
+			Balance: chainspec.DevBalance,
 		})
 	}
 	if err := spec.Validate(); err != nil {
