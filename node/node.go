@@ -365,7 +365,7 @@ func (n *Node) openEngine(ctx context.Context, log *zap.Logger, key ed25519.Priv
 	if isAuthority {
 		ecfg.Producer = asf.NewProducer(n.chain, n.spec, key, index, n.clock, log)
 		ecfg.Producer.SetBuilder(n.exec)
-		n.exec.SetSource(poolSource{n.pool})
+		n.exec.SetSource(engine.PoolSource{Pool: n.pool})
 		n.producing = true
 	}
 	if !cfg.EnableASF {
