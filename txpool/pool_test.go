@@ -1,8 +1,10 @@
 package txpool_test
 
 import (
+	"crypto/ed25519"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -526,3 +528,40 @@ func TestStateError(t *testing.T) {
 type failing struct{}
 
 func (failing) Account(tx.Address) (uint64, uint64, error) { return 0, 0, errors.New("disk on fire") }
+
+// Concurrent submissions of the same transactions: each is admitted once,
+// every other submission is "already known".
+func TestConcurrentAdd(t *testing.T) {
+	keys := []ed25519.PrivateKey{keyN(1), keyN(2), keyN(3)}
+	e := newEnv(t, testConfig(), keys...)
+	var raws [][]byte
+	for _, k := range keys {
+		for n := uint64(0); n < 10; n++ {
+			raws = append(raws, mk(k, n, 1, 1).Encode())
+		}
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	admitted := 0
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for _, r := range raws {
+				_, _, err := e.pool.Add(r)
+				if err == nil {
+					mu.Lock()
+					admitted++
+					mu.Unlock()
+				} else if re, ok := txpool.ReasonOf(err); !ok || re != txpool.ReasonAlreadyKnown {
+					t.Errorf("unexpected %v", err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	require.Equal(t, len(raws), admitted)
+	require.NoError(t, e.pool.CheckInvariants())
+	require.Len(t, e.pool.Pending(0, 0), len(raws))
+	require.Equal(t, uint64(3*len(raws)), e.pool.Stats().Refused[txpool.ReasonAlreadyKnown])
+}
