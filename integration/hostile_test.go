@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2"
 	"github.com/libp2p/go-libp2p"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	pubsubpb "github.com/libp2p/go-libp2p-pubsub/pb"
@@ -28,6 +30,8 @@ import (
 	"github.com/flarechain/flare-node/consensus/checkpoint"
 	"github.com/flarechain/flare-node/node"
 	"github.com/flarechain/flare-node/p2p"
+	"github.com/flarechain/flare-node/state"
+	"github.com/flarechain/flare-node/tx"
 	"github.com/flarechain/flare-node/wire/flarepb"
 )
 
@@ -224,10 +228,36 @@ func TestSlotFloodByOneAuthority(t *testing.T) {
 	parent, err := checkpoint.ParseHash(st.BestHash)
 	require.NoError(t, err)
 	const copies = 300
+	// Every copy is a valid block: one self-transfer of dave's with its own
+	// amount, executed on the parent's state (the genesis state: nobody sent
+	// anything on this network), so each is a distinct, importable block.
+	genesisRoot, err := state.GenesisRoot(ln.spec)
+	require.NoError(t, err)
+	var blk struct {
+		StateRoot string `json:"state_root"`
+	}
+	body, err = httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/blocks/%s", ln.metrics[0], st.BestHash))
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal([]byte(body), &blk))
+	require.Equal(t, genesisRoot.String(), blk.StateRoot, "the parent's state is the genesis state")
+	sdb, err := pebble.Open(t.TempDir(), &pebble.Options{})
+	require.NoError(t, err)
+	defer sdb.Close()
+	st8 := state.Open(sdb, nil)
+	wb := sdb.NewBatch()
+	_, err = st8.WriteGenesis(ln.spec, wb, genesis)
+	require.NoError(t, err)
+	require.NoError(t, wb.Commit(pebble.Sync))
+	daveAddr := tx.AddressOf(dave.Public().(ed25519.PublicKey))
 	for i := range copies {
+		x := &tx.Tx{Genesis: genesis, To: daveAddr, Amount: uint64(i), Fee: ln.spec.MinFee}
+		x.Sign(dave)
 		b := asf.Block{Header: asf.Header{ParentHash: parent, Number: st.Best + 1, Slot: slot, Proposer: daveIndex,
 			TimestampMs: uint64(asf.SlotStart(ln.spec, slot).UnixMilli())},
-			Extrinsics: [][]byte{[]byte(fmt.Sprintf("flood %d", i))}}
+			Extrinsics: [][]byte{x.Encode()}}
+		res, err := st8.Execute(genesisRoot, state.Env{Genesis: genesis, MinFee: ln.spec.MinFee, Number: st.Best + 1, Proposer: daveAddr}, b.Extrinsics, nil)
+		require.NoError(t, err)
+		b.Header.StateRoot = res.Root
 		b.Header.BodyRoot = asf.BodyRoot(b.Extrinsics)
 		b.Header.Sign(dave)
 		data, err := proto.Marshal(&flarepb.Envelope{Version: 1, Payload: &flarepb.Envelope_Block{Block: asf.BlockToPB(b)}})
