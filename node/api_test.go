@@ -377,6 +377,25 @@ func TestDevValidatorOperatorSurface(t *testing.T) {
 	o.fetchJSON(t, url+"/peers", http.StatusOK, &peers, covered)
 	require.Empty(t, peers, "a lone dev validator has no peers")
 
+	// Accounts, blocks and transactions (TestTransferToFinality covers
+	// them in depth).
+	alice, err := chainspec.DevKey("alice")
+	require.NoError(t, err)
+	aliceAddr := tx.AddressOf(alice.Public().(ed25519.PublicKey))
+	var acc api.Account
+	o.fetchJSON(t, url+"/accounts/"+aliceAddr.String(), http.StatusOK, &acc, covered)
+	require.Equal(t, aliceAddr.String(), acc.Address)
+	o.fetchJSON(t, url+"/accounts/0x12", http.StatusBadRequest, nil, covered)
+	var blk api.Block
+	o.fetchJSON(t, url+"/blocks/1", http.StatusOK, &blk, covered)
+	require.Equal(t, uint64(1), blk.Number)
+	x := &tx.Tx{Genesis: GenesisHash(n.spec), To: aliceAddr, Amount: 1, Fee: n.spec.MinFee}
+	x.Sign(alice)
+	status, out := o.post(t, url+"/tx", "application/octet-stream", x.Encode())
+	require.Equal(t, http.StatusOK, status, "%s", out)
+	covered["/tx"] = true
+	o.fetchJSON(t, url+"/tx/"+x.Hash().String(), http.StatusOK, nil, covered)
+
 	require.Equal(t, o.paths(), keys(covered), "every path of docs/api/openapi.yaml is served and checked")
 
 	// /metrics.
