@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/flarechain/flare-node/consensus/checkpoint"
@@ -92,4 +93,16 @@ func Builtin(name string) (*Spec, error) {
 		s.Authorities = append(s.Authorities, devAuthority(n))
 	}
 	return s, nil
+}
+
+// BenchSeedPrefix is hashed with a decimal index into a bench key's seed.
+const BenchSeedPrefix = "flare/bench-seed/"
+
+// BenchKey returns the well-known load-test key i: the ed25519 key whose
+// seed is BLAKE2b-256("flare/bench-seed/" + decimal i). Like the dev keys
+// they are public knowledge: `flare-node testnet --bench-accounts N` endows
+// keys 0..N-1 and `flare-node bench tx-load` signs with them.
+func BenchKey(i int) ed25519.PrivateKey {
+	seed := checkpoint.HashOf([]byte(BenchSeedPrefix + strconv.Itoa(i)))
+	return ed25519.NewKeyFromSeed(seed[:])
 }

@@ -604,7 +604,8 @@ addr = "127.0.0.1:1111"
 func TestTestnet(t *testing.T) {
 	s := newSandbox(t)
 	const n = 3
-	r := s.run("", nil, "testnet", "--validators", fmt.Sprint(n), "--out", "net", "--base-port", "41000", "--metrics-base-port", "42000")
+	r := s.run("", nil, "testnet", "--validators", fmt.Sprint(n), "--out", "net", "--base-port", "41000", "--metrics-base-port", "42000",
+		"--bench-accounts", "2")
 	require.Equal(t, 0, r.code, r.stderr)
 	require.Empty(t, r.stderr)
 	dir := s.path("net")
@@ -613,11 +614,15 @@ func TestTestnet(t *testing.T) {
 	spec, err := chainspec.Load(filepath.Join(dir, testnetSpecFile))
 	require.NoError(t, err)
 	require.Len(t, spec.Authorities, n)
-	// Every validator key it writes holds a genesis balance.
-	require.Len(t, spec.Balances, n)
-	for i, b := range spec.Balances {
+	// Every validator key it writes holds a genesis balance, and so do the
+	// first --bench-accounts bench keys.
+	require.Len(t, spec.Balances, n+2)
+	for i, b := range spec.Balances[:n] {
 		require.Equal(t, "0x"+strings.ToLower(strings.TrimPrefix(spec.Authorities[i].PublicKey, "0x")), b.Address)
 		require.Equal(t, uint64(chainspec.DevBalance), b.Balance)
+	}
+	for i, b := range spec.Balances[n:] {
+		require.Equal(t, "0x"+hex.EncodeToString(chainspec.BenchKey(i).Public().(ed25519.PublicKey)), b.Address)
 	}
 	set := spec.AuthoritySet()
 

@@ -59,6 +59,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			checkpointsCommand(),
 			signerCommand(),
 			testnetCommand(),
+			benchCommand(),
 			versionCommand(),
 			completionCommand(),
 		},

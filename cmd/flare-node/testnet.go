@@ -32,6 +32,10 @@ const (
 	defaultTestnetMetricsPort = 9615
 )
 
+// maxBenchAccounts bounds --bench-accounts (the spec file stays below
+// chainspec.MaxSpecFileSize).
+const maxBenchAccounts = 5000
+
 func testnetCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "testnet",
@@ -48,6 +52,7 @@ func testnetCommand() *cli.Command {
 			&cli.DurationFlag{Name: "slot-duration", Value: time.Second, Usage: "block production slot length"},
 			&cli.Uint64Flag{Name: "checkpoint-interval", Value: 4, Usage: "blocks between checkpoints"},
 			&cli.PathFlag{Name: "binary", Usage: "flare-node binary used in the command lines (default: this executable)"},
+			&cli.IntFlag{Name: "bench-accounts", Value: 0, Usage: "also endow the first `N` well-known bench keys (chainspec.BenchKey; for flare-node bench tx-load)"},
 		},
 		Action: testnetAction,
 	}
@@ -133,6 +138,16 @@ func testnetAction(c *cli.Context) error {
 		// Every validator key can send at once.
 		spec.Balances = append(spec.Balances, chainspec.Balance{
 			Address: "0x" + hex.EncodeToString(keys[i].Public().(ed25519.PublicKey)),
+			Balance: chainspec.DevBalance,
+		})
+	}
+	nb := c.Int("bench-accounts")
+	if nb < 0 || nb > maxBenchAccounts {
+		return usageError(fmt.Errorf("--bench-accounts %d is outside 0..%d", nb, maxBenchAccounts))
+	}
+	for i := range nb {
+		spec.Balances = append(spec.Balances, chainspec.Balance{
+			Address: "0x" + hex.EncodeToString(chainspec.BenchKey(i).Public().(ed25519.PublicKey)),
 			Balance: chainspec.DevBalance,
 		})
 	}
