@@ -181,6 +181,48 @@ func TestTransferToFinality(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, ok)
 	require.Equal(t, balance(proved), acc.Balance)
+	// And as an independent light client that trusts only the spec.
+	lc, err := newLightClient(n.spec)
+	require.NoError(t, err)
+	require.Equal(t, GenesisHash(n.spec).String(), "0x"+hex.EncodeToString(lc.genesis[:]), "the documented genesis hash")
+	bal, nonce, err := lc.verify(bobAddr.String(), proved)
+	require.NoError(t, err)
+	require.Equal(t, balance(proved), bal)
+	require.Equal(t, uint64(0), nonce)
+	// A forged answer fails: another balance, a flipped proof node, a
+	// certificate signature of another validator, a forged header.
+	forged := proved
+	forged.Balance = strconv.FormatUint(balance(proved)+1, 10)
+	_, _, err = lc.verify(bobAddr.String(), forged)
+	require.Error(t, err)
+	badNode := *proved.Proof
+	badNode.Nodes = append([]string{}, proved.Proof.Nodes...)
+	last := len(badNode.Nodes) - 1
+	flip := func(s string, i int) string {
+		c := "0"
+		if s[i] == '0' {
+			c = "1"
+		}
+		return s[:i] + c + s[i+1:]
+	}
+	badNode.Nodes[last] = flip(badNode.Nodes[last], len(badNode.Nodes[last])-20)
+	forged = proved
+	forged.Proof = &badNode
+	_, _, err = lc.verify(bobAddr.String(), forged)
+	require.Error(t, err)
+	badHeader := *proved.Proof
+	badHeader.Header.StateRoot = badHeader.Header.BodyRoot
+	forged.Proof = &badHeader
+	_, _, err = lc.verify(bobAddr.String(), forged)
+	require.Error(t, err)
+	badCert := *proved.Proof
+	cert := *proved.Proof.Certificate
+	cert.Signatures = append([]api.Signature{}, cert.Signatures...)
+	cert.Signatures[0].Signature = cert.Signatures[0].Signature[:10] + "ff" + cert.Signatures[0].Signature[12:]
+	badCert.Certificate = &cert
+	forged.Proof = &badCert
+	_, _, err = lc.verify(bobAddr.String(), forged)
+	require.Error(t, err)
 
 	cancel()
 	require.NoError(t, wait())
