@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/VictoriaMetrics/fastcache"
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/triedb/database"
-	lru "github.com/hashicorp/golang-lru/v2"
 	"go.uber.org/zap"
 
 	"github.com/flarechain/flare-node/consensus/checkpoint"
@@ -46,9 +46,12 @@ var (
 	ErrCorrupt = errors.New("corrupt state record")
 )
 
-// DefaultCacheNodes is the number of trie nodes the read cache of a DB holds
-// (about 8 MiB of branch nodes).
-const DefaultCacheNodes = 16384
+// CacheBytes is the size of the clean-node cache of a DB: 32 MiB, which
+// holds the whole state of about 200,000 accounts (110 bytes a node on
+// average, 1.4 nodes an account). Nodes are content-addressed, so a cached
+// node is never stale; it may outlive its deletion by Prune or Discard,
+// which is harmless (HasState and Execute check the root on disk).
+const CacheBytes = 32 << 20
 
 // DB is the state store: the committed trie nodes of every retained version
 // in the chain database, and the execution of block bodies on them. Reads
@@ -58,7 +61,7 @@ const DefaultCacheNodes = 16384
 type DB struct {
 	db    *pebble.DB
 	log   *zap.Logger
-	cache *lru.Cache[common.Hash, []byte]
+	cache *fastcache.Cache
 }
 
 // Open returns the state store over db, which holds the committed nodes.
@@ -66,11 +69,7 @@ func Open(db *pebble.DB, log *zap.Logger) *DB {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	c, err := lru.New[common.Hash, []byte](DefaultCacheNodes)
-	if err != nil {
-		panic(err)
-	}
-	return &DB{db: db, log: log, cache: c}
+	return &DB{db: db, log: log, cache: fastcache.New(CacheBytes)}
 }
 
 func nodeKey(h common.Hash) []byte {
@@ -128,7 +127,7 @@ func get(g getter, key []byte) ([]byte, error) {
 
 // node returns the blob of the committed node h, nil when absent.
 func (d *DB) node(h common.Hash) ([]byte, error) {
-	if b, ok := d.cache.Get(h); ok {
+	if b, ok := d.cache.HasGet(nil, h[:]); ok {
 		return b, nil
 	}
 	v, err := get(d.db, nodeKey(h))
@@ -139,7 +138,7 @@ func (d *DB) node(h common.Hash) ([]byte, error) {
 		return nil, fmt.Errorf("%w: node %x is %d bytes", ErrCorrupt, h, len(v))
 	}
 	b := v[4:]
-	d.cache.Add(h, b)
+	d.cache.Set(h[:], b)
 	return b, nil
 }
 
