@@ -74,7 +74,7 @@ func (n *Node) setupHTTP(log *zap.Logger) {
 		src.TxIndex = n.exec.State()
 	}
 	if n.pool != nil {
-		src.Pool = n.pool
+		src.Pool = apiPool{Pool: n.pool, lat: n.metrics.txLatency}
 	}
 	if n.gadget != nil {
 		src.Finality = n.gadget
@@ -93,7 +93,7 @@ func (n *Node) setupHTTP(log *zap.Logger) {
 	}, src, log)
 	hlog := log.Named("node")
 	if n.metricsListener != nil {
-		n.metrics.reg.MustRegister(&nodeCollector{engine: n.engine, chain: n.chain, gadget: n.gadget, cpdb: n.cpdb, net: n.net,
+		n.metrics.reg.MustRegister(&nodeCollector{engine: n.engine, chain: n.chain, gadget: n.gadget, cpdb: n.cpdb, net: n.net, pool: n.pool,
 			interval: n.spec.CheckpointInterval, ready: n.api.Ready})
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", promhttp.HandlerFor(n.metrics.reg, promhttp.HandlerOpts{MaxRequestsInFlight: 5, Timeout: 10 * time.Second}))

@@ -12,6 +12,7 @@ import (
 	"github.com/flarechain/flare-node/internal/buildinfo"
 	"github.com/flarechain/flare-node/node/engine"
 	"github.com/flarechain/flare-node/p2p"
+	"github.com/flarechain/flare-node/txpool"
 )
 
 // Histogram buckets, in seconds.
@@ -35,10 +36,17 @@ type metrics struct {
 	pruneRuns     prometheus.Counter
 	pruned        prometheus.Counter
 	lastPrune     prometheus.Gauge
+	// blockTxs counts the transactions of every block that became
+	// canonical; txLatency times submit -> finalized.
+	blockTxs  prometheus.Histogram
+	txLatency *txLatency
 }
 
 func newMetrics() *metrics {
 	m := &metrics{reg: prometheus.NewRegistry()}
+	m.blockTxs = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "flare", Name: "block_transactions",
+		Help: "Transactions per block that became part of the best chain.", Buckets: txBuckets})
+	m.txLatency = newTxLatency()
 	m.blockImport = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "flare", Name: "block_import_seconds",
 		Help: "Time to import a new block received by gossip or sync into the chain database.", Buckets: ioBuckets})
 	m.certPersist = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "flare", Name: "checkpointdb_certificate_persist_seconds",
@@ -56,7 +64,7 @@ func newMetrics() *metrics {
 		ConstLabels: prometheus.Labels{"version": buildinfo.Version(), "commit": buildinfo.Commit(), "goversion": buildinfo.GoVersion()}})
 	build.Set(1)
 	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		build, m.blockImport, m.certPersist, m.voteJustified, m.pruneRuns, m.pruned, m.lastPrune)
+		build, m.blockImport, m.certPersist, m.voteJustified, m.pruneRuns, m.pruned, m.lastPrune, m.blockTxs, m.txLatency.hist)
 	return m
 }
 
@@ -88,6 +96,7 @@ type nodeCollector struct {
 	net      *p2p.Network
 	interval uint64
 	ready    func() bool
+	pool     *txpool.Pool // nil: no pool
 }
 
 func desc(name, help string, labels ...string) *prometheus.Desc {
@@ -136,6 +145,11 @@ func (c *nodeCollector) Describe(ch chan<- *prometheus.Desc) {
 	if c.cpdb != nil {
 		ch <- descOldestKept
 	}
+	if c.pool != nil {
+		for _, d := range poolMetrics {
+			ch <- d
+		}
+	}
 }
 
 func b2f(b bool) float64 {
@@ -146,6 +160,9 @@ func b2f(b bool) float64 {
 }
 
 func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
+	if c.pool != nil {
+		collectPool(ch, c.pool)
+	}
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}

@@ -360,6 +360,10 @@ func (n *Node) openEngine(ctx context.Context, log *zap.Logger, key ed25519.Priv
 		DoppelgangerListen: cfg.DoppelgangerListen,
 		OnFinalized: func(cp checkpoint.Checkpoint) {
 			n.noteFirstFinalized(cp.Number)
+			select {
+			case n.metrics.txLatency.finalized <- cp:
+			default: // the pool task is behind; the next advance covers it
+			}
 		},
 	}
 	if isAuthority {

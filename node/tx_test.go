@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -151,6 +152,23 @@ func TestTransferToFinality(t *testing.T) {
 	}, 30*time.Second, 10*time.Millisecond)
 	require.NotNil(t, final.Block)
 	require.NotNil(t, final.Index)
+
+	// The metrics saw the refusals, the block and the latency.
+	require.Eventually(t, func() bool {
+		return strings.Contains(get(t, url+"/metrics"), "flare_tx_submit_to_finalized_seconds_count 1\n")
+	}, 10*time.Second, 20*time.Millisecond)
+	text := get(t, url+"/metrics")
+	for _, want := range []string{
+		`flare_txpool_refused_total{reason="wrong chain"} 1`,
+		`flare_txpool_refused_total{reason="bad signature"} 1`,
+		`flare_txpool_refused_total{reason="insufficient balance"} 1`,
+		`flare_txpool_refused_total{reason="fee too low"} 1`,
+		`flare_txpool_transactions{queue="future"} 1`,
+		`flare_txpool_admitted_total 2`,
+		`flare_block_transactions_bucket{le="1"}`,
+	} {
+		require.Contains(t, text, want)
+	}
 
 	var blk api.Block
 	o.fetchJSON(t, fmt.Sprintf("%s/blocks/%d", url, *final.Block), http.StatusOK, &blk, nil)

@@ -60,6 +60,9 @@ type PoolTracker struct {
 	exec  *StateExecutor
 	pool  *txpool.Pool
 	last  checkpoint.Hash
+	// OnCanonical, when set, is called with the number of transactions of
+	// every block that became canonical (oldest first).
+	OnCanonical func(txs int)
 }
 
 // NewPoolTracker starts tracking at the chain's current best block.
@@ -107,6 +110,13 @@ func (t *PoolTracker) branchTxs(from, to checkpoint.Hash) (included, retracted [
 		return nil, nil, err
 	}
 	var inc, ret []asf.Block
+	defer func() {
+		if t.OnCanonical != nil && err == nil {
+			for i := len(inc) - 1; i >= 0; i-- {
+				t.OnCanonical(len(inc[i].Extrinsics))
+			}
+		}
+	}()
 	for steps := 0; a.Hash() != b.Hash(); steps++ {
 		if steps > MaxReorgWalk {
 			return nil, nil, fmt.Errorf("reorganization deeper than %d blocks", MaxReorgWalk)
