@@ -41,6 +41,9 @@ func devAuthority(name string) Authority {
 	return Authority{Name: name, PublicKey: hex.EncodeToString(key.Public().(ed25519.PublicKey))}
 }
 
+// DevSlotDurationMs is the slot length of the builtin dev chain.
+const DevSlotDurationMs = 500
+
 // DevBalance is the genesis balance of every dev key on the builtin chains.
 const DevBalance = 1_000_000_000_000_000
 
@@ -63,10 +66,10 @@ func BuiltinNames() []string { return []string{"dev", "local"} }
 
 // Builtin returns a fresh copy of a builtin chain spec:
 //
-//   - "dev": one validator (alice);
-//   - "local": alice, bob, charlie and dave.
+//   - "dev": one validator (alice), 500 ms slots, a checkpoint every block;
+//   - "local": alice, bob, charlie and dave, 1 s slots, checkpoint interval 4.
 //
-// Both use 1 s slots, checkpoint interval 4, set id 0 and the genesis time
+// Both use set id 0 and the genesis time
 // 2026-01-01T00:00:00Z, minimum fee DevMinFee, and DevBalance for every
 // dev key (alice, bob, charlie, dave, eve, ferdie).
 func Builtin(name string) (*Spec, error) {
@@ -83,6 +86,9 @@ func Builtin(name string) (*Spec, error) {
 	case "dev":
 		s.Name, s.ID, s.NetworkID = "Development", "dev", "flare-dev"
 		auth = devKeyNames[:1]
+		// Quick tries: a checkpoint every block in half-second slots, so a
+		// transfer is final about a second after it is sent.
+		s.SlotDurationMs, s.CheckpointInterval = DevSlotDurationMs, 1
 	case "local":
 		s.Name, s.ID, s.NetworkID = "Local Testnet", "local", "flare-local"
 		auth = devKeyNames[:4]

@@ -20,7 +20,7 @@ import (
 // computed independently of this package (Python hashlib.blake2b and the
 // pyca/cryptography ed25519 implementation over the documented layout).
 const (
-	goldenDevHash   = "0x82a5a547eafae964655b491a76fced2033bab25090dab789e0a25f40600f9c7d"
+	goldenDevHash   = "0x31f76d7176e8d6d9dcf907b12b1fa642e978ec25a7561847dd68f28b28612dc4"
 	goldenLocalHash = "0x919bf230f6462260e870c15e18fffbc22b2a52f1b85513c0ee26bb19975b4e46"
 	goldenAlicePub  = "edc8f5f63243dccd9c4cde67dc546d8537555db81357aab2956104cc21717654"
 	goldenBobPub    = "d388d44a877d798facec822bce1a1b605fb7b76ed682408421a93fb4e5eb6021"
@@ -31,9 +31,11 @@ func TestBuiltinsValidateAndAreStable(t *testing.T) {
 		name       string
 		validators []string
 		golden     string
+		slot       time.Duration
+		interval   uint64
 	}{
-		{"dev", []string{"alice"}, goldenDevHash},
-		{"local", []string{"alice", "bob", "charlie", "dave"}, goldenLocalHash},
+		{"dev", []string{"alice"}, goldenDevHash, 500 * time.Millisecond, 1},
+		{"local", []string{"alice", "bob", "charlie", "dave"}, goldenLocalHash, time.Second, 4},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -41,8 +43,8 @@ func TestBuiltinsValidateAndAreStable(t *testing.T) {
 			require.NoError(t, err)
 			require.NoError(t, s.Validate())
 			require.Equal(t, tc.name, s.ID)
-			require.Equal(t, time.Second, s.SlotDuration())
-			require.Equal(t, uint64(4), s.CheckpointInterval)
+			require.Equal(t, tc.slot, s.SlotDuration())
+			require.Equal(t, tc.interval, s.CheckpointInterval)
 			require.Equal(t, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), s.GenesisTime())
 			require.Len(t, s.Authorities, len(tc.validators))
 			for i, n := range tc.validators {

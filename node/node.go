@@ -358,6 +358,7 @@ func (n *Node) openEngine(ctx context.Context, log *zap.Logger, key ed25519.Priv
 		Metrics: n.metrics,
 		// --doppelganger-listen: a restarted record listens like a fresh one.
 		DoppelgangerListen: cfg.DoppelgangerListen,
+		NoListen:           isBuiltinDev(n.spec),
 		OnFinalized: func(cp checkpoint.Checkpoint) {
 			n.noteFirstFinalized(cp.Number)
 			select {
@@ -423,6 +424,12 @@ func (n *Node) openEngine(ctx context.Context, log *zap.Logger, key ed25519.Priv
 			zap.Duration("restore", time.Since(start)), zap.Duration("since_start", time.Since(processStart)))
 	}
 	return nil
+}
+
+// isBuiltinDev: spec is exactly the built-in dev chain (one public key).
+func isBuiltinDev(spec *chainspec.Spec) bool {
+	dev, err := chainspec.Builtin("dev")
+	return err == nil && dev.Hash() == spec.Hash()
 }
 
 // alone: no peer can ever be expected (a single-authority chain without

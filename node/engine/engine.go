@@ -140,6 +140,10 @@ type Config struct {
 	// RequestTimeout bounds one request. 0 means the defaults.
 	SyncInterval   time.Duration
 	RequestTimeout time.Duration
+	// NoListen: a fresh signer record initialises without listening for
+	// its key (the built-in single-validator dev chain only: its key is
+	// public, so a listen protects nothing there).
+	NoListen bool
 	// DoppelgangerListen: a restarted (or imported) signer record also
 	// listens for doppelgangerIntervals checkpoint intervals before its
 	// first vote, like a fresh one.

@@ -58,11 +58,16 @@ func (e *Engine) tickSignerInitLocked(ctx context.Context, now time.Time) {
 			e.fail(fmt.Errorf("finality gadget: %w", err))
 			return
 		}
-		e.log.Info("Fresh signer record: listening for votes signed with this validator key before the first vote",
-			zap.Uint64("head_checkpoint", in.mark), zap.Duration("for", e.listenDuration()))
-		return
+		if e.cfg.NoListen {
+			e.log.Info("Fresh signer record: no listen on the built-in dev chain (its key is public); voting from the next checkpoint",
+				zap.Uint64("head_checkpoint", in.mark))
+		} else {
+			e.log.Info("Fresh signer record: listening for votes signed with this validator key before the first vote",
+				zap.Uint64("head_checkpoint", in.mark), zap.Duration("for", e.listenDuration()))
+			return
+		}
 	}
-	if now.Before(in.until) && !e.cfg.Mutations.SkipDoppelgangerListen {
+	if now.Before(in.until) && !e.cfg.Mutations.SkipDoppelgangerListen && !e.cfg.NoListen {
 		return
 	}
 	seen := e.gadget.OwnSeen()
