@@ -3,12 +3,14 @@ package node
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/flarechain/flare-node/consensus/asf"
 	"github.com/flarechain/flare-node/consensus/checkpoint"
+	"github.com/flarechain/flare-node/node/api"
 	"github.com/flarechain/flare-node/state"
 	"github.com/flarechain/flare-node/tx"
 	"github.com/flarechain/flare-node/txpool"
@@ -78,7 +80,7 @@ func (n *Node) runPool(ctx context.Context) error {
 		}
 		best := n.chain.BestHash()
 		if best == last {
-			n.pool.Expire()
+			n.removals.note(n.pool.Expire())
 			continue
 		}
 		included, retracted, err := n.branchTxs(last, best)
@@ -86,8 +88,8 @@ func (n *Node) runPool(ctx context.Context) error {
 			// A pruned old head: re-check everything against the new state.
 			log.Debug("Pool update without the retracted branch", zap.Error(err))
 		}
-		n.pool.Update(bestState{n}, included, retracted)
-		n.pool.Expire()
+		n.removals.note(n.pool.Update(bestState{n}, included, retracted))
+		n.removals.note(n.pool.Expire())
 		last = best
 	}
 }
@@ -143,4 +145,58 @@ func (n *Node) branchTxs(from, to checkpoint.Hash) (included, retracted []*tx.Tx
 		return out
 	}
 	return decode(inc), decode(ret), nil
+}
+
+// maxRemovals bounds the removed transactions the node remembers for
+// GET /tx/{hash} and its watch stream.
+const maxRemovals = 4096
+
+// txRemovals remembers the last maxRemovals transactions the pool removed
+// (dropped, invalid or replaced), oldest forgotten first.
+type txRemovals struct {
+	mu    sync.Mutex
+	byTx  map[tx.Hash]removal
+	order []tx.Hash // ring of the hashes in byTx
+	next  int
+}
+
+type removal struct{ status, reason string }
+
+func newTxRemovals() *txRemovals { return &txRemovals{byTx: make(map[tx.Hash]removal)} }
+
+// note records the removals among events.
+func (r *txRemovals) note(events []txpool.Event) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, ev := range events {
+		var rm removal
+		switch ev.Kind {
+		case txpool.Dropped:
+			rm = removal{api.TxDropped, string(ev.Reason)}
+		case txpool.Invalid:
+			rm = removal{api.TxInvalid, string(ev.Reason)}
+		case txpool.Replaced:
+			rm = removal{api.TxDropped, "replaced"}
+		default:
+			continue
+		}
+		if _, ok := r.byTx[ev.Hash]; !ok {
+			if len(r.order) < maxRemovals {
+				r.order = append(r.order, ev.Hash)
+			} else {
+				delete(r.byTx, r.order[r.next])
+				r.order[r.next] = ev.Hash
+				r.next = (r.next + 1) % maxRemovals
+			}
+		}
+		r.byTx[ev.Hash] = rm
+	}
+}
+
+// Removed implements api.TxRemovals.
+func (r *txRemovals) Removed(h tx.Hash) (status, reason string, ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rm, ok := r.byTx[h]
+	return rm.status, rm.reason, ok
 }
