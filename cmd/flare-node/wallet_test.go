@@ -192,7 +192,7 @@ func TestFollower(t *testing.T) {
 		"validated only": {"validated", []api.TxStatus{{Status: "validated"}}, []string{"validated"}, true, false},
 		"to finality": {"finalized", []api.TxStatus{{Status: "validated"}, {Status: "validated"}, blk("included", "A"), blk("justified", "A"), blk("finalized", "A")},
 			[]string{"validated", "included", "justified", "finalized"}, true, false},
-		"levels filled in": {"finalized", []api.TxStatus{{Status: "validated"}, blk("finalized", "A")}, []string{"validated", "included", "justified", "finalized"}, true, false},
+		"levels filled in":           {"finalized", []api.TxStatus{{Status: "validated"}, blk("finalized", "A")}, []string{"validated", "included", "justified", "finalized"}, true, false},
 		"stops at the awaited level": {"included", []api.TxStatus{{Status: "validated"}, blk("included", "A"), blk("justified", "A")}, []string{"validated", "included"}, true, false},
 		"retracted by the stream": {"finalized", []api.TxStatus{{Status: "validated"}, blk("included", "A"), {Status: "retracted"}, blk("included", "B")},
 			[]string{"validated", "included", "retracted", "included"}, false, false},
