@@ -3,6 +3,7 @@ package integration
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"regexp"
 	"strconv"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/flarechain/flare-node/chainspec"
+	"github.com/flarechain/flare-node/node/api"
 )
 
 // shownAccount is the --json output of account show.
@@ -86,6 +88,15 @@ func TestTransferWithTheCLI(t *testing.T) {
 	require.Regexp(t, `^justified block #`+m[1]+` index 0 \+\d`, lines[3])
 	require.Regexp(t, `^finalized block #`+m[1]+` index 0 \+\d`, lines[4])
 	hash := lines[0]
+	// The default fee is the spec's min_fee.
+	code, body := getStatus(t, rpc+"/blocks/"+m[1])
+	require.Equal(t, http.StatusOK, code)
+	var blk api.Block
+	require.NoError(t, json.Unmarshal(body, &blk))
+	require.Len(t, blk.Transactions, 1)
+	require.Equal(t, hash, blk.Transactions[0].Hash)
+	require.Equal(t, strconv.Itoa(chainspec.DevMinFee), blk.Transactions[0].Fee)
+	require.Equal(t, uint64(0), blk.Transactions[0].Nonce, "the nonce of account alice at the best block")
 
 	bobNow := showAccount(t, "bob", "--rpc", rpc)
 	require.Equal(t, uint64(chainspec.DevBalance)+5, balanceOf(t, bobNow), "bob gains exactly the amount")

@@ -267,11 +267,10 @@ func waitLevelName(level int) string {
 // result is the outcome once following is over.
 func (f *follower) result() error {
 	if f.removed != nil {
-		msg := fmt.Sprintf("transaction %s %s by the pool", f.removed.Hash, f.removed.Status)
-		if f.removed.Reason != "" {
-			msg += ": " + f.removed.Reason
+		if f.removed.Reason == "" {
+			return fmt.Errorf("transaction %s %s: the node no longer knows it (neither pooled nor in a block of the best chain)", f.removed.Hash, f.removed.Status)
 		}
-		return errors.New(msg)
+		return fmt.Errorf("transaction %s %s by the pool: %s", f.removed.Hash, f.removed.Status, f.removed.Reason)
 	}
 	if f.level < f.want {
 		return fmt.Errorf("the node's status stream ended at %s, before %s", waitLevelName(f.level), waitLevels[f.want-1])

@@ -3,10 +3,14 @@ package main
 import (
 	"bytes"
 	"crypto/ed25519"
+	"encoding/hex"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,6 +18,7 @@ import (
 
 	"github.com/flarechain/flare-node/chainspec"
 	"github.com/flarechain/flare-node/config"
+	"github.com/flarechain/flare-node/node"
 	"github.com/flarechain/flare-node/node/api"
 	"github.com/flarechain/flare-node/tx"
 )
@@ -221,4 +226,126 @@ func TestFollower(t *testing.T) {
 			require.NoError(t, f.result(), name)
 		}
 	}
+}
+
+// fakeNode serves the routes tx transfer uses; the watch stream is refused
+// (503), so that the transfer follows GET /tx/{hash}, whose answers
+// come from statuses (one per request, the last one repeated).
+func fakeNode(t *testing.T, statuses []string) (string, *[]string) {
+	t.Helper()
+	spec, err := chainspec.Builtin("dev")
+	require.NoError(t, err)
+	var (
+		mu       sync.Mutex
+		hash     string
+		requests []string
+		polls    int
+	)
+	mux := http.NewServeMux()
+	note := func(r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		requests = append(requests, r.Method+" "+r.URL.Path)
+	}
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
+		note(r)
+		_ = json.NewEncoder(w).Encode(api.Status{Chain: "dev", Genesis: node.GenesisHash(spec).String()})
+	})
+	mux.HandleFunc("GET /accounts/{address}", func(w http.ResponseWriter, r *http.Request) {
+		note(r)
+		_ = json.NewEncoder(w).Encode(api.Account{Address: r.PathValue("address"), Balance: "100", Nonce: 3})
+	})
+	mux.HandleFunc("POST /tx", func(w http.ResponseWriter, r *http.Request) {
+		note(r)
+		var req api.TxSubmit
+		require.NoError(t, json.NewDecoder(r.Body).Decode(&req))
+		raw, err := hex.DecodeString(strings.TrimPrefix(req.Tx, "0x"))
+		require.NoError(t, err)
+		x, err := tx.Decode(raw)
+		require.NoError(t, err)
+		require.NoError(t, x.Verify())
+		require.Equal(t, uint64(3), x.Nonce, "the nonce of GET /accounts")
+		require.Equal(t, uint64(chainspec.DevMinFee), x.Fee, "the spec's min_fee")
+		mu.Lock()
+		hash = x.Hash().String()
+		mu.Unlock()
+		_ = json.NewEncoder(w).Encode(api.TxStatus{Hash: x.Hash().String(), Status: api.TxValidated})
+	})
+	mux.HandleFunc("GET /tx/{hash}/watch", func(w http.ResponseWriter, r *http.Request) {
+		note(r)
+		w.WriteHeader(http.StatusServiceUnavailable)
+	})
+	mux.HandleFunc("GET /tx/{hash}", func(w http.ResponseWriter, r *http.Request) {
+		note(r)
+		mu.Lock()
+		st := statuses[min(polls, len(statuses)-1)]
+		polls++
+		h := hash
+		mu.Unlock()
+		if st == "" {
+			w.WriteHeader(http.StatusNotFound)
+			_ = json.NewEncoder(w).Encode(api.Error{Error: "unknown", Code: api.CodeUnknown})
+			return
+		}
+		out := api.TxStatus{Hash: h, Status: st}
+		if levelOf(st) >= 2 {
+			n, i := uint64(4), uint32(0)
+			out.Block, out.BlockHash, out.Index = &n, "0x"+strings.Repeat("ab", 32), &i
+		}
+		_ = json.NewEncoder(w).Encode(out)
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv.URL, &requests
+}
+
+// TestTransferFallsBackToPolling: when the watch stream is refused, tx
+// transfer --wait follows GET /tx/{hash}; it signs with the account's
+// nonce and the spec's min_fee by default; a transaction the node forgets
+// ends as dropped with exit 1; --timeout ends the wait with exit 1.
+func TestTransferFallsBackToPolling(t *testing.T) {
+	oldPoll, oldGone := txPollInterval, txGoneAfter
+	txPollInterval, txGoneAfter = 5*time.Millisecond, 50*time.Millisecond
+	t.Cleanup(func() { txPollInterval, txGoneAfter = oldPoll, oldGone })
+	const bob = "0xd388d44a877d798facec822bce1a1b605fb7b76ed682408421a93fb4e5eb6021"
+	transfer := func(url string, extra ...string) (string, string, int) {
+		var out, errb bytes.Buffer
+		args := append([]string{"flare-node", "tx", "transfer", "--chain", "dev", "--key", "alice", "--to", bob, "--amount", "5", "--rpc", url}, extra...)
+		code := run(args, strings.NewReader(""), &out, &errb)
+		return out.String(), errb.String(), code
+	}
+
+	url, reqs := fakeNode(t, []string{"validated", "validated", "included", "finalized"})
+	stdout, stderr, code := transfer(url, "--wait", "finalized")
+	require.Equal(t, 0, code, stderr)
+	var words []string
+	for _, l := range strings.Split(strings.TrimSpace(stdout), "\n")[1:] {
+		words = append(words, strings.Fields(l)[0])
+	}
+	require.Equal(t, []string{"validated", "included", "justified", "finalized"}, words, stdout)
+	require.Contains(t, *reqs, "GET /tx/"+strings.Split(stdout, "\n")[0]+"/watch")
+
+	url, _ = fakeNode(t, []string{"validated", ""})
+	stdout, stderr, code = transfer(url, "--wait", "included")
+	require.Equal(t, 1, code, stdout)
+	require.Contains(t, stdout, "\ndropped +")
+	require.Regexp(t, `^Error: transaction 0x[0-9a-f]{64} dropped: the node no longer knows it`, stderr)
+
+	url, _ = fakeNode(t, []string{"validated"})
+	_, stderr, code = transfer(url, "--wait", "included", "--timeout", "300ms")
+	require.Equal(t, 1, code)
+	require.Regexp(t, `^Error: timed out after 300ms waiting for 0x[0-9a-f]{64} included \(last status: validated\)\n$`, stderr)
+
+	// The default --wait: validated, no status request at all.
+	url, reqs = fakeNode(t, []string{"validated"})
+	stdout, stderr, code = transfer(url)
+	require.Equal(t, 0, code, stderr)
+	require.Len(t, strings.Split(strings.TrimSpace(stdout), "\n"), 2, stdout)
+	require.Equal(t, []string{"GET /status", "GET /accounts/" + tx.AddressOf(mustDevKey(t, "alice").Public().(ed25519.PublicKey)).String(), "POST /tx"}, *reqs)
+}
+
+func mustDevKey(t *testing.T, name string) ed25519.PrivateKey {
+	k, err := chainspec.DevKey(name)
+	require.NoError(t, err)
+	return k
 }
