@@ -108,6 +108,16 @@ func TestTransferWithTheCLI(t *testing.T) {
 	require.Equal(t, uint64(chainspec.DevBalance)-5, balanceOf(t, aliceFinal))
 	require.Equal(t, uint64(1), aliceFinal.Nonce)
 
+	stdout, stderr, code = runCLI(t, "account", "show", "alice", "--rpc", rpc, "--at", "finalized")
+	require.Equal(t, 0, code, stderr)
+	require.Contains(t, stdout, fmt.Sprintf("Balance:  %d\nNonce:    1\nAt:       block #", chainspec.DevBalance-5))
+
+	// Another chain than the node's: refused before signing (exit 2).
+	_, stderr, code = runCLI(t, "tx", "transfer", "--chain", "local", "--key", "alice", "--to", bob.Address, "--amount", "5", "--rpc", rpc)
+	require.Equal(t, 2, code, stderr)
+	require.Contains(t, stderr, `Error: --chain local has genesis 0x`)
+	require.Contains(t, stderr, `runs chain "dev"`)
+
 	// The used nonce again (another transaction): refused, exit 1.
 	stdout, stderr, code = runCLI(t, "tx", "transfer", "--chain", "dev", "--key", "alice", "--to", bob.Address, "--amount", "6",
 		"--nonce", "0", "--rpc", rpc)

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -149,6 +150,17 @@ func TestAccountNewAndShow(t *testing.T) {
 	require.Equal(t, 0, r.code, r.stderr)
 	require.Contains(t, r.stdout, strings.TrimPrefix(addr, "0x"))
 
+	// A key file named like a dev key: ./alice.
+	r = s.run("", nil, "account", "new", "--output", "alice")
+	require.Equal(t, 0, r.code, r.stderr)
+	fileAlice := strings.TrimSpace(r.stdout)
+	r = s.run("", nil, "account", "show", "./alice")
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Equal(t, "Address:  "+fileAlice+"\n", r.stdout)
+	r = s.run("", nil, "account", "show", "alice")
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Equal(t, "Address:  "+tx.AddressOf(mustDevKey(t, "alice").Public().(ed25519.PublicKey)).String()+"\n", r.stdout, "the name is the dev key")
+
 	bobKey, err := chainspec.DevKey("bob")
 	require.NoError(t, err)
 	bob := tx.AddressOf(bobKey.Public().(ed25519.PublicKey)).String()
@@ -229,9 +241,10 @@ func TestFollower(t *testing.T) {
 }
 
 // fakeNode serves the routes tx transfer uses; the watch stream is refused
-// (503), so that the transfer follows GET /tx/{hash}, whose answers
+// (503) or breaks after one event, so that the transfer follows GET
+// /tx/{hash}, whose answers
 // come from statuses (one per request, the last one repeated).
-func fakeNode(t *testing.T, statuses []string) (string, *[]string) {
+func fakeNode(t *testing.T, statuses []string, breakStream bool) (string, *[]string) {
 	t.Helper()
 	spec, err := chainspec.Builtin("dev")
 	require.NoError(t, err)
@@ -273,7 +286,16 @@ func fakeNode(t *testing.T, statuses []string) (string, *[]string) {
 	})
 	mux.HandleFunc("GET /tx/{hash}/watch", func(w http.ResponseWriter, r *http.Request) {
 		note(r)
-		w.WriteHeader(http.StatusServiceUnavailable)
+		if !breakStream {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		// One event, then the stream ends before a final status.
+		w.Header().Set("Content-Type", "text/event-stream")
+		mu.Lock()
+		h := hash
+		mu.Unlock()
+		fmt.Fprintf(w, "event: status\ndata: {\"hash\":%q,\"status\":\"validated\"}\n\n", h)
 	})
 	mux.HandleFunc("GET /tx/{hash}", func(w http.ResponseWriter, r *http.Request) {
 		note(r)
@@ -315,29 +337,32 @@ func TestTransferFallsBackToPolling(t *testing.T) {
 		return out.String(), errb.String(), code
 	}
 
-	url, reqs := fakeNode(t, []string{"validated", "validated", "included", "finalized"})
-	stdout, stderr, code := transfer(url, "--wait", "finalized")
-	require.Equal(t, 0, code, stderr)
-	var words []string
-	for _, l := range strings.Split(strings.TrimSpace(stdout), "\n")[1:] {
-		words = append(words, strings.Fields(l)[0])
+	for _, breakStream := range []bool{false, true} {
+		url, reqs := fakeNode(t, []string{"validated", "validated", "included", "finalized"}, breakStream)
+		stdout, stderr, code := transfer(url, "--wait", "finalized")
+		require.Equal(t, 0, code, stderr)
+		var words []string
+		for _, l := range strings.Split(strings.TrimSpace(stdout), "\n")[1:] {
+			words = append(words, strings.Fields(l)[0])
+		}
+		require.Equal(t, []string{"validated", "included", "justified", "finalized"}, words, stdout)
+		require.Contains(t, *reqs, "GET /tx/"+strings.Split(stdout, "\n")[0]+"/watch")
+		require.Contains(t, *reqs, "GET /tx/"+strings.Split(stdout, "\n")[0], "polled")
 	}
-	require.Equal(t, []string{"validated", "included", "justified", "finalized"}, words, stdout)
-	require.Contains(t, *reqs, "GET /tx/"+strings.Split(stdout, "\n")[0]+"/watch")
 
-	url, _ = fakeNode(t, []string{"validated", ""})
-	stdout, stderr, code = transfer(url, "--wait", "included")
+	url, _ := fakeNode(t, []string{"validated", ""}, false)
+	stdout, stderr, code := transfer(url, "--wait", "included")
 	require.Equal(t, 1, code, stdout)
 	require.Contains(t, stdout, "\ndropped +")
 	require.Regexp(t, `^Error: transaction 0x[0-9a-f]{64} dropped: the node no longer knows it`, stderr)
 
-	url, _ = fakeNode(t, []string{"validated"})
+	url, _ = fakeNode(t, []string{"validated"}, true)
 	_, stderr, code = transfer(url, "--wait", "included", "--timeout", "300ms")
 	require.Equal(t, 1, code)
 	require.Regexp(t, `^Error: timed out after 300ms waiting for 0x[0-9a-f]{64} included \(last status: validated\)\n$`, stderr)
 
 	// The default --wait: validated, no status request at all.
-	url, reqs = fakeNode(t, []string{"validated"})
+	url, reqs := fakeNode(t, []string{"validated"}, false)
 	stdout, stderr, code = transfer(url)
 	require.Equal(t, 0, code, stderr)
 	require.Len(t, strings.Split(strings.TrimSpace(stdout), "\n"), 2, stdout)
