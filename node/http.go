@@ -75,6 +75,7 @@ func (n *Node) setupHTTP(log *zap.Logger) {
 	}
 	if n.pool != nil {
 		src.Pool = apiPool{Pool: n.pool, lat: n.metrics.txLatency}
+		src.Removals = n.removals
 	}
 	if n.gadget != nil {
 		src.Finality = n.gadget
@@ -116,5 +117,9 @@ func (n *Node) setupHTTP(log *zap.Logger) {
 	}
 	if n.rpcListener != nil {
 		n.servers = append(n.servers, newHTTPServer("rpc", "JSON API listening (/status, /readyz, /checkpoints, ...)", n.rpcListener, n.api, hlog))
+	}
+	for _, s := range n.servers {
+		// Open watch streams end at shutdown instead of holding it up.
+		s.srv.RegisterOnShutdown(n.api.StopWatches)
 	}
 }

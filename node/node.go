@@ -65,9 +65,11 @@ type Node struct {
 	exec *engine.StateExecutor
 	sigs *tx.SigCache
 	// pool holds the transactions waiting for a block.
-	pool   *txpool.Pool
-	cpdb   *checkpointdb.CheckpointDB
-	engine *engine.Engine
+	pool *txpool.Pool
+	// removals are the pool's recent removals, for GET /tx/{hash}.
+	removals *txRemovals
+	cpdb     *checkpointdb.CheckpointDB
+	engine   *engine.Engine
 	// gadget is the engine's finality gadget (nil without --enable-asf).
 	gadget *finality.CheckpointFinality
 	net    *p2p.Network
@@ -244,6 +246,7 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger) (_ *Node, err
 			return nil, err
 		}
 	}
+	n.removals = newTxRemovals()
 	if n.pool, err = n.newPool(); err != nil {
 		return nil, fmt.Errorf("%w: transaction pool: %w", ErrStartup, err)
 	}

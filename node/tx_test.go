@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/ed25519"
@@ -109,6 +110,7 @@ func TestTransferToFinality(t *testing.T) {
 	require.Equal(t, http.StatusOK, code)
 	require.Equal(t, api.TxValidated, st.Status)
 	require.Equal(t, x.Hash().String(), st.Hash)
+	watched := watchTx(t, o, url, x.Hash())
 	code, st = submit(x) // idempotent by hash
 	require.Equal(t, http.StatusOK, code, "%+v", st)
 	require.Equal(t, x.Hash().String(), st.Hash)
@@ -152,6 +154,19 @@ func TestTransferToFinality(t *testing.T) {
 	}, 30*time.Second, 10*time.Millisecond)
 	require.NotNil(t, final.Block)
 	require.NotNil(t, final.Index)
+	select {
+	case ev := <-watched:
+		var got []string
+		for _, e := range ev {
+			got = append(got, e.Status)
+		}
+		require.Equal(t, []string{"validated", "included", "justified", "finalized"}, got, "the watch stream reports each level once, then ends")
+		require.Equal(t, *final.Block, *ev[3].Block)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the watch stream did not end after finalized")
+	}
+	o.fetchJSON(t, url+"/tx/0x"+strings.Repeat("ab", 32)+"/watch", http.StatusNotFound, nil, nil)
+	o.fetchJSON(t, url+"/tx/0x12/watch", http.StatusBadRequest, nil, nil)
 
 	// The metrics saw the refusals, the block and the latency.
 	require.Eventually(t, func() bool {
@@ -252,4 +267,37 @@ func TestTransferToFinality(t *testing.T) {
 	require.Equal(t, balance(al), balance(account(aliceAddr, "?at=finalized")))
 	cancel()
 	require.NoError(t, wait())
+}
+
+// watchTx opens GET /tx/{hash}/watch and returns the stream's status events
+// (each validated against the TxStatus schema) once it ends.
+func watchTx(t *testing.T, o *openAPI, url string, h tx.Hash) <-chan []api.TxStatus {
+	t.Helper()
+	resp, err := http.Get(url + "/tx/" + h.String() + "/watch")
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Equal(t, "text/event-stream", resp.Header.Get("Content-Type"))
+	out := make(chan []api.TxStatus, 1)
+	t.Cleanup(func() { resp.Body.Close() })
+	go func() {
+		defer resp.Body.Close()
+		var events []api.TxStatus
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			data, ok := strings.CutPrefix(sc.Text(), "data: ")
+			if !ok {
+				continue
+			}
+			if _, err := o.validate(url+"/tx/"+h.String(), http.StatusOK, http.Header{"Content-Type": {"application/json"}}, []byte(data)); err != nil {
+				events = append(events, api.TxStatus{Status: "undocumented: " + err.Error()})
+				continue
+			}
+			var st api.TxStatus
+			if json.Unmarshal([]byte(data), &st) == nil {
+				events = append(events, st)
+			}
+		}
+		out <- events
+	}()
+	return out
 }

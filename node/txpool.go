@@ -2,11 +2,14 @@ package node
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/flarechain/flare-node/node/api"
 	"github.com/flarechain/flare-node/node/engine"
+	"github.com/flarechain/flare-node/tx"
 	"github.com/flarechain/flare-node/txpool"
 )
 
@@ -56,8 +59,64 @@ func (n *Node) runPool(ctx context.Context) error {
 			continue
 		case <-t.C:
 		}
-		if _, err := tr.Sync(); err != nil {
+		events, err := tr.Sync()
+		if err != nil {
 			log.Debug("Pool update without the retracted branch", zap.Error(err))
 		}
+		n.removals.note(events)
 	}
+}
+
+// maxRemovals bounds the removed transactions the node remembers for
+// GET /tx/{hash} and its watch stream.
+const maxRemovals = 4096
+
+// txRemovals remembers the last maxRemovals transactions the pool removed
+// (dropped, invalid or replaced), oldest forgotten first.
+type txRemovals struct {
+	mu    sync.Mutex
+	byTx  map[tx.Hash]removal
+	order []tx.Hash // ring of the hashes in byTx
+	next  int
+}
+
+type removal struct{ status, reason string }
+
+func newTxRemovals() *txRemovals { return &txRemovals{byTx: make(map[tx.Hash]removal)} }
+
+// note records the removals among events.
+func (r *txRemovals) note(events []txpool.Event) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, ev := range events {
+		var rm removal
+		switch ev.Kind {
+		case txpool.Dropped:
+			rm = removal{api.TxDropped, string(ev.Reason)}
+		case txpool.Invalid:
+			rm = removal{api.TxInvalid, string(ev.Reason)}
+		case txpool.Replaced:
+			rm = removal{api.TxDropped, "replaced"}
+		default:
+			continue
+		}
+		if _, ok := r.byTx[ev.Hash]; !ok {
+			if len(r.order) < maxRemovals {
+				r.order = append(r.order, ev.Hash)
+			} else {
+				delete(r.byTx, r.order[r.next])
+				r.order[r.next] = ev.Hash
+				r.next = (r.next + 1) % maxRemovals
+			}
+		}
+		r.byTx[ev.Hash] = rm
+	}
+}
+
+// Removed implements api.TxRemovals.
+func (r *txRemovals) Removed(h tx.Hash) (status, reason string, ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rm, ok := r.byTx[h]
+	return rm.status, rm.reason, ok
 }

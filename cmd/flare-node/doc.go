@@ -14,6 +14,9 @@
 //	key generate          create a validator key (hex ed25519 seed file, mode 0600)
 //	key inspect           show a validator key's public key and authority index
 //	key inspect-node-key  show the libp2p peer id of a node key file
+//	account new           write a fresh account key file and print its address
+//	account show          an account's address; with --rpc its balance and nonce
+//	tx transfer           sign a transfer, submit it to a node and follow its status
 //	purge-chain           delete a chain's database, keeping the signer records
 //	checkpoints list|show look into the checkpoint database of a stopped node
 //	checkpoints clear-halt clear persisted safety halts after confirmation

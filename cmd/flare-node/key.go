@@ -7,14 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/flarechain/flare-node/chainspec"
 	"github.com/flarechain/flare-node/config"
-	"github.com/flarechain/flare-node/internal/storagefault"
 	"github.com/flarechain/flare-node/p2p"
 )
 
@@ -60,40 +57,22 @@ func keyGenerate(c *cli.Context) error {
 	if err := noArgs(c); err != nil {
 		return err
 	}
+	w := c.App.Writer
+	if out := c.Path("output"); out != "" {
+		key, err := writeNewKeyFile(out)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "Key file:    %s (mode 0600)\n", out)
+		fmt.Fprintf(w, "Public key:  %s\n", hex.EncodeToString(key.Public().(ed25519.PublicKey)))
+		return nil
+	}
 	_, key, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		return fmt.Errorf("generate key: %w", err)
 	}
-	pub := hex.EncodeToString(key.Public().(ed25519.PublicKey))
-	w := c.App.Writer
-	if out := c.Path("output"); out != "" {
-		// The directory must exist: the key is never written into a
-		// directory this command would have to invent the owner and mode of.
-		dir := filepath.Dir(out)
-		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
-			what := "does not exist"
-			if err == nil {
-				what = "is not a directory"
-			} else if !errors.Is(err, os.ErrNotExist) {
-				what = "cannot be read (" + err.Error() + ")"
-			}
-			return usageError(fmt.Errorf("cannot write key file %s: directory %s %s; create it first (mode 0700 is advised)", out, dir, what))
-		}
-		if err := config.WriteKeyFile(out, key); err != nil {
-			switch {
-			case errors.Is(err, os.ErrExist):
-				return usageError(fmt.Errorf("%s already exists; refusing to overwrite a key", out))
-			case storagefault.IsOperatorError(err):
-				return usageError(err)
-			}
-			return err
-		}
-		fmt.Fprintf(w, "Key file:    %s (mode 0600)\n", out)
-		fmt.Fprintf(w, "Public key:  %s\n", pub)
-		return nil
-	}
 	fmt.Fprintf(w, "Secret seed: %s\n", hex.EncodeToString(key.Seed()))
-	fmt.Fprintf(w, "Public key:  %s\n", pub)
+	fmt.Fprintf(w, "Public key:  %s\n", hex.EncodeToString(key.Public().(ed25519.PublicKey)))
 	return nil
 }
 

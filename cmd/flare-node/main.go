@@ -55,6 +55,8 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		Commands: []*cli.Command{
 			buildSpecCommand(),
 			keyCommand(),
+			accountCommand(),
+			txCommand(),
 			purgeChainCommand(),
 			checkpointsCommand(),
 			signerCommand(),

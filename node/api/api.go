@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -100,6 +101,9 @@ type Sources struct {
 	// included ones.
 	Pool    Pool
 	TxIndex TxIndex
+	// Removals reports the transactions the pool removed recently (nil:
+	// a removed transaction is unknown).
+	Removals TxRemovals
 	// Started returns when the node started its network, and false while it
 	// is still starting.
 	Started func() (time.Time, bool)
@@ -113,10 +117,14 @@ type Server struct {
 	src  Sources
 	log  *zap.Logger
 	mux  *http.ServeMux
+	// watchers counts the open GET /tx/{hash}/watch streams; stop ends
+	// them.
+	watchers atomic.Int32
+	stop     watchStop
 }
 
 // Paths are the API's routes (besides /metrics, which the node adds).
-var Paths = []string{"/healthz", "/readyz", "/status", "/checkpoints", "/checkpoints/{n}", "/finality/latest", "/evidence", "/peers", "/accounts/{address}", "/blocks/{id}", "/tx", "/tx/{hash}"}
+var Paths = []string{"/healthz", "/readyz", "/status", "/checkpoints", "/checkpoints/{n}", "/finality/latest", "/evidence", "/peers", "/accounts/{address}", "/blocks/{id}", "/tx", "/tx/{hash}", "/tx/{hash}/watch"}
 
 // New builds the API server.
 func New(info Info, src Sources, log *zap.Logger) *Server {
@@ -126,7 +134,7 @@ func New(info Info, src Sources, log *zap.Logger) *Server {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	s := &Server{info: info, src: src, log: log.Named("api"), mux: http.NewServeMux()}
+	s := &Server{info: info, src: src, log: log.Named("api"), mux: http.NewServeMux(), stop: watchStop{ch: make(chan struct{})}}
 	s.mux.HandleFunc("GET /healthz", s.serveHealth)
 	s.mux.HandleFunc("GET /readyz", s.serveReady)
 	s.mux.HandleFunc("GET /status", s.serveStatus)
@@ -139,6 +147,7 @@ func New(info Info, src Sources, log *zap.Logger) *Server {
 	s.mux.HandleFunc("GET /blocks/{id}", s.serveBlock)
 	s.mux.HandleFunc("POST /tx", s.serveSubmitTx)
 	s.mux.HandleFunc("GET /tx/{hash}", s.serveTx)
+	s.mux.HandleFunc("GET /tx/{hash}/watch", s.serveWatchTx)
 	return s
 }
 
@@ -161,7 +170,7 @@ type Error struct {
 	// Error says what went wrong, in one line.
 	Error string `json:"error"`
 	// Code is a stable machine-readable reason: bad_request, unknown,
-	// pruned, no_finality or internal.
+	// pruned, no_finality, internal or busy.
 	Code string `json:"code"`
 }
 

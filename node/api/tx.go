@@ -113,7 +113,7 @@ func (s *Server) serveSubmitTx(w http.ResponseWriter, r *http.Request) {
 		out := TxStatus{Status: TxRefused, Reason: string(re.Reason)}
 		if t, derr := tx.Decode(raw); derr == nil {
 			out.Hash = t.Hash().String()
-			if st, ok := s.txStatus(t.Hash()); ok && re.Reason == txpool.ReasonNonceTooLow {
+			if st, ok := s.txStatus(t.Hash()); ok && re.Reason == txpool.ReasonNonceTooLow && rank(st.Status) >= 2 {
 				writeJSON(w, http.StatusOK, st) // already in a block: idempotent
 				return
 			}
@@ -158,6 +158,11 @@ func (s *Server) txStatus(h tx.Hash) (TxStatus, bool) {
 	if s.src.Pool != nil {
 		if _, _, ok := s.src.Pool.Get(h); ok {
 			return TxStatus{Hash: h.String(), Status: TxValidated}, true
+		}
+	}
+	if s.src.Removals != nil {
+		if status, reason, ok := s.src.Removals.Removed(h); ok {
+			return TxStatus{Hash: h.String(), Status: status, Reason: reason}, true
 		}
 	}
 	return TxStatus{}, false
