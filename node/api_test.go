@@ -395,6 +395,7 @@ func TestDevValidatorOperatorSurface(t *testing.T) {
 	require.Equal(t, http.StatusOK, status, "%s", out)
 	covered["/tx"] = true
 	o.fetchJSON(t, url+"/tx/"+x.Hash().String(), http.StatusOK, nil, covered)
+	o.fetchJSON(t, url+"/tx/0x"+strings.Repeat("ab", 32)+"/watch", http.StatusNotFound, nil, covered)
 
 	require.Equal(t, o.paths(), keys(covered), "every path of docs/api/openapi.yaml is served and checked")
 
