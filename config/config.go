@@ -34,6 +34,8 @@ const (
 	// for the databases to flush and compact and for the node to stop
 	// cleanly (geth stops at a comparable margin, --datadir.minfreedisk).
 	DefaultMinFreeDiskMiB = 256
+	// DefaultStateRetentionBlocks is the default of StateRetentionBlocks.
+	DefaultStateRetentionBlocks = 256
 	// MaxMinFreeDiskMiB bounds MinFreeDiskMiB (1 PiB).
 	MaxMinFreeDiskMiB = 1 << 30
 	// MinInterval is the shortest flush or prune interval accepted; it
@@ -105,6 +107,10 @@ type Config struct {
 	// must keep: the node refuses to start below it and stops (exit 1) when
 	// free space falls below it while running. 0 disables the check.
 	MinFreeDiskMiB uint64 `toml:"min_free_disk_mib"`
+	// StateRetentionBlocks is how many blocks below the finalized one keep
+	// their complete account state (older canonical states are pruned; the
+	// blocks themselves are kept).
+	StateRetentionBlocks uint64 `toml:"state_retention_blocks"`
 	// PIDFile, when set, is written with the node's process id once the
 	// node holds its databases, and removed when it exits (a kill -9
 	// leaves it behind; the next start replaces it). Its directory must
@@ -264,11 +270,12 @@ func TestnetPersistence() PersistenceConfig {
 // free disk space falls below 256 MiB.
 func Default() Config {
 	return Config{
-		BasePath:       DefaultBasePath(),
-		MinFreeDiskMiB: DefaultMinFreeDiskMiB,
-		P2P:            P2PConfig{Port: DefaultPort, MaxPeers: DefaultMaxPeers},
-		Log:            LogConfig{Level: DefaultLogLevel, Format: DefaultLogFormat, MaxSizeMiB: DefaultLogMaxSizeMiB, MaxBackups: DefaultLogMaxBackups},
-		Persistence:    DefaultPersistence(),
+		BasePath:             DefaultBasePath(),
+		MinFreeDiskMiB:       DefaultMinFreeDiskMiB,
+		StateRetentionBlocks: DefaultStateRetentionBlocks,
+		P2P:                  P2PConfig{Port: DefaultPort, MaxPeers: DefaultMaxPeers},
+		Log:                  LogConfig{Level: DefaultLogLevel, Format: DefaultLogFormat, MaxSizeMiB: DefaultLogMaxSizeMiB, MaxBackups: DefaultLogMaxBackups},
+		Persistence:          DefaultPersistence(),
 	}
 }
 
@@ -335,6 +342,9 @@ func (c *Config) Validate() error {
 		c.BasePath = p
 	}
 
+	if c.StateRetentionBlocks < 1 {
+		return invalid("state_retention_blocks (--state-retention) must be at least 1")
+	}
 	if c.MinFreeDiskMiB > MaxMinFreeDiskMiB {
 		return invalid("min_free_disk_mib (--min-free-disk) %d MiB is above %d MiB", c.MinFreeDiskMiB, uint64(MaxMinFreeDiskMiB))
 	}

@@ -457,7 +457,7 @@ addr = "127.0.0.1:9615"
 `,
 			check: func(t *testing.T, c Config) {
 				require.Equal(t, Config{
-					Chain: "local", BasePath: "/srv/flare", Name: "n1", Validator: true, KeyName: "bob", EnableASF: true, MinFreeDiskMiB: 1024,
+					Chain: "local", BasePath: "/srv/flare", Name: "n1", Validator: true, KeyName: "bob", EnableASF: true, MinFreeDiskMiB: 1024, StateRetentionBlocks: DefaultStateRetentionBlocks,
 					PIDFile:     "/run/flare/flare-node.pid",
 					P2P:         P2PConfig{Port: 4001, ListenAddrs: []string{"/ip4/127.0.0.1/tcp/4001"}, Bootnodes: []string{"/ip4/127.0.0.1/tcp/4002/p2p/12D3KooWX"}, MaxPeers: 7},
 					Log:         LogConfig{Level: "debug", Format: "json", File: "/var/log/flare/node.log", MaxSizeMiB: 5, MaxBackups: 3, MaxAgeDays: 7},

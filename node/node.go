@@ -221,7 +221,7 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger) (_ *Node, err
 	errs := make([]error, 2)
 	opens.Go(func() {
 		n.chain, errs[0] = asf.OpenChainContext(ctx, cfg.ChainDBPath(), n.spec, asf.ChainOptions{
-			Logger: log, Clock: n.clock,
+			Logger: log, Clock: n.clock, StateRetention: cfg.StateRetentionBlocks,
 			Executor: engine.NewStateExecutorFactory(n.spec, n.sigs, log, &n.exec),
 		})
 	})

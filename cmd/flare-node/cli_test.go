@@ -180,6 +180,7 @@ func TestBadInput(t *testing.T) {
 		{name: "log level", args: []string{"--dev", "--log-level", "loud"}, contains: `"loud"`},
 		{name: "log format", args: []string{"--dev", "--log-format", "xml"}, contains: `"xml"`},
 		{name: "retention zero", args: []string{"--dev", "--checkpoint-retention", "0"}, contains: "--checkpoint-retention"},
+		{name: "state retention zero", args: []string{"--dev", "--state-retention", "0"}, contains: "--state-retention"},
 		{name: "flush interval zero", args: []string{"--dev", "--checkpoint-flush-interval", "0s"}, contains: "--checkpoint-flush-interval"},
 		{name: "flush interval unparsable", args: []string{"--dev", "--checkpoint-flush-interval", "soon"}, contains: "checkpoint-flush-interval"},
 		{name: "prune interval negative", args: []string{"--dev", "--checkpoint-prune-interval", "-1s"}, contains: "--checkpoint-prune-interval"},

@@ -69,6 +69,8 @@ func runFlags() []cli.Flag {
 		basePathFlag(), tmpFlag(),
 		&cli.Uint64Flag{Name: "min-free-disk", Category: catStorage, EnvVars: env("min-free-disk"), Value: d.MinFreeDiskMiB,
 			Usage: "free space in `MiB` the base path's file system must keep: the node refuses to start below it and stops (exit 1) when it falls below it while running; 0 disables the check"},
+		&cli.Uint64Flag{Name: "state-retention", Category: catStorage, EnvVars: env("state-retention"), Value: d.StateRetentionBlocks,
+			Usage: "`BLOCKS` below the finalized one that keep their complete account state (older states are pruned)"},
 		&cli.StringFlag{Name: "name", Category: catStorage, EnvVars: env("name"), Usage: "human readable node name (logs only)"},
 		&cli.PathFlag{Name: "pid-file", Category: catStorage, EnvVars: env("pid-file"), TakesFile: true,
 			Usage: "write the process id to `FILE` once the node holds its databases; removed at exit (its directory must exist)"},
@@ -190,6 +192,9 @@ func applyFlags(c *cli.Context, cfg *config.Config) error {
 	boolean("tmp", &cfg.Tmp)
 	if cc := lookupSet(c, "min-free-disk"); cc != nil {
 		cfg.MinFreeDiskMiB = cc.Uint64("min-free-disk")
+	}
+	if cc := lookupSet(c, "state-retention"); cc != nil {
+		cfg.StateRetentionBlocks = cc.Uint64("state-retention")
 	}
 	str("name", &cfg.Name)
 
