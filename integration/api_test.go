@@ -49,11 +49,16 @@ func TestOperatorAPIDevValidator(t *testing.T) {
 	code, body := getStatus(t, rpc+"/healthz")
 	require.Equal(t, http.StatusOK, code)
 	require.Equal(t, "ok\n", string(body))
+	// On the built-in dev chain a fresh record does not listen (its key is
+	// public): /readyz is 503 only until the first checkpoint initialises
+	// it, a few hundred milliseconds.
 	code, body = getStatus(t, rpc+"/readyz")
-	require.Equal(t, http.StatusServiceUnavailable, code, "a fresh validator listens two checkpoint intervals first: %s", body)
-	var r api.Readiness
-	require.NoError(t, json.Unmarshal(body, &r))
-	require.Contains(t, fmt.Sprint(r.Reasons), api.ReasonSignerInitialising)
+	if code != http.StatusOK {
+		require.Equal(t, http.StatusServiceUnavailable, code, "%s", body)
+		var r api.Readiness
+		require.NoError(t, json.Unmarshal(body, &r))
+		require.Contains(t, fmt.Sprint(r.Reasons), api.ReasonSignerInitialising)
+	}
 
 	require.Eventually(t, func() bool {
 		code, _ := getStatus(t, rpc+"/readyz")
@@ -70,7 +75,7 @@ func TestOperatorAPIDevValidator(t *testing.T) {
 	require.NoError(t, json.Unmarshal(body, &cp))
 	require.Equal(t, uint64(2), cp.Number)
 	require.Regexp(t, `^0x[0-9a-f]{64}$`, cp.Hash)
-	require.Equal(t, uint64(8), cp.Block, "the dev chain checkpoints every 4 blocks")
+	require.Equal(t, uint64(2), cp.Block, "the dev chain checkpoints every block")
 
 	code, body = getStatus(t, rpc+"/peers")
 	require.Equal(t, http.StatusOK, code)
