@@ -139,8 +139,25 @@ func TestTransferToFinality(t *testing.T) {
 		require.Equal(t, api.TxRefused, st.Status, name)
 		require.Equal(t, c.reason, st.Reason, name)
 	}
-	status, body := o.post(t, url+"/tx", "application/json", []byte(`{"tx":"zz"}`))
-	require.Equal(t, http.StatusBadRequest, status, "%s", body)
+	// Malformed and oversized bodies: 400 with one JSON error, never a 500.
+	for name, c := range map[string]struct {
+		ct   string
+		body []byte
+	}{
+		"not hex":            {"application/json", []byte(`{"tx":"zz"}`)},
+		"no 0x":              {"application/json", []byte(`{"tx":"00"}`)},
+		"not json":           {"application/json", []byte(`tx=00`)},
+		"unknown field":      {"application/json", []byte(`{"tx":"0x00","extra":1}`)},
+		"oversized json":     {"application/json", []byte(`{"tx":"0x` + strings.Repeat("00", 5000) + `"}`)},
+		"oversized binary":   {"application/octet-stream", bytes.Repeat([]byte{1}, 5000)},
+		"garbage binary":     {"application/octet-stream", []byte{0xff, 0xff, 0xff}},
+		"empty":              {"application/octet-stream", nil},
+		"truncated encoding": {"application/octet-stream", x.Encode()[:50]},
+	} {
+		status, body := o.post(t, url+"/tx", c.ct, c.body)
+		require.Equal(t, http.StatusBadRequest, status, "%s: %s", name, body)
+		require.True(t, json.Valid(body), "%s: %s", name, body)
+	}
 
 	// validated -> included -> justified -> finalized.
 	seen := map[string]bool{}

@@ -53,7 +53,7 @@ type TxSubmit struct {
 
 // TxStatus is the JSON document of POST /tx and GET /tx/{hash}.
 type TxStatus struct {
-	Hash   string `json:"hash"`
+	Hash   string `json:"hash,omitempty"` // absent only for bytes that are no transaction
 	Status string `json:"status"`
 	// Reason is the refusal reason (txpool vocabulary), with
 	// ExpectedNonce for the nonce reasons.
