@@ -74,7 +74,7 @@ func (n *Node) setupHTTP(log *zap.Logger) {
 		src.TxIndex = n.exec.State()
 	}
 	if n.pool != nil {
-		src.Pool = n.pool
+		src.Pool = apiPool{n}
 	}
 	if n.gadget != nil {
 		src.Finality = n.gadget
