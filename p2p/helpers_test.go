@@ -125,6 +125,8 @@ type testHandler struct {
 	txIgnoreAmount uint64
 	// txHook, when set, runs first in HandleTransaction (benchmarks).
 	txHook func()
+	// onVote, when set, sees every accepted vote (benchmarks).
+	onVote func(checkpoint.SignedVote)
 
 	// sync data
 	chain       []*flarepb.Block // blocks 1..len
@@ -227,6 +229,9 @@ func (h *testHandler) HandleVote(_ context.Context, _ peer.ID, v checkpoint.Sign
 		return Reject
 	}
 	h.accepted[v]++
+	if h.onVote != nil {
+		h.onVote(v)
+	}
 	return Accept
 }
 
@@ -515,7 +520,7 @@ type rawPeer struct {
 	target *Network
 }
 
-func newRawPeer(t testing.TB, target *Network) *rawPeer {
+func newRawPeer(t testing.TB, target *Network, opts ...pubsub.Option) *rawPeer {
 	t.Helper()
 	h, err := libp2p.New(
 		libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"),
@@ -528,11 +533,12 @@ func newRawPeer(t testing.TB, target *Network) *rawPeer {
 		cancel()
 		_ = h.Close()
 	})
-	ps, err := pubsub.NewGossipSub(ctx, h,
+	ps, err := pubsub.NewGossipSub(ctx, h, append([]pubsub.Option{
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),
 		pubsub.WithNoAuthor(),
 		pubsub.WithMessageIdFn(messageID),
-		pubsub.WithMaxMessageSize(8<<20))
+		pubsub.WithMaxMessageSize(8 << 20),
+	}, opts...)...)
 	require.NoError(t, err)
 	require.NoError(t, h.Connect(ctx, peer.AddrInfo{ID: target.ID(), Addrs: target.host.Addrs()}))
 	return &rawPeer{h: h, ps: ps, topics: make(map[string]*pubsub.Topic), target: target}
