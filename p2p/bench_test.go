@@ -197,7 +197,7 @@ func BenchmarkVotesUnderTxFlood(b *testing.B) {
 			b.ReportMetric(pct(0.99), "p99-ms")
 			b.ReportMetric(float64(dst.h.acceptedTxCount()-txBase)/elapsed.Seconds(), "txs-handled/s")
 			b.ReportMetric(float64(dst.stats.get(kindTxs, pubsub.ValidationIgnore, reasonRateLimited)+
-				dst.stats.get(kindTxs, pubsub.ValidationReject, reasonRateLimited)), "txs-rate-limited")
+				dst.stats.get(kindTxs, pubsub.ValidationIgnore, reasonStrike)), "txs-rate-limited")
 		})
 	}
 }

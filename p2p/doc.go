@@ -59,8 +59,9 @@
 //
 // The transactions topic (envelopes of at most MaxTransactionEnvelopeSize
 // bytes holding a canonical tx encoding) checks the sender's token bucket
-// (DefaultTxRate, DefaultTxBurst; sustained excess is rejected, see
-// DefaultTxExcessReject) right after the size, before decoding; it has its
+// (DefaultTxRate, DefaultTxBurst; sustained excess earns the sender strikes
+// in its application-specific score, see DefaultTxExcessReject) right after
+// the size, before decoding; it has its
 // own smaller validation concurrency and at most a few concurrent
 // HandleTransaction calls, and score parameters that earn at most +1, so a
 // transaction flood cannot delay votes, certificates and blocks much nor buy

@@ -93,9 +93,10 @@ func (n *Network) peerScoreParams() (*pubsub.PeerScoreParams, *pubsub.PeerScoreT
 	}
 	topics[topicName(n.genesis, kindTxs)] = txTopicScoreParams()
 	params := &pubsub.PeerScoreParams{
-		Topics:            topics,
-		TopicScoreCap:     30,
-		AppSpecificScore:  func(peer.ID) float64 { return 0 },
+		Topics:        topics,
+		TopicScoreCap: 30,
+		// P5: strikes for sustained transaction floods (txLimiter).
+		AppSpecificScore:  func(p peer.ID) float64 { return n.txLimit.score(p, time.Now()) },
 		AppSpecificWeight: 1,
 		// Many peers behind one address are suspicious, except on loopback
 		// (local test networks).
@@ -331,7 +332,7 @@ func (n *Network) validator(kind topicKind) pubsub.ValidatorEx {
 	return func(ctx context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
 		res, reason := n.validate(ctx, kind, from, msg)
 		n.stats.record(kind, res, reason)
-		if reason != reasonNone && reason != reasonRateLimited && !msg.Local {
+		if reason != reasonNone && reason != reasonRateLimited && reason != reasonStrike && !msg.Local {
 			n.log.Debug("dropped gossip message", zap.String("result", resultName(res)), zap.Stringer("topic", kind),
 				zap.Stringer("from", from), zap.String("reason", string(reason)), zap.Int("size", len(msg.GetData())))
 		}
@@ -352,8 +353,8 @@ func (n *Network) validate(ctx context.Context, kind topicKind, from peer.ID, ms
 		switch n.txLimit.allow(from, time.Now()) {
 		case limitIgnore:
 			return pubsub.ValidationIgnore, reasonRateLimited
-		case limitReject:
-			return pubsub.ValidationReject, reasonRateLimited
+		case limitStrike:
+			return pubsub.ValidationIgnore, reasonStrike
 		}
 	}
 	p, reason := checkEnvelope(msg.GetData(), kind, n.genesis, n.cfg.MaxMessageSize)

@@ -150,4 +150,8 @@ func TestTransactionTopicAsDocumented(t *testing.T) {
 	params, _ := n.peerScoreParams()
 	require.Equal(t, p, params.Topics[TransactionsTopic(testGenesis)])
 	require.Len(t, params.Topics, int(numKinds))
+	// Strikes score like invalid deliveries, outside the topic scores.
+	require.Equal(t, 1.0, params.AppSpecificWeight)
+	require.Equal(t, float64(invalidMessageWeight), float64(strikeWeight))
+	require.Equal(t, base.InvalidMessageDeliveriesDecay, strikeDecay)
 }

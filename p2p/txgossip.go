@@ -3,6 +3,7 @@ package p2p
 import (
 	"context"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 
@@ -41,11 +42,15 @@ const (
 	DefaultTxBurst = 4000
 	// DefaultTxExcessReject is the sustained-excess rule: once a peer has
 	// sent this many messages without a token inside one excess window
-	// (txExcessWindow), its next tokenless message in that window is
-	// rejected (one invalid delivery, P4). A peer that keeps sending at more
-	// than DefaultTxRate + DefaultTxExcessReject per second thus collects
-	// one invalid delivery per second: below the gossip threshold after
-	// 2 s, graylisted after 3 s (docs/wire.md, "Validation").
+	// (txExcessWindow), it earns one strike (once per window). Strikes are
+	// the application-specific score component P5: -10 * strikes^2, the
+	// strikes decaying like invalid deliveries (halved in 90 s). A peer that
+	// keeps sending more than DefaultTxRate + DefaultTxExcessReject per
+	// second thus earns one strike per second: below the gossip threshold
+	// after 2 s, graylisted after 3 s (docs/wire.md, "Validation"). The
+	// message itself is only ignored: rejecting it would also penalize the
+	// honest peers that relay the same bytes (gossipsub counts a copy of a
+	// rejected message as an invalid delivery of whoever sends it).
 	DefaultTxExcessReject = 1000
 	txExcessWindow        = time.Second
 )
@@ -82,12 +87,38 @@ type txLimiter struct {
 
 type peerBucket struct {
 	lim *rate.Limiter
-	// excess window: start, tokenless messages in it, whether one was
-	// rejected in it.
+	// excess window: start, tokenless messages in it, whether it gave a
+	// strike.
 	windowStart time.Time
 	excess      int
-	rejected    bool
+	struck      bool
 	lastSeen    time.Time
+	// strikes as of strikesAt (decaying).
+	strikes   float64
+	strikesAt time.Time
+}
+
+// strikeWeight is the P5 weight of strikes: -10 * strikes^2, as an invalid
+// delivery (invalidMessageWeight).
+const strikeWeight = invalidMessageWeight
+
+// strikeDecay is the per-second decay factor of strikes (that of P4).
+var strikeDecay = scoreDecay(10 * time.Minute)
+
+// strikesAtLocked returns b's strikes decayed to now.
+func (b *peerBucket) strikesAtLocked(now time.Time) float64 {
+	if b.strikes == 0 {
+		return 0
+	}
+	dt := now.Sub(b.strikesAt).Seconds()
+	if dt <= 0 {
+		return b.strikes
+	}
+	s := b.strikes * math.Pow(strikeDecay, dt)
+	if s < scoreDecayToZero {
+		return 0
+	}
+	return s
 }
 
 func newTxLimiter(r float64, burst, excessReject, maxIdle int) *txLimiter {
@@ -101,7 +132,8 @@ type limitVerdict int
 const (
 	limitPass limitVerdict = iota
 	limitIgnore
-	limitReject
+	// limitStrike: ignored, and the sender earned a strike.
+	limitStrike
 )
 
 // allow takes a token from p's bucket at now.
@@ -121,22 +153,36 @@ func (l *txLimiter) allow(p peer.ID, now time.Time) limitVerdict {
 		return limitPass
 	}
 	if now.Sub(b.windowStart) >= txExcessWindow {
-		b.windowStart, b.excess, b.rejected = now, 0, false
+		b.windowStart, b.excess, b.struck = now, 0, false
 	}
 	b.excess++
-	if b.excess > l.excessReject && !b.rejected {
-		b.rejected = true
-		return limitReject
+	if b.excess > l.excessReject && !b.struck {
+		b.struck = true
+		b.strikes = b.strikesAtLocked(now) + 1
+		b.strikesAt = now
+		return limitStrike
 	}
 	return limitIgnore
 }
 
-// pruneLocked drops the buckets that have been idle long enough to refill
-// and whose excess window is over.
+// score is p's application-specific score (P5): strikeWeight * strikes^2.
+func (l *txLimiter) score(p peer.ID, now time.Time) float64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b, ok := l.peers[p]
+	if !ok {
+		return 0
+	}
+	s := b.strikesAtLocked(now)
+	return strikeWeight * s * s
+}
+
+// pruneLocked drops the buckets that have been idle long enough to refill,
+// whose excess window is over and whose strikes decayed away.
 func (l *txLimiter) pruneLocked(now time.Time) {
 	full := time.Duration(float64(l.burst)/float64(l.rate)*float64(time.Second)) + txExcessWindow
 	for p, b := range l.peers {
-		if now.Sub(b.lastSeen) > full {
+		if now.Sub(b.lastSeen) > full && b.strikesAtLocked(now) == 0 {
 			delete(l.peers, p)
 		}
 	}

@@ -80,8 +80,8 @@ func TestCheckTransactionEnvelope(t *testing.T) {
 	require.NoError(t, proto.Unmarshal(padded, &e))
 }
 
-// TestTxLimiter: the token bucket, the sustained-excess rejection (once per
-// window) and the pruning of idle buckets.
+// TestTxLimiter: the token bucket, the sustained-excess strike (once per
+// window) and its score, and the pruning of idle buckets.
 func TestTxLimiter(t *testing.T) {
 	l := newTxLimiter(100, 200, 50, 4)
 	now := time.Unix(1_700_000_000, 0)
@@ -99,8 +99,8 @@ func TestTxLimiter(t *testing.T) {
 		}
 		return
 	}
-	// The burst passes, then 50 tokenless messages are ignored, the 51st is
-	// rejected, the rest of the window is ignored.
+	// The burst passes, then 50 tokenless messages are ignored, the 51st
+	// earns a strike, the rest of the window is ignored.
 	pass, ignore, reject := count(a, 400, now)
 	require.Equal(t, [3]int{200, 199, 1}, [3]int{pass, ignore, reject})
 	// Another peer has its own bucket.
@@ -109,16 +109,27 @@ func TestTxLimiter(t *testing.T) {
 	// 100 ms later: 10 tokens; the excess window is still the same.
 	pass, ignore, reject = count(a, 20, now.Add(100*time.Millisecond))
 	require.Equal(t, [3]int{10, 10, 0}, [3]int{pass, ignore, reject})
+	require.InDelta(t, -10, l.score(a, now), 0.001)
+	require.Zero(t, l.score(b, now))
 	// A second later: 100 new tokens and a new window, again 50 ignored
-	// before one reject.
+	// before a strike: two strikes, -10 * 2^2 (minus a second of decay).
 	pass, ignore, reject = count(a, 200, now.Add(1100*time.Millisecond))
 	require.Equal(t, [3]int{100, 99, 1}, [3]int{pass, ignore, reject})
+	require.InDelta(t, -40, l.score(a, now.Add(1100*time.Millisecond)), 0.5)
+	// Strikes halve in 90 s.
+	require.InDelta(t, -10, l.score(a, now.Add(1100*time.Millisecond+90*time.Second)), 0.2)
 	// A peer within its rate is never limited.
 	c := peer.ID("c")
 	for i := range 1000 {
 		require.Equal(t, limitPass, l.allow(c, now.Add(time.Duration(i)*10*time.Millisecond)))
 	}
-	// Idle buckets are pruned when the map is full; active ones stay.
+	// Idle buckets are pruned when the map is full; active ones stay, and so
+	// do struck ones until their strikes decayed (10 minutes).
+	l.allow(peer.ID("h"), now.Add(time.Minute))
+	for _, p := range []peer.ID{"i", "j", "k", "l", "m"} {
+		l.allow(p, now.Add(2*time.Minute))
+	}
+	require.NotZero(t, l.score(a, now.Add(2*time.Minute)), "a struck peer is not pruned")
 	later := now.Add(time.Hour)
 	for _, p := range []peer.ID{"d", "e", "f", "g"} {
 		l.allow(p, later)
@@ -260,8 +271,9 @@ func TestTransactionGossipBadInput(t *testing.T) {
 
 // TestTransactionRateLimit: a peer flooding the transactions topic beyond
 // its token bucket has the excess ignored (counted), and once the excess is
-// sustained it is penalized until graylisted, while votes from it were
-// accepted before and honest transactions from other peers still flow.
+// sustained it earns strikes (its application-specific score) until it is
+// graylisted, while honest transactions and votes from other peers still
+// flow.
 func TestTransactionRateLimit(t *testing.T) {
 	nodes := newTopology(t, 2, false, nil)
 	a, b := nodes[0], nodes[1]
@@ -277,7 +289,7 @@ func TestTransactionRateLimit(t *testing.T) {
 	require.Eventually(t, func() bool { return b.h.acceptedVote(vote) }, 10*time.Second, 10*time.Millisecond)
 
 	// 400 valid transactions at once: the burst (100) is handled, the rest
-	// is ignored as rate-limited except one reject.
+	// is ignored as rate-limited, and one earns a strike.
 	var flood []*tx.Tx
 	for i := range 400 {
 		x := signedTx(testGenesis, uint64(30_000+i), 3, 1)
@@ -288,7 +300,7 @@ func TestTransactionRateLimit(t *testing.T) {
 		}
 	}
 	limited := func() uint64 {
-		return b.stats.get(kindTxs, pubsub.ValidationIgnore, reasonRateLimited) + b.stats.get(kindTxs, pubsub.ValidationReject, reasonRateLimited)
+		return b.stats.get(kindTxs, pubsub.ValidationIgnore, reasonRateLimited) + b.stats.get(kindTxs, pubsub.ValidationIgnore, reasonStrike)
 	}
 	require.Eventually(t, func() bool {
 		handled := 0
@@ -303,10 +315,11 @@ func TestTransactionRateLimit(t *testing.T) {
 	}
 	require.GreaterOrEqual(t, handled, 100, "the burst is handled")
 	require.Less(t, handled, 200, "the excess is not handled")
-	require.GreaterOrEqual(t, b.stats.get(kindTxs, pubsub.ValidationReject, reasonRateLimited), uint64(1), "sustained excess rejected")
+	require.GreaterOrEqual(t, b.stats.get(kindTxs, pubsub.ValidationIgnore, reasonStrike), uint64(1), "sustained excess: no strike")
+	require.Zero(t, b.stats.get(kindTxs, pubsub.ValidationReject, reasonRateLimited))
 	require.Eventually(t, func() bool { return b.PeerScore(raw.h.ID()) < 0 }, 10*time.Second, 20*time.Millisecond, "flooder not penalized")
 
-	// Keep flooding for a few windows: one reject per second graylists it.
+	// Keep flooding for a few windows: one strike per second graylists it.
 	for w := range 4 {
 		for i := range 200 {
 			x := signedTx(testGenesis, uint64(40_000+w*1000+i), 3, 1)

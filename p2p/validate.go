@@ -71,9 +71,11 @@ const (
 	reasonWrongType rejectReason = "wrong_type"
 	reasonGenesis   rejectReason = "wrong_chain"
 	reasonMalformed rejectReason = "malformed"
-	// reasonRateLimited: the sender exceeded its transaction rate (ignored,
-	// or rejected once per window when the excess is sustained).
+	// reasonRateLimited: the sender exceeded its transaction rate (ignored).
 	reasonRateLimited rejectReason = "rate_limited"
+	// reasonStrike: ignored as rate-limited, and the excess is sustained:
+	// the sender earned a strike (application-specific score).
+	reasonStrike rejectReason = "rate_limited_strike"
 	// reasonBusy: every transaction handler slot stayed busy until the
 	// validation deadline (ignored).
 	reasonBusy rejectReason = "busy"
