@@ -74,7 +74,7 @@ func (n *Node) setupHTTP(log *zap.Logger) {
 		src.TxIndex = n.exec.State()
 	}
 	if n.pool != nil {
-		src.Pool = apiPool{Pool: n.pool, lat: n.metrics.txLatency}
+		src.Pool = apiPool{n}
 		src.Removals = n.removals
 	}
 	if n.gadget != nil {

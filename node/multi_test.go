@@ -2,13 +2,21 @@ package node
 
 import (
 	"context"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
 
+	"github.com/flarechain/flare-node/chainspec"
 	"github.com/flarechain/flare-node/consensus/checkpoint"
+	"github.com/flarechain/flare-node/node/api"
+	"github.com/flarechain/flare-node/tx"
 )
 
 // fastLocalSpec is the local chain (alice, bob, charlie, dave) with 200 ms
@@ -152,4 +160,82 @@ func TestFourValidatorsFinalizeAndSurviveKills(t *testing.T) {
 	tn.start(2)
 	tn.waitAll(halted+3, 90*time.Second)
 	tn.requireSameFinalizedChain()
+}
+
+// TestTransferGossipedToFinality: a transfer submitted to POST /tx of a full
+// node (which produces no blocks) reaches the validators over the
+// transactions topic, is included by one of their blocks and reaches
+// status finalized on every node's GET /tx/{hash}; the balances agree.
+func TestTransferGossipedToFinality(t *testing.T) {
+	if testing.Short() {
+		t.Skip("network test")
+	}
+	o := loadOpenAPI(t)
+	tn := newTestNetWith(t, 4, true)
+	cfg := testConfig(t, tn.spec, t.TempDir(), false)
+	cfg.Metrics.Addr = "127.0.0.1:0"
+	cfg.P2P.Bootnodes = []string{tn.boot}
+	full, err := New(context.Background(), cfg, zap.NewNop().Named("full"))
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	wait := runNode(ctx, full)
+	t.Cleanup(func() {
+		cancel()
+		_ = wait()
+	})
+	// The full node follows the chain (it is connected and meshed).
+	require.Eventually(t, func() bool { return full.gadget.LatestFinalized().Number >= 2 }, 30*time.Second, 20*time.Millisecond)
+
+	ferdie, _ := devAddr(t, "ferdie")
+	_, eveAddr := devAddr(t, "eve")
+	x := &tx.Tx{Genesis: GenesisHash(full.spec), To: eveAddr, Amount: 42, Fee: 3}
+	x.Sign(ferdie)
+	body, err := json.Marshal(api.TxSubmit{Tx: "0x" + hex.EncodeToString(x.Encode())})
+	require.NoError(t, err)
+	fullURL := httpBase(full, "metrics")
+	code, out := o.post(t, fullURL+"/tx", "application/json", body)
+	require.Equal(t, http.StatusOK, code, "%s", out)
+
+	urls := []string{fullURL}
+	for _, nd := range tn.nodes {
+		urls = append(urls, httpBase(nd, "metrics"))
+	}
+	start := time.Now()
+	final := make([]api.TxStatus, len(urls))
+	require.Eventually(t, func() bool {
+		for i, u := range urls {
+			if final[i].Status == api.TxFinalized {
+				continue
+			}
+			// 404 until the transaction reached the node.
+			status, body := o.fetch(t, u+"/tx/"+x.Hash().String(), nil)
+			if status == http.StatusNotFound {
+				continue
+			}
+			var s api.TxStatus
+			if status != http.StatusOK || json.Unmarshal(body, &s) != nil {
+				return false
+			}
+			final[i] = s
+		}
+		for _, s := range final {
+			if s.Status != api.TxFinalized {
+				return false
+			}
+		}
+		return true
+	}, 30*time.Second, 20*time.Millisecond, "not finalized everywhere")
+	t.Logf("finalized on all 5 nodes %v after the submission", time.Since(start).Round(time.Millisecond))
+	for _, s := range final[1:] {
+		require.Equal(t, final[0].BlockHash, s.BlockHash, "nodes disagree on the including block")
+	}
+	var blk api.Block
+	o.fetchJSON(t, fmt.Sprintf("%s/blocks/%d", urls[1], *final[0].Block), http.StatusOK, &blk, nil)
+	require.Less(t, blk.Proposer, uint32(4), "included by a validator's block")
+	require.Equal(t, x.Hash().String(), blk.Transactions[*final[0].Index].Hash)
+	for _, u := range urls {
+		var a api.Account
+		o.fetchJSON(t, u+"/accounts/"+eveAddr.String()+"?at=finalized", http.StatusOK, &a, nil)
+		require.Equal(t, strconv.FormatUint(chainspec.DevBalance+42, 10), a.Balance)
+	}
 }

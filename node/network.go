@@ -15,6 +15,7 @@ import (
 	"github.com/flarechain/flare-node/consensus/checkpoint"
 	"github.com/flarechain/flare-node/node/engine"
 	"github.com/flarechain/flare-node/p2p"
+	"github.com/flarechain/flare-node/tx"
 	"github.com/flarechain/flare-node/wire/flarepb"
 )
 
@@ -59,6 +60,14 @@ func (a *netAdapter) PublishCertificate(c checkpoint.Certificate) {
 	ctx := a.context()
 	if err := a.n.net.PublishCertificate(ctx, c); err != nil && ctx.Err() == nil {
 		a.n.log.Warn("Failed to broadcast checkpoint certificate", zap.Uint64("checkpoint", c.Target.Number), zap.Error(err))
+	}
+}
+
+// PublishTransaction gossips a transaction the API admitted.
+func (a *netAdapter) PublishTransaction(t *tx.Tx) {
+	ctx := a.context()
+	if err := a.n.net.PublishTransaction(ctx, t); err != nil && ctx.Err() == nil {
+		a.n.log.Warn("Failed to broadcast transaction", zap.Stringer("hash", t.Hash()), zap.Error(err))
 	}
 }
 

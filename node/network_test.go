@@ -1,6 +1,8 @@
 package node
 
 import (
+	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -9,6 +11,7 @@ import (
 	"github.com/flarechain/flare-node/consensus/asf"
 	"github.com/flarechain/flare-node/consensus/checkpoint"
 	"github.com/flarechain/flare-node/p2p"
+	"github.com/flarechain/flare-node/txpool"
 	"github.com/flarechain/flare-node/wire/flarepb"
 )
 
@@ -46,4 +49,30 @@ func TestBlocksByHashChecks(t *testing.T) {
 	require.ErrorIs(t, err, p2p.ErrBadResponse, "not the parent")
 	_, err = blocksByHashFromPB(p, chain[4].Hash(), []*flarepb.Block{{}})
 	require.ErrorIs(t, err, p2p.ErrBadResponse, "undecodable")
+}
+
+// TestTxVerdict: the gossip verdict of every pool answer (docs/wire.md,
+// "Transactions topic").
+func TestTxVerdict(t *testing.T) {
+	require.Equal(t, p2p.Accept, txVerdict(txpool.Ready, nil))
+	require.Equal(t, p2p.Ignore, txVerdict(txpool.Future, nil), "future: kept, not relayed")
+	require.Equal(t, p2p.Ignore, txVerdict(txpool.Unknown, errors.New("state read failed")))
+	want := map[txpool.Reason]p2p.Verdict{
+		txpool.ReasonMalformed:              p2p.Reject,
+		txpool.ReasonTooLarge:               p2p.Reject,
+		txpool.ReasonWrongChain:             p2p.Reject,
+		txpool.ReasonFeeTooLow:              p2p.Reject,
+		txpool.ReasonBadSignature:           p2p.Reject,
+		txpool.ReasonNonceTooLow:            p2p.Ignore,
+		txpool.ReasonNonceTooHigh:           p2p.Ignore,
+		txpool.ReasonAlreadyKnown:           p2p.Ignore,
+		txpool.ReasonInsufficientBalance:    p2p.Ignore,
+		txpool.ReasonReplacementUnderpriced: p2p.Ignore,
+		txpool.ReasonPoolFull:               p2p.Ignore,
+	}
+	require.Len(t, want, len(txpool.Reasons()), "every refusal reason has a verdict")
+	for _, r := range txpool.Reasons() {
+		err := fmt.Errorf("wrapped: %w", &txpool.RefusedError{Reason: r})
+		require.Equal(t, want[r], txVerdict(txpool.Unknown, err), "reason %q", r)
+	}
 }

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"errors"
 	"sync"
 	"time"
 
@@ -105,16 +106,26 @@ func (l *txLatency) noteFinalized(body [][]byte, at time.Time) {
 	}
 }
 
-// apiPool is the pool as the API uses it: admissions are timed.
-type apiPool struct {
-	*txpool.Pool
-	lat *txLatency
-}
+// apiPool is the pool as the API uses it: admissions are timed (the
+// latency histogram) and published on the transactions topic. A
+// resubmission of a transaction the pool holds as ready is published again
+// (gossipsub drops it if it was seen in the last two minutes), so a
+// transaction first submitted while the node had no peers still gets out.
+type apiPool struct{ n *Node }
 
 func (p apiPool) Add(raw []byte) (tx.Hash, txpool.Status, error) {
-	h, st, err := p.Pool.Add(raw)
+	h, st, err := p.n.pool.Add(raw)
 	if err == nil {
-		p.lat.noteSubmitted(h, time.Now())
+		p.n.metrics.txLatency.noteSubmitted(h, time.Now())
+	}
+	var re *txpool.RefusedError
+	publish := err == nil || (errors.As(err, &re) && re.Reason == txpool.ReasonAlreadyKnown && st == txpool.Ready)
+	if publish && p.n.netA != nil {
+		if t, _, ok := p.n.pool.Get(h); ok {
+			p.n.netA.PublishTransaction(t)
+		}
 	}
 	return h, st, err
 }
+
+func (p apiPool) Get(h tx.Hash) (*tx.Tx, txpool.Status, bool) { return p.n.pool.Get(h) }

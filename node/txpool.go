@@ -2,13 +2,16 @@ package node
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
 	"go.uber.org/zap"
 
 	"github.com/flarechain/flare-node/node/api"
 	"github.com/flarechain/flare-node/node/engine"
+	"github.com/flarechain/flare-node/p2p"
 	"github.com/flarechain/flare-node/tx"
 	"github.com/flarechain/flare-node/txpool"
 )
@@ -120,3 +123,50 @@ func (r *txRemovals) Removed(h tx.Hash) (status, reason string, ok bool) {
 	rm, ok := r.byTx[h]
 	return rm.status, rm.reason, ok
 }
+
+// txVerdict maps the pool's answer to a gossiped transaction to its gossip
+// verdict (docs/wire.md, "Transactions topic"): a newly admitted ready
+// transaction is relayed; what an honest peer may send in a race (already
+// known, included meanwhile, pool full, a nonce gap or a future
+// transaction, a balance or fee race) is ignored; what no honest peer sends
+// (malformed, too large, bad signature, another chain, a fee below the
+// chain minimum) is rejected. A local state error is ignored.
+func txVerdict(st txpool.Status, err error) p2p.Verdict {
+	if err == nil {
+		if st == txpool.Ready {
+			return p2p.Accept
+		}
+		return p2p.Ignore // future: kept, not relayed
+	}
+	var re *txpool.RefusedError
+	if !errors.As(err, &re) {
+		return p2p.Ignore
+	}
+	switch re.Reason {
+	case txpool.ReasonMalformed, txpool.ReasonTooLarge, txpool.ReasonBadSignature,
+		txpool.ReasonWrongChain, txpool.ReasonFeeTooLow:
+		return p2p.Reject
+	default:
+		return p2p.Ignore
+	}
+}
+
+// HandleTransaction admits a gossiped transaction to the pool, which
+// verifies its signature once (the shared tx.SigCache: the block builder and
+// importer find it there).
+func (h *gossipHandler) HandleTransaction(_ context.Context, _ peer.ID, t *tx.Tx) p2p.Verdict {
+	n := (*Node)(h)
+	if n.pool == nil {
+		return p2p.Ignore
+	}
+	_, st, err := n.pool.AddTx(t)
+	if err != nil {
+		var re *txpool.RefusedError
+		if !errors.As(err, &re) {
+			n.log.Debug("Gossiped transaction not checked", zap.Error(err))
+		}
+	}
+	return txVerdict(st, err)
+}
+
+// apiPool is the pool as the API sees it: a transaction POST /tx admits is

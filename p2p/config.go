@@ -21,6 +21,11 @@ const (
 	// DefaultMaxMessageSize bounds an encoded gossip envelope when
 	// Config.MaxMessageSize is 0.
 	DefaultMaxMessageSize = 256 << 10
+	// MaxTransactionEnvelopeSize bounds an encoded envelope on the
+	// transactions topic (a v1 transaction is at most tx.MaxEncodedSize =
+	// 256 bytes; its envelope adds 5). It applies whatever
+	// Config.MaxMessageSize says.
+	MaxTransactionEnvelopeSize = 512
 	// DefaultMaxPeers is the peer limit when Config.MaxPeers is 0.
 	DefaultMaxPeers = 50
 
@@ -202,13 +207,18 @@ func SyncProtocolID(genesis checkpoint.Hash) protocol.ID {
 	return protocol.ID(namespace(genesis) + "/sync/1")
 }
 
-// topicKind is one of the three gossip topics.
+// TransactionsTopic returns the gossip topic of signed transactions:
+// /flare/<genesis hex>/txs/1.
+func TransactionsTopic(genesis checkpoint.Hash) string { return namespace(genesis) + "/txs/1" }
+
+// topicKind is one of the four gossip topics.
 type topicKind int
 
 const (
 	kindBlocks topicKind = iota
 	kindVotes
 	kindCerts
+	kindTxs
 	numKinds
 )
 
@@ -220,6 +230,8 @@ func (k topicKind) String() string {
 		return "votes"
 	case kindCerts:
 		return "certs"
+	case kindTxs:
+		return "txs"
 	default:
 		return "unknown"
 	}
@@ -231,6 +243,8 @@ func topicName(genesis checkpoint.Hash, k topicKind) string {
 		return BlocksTopic(genesis)
 	case kindVotes:
 		return VotesTopic(genesis)
+	case kindTxs:
+		return TransactionsTopic(genesis)
 	default:
 		return CertificatesTopic(genesis)
 	}

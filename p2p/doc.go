@@ -1,6 +1,6 @@
 // Package p2p is the networking layer of flare-node: a libp2p host with a
-// persistent identity, gossipsub topics for blocks, checkpoint votes and
-// checkpoint certificates, and a request/response protocol that lets a node
+// persistent identity, gossipsub topics for blocks, checkpoint votes,
+// checkpoint certificates and transactions, and a request/response protocol that lets a node
 // catch up on blocks and certificates it missed.
 //
 // # Host
@@ -34,11 +34,12 @@
 //
 // # Gossip
 //
-// Start joins three gossipsub topics namespaced by the genesis hash:
+// Start joins four gossipsub topics namespaced by the genesis hash:
 //
 //	/flare/<genesis hex>/blocks/1
 //	/flare/<genesis hex>/votes/1
 //	/flare/<genesis hex>/certs/1
+//	/flare/<genesis hex>/txs/1
 //
 // Every message is a protobuf flarepb.Envelope (version 1). The router runs
 // without pubsub signatures or author fields (StrictNoSign): authenticity
@@ -55,6 +56,16 @@
 // deliveries in the sender's gossipsub score; ignored messages are dropped
 // without penalty. Messages the node publishes itself are accepted without
 // calling the handler.
+//
+// The transactions topic (envelopes of at most MaxTransactionEnvelopeSize
+// bytes holding a canonical tx encoding) checks the sender's token bucket
+// (DefaultTxRate, DefaultTxBurst; sustained excess earns the sender strikes
+// in its application-specific score, see DefaultTxExcessReject) right after
+// the size, before decoding; it has its
+// own smaller validation concurrency and at most a few concurrent
+// HandleTransaction calls, and score parameters that earn at most +1, so a
+// transaction flood cannot delay votes, certificates and blocks much nor buy
+// a peer score (docs/wire.md, "Transactions topic").
 //
 // # Sync
 //

@@ -100,8 +100,14 @@ func seedCorpus(tb testing.TB) map[string][][]any {
 		badSig.GetVote().Signature[0] ^= 1
 		v2 := voteEnvelope(signedVote(testGenesis, 2, 9))
 		v2.Version = 2
+		txEnv := transactionEnvelope(signedTx(testGenesis, 0, 5, 1).Encode())
+		badTx := signedTx(testGenesis, 1, 5, 1)
+		badTx.Signature[3] ^= 1
+		foreignTx := transactionEnvelope(signedTx(other, 0, 5, 1).Encode())
+		twiceTx := append(transactionEnvelope(signedTx(testGenesis, 2, 5, 1).Encode()), txEnv[2:]...)
 		envelopes := [][]byte{
 			encode(tb, vote), encode(tb, cert), encode(tb, block), encode(tb, first),
+			txEnv, transactionEnvelope(badTx.Encode()), foreignTx, twiceTx,
 			encode(tb, foreignVote), encode(tb, badSig), encode(tb, v2),
 			encode(tb, &flarepb.Envelope{Version: EnvelopeVersion}),
 			encode(tb, blockEnvelope(&flarepb.Block{})),
@@ -117,7 +123,10 @@ func seedCorpus(tb testing.TB) map[string][][]any {
 			[]any{encode(tb, vote), uint8(kindVotes)},
 			[]any{encode(tb, cert), uint8(kindCerts)},
 			[]any{encode(tb, block), uint8(kindBlocks)},
-			[]any{encode(tb, first), uint8(kindBlocks)})
+			[]any{encode(tb, first), uint8(kindBlocks)},
+			[]any{txEnv, uint8(kindTxs)},
+			[]any{transactionEnvelope(badTx.Encode()), uint8(kindTxs)},
+			[]any{twiceTx, uint8(kindTxs)})
 
 		statusReq := &flarepb.SyncRequest{Version: SyncVersion, Request: &flarepb.SyncRequest_Status{Status: &flarepb.StatusRequest{}}}
 		blocksReq := func(start uint64, count uint32) *flarepb.SyncRequest {
@@ -355,6 +364,17 @@ func checkAcceptedPayload(t *testing.T, data []byte, kind topicKind, p payload, 
 			require.Equal(t, testGenesis[:], h.GetParentHash())
 		}
 		again = blockEnvelope(p.block)
+	case kindTxs:
+		require.NotNil(t, p.tx)
+		require.Nil(t, p.vote)
+		require.Nil(t, p.cert)
+		require.Nil(t, p.block)
+		require.LessOrEqual(t, len(data), MaxTransactionEnvelopeSize)
+		require.Equal(t, testGenesis, p.tx.Genesis)
+		raw, ok := envelopeTransactionBytes(data)
+		require.True(t, ok)
+		require.Equal(t, raw, p.tx.Encode(), "accepted a non-canonical transaction")
+		again = &flarepb.Envelope{Version: EnvelopeVersion, Payload: &flarepb.Envelope_Transaction{Transaction: p.tx.ToPB()}}
 	default:
 		t.Fatalf("message accepted on invalid topic kind %d", kind)
 	}
@@ -371,6 +391,9 @@ func checkAcceptedPayload(t *testing.T, data []byte, kind topicKind, p payload, 
 		require.Equal(t, *p.cert, *p2.cert)
 	case kindBlocks:
 		require.True(t, proto.Equal(p.block, p2.block))
+	case kindTxs:
+		require.Equal(t, *p.tx, *p2.tx)
+		require.Equal(t, transactionEnvelope(p.tx.Encode()), b, "envelope layout")
 	}
 }
 
@@ -385,6 +408,8 @@ func FuzzGossipValidator(f *testing.F) {
 	n := newTestNetwork(f, nil)
 	h := newTestHandler()
 	n.gossip = h // the validator is called directly: no need to Start
+	// One remote peer sends every input: no rate limit here.
+	n.txLimit = newTxLimiter(1e12, 1<<30, 1<<30, 16)
 	from := peer.ID("fuzz remote peer")
 	validators := make([]pubsub.ValidatorEx, numKinds+1)
 	for k := range numKinds + 1 {
@@ -426,6 +451,9 @@ func FuzzGossipValidator(f *testing.F) {
 			hd := got.block.GetHeader()
 			verified = int(hd.GetProposer()) < len(testSet.Keys) &&
 				ed25519.Verify(testSet.Keys[hd.GetProposer()], headerSigningBytes(hd), hd.GetSignature())
+		case kindTxs:
+			require.Equal(t, *want.tx, *got.tx)
+			verified = got.tx.Verify() == nil && got.tx.Fee > 0
 		default:
 			t.Fatalf("accepted on invalid kind %d", kind)
 		}

@@ -91,10 +91,12 @@ func (n *Network) peerScoreParams() (*pubsub.PeerScoreParams, *pubsub.PeerScoreT
 	for k := range numKinds {
 		topics[topicName(n.genesis, k)] = topicScoreParams()
 	}
+	topics[topicName(n.genesis, kindTxs)] = txTopicScoreParams()
 	params := &pubsub.PeerScoreParams{
-		Topics:            topics,
-		TopicScoreCap:     30,
-		AppSpecificScore:  func(peer.ID) float64 { return 0 },
+		Topics:        topics,
+		TopicScoreCap: 30,
+		// P5: strikes for sustained transaction floods (txLimiter).
+		AppSpecificScore:  func(p peer.ID) float64 { return n.txLimit.score(p, time.Now()) },
 		AppSpecificWeight: 1,
 		// Many peers behind one address are suspicious, except on loopback
 		// (local test networks).
@@ -277,9 +279,13 @@ func (n *Network) Start(ctx context.Context, g GossipHandler, s SyncHandler) err
 			cleanup()
 			return fmt.Errorf("join %s: %w", name, err)
 		}
+		timeout, concurrency := validatorTimeout, validatorConcurrency
+		if k == kindTxs {
+			timeout, concurrency = txValidatorTimeout, txValidatorConcurrency
+		}
 		err = ps.RegisterTopicValidator(name, n.validator(k),
-			pubsub.WithValidatorTimeout(validatorTimeout),
-			pubsub.WithValidatorConcurrency(validatorConcurrency))
+			pubsub.WithValidatorTimeout(timeout),
+			pubsub.WithValidatorConcurrency(concurrency))
 		if err != nil {
 			cleanup()
 			return fmt.Errorf("register validator for %s: %w", name, err)
@@ -326,8 +332,8 @@ func (n *Network) validator(kind topicKind) pubsub.ValidatorEx {
 	return func(ctx context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
 		res, reason := n.validate(ctx, kind, from, msg)
 		n.stats.record(kind, res, reason)
-		if reason != reasonNone && !msg.Local {
-			n.log.Debug("rejected gossip message", zap.Stringer("topic", kind),
+		if reason != reasonNone && reason != reasonRateLimited && reason != reasonStrike && !msg.Local {
+			n.log.Debug("dropped gossip message", zap.String("result", resultName(res)), zap.Stringer("topic", kind),
 				zap.Stringer("from", from), zap.String("reason", string(reason)), zap.Int("size", len(msg.GetData())))
 		}
 		if n.observe != nil {
@@ -338,18 +344,34 @@ func (n *Network) validator(kind topicKind) pubsub.ValidatorEx {
 }
 
 func (n *Network) validate(ctx context.Context, kind topicKind, from peer.ID, msg *pubsub.Message) (pubsub.ValidationResult, rejectReason) {
+	local := msg.Local || from == n.host.ID()
+	if kind == kindTxs && !local {
+		// Size first, then the sender's token bucket, before any decoding.
+		if len(msg.GetData()) > min(n.cfg.MaxMessageSize, MaxTransactionEnvelopeSize) {
+			return pubsub.ValidationReject, reasonOversize
+		}
+		switch n.txLimit.allow(from, time.Now()) {
+		case limitIgnore:
+			return pubsub.ValidationIgnore, reasonRateLimited
+		case limitStrike:
+			return pubsub.ValidationIgnore, reasonStrike
+		}
+	}
 	p, reason := checkEnvelope(msg.GetData(), kind, n.genesis, n.cfg.MaxMessageSize)
 	if reason != reasonNone {
 		return pubsub.ValidationReject, reason
 	}
 	msg.ValidatorData = p
-	if msg.Local || from == n.host.ID() {
+	if local {
 		return pubsub.ValidationAccept, reasonNone
 	}
 	if !n.enter() {
 		return pubsub.ValidationIgnore, reasonNone
 	}
 	defer n.leave()
+	if p.tx != nil {
+		return n.handleTx(ctx, from, p.tx)
+	}
 	var v Verdict
 	switch {
 	case p.vote != nil:
@@ -399,6 +421,15 @@ func (n *Network) PublishBlock(ctx context.Context, b *flarepb.Block) error {
 // publish encodes env and publishes it on kind's topic. The local validator
 // runs the structural checks, so a malformed message fails here.
 func (n *Network) publish(ctx context.Context, kind topicKind, env *flarepb.Envelope) error {
+	data, err := proto.Marshal(env)
+	if err != nil {
+		return fmt.Errorf("publish %s: encode: %w", kind, err)
+	}
+	return n.publishData(ctx, kind, data)
+}
+
+// publishData publishes an encoded envelope on kind's topic.
+func (n *Network) publishData(ctx context.Context, kind topicKind, data []byte) error {
 	n.mu.Lock()
 	t, closed := n.topics[kind], n.closed
 	n.mu.Unlock()
@@ -408,12 +439,12 @@ func (n *Network) publish(ctx context.Context, kind topicKind, env *flarepb.Enve
 	case t == nil:
 		return ErrNotStarted
 	}
-	data, err := proto.Marshal(env)
-	if err != nil {
-		return fmt.Errorf("publish %s: encode: %w", kind, err)
+	limit := n.cfg.MaxMessageSize
+	if kind == kindTxs {
+		limit = min(limit, MaxTransactionEnvelopeSize)
 	}
-	if len(data) > n.cfg.MaxMessageSize {
-		return fmt.Errorf("publish %s: %w: %d bytes, limit %d", kind, ErrMessageTooLarge, len(data), n.cfg.MaxMessageSize)
+	if len(data) > limit {
+		return fmt.Errorf("publish %s: %w: %d bytes, limit %d", kind, ErrMessageTooLarge, len(data), limit)
 	}
 	if err := t.Publish(ctx, data); err != nil {
 		return fmt.Errorf("publish %s: %w", kind, err)

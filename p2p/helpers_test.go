@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/flarechain/flare-node/consensus/checkpoint"
+	"github.com/flarechain/flare-node/tx"
 	"github.com/flarechain/flare-node/wire/flarepb"
 )
 
@@ -118,6 +119,14 @@ type testHandler struct {
 	certs     map[uint64]int                // accepted certificates by target
 	blocks    map[uint64]int                // accepted blocks by number
 	lastCount uint32                        // count of the last range request
+	txs       map[tx.Hash]int               // transactions handed to the handler
+	txOK      map[tx.Hash]int               // transactions accepted
+	// txIgnoreAmount: transactions of this amount are ignored (0: none).
+	txIgnoreAmount uint64
+	// txHook, when set, runs first in HandleTransaction (benchmarks).
+	txHook func()
+	// onVote, when set, sees every accepted vote (benchmarks).
+	onVote func(checkpoint.SignedVote)
 
 	// sync data
 	chain       []*flarepb.Block // blocks 1..len
@@ -143,7 +152,70 @@ func newTestHandler() *testHandler {
 		accepted: make(map[checkpoint.SignedVote]int),
 		certs:    make(map[uint64]int),
 		blocks:   make(map[uint64]int),
+		txs:      make(map[tx.Hash]int),
+		txOK:     make(map[tx.Hash]int),
 	}
+}
+
+// testSigs is the signature cache of the test handlers (as the node's pool
+// has one).
+var testSigs = tx.NewSigCache(1 << 16)
+
+// HandleTransaction verifies the signature (rejects a bad one and a zero
+// fee, like the pool) and accepts, except that txIgnoreAmount is ignored.
+func (h *testHandler) HandleTransaction(_ context.Context, _ peer.ID, t *tx.Tx) Verdict {
+	h.mu.Lock()
+	hook := h.txHook
+	h.mu.Unlock()
+	if hook != nil {
+		hook()
+	}
+	hash := t.Hash()
+	err := testSigs.Verify(t, hash)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.txs[hash]++
+	switch {
+	case err != nil || t.Fee == 0:
+		return Reject
+	case h.txIgnoreAmount != 0 && t.Amount == h.txIgnoreAmount:
+		return Ignore
+	}
+	h.txOK[hash]++
+	return Accept
+}
+
+func (h *testHandler) sawTx(hash tx.Hash) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.txs[hash]
+}
+
+func (h *testHandler) acceptedTx(hash tx.Hash) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.txOK[hash] > 0
+}
+
+func (h *testHandler) acceptedTxCount() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.txOK)
+}
+
+// txKey is the sender key of the test transactions.
+var txKey = func() ed25519.PrivateKey {
+	seed := checkpoint.HashOf([]byte("tx sender"))
+	return ed25519.NewKeyFromSeed(seed[:])
+}()
+
+// signedTx returns a transfer of testGenesis (or genesis) signed by txKey.
+func signedTx(genesis checkpoint.Hash, nonce, amount, fee uint64) *tx.Tx {
+	t := &tx.Tx{Genesis: genesis, Amount: amount, Fee: fee, Nonce: nonce}
+	t.From = tx.AddressOf(txKey.Public().(ed25519.PublicKey))
+	t.To = tx.AddressOf(testKeys[0].Public().(ed25519.PublicKey))
+	t.Sign(txKey)
+	return t
 }
 
 func (h *testHandler) HandleVote(_ context.Context, _ peer.ID, v checkpoint.SignedVote) Verdict {
@@ -157,6 +229,9 @@ func (h *testHandler) HandleVote(_ context.Context, _ peer.ID, v checkpoint.Sign
 		return Reject
 	}
 	h.accepted[v]++
+	if h.onVote != nil {
+		h.onVote(v)
+	}
 	return Accept
 }
 
@@ -445,7 +520,7 @@ type rawPeer struct {
 	target *Network
 }
 
-func newRawPeer(t testing.TB, target *Network) *rawPeer {
+func newRawPeer(t testing.TB, target *Network, opts ...pubsub.Option) *rawPeer {
 	t.Helper()
 	h, err := libp2p.New(
 		libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"),
@@ -458,11 +533,12 @@ func newRawPeer(t testing.TB, target *Network) *rawPeer {
 		cancel()
 		_ = h.Close()
 	})
-	ps, err := pubsub.NewGossipSub(ctx, h,
+	ps, err := pubsub.NewGossipSub(ctx, h, append([]pubsub.Option{
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),
 		pubsub.WithNoAuthor(),
 		pubsub.WithMessageIdFn(messageID),
-		pubsub.WithMaxMessageSize(8<<20))
+		pubsub.WithMaxMessageSize(8 << 20),
+	}, opts...)...)
 	require.NoError(t, err)
 	require.NoError(t, h.Connect(ctx, peer.AddrInfo{ID: target.ID(), Addrs: target.host.Addrs()}))
 	return &rawPeer{h: h, ps: ps, topics: make(map[string]*pubsub.Topic), target: target}

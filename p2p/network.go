@@ -88,6 +88,8 @@ type Network struct {
 	scoreGen uint64 // score inspections so far
 
 	stats        stats
+	txLimit      *txLimiter    // per-peer token buckets of the transactions topic
+	txSlots      chan struct{} // HandleTransaction slots
 	dialFailures atomic.Uint64 // failed connector dials
 	walks        atomic.Uint64 // random walks run
 	rounds       atomic.Uint64 // connector rounds run
@@ -188,6 +190,8 @@ func New(ctx context.Context, cfg Config) (*Network, error) {
 		names[topicName(cfg.Genesis, k)] = k.String()
 	}
 	n.mesh = newMeshTracker(names)
+	n.txLimit = newTxLimiter(DefaultTxRate, DefaultTxBurst, DefaultTxExcessReject, 2*cfg.MaxPeers+64)
+	n.txSlots = make(chan struct{}, txHandlerSlots)
 
 	rm, err := newResourceManager(cfg.MaxPeers, n.syncProto)
 	if err != nil {

@@ -1,7 +1,10 @@
 package p2p
 
 import (
+	"fmt"
 	"math"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -97,4 +100,58 @@ func TestRejectedDuplicatesPenalized(t *testing.T) {
 	require.Eventually(t, func() bool { return b.scoreGeneration() >= gen+3 }, 10*time.Second, 20*time.Millisecond)
 	require.GreaterOrEqual(t, b.PeerScore(other.h.ID()), 0.0, "a copy of ignored bytes is free")
 	require.Len(t, b.obs.find(ignored), 1, "validated once")
+}
+
+// TestTransactionTopicAsDocumented: the limits table of docs/wire.md
+// ("Transactions topic") states the values of the code, the validation
+// slots of the transactions topic leave those of the other topics intact,
+// and the topic's score parameters give at most +1.
+func TestTransactionTopicAsDocumented(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("..", "docs", "wire.md"))
+	require.NoError(t, err)
+	doc := string(raw)
+	for code, value := range map[string]string{
+		"MaxTransactionEnvelopeSize": fmt.Sprint(MaxTransactionEnvelopeSize),
+		"DefaultTxRate":              fmt.Sprint(DefaultTxRate),
+		"DefaultTxBurst":             fmt.Sprint(DefaultTxBurst),
+		"DefaultTxExcessReject":      fmt.Sprint(DefaultTxExcessReject),
+		"txValidatorConcurrency":     fmt.Sprint(txValidatorConcurrency),
+		"txHandlerSlots":             fmt.Sprint(txHandlerSlots),
+		"txValidatorTimeout":         strings.ReplaceAll(txValidatorTimeout.String(), "s", " s"),
+		"validatorConcurrency":       fmt.Sprint(validatorConcurrency),
+		"validateThrottle":           fmt.Sprint(validateThrottle),
+	} {
+		var row string
+		for _, line := range strings.Split(doc, "\n") {
+			if strings.HasPrefix(line, "|") && strings.HasSuffix(line, "| `"+code+"` |") {
+				row = line
+			}
+		}
+		require.NotEmpty(t, row, "no row for %s in docs/wire.md", code)
+		require.Contains(t, row, "| "+value+" |", "docs/wire.md states another value for %s", code)
+	}
+	require.Equal(t, time.Second, txExcessWindow)
+	require.Contains(t, doc, "`/flare/<genesis hex>/txs/1`")
+	require.LessOrEqual(t, int(kindTxs)*validatorConcurrency+txValidatorConcurrency, validateThrottle,
+		"the transactions topic could take the validation slots of the others")
+
+	p := txTopicScoreParams()
+	maxPositive := p.TimeInMeshWeight*p.TimeInMeshCap + p.FirstMessageDeliveriesWeight*p.FirstMessageDeliveriesCap
+	require.InDelta(t, 1.0, maxPositive, 1e-9, "at most +1 from transactions")
+	require.Zero(t, p.TimeInMeshWeight)
+	base := topicScoreParams()
+	require.Equal(t, base.InvalidMessageDeliveriesWeight, p.InvalidMessageDeliveriesWeight)
+	require.Equal(t, base.InvalidMessageDeliveriesDecay, p.InvalidMessageDeliveriesDecay)
+	require.Equal(t, base.TopicWeight, p.TopicWeight)
+	require.InDelta(t, 11.0, base.TimeInMeshWeight*base.TimeInMeshCap+base.FirstMessageDeliveriesWeight*base.FirstMessageDeliveriesCap, 1e-9)
+
+	// The network uses them for the topic.
+	n := newTestNetwork(t, nil)
+	params, _ := n.peerScoreParams()
+	require.Equal(t, p, params.Topics[TransactionsTopic(testGenesis)])
+	require.Len(t, params.Topics, int(numKinds))
+	// Strikes score like invalid deliveries, outside the topic scores.
+	require.Equal(t, 1.0, params.AppSpecificWeight)
+	require.Equal(t, float64(invalidMessageWeight), float64(strikeWeight))
+	require.Equal(t, base.InvalidMessageDeliveriesDecay, strikeDecay)
 }

@@ -12,7 +12,9 @@ import (
 	"google.golang.org/protobuf/encoding/protodelim"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/flarechain/flare-node/chainspec"
 	"github.com/flarechain/flare-node/consensus/checkpoint"
+	"github.com/flarechain/flare-node/tx"
 	"github.com/flarechain/flare-node/wire/flarepb"
 )
 
@@ -109,4 +111,40 @@ func TestSyncRequestVectors(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, want, hex.EncodeToString(b.Bytes()))
 	}
+}
+
+// The transaction envelope of docs/wire.md ("Transactions topic"): the
+// worked example transaction of "Transactions" (alice to bob, 5, fee 1,
+// nonce 0, genesis 11 x 32) on /flare/1111…1111/txs/1.
+const (
+	vecTxEncoding = "0a20" + "1111111111111111111111111111111111111111111111111111111111111111" +
+		"1220edc8f5f63243dccd9c4cde67dc546d8537555db81357aab2956104cc21717654" +
+		"1a20d388d44a877d798facec822bce1a1b605fb7b76ed682408421a93fb4e5eb6021" +
+		"2005" + "2801" + "3a40" +
+		"9ebd77e14708dedde25411e6593e9e6d6bb7e7084b379b59dec1a5612c6fa8cd" +
+		"3c716a235e672301078652642c3c071ea7471ca34bab814fc8bdb969a007350d"
+	vecTxEnvelopePrefix = "08012aac01"
+	vecTxMessageID      = "29d5371d4e3854d7d3b5db4a6406e37db00a67de76c8d072967dfbe3e567d02c"
+)
+
+func TestTransactionEnvelopeVector(t *testing.T) {
+	var genesis checkpoint.Hash
+	copy(genesis[:], bytes.Repeat([]byte{0x11}, 32))
+	alice, err := chainspec.DevKey("alice")
+	require.NoError(t, err)
+	bob, err := chainspec.DevKey("bob")
+	require.NoError(t, err)
+	x := &tx.Tx{Genesis: genesis, To: tx.AddressOf(bob.Public().(ed25519.PublicKey)), Amount: 5, Fee: 1}
+	x.Sign(alice)
+	require.Equal(t, vecTxEncoding, hex.EncodeToString(x.Encode()))
+
+	env := transactionEnvelope(x.Encode())
+	require.Len(t, env, 177)
+	require.Equal(t, vecTxEnvelopePrefix+vecTxEncoding, hex.EncodeToString(env))
+	id := checkpoint.HashOf(env)
+	require.Equal(t, vecTxMessageID, hex.EncodeToString(id[:]))
+	p, reason := checkEnvelope(env, kindTxs, genesis, DefaultMaxMessageSize)
+	require.Equal(t, reasonNone, reason)
+	require.Equal(t, *x, *p.tx)
+	require.Equal(t, "/flare/"+strings.Repeat("11", 32)+"/txs/1", TransactionsTopic(genesis))
 }
