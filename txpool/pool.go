@@ -211,10 +211,25 @@ func (p *Pool) window() uint64 {
 // precheckLocked runs the state checks that come before the signature:
 // nonce too low / too high, already known.
 func (p *Pool) precheckLocked(t *tx.Tx, h tx.Hash) (Status, error) {
+	_, st, err := p.precheckAccountLocked(t, h)
+	return st, err
+}
+
+// precheckAccountLocked is precheckLocked returning the account it checked
+// against. An account without pooled transactions is read from the state
+// each time, and the state moves under the pool (blocks import while the
+// pool's lock is free): the caller must go on with this very account, not
+// read it again.
+func (p *Pool) precheckAccountLocked(t *tx.Tx, h tx.Hash) (*account, Status, error) {
 	a, err := p.accountLocked(t.From)
 	if err != nil {
-		return Unknown, err
+		return nil, Unknown, err
 	}
+	st, err := p.checkNonceLocked(a, t, h)
+	return a, st, err
+}
+
+func (p *Pool) checkNonceLocked(a *account, t *tx.Tx, h tx.Hash) (Status, error) {
 	if t.Nonce < a.nonce {
 		return Unknown, &RefusedError{Reason: ReasonNonceTooLow, ExpectedNonce: a.nonce,
 			Detail: fmt.Sprintf("nonce %d, account %s is at %d", t.Nonce, a.addr.Short(), a.nonce)}
@@ -250,13 +265,9 @@ func requiredFee(old uint64, bump int) (uint64, bool) {
 // admitLocked runs every state-dependent check (the signature is already
 // verified) and inserts t, evicting if needed.
 func (p *Pool) admitLocked(t *tx.Tx, h tx.Hash, size int) (Status, error) {
-	st, err := p.precheckLocked(t, h)
+	a, st, err := p.precheckAccountLocked(t, h)
 	if err != nil {
 		return st, err
-	}
-	a, err := p.accountLocked(t.From)
-	if err != nil {
-		return Unknown, err
 	}
 	cost, carry := bits.Add64(t.Amount, t.Fee, 0)
 	if carry != 0 {
@@ -330,8 +341,10 @@ func (p *Pool) admitLocked(t *tx.Tx, h tx.Hash, size int) (Status, error) {
 	p.insertLocked(a, e)
 	p.normalizeLocked(a)
 	if e.status == Unknown {
-		// normalize dropped it: cannot happen after the checks above.
-		panic("txpool: admitted transaction did not survive normalization")
+		// normalize dropped it: the checks above rule it out; never crash
+		// the node on a network input if they were ever wrong.
+		p.stats.StateErrors++
+		return Unknown, fmt.Errorf("txpool: transaction %s did not survive normalization (account %s at nonce %d)", h.Short(), a.addr.Short(), a.nonce)
 	}
 	return e.status, nil
 }

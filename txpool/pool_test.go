@@ -565,3 +565,45 @@ func TestConcurrentAdd(t *testing.T) {
 	require.Len(t, e.pool.Pending(0, 0), len(raws))
 	require.Equal(t, uint64(3*len(raws)), e.pool.Stats().Refused[txpool.ReasonAlreadyKnown])
 }
+
+// movingState is a state that moves under the pool like the chain's live
+// best state: every read of the account advances its nonce by one (a block
+// including its transactions imported meanwhile).
+type movingState struct {
+	mu    sync.Mutex
+	nonce uint64
+}
+
+func (s *movingState) Account(tx.Address) (uint64, uint64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := s.nonce
+	s.nonce++
+	return 1_000_000, n, nil
+}
+
+// TestStateMovesDuringAdmission: an account without pooled transactions is
+// read from the state during admission; when the state advances between
+// two reads (a block imported by another goroutine), the admission decides
+// against one consistent reading. It used to read twice and panic ("did not
+// survive normalization"), which a gossiped transaction could trigger on a
+// loaded node (found by scripts/tx-load.sh).
+func TestStateMovesDuringAdmission(t *testing.T) {
+	k := keyN(1)
+	for nonce := range uint64(4) {
+		// The first read (before the signature check) sees nonce-1, the
+		// next nonce: the transaction passes it and the checks after it.
+		p := txpool.New(testConfig(), newClock(), tx.NewSigCache(16), &movingState{nonce: nonce - min(nonce, 1)})
+		require.NotPanics(t, func() {
+			_, st, err := p.AddTx(mk(k, nonce, 1, 1))
+			if err != nil {
+				requireReason(t, err, txpool.ReasonNonceTooLow)
+				return
+			}
+			require.NotEqual(t, txpool.Unknown, st)
+			got, _, ok := p.Get(mk(k, nonce, 1, 1).Hash())
+			require.True(t, ok)
+			require.Equal(t, nonce, got.Nonce)
+		})
+	}
+}

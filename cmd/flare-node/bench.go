@@ -65,6 +65,8 @@ type loadRun struct {
 	submitted atomic.Int64
 	refused   atomic.Int64
 	mu        sync.Mutex
+	// reasons counts refusals by reason (HTTP errors by their text).
+	reasons map[string]int
 	sentAt    map[tx.Hash]time.Time
 	latencies []time.Duration
 	// firstAt and finalAt: when the first and the last of the transfers
@@ -152,7 +154,7 @@ func benchTxLoad(c *cli.Context) error {
 			x.Sign(keys[s])
 			txs[i] = loadTx{hash: x.Hash(), raw: x.Encode()}
 		}
-		run := &loadRun{rate: rate, sentAt: make(map[tx.Hash]time.Time, n)}
+		run := &loadRun{rate: rate, sentAt: make(map[tx.Hash]time.Time, n), reasons: map[string]int{}}
 		cpu0 := cpuTicks(pids)
 		fctx, stopFollow := context.WithCancel(ctx)
 		followed := make(chan error, 1)
@@ -196,6 +198,16 @@ func benchTxLoad(c *cli.Context) error {
 		}
 		fmt.Fprintf(w, "tx-load: %s rate=%d submitted=%d finalized=%d finalized_tps=%.0f submit_to_finalized_p50_ms=%d submit_to_finalized_p99_ms=%d p50_ms=%d p99_ms=%d refused=%d cpu_per_node=%s\n",
 			label, rate, run.submitted.Load(), fin, tps, p50.Milliseconds(), p99.Milliseconds(), p50.Milliseconds(), p99.Milliseconds(), run.refused.Load(), cpuPerNode)
+		if len(run.reasons) > 0 {
+			keys := make([]string, 0, len(run.reasons))
+			for k := range run.reasons {
+				keys = append(keys, k)
+			}
+			slices.Sort(keys)
+			for _, k := range keys {
+				fmt.Fprintf(c.App.ErrWriter, "tx-load: rate=%d refused %d: %s\n", rate, run.reasons[k], k)
+			}
+		}
 		if tps >= 0.95*float64(rate) && fin >= n*95/100 && p99 < 5*time.Second {
 			saturation = max(saturation, rate)
 		}
@@ -280,15 +292,22 @@ func submit(ctx context.Context, client *http.Client, rpcs []string, txs []loadT
 					run.refused.Add(1)
 					run.mu.Lock()
 					delete(run.sentAt, j.t.hash)
+					run.reasons["http: "+err.Error()]++
 					run.mu.Unlock()
 					continue
 				}
-				_, _ = io.Copy(io.Discard, resp.Body)
+				var st struct {
+					Reason string `json:"reason"`
+					Error  string `json:"error"`
+				}
+				body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 				_ = resp.Body.Close()
 				if resp.StatusCode != http.StatusOK {
+					_ = json.Unmarshal(body, &st)
 					run.refused.Add(1)
 					run.mu.Lock()
 					delete(run.sentAt, j.t.hash)
+					run.reasons[fmt.Sprintf("%d %s%s", resp.StatusCode, st.Reason, st.Error)]++
 					run.mu.Unlock()
 				}
 			}
