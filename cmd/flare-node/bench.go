@@ -66,7 +66,7 @@ type loadRun struct {
 	refused   atomic.Int64
 	mu        sync.Mutex
 	// reasons counts refusals by reason (HTTP errors by their text).
-	reasons map[string]int
+	reasons   map[string]int
 	sentAt    map[tx.Hash]time.Time
 	latencies []time.Duration
 	// firstAt and finalAt: when the first and the last of the transfers
