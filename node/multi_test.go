@@ -33,6 +33,8 @@ type testNet struct {
 	boot   string
 	// metrics: nodes serve metrics and the API on 127.0.0.1:0.
 	metrics bool
+	// stateRetention, when set, is the validators' --state-retention.
+	stateRetention uint64
 }
 
 var localNames = []string{"alice", "bob", "charlie", "dave"}
@@ -43,6 +45,9 @@ func (tn *testNet) start(i int) {
 	cfg.KeyName = localNames[i]
 	if tn.metrics {
 		cfg.Metrics.Addr = "127.0.0.1:0"
+	}
+	if tn.stateRetention > 0 {
+		cfg.StateRetentionBlocks = tn.stateRetention
 	}
 	if tn.boot != "" && i != 0 {
 		cfg.P2P.Bootnodes = []string{tn.boot}
@@ -238,4 +243,106 @@ func TestTransferGossipedToFinality(t *testing.T) {
 		o.fetchJSON(t, u+"/accounts/"+eveAddr.String()+"?at=finalized", http.StatusOK, &a, nil)
 		require.Equal(t, strconv.FormatUint(chainspec.DevBalance+42, 10), a.Balance)
 	}
+}
+
+// TestLateJoinerAfterStatePruning: the validators prune every state more
+// than 4 blocks below their finalized block; a full node started later, from
+// an empty base path, syncs the blocks from genesis, executes them itself
+// and reaches exactly the network's finalized state root and balances (no
+// peer could have given it an old state). The blocks themselves are kept by
+// every node, so replaying them is always possible; fetching the state in
+// chunks instead (package state's ExportChunk/Syncer) is not wired to the
+// network yet.
+func TestLateJoinerAfterStatePruning(t *testing.T) {
+	if testing.Short() {
+		t.Skip("network test")
+	}
+	o := loadOpenAPI(t)
+	tn := &testNet{t: t, spec: fastLocalSpec(t), nodes: make([]*Node, 4), cancel: make([]context.CancelFunc, 4), wait: make([]func() error, 4), metrics: true, stateRetention: 4}
+	for range 4 {
+		tn.bases = append(tn.bases, t.TempDir())
+	}
+	for i := range 4 {
+		tn.start(i)
+	}
+	t.Cleanup(func() {
+		for i, nd := range tn.nodes {
+			if nd != nil {
+				tn.cancel[i]()
+				_ = tn.wait[i]()
+			}
+		}
+	})
+	// Transfers among the dev accounts while the chain grows.
+	ferdie, ferdieAddr := devAddr(t, "ferdie")
+	_, eveAddr := devAddr(t, "eve")
+	url0 := httpBase(tn.nodes[0], "metrics")
+	for nonce := range uint64(5) {
+		x := &tx.Tx{Genesis: GenesisHash(tn.nodes[0].spec), To: eveAddr, Amount: 10 + nonce, Fee: 2, Nonce: nonce}
+		x.Sign(ferdie)
+		code, out := o.post(t, url0+"/tx", "application/octet-stream", x.Encode())
+		require.Equal(t, http.StatusOK, code, "%s", out)
+		// Final once the sender's nonce moved past it at the finalized block
+		// (with a retention of 4 blocks the transaction index may forget
+		// the block right as finality jumps past it).
+		require.Eventually(t, func() bool {
+			var a api.Account
+			st, body := o.fetch(t, url0+"/accounts/"+ferdieAddr.String()+"?at=finalized", nil)
+			return st == http.StatusOK && json.Unmarshal(body, &a) == nil && a.Nonce > nonce
+		}, 30*time.Second, 20*time.Millisecond)
+	}
+	tn.waitAll(15, 60*time.Second) // block 30: states below ~26 are pruned
+	n0 := tn.nodes[0]
+	require.Eventually(t, func() bool { return n0.chain.StatePruned() > 10 }, 30*time.Second, 50*time.Millisecond)
+	h1, ok := n0.chain.CanonicalHash(1)
+	require.True(t, ok)
+	b1, _, err := n0.chain.HeaderByHash(h1)
+	require.NoError(t, err)
+	has, err := n0.exec.State().HasState(b1.StateRoot)
+	require.NoError(t, err)
+	if b1.StateRoot != GenesisStateRootForTest(t, n0) {
+		require.False(t, has, "block 1's state is pruned on the validators")
+	}
+
+	// A fresh full node joins.
+	cfg := testConfig(t, tn.spec, t.TempDir(), false)
+	cfg.Metrics.Addr = "127.0.0.1:0"
+	cfg.P2P.Bootnodes = []string{tn.boot}
+	joiner, err := New(context.Background(), cfg, zap.NewNop().Named("joiner"))
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	wait := runNode(ctx, joiner)
+	defer func() {
+		cancel()
+		require.NoError(t, wait())
+	}()
+	target := tn.finalized(0)
+	require.Eventually(t, func() bool { return joiner.gadget.LatestFinalized().Number >= target.Number }, 60*time.Second, 50*time.Millisecond)
+	// The same state root at the network's finalized block, and the same
+	// answers.
+	fh, ok := joiner.chain.CanonicalHash(target.Number * joiner.spec.CheckpointInterval)
+	require.True(t, ok)
+	require.Equal(t, target.Hash, fh)
+	jurl := httpBase(joiner, "metrics")
+	for _, a := range []tx.Address{ferdieAddr, eveAddr} {
+		var want, got api.Account
+		o.fetchJSON(t, url0+"/accounts/"+a.String()+"?at=finalized", http.StatusOK, &want, nil)
+		o.fetchJSON(t, jurl+"/accounts/"+a.String()+"?at=finalized", http.StatusOK, &got, nil)
+		if want.At.Number == got.At.Number {
+			require.Equal(t, want, got)
+		}
+		require.Equal(t, want.Balance, got.Balance)
+		require.Equal(t, want.Nonce, got.Nonce)
+	}
+	var eve api.Account
+	o.fetchJSON(t, jurl+"/accounts/"+eveAddr.String()+"?at=finalized", http.StatusOK, &eve, nil)
+	require.Equal(t, strconv.FormatUint(chainspec.DevBalance+10+11+12+13+14, 10), eve.Balance)
+}
+
+// GenesisStateRootForTest is the genesis block's state root of n's chain.
+func GenesisStateRootForTest(t *testing.T, n *Node) checkpoint.Hash {
+	g, ok, err := n.chain.HeaderByHash(GenesisHash(n.spec))
+	require.NoError(t, err)
+	require.True(t, ok)
+	return g.StateRoot
 }
