@@ -103,7 +103,7 @@ func (c *checker) onSent(w *world, from int, m gossipMsg) {
 func (c *checker) onStart(w *world, nd *simNode) {
 	if nd.honest && nd.eng != nil && nd.id != w.sc.doppelganger {
 		// Invariant 11: the restarted node's state equals the replay.
-		c.compareState(w, nd, nd.eng.Gadget().LatestFinalized())
+		c.compareState(w, nd, nd.eng.Gadget().LatestFinalized(), true)
 		if w.stopped {
 			return
 		}
@@ -338,7 +338,7 @@ func (c *checker) onFinalized(w *world, nd *simNode, f checkpoint.Checkpoint) {
 		c.final, c.hasFinal = f, true
 		c.advanceModel(w, nd)
 		if !w.stopped {
-			c.compareState(w, nd, f)
+			c.compareState(w, nd, f, false)
 		}
 		return
 	}
@@ -347,10 +347,10 @@ func (c *checker) onFinalized(w *world, nd *simNode, f checkpoint.Checkpoint) {
 		c.final = f
 		c.advanceModel(w, nd)
 		if !w.stopped {
-			c.compareState(w, nd, f)
+			c.compareState(w, nd, f, false)
 		}
 	case w.isAncestor(f.Hash, c.final.Hash):
-		c.compareState(w, nd, f)
+		c.compareState(w, nd, f, false)
 	default:
 		if w.sc.conflicting {
 			if !c.conflictSeen {

@@ -56,7 +56,7 @@ var Mutants = []mutant{
 		state: state.Mutations{SkipBalanceCheck: true}, scenario: "bad-blocks"},
 	{name: "accept-bad-state-root", doc: "import takes the header's state root instead of comparing it with the root the body produces",
 		exec: execMutations{acceptBadStateRoot: true}, scenario: "bad-blocks"},
-	{name: "reapply-on-fork-switch", doc: "a block whose parent is not the best block executes on the best block's state (and the header's root is trusted): the classic double apply on a fork switch",
+	{name: "reapply-on-fork-switch", doc: "a block whose parent is not the best block executes on the best block's state (and the header's root is trusted; when that breaks a rule, on its parent's): the classic double apply on a fork switch",
 		exec: execMutations{reapplyOnForkSwitch: true}, scenario: "fork-switch"},
 }
 
@@ -107,6 +107,13 @@ func (x *mutExec) Execute(parent asf.Header, b asf.Block) (asf.Execution, error)
 		on, trust = x.best, true
 	}
 	res, err := x.inner.Execute(on, b)
+	if err != nil && on != parent {
+		// The double apply broke a rule: this bug then falls back to the
+		// parent's state (a node that refused every fork block would only
+		// stall, which the liveness check catches without invariant 11).
+		on, trust = parent, x.m.acceptBadStateRoot
+		res, err = x.inner.Execute(on, b)
+	}
 	if err != nil {
 		return nil, err
 	}

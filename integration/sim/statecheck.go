@@ -32,19 +32,23 @@ type stateModel struct {
 	// applied: the transfers of the finalized chain (the wallet replays
 	// them).
 	applied []*tx.Tx
-	// compared counts node comparisons (for the trace's end line).
+	// compared counts full node comparisons (for the trace's end line);
+	// verified: the finalized checkpoints whose state one node's full
+	// comparison matched.
 	compared int
+	verified map[checkpoint.Hash]bool
 }
 
 const maxSnaps = 256
 
 func newStateModel(w *world) *stateModel {
 	st := &stateModel{
-		enabled: !w.sc.conflicting,
-		isKnown: make(map[tx.Address]bool),
-		cur:     make(map[tx.Address]state.Account),
-		snaps:   make(map[checkpoint.Hash]map[tx.Address]state.Account),
-		at:      checkpoint.Checkpoint{Number: 0, Hash: w.genesis},
+		enabled:  !w.sc.conflicting,
+		isKnown:  make(map[tx.Address]bool),
+		cur:      make(map[tx.Address]state.Account),
+		snaps:    make(map[checkpoint.Hash]map[tx.Address]state.Account),
+		verified: make(map[checkpoint.Hash]bool),
+		at:       checkpoint.Checkpoint{Number: 0, Hash: w.genesis},
 	}
 	for _, b := range w.spec.Balances {
 		a, err := tx.ParseAddress(b.Address)
@@ -178,8 +182,11 @@ func (c *checker) advanceModel(w *world, src *simNode) {
 
 // compareState checks nd's state at its finalized checkpoint f against the
 // model, when the model holds f: every known account, and their sum (the
-// total issuance). A missing state at a finalized root is a violation.
-func (c *checker) compareState(w *world, nd *simNode, f checkpoint.Checkpoint) {
+// total issuance). A missing state at a finalized root is a violation. The
+// state is content-addressed (a trie node is stored under its hash), so
+// once one node's full comparison at f matched, another node (full=false)
+// must only hold the root; a restarted node (full) is compared in full.
+func (c *checker) compareState(w *world, nd *simNode, f checkpoint.Checkpoint, full bool) {
 	st := c.st
 	if !st.enabled || nd.chain == nil || nd.exec == nil {
 		return
@@ -190,6 +197,12 @@ func (c *checker) compareState(w *world, nd *simNode, f checkpoint.Checkpoint) {
 	}
 	h, ok, err := nd.chain.HeaderByHash(f.Hash)
 	if err != nil || !ok {
+		return
+	}
+	if !full && st.verified[f.Hash] {
+		if ok, err := nd.exec.State().HasState(h.StateRoot); err != nil || !ok {
+			w.violation("invariant 11: %s has no state at its finalized checkpoint %s (root %s): %v", nd.name, f, h.StateRoot.Short(), err)
+		}
 		return
 	}
 	st.compared++
@@ -209,5 +222,7 @@ func (c *checker) compareState(w *world, nd *simNode, f checkpoint.Checkpoint) {
 	}
 	if sum != st.issuance {
 		w.violation("invariant 11: %s's balances at finalized checkpoint %s sum to %d, the total issuance is %d", nd.name, f, sum, st.issuance)
+		return
 	}
+	st.verified[f.Hash] = true
 }

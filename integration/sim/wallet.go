@@ -37,6 +37,7 @@ type wallet struct {
 	// next is the next nonce the wallet uses per account; pending holds
 	// what it created from the best state's nonce up (by nonce).
 	next    map[tx.Address]uint64
+	base    map[tx.Address]uint64 // the best state's nonce at the last tick
 	pending map[tx.Address]map[uint64]*walletTx
 	stats   walletStats
 }
@@ -60,6 +61,7 @@ func newWallet(seed uint64) *wallet {
 	wl := &wallet{
 		rng:     rand.New(rand.NewPCG(seed^0x77616c6c6574, seed+1)),
 		next:    make(map[tx.Address]uint64),
+		base:    make(map[tx.Address]uint64),
 		pending: make(map[tx.Address]map[uint64]*walletTx),
 	}
 	for i := range walletAccounts {
@@ -105,19 +107,24 @@ func (w *world) walletInterval() time.Duration {
 	return slot/2 + time.Duration(w.wallet.rng.Int64N(int64(slot)))
 }
 
-// baseNonce is a's nonce at the highest honest best state.
+// baseNonce is a's nonce at the highest honest best state (of the up
+// honest node with the highest best block).
 func (w *world) baseNonce(a tx.Address) uint64 {
-	var n uint64
+	var top *simNode
 	for _, nd := range w.nodes {
-		if !nd.up || !nd.honest || nd.chain == nil || nd.exec == nil {
-			continue
-		}
-		acc, _, err := nd.exec.State().Account(nd.chain.Best().StateRoot, a)
-		if err == nil {
-			n = max(n, acc.Nonce)
+		if nd.up && nd.honest && nd.chain != nil && nd.exec != nil &&
+			(top == nil || nd.chain.Best().Number > top.chain.Best().Number) {
+			top = nd
 		}
 	}
-	return n
+	if top == nil {
+		return 0
+	}
+	acc, _, err := top.exec.State().Account(top.chain.Best().StateRoot, a)
+	if err != nil {
+		return 0
+	}
+	return acc.Nonce
 }
 
 // poolTargets are 1–2 random up nodes with a pool.
@@ -175,6 +182,7 @@ func (w *world) walletTick() {
 	// while; submit held gap fillers whose time came.
 	for _, a := range wl.addrs {
 		base := w.baseNonce(a)
+		wl.base[a] = base
 		for n := range wl.pending[a] {
 			if n < base {
 				delete(wl.pending[a], n)
@@ -221,7 +229,7 @@ func (w *world) walletSubmit() {
 	from, key := wl.addrs[s], wl.keys[s]
 	t := &tx.Tx{Genesis: w.genesis, To: w.randomRecipient(), Amount: uint64(1 + rng.IntN(1000)), Fee: w.spec.MinFee + uint64(rng.IntN(3)), Nonce: wl.next[from]}
 	k := rng.IntN(20)
-	if k < 13 && wl.next[from] >= w.baseNonce(from)+maxWalletPending {
+	if k < 13 && wl.next[from] >= wl.base[from]+maxWalletPending {
 		k = 13 // enough pending for this account: a replay instead
 	}
 	switch {
