@@ -689,7 +689,7 @@ func badBlocksScenario() *scenario {
 }
 
 // forkSwitchScenario: four honest validators, split into {0,1} and {2,3}
-// four times for 6–14 s while the wallet's transfers reach both sides; each
+// four times for 6–15 s while the wallet's transfers reach both sides; each
 // side builds its own branch of blocks with transfers (no finality without
 // the other half), and when the partition heals the losing side switches
 // to the other branch, importing blocks whose parent is not its best block
