@@ -374,6 +374,7 @@ func (n *Node) openEngine(ctx context.Context, log *zap.Logger, key ed25519.Priv
 		ecfg.Producer = asf.NewProducer(n.chain, n.spec, key, index, n.clock, log)
 		ecfg.Producer.SetBuilder(n.exec)
 		n.exec.SetSource(engine.PoolSource{Pool: n.pool})
+		n.exec.SetClock(n.clock.Now)
 		n.producing = true
 	}
 	if !cfg.EnableASF {

@@ -21,6 +21,8 @@ type Env struct {
 	MinFee   uint64
 	Number   uint64
 	Proposer tx.Address // receives every fee
+	// Mutations break rules on purpose (simulator only; zero in production).
+	Mutations Mutations
 }
 
 // Receipt is the outcome of one included transaction.
@@ -191,13 +193,13 @@ func (e *executor) apply(i int, t *tx.Tx, h tx.Hash) error {
 	}
 	from := &e.ents[fi].acc
 	switch {
-	case t.Nonce < from.Nonce:
+	case t.Nonce < from.Nonce && !e.env.Mutations.SkipNonceCheck:
 		return invalid(i, ErrNonceTooLow, "nonce %d, account nonce %d", t.Nonce, from.Nonce)
-	case t.Nonce > from.Nonce:
+	case t.Nonce > from.Nonce && !e.env.Mutations.SkipNonceCheck:
 		return invalid(i, ErrNonceTooHigh, "nonce %d, account nonce %d", t.Nonce, from.Nonce)
 	case from.Nonce == math.MaxUint64:
 		return invalid(i, ErrOverflow, "nonce %d is the last", from.Nonce)
-	case from.Balance < total:
+	case from.Balance < total && !e.env.Mutations.SkipBalanceCheck:
 		return invalid(i, ErrInsufficientBalance, "balance %d, amount+fee %d", from.Balance, total)
 	}
 	to := &e.ents[ti].acc

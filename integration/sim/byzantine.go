@@ -2,12 +2,12 @@ package sim
 
 import (
 	"crypto/ed25519"
-	"github.com/flarechain/flare-node/state"
-	"github.com/flarechain/flare-node/tx"
 	"time"
 
 	"github.com/flarechain/flare-node/consensus/asf"
 	"github.com/flarechain/flare-node/consensus/checkpoint"
+	"github.com/flarechain/flare-node/state"
+	"github.com/flarechain/flare-node/tx"
 )
 
 // installByzantine wires the byzantine validators' misbehaviours: they run
@@ -224,4 +224,75 @@ func (w *world) altVersion(nd *simNode, b asf.Block, amount uint64) (asf.Block, 
 	v.Header.StateRoot = res.Root
 	v.Header.Sign(nd.byzKey())
 	return v, true
+}
+
+// badVersion returns a rule-breaking version of the byzantine node's block
+// b, to publish instead of b (which stays in its own chain only): the same
+// header on the same parent with a body of one transfer that
+//
+//   - replays a transfer already applied on the parent's chain (its nonce
+//     is below the sender's), with the state root an executor without the
+//     nonce check computes (mutant skip-nonce-check accepts it);
+//   - overspends its own balance, with the state root an executor without
+//     the balance check computes (the balance wraps around; mutant
+//     skip-balance-check accepts it);
+//   - or is a valid self-transfer under a wrong state root, the parent's
+//     (mutant accept-bad-state-root accepts it).
+//
+// Honest nodes must reject each (verdict reject: the chain refuses it as
+// asf.ErrInvalidBlock) and stay safe and live.
+func (w *world) badVersion(nd *simNode, b asf.Block) (asf.Block, string, bool) {
+	if nd.exec == nil || nd.chain == nil {
+		return asf.Block{}, "", false
+	}
+	parent, ok, err := nd.chain.HeaderByHash(b.Header.ParentHash)
+	if err != nil || !ok {
+		return asf.Block{}, "", false
+	}
+	db := nd.exec.State()
+	me := tx.AddressOf(nd.byzKey().Public().(ed25519.PublicKey))
+	acc, _, err := db.Account(parent.StateRoot, me)
+	if err != nil {
+		return asf.Block{}, "", false
+	}
+	env := state.Env{Genesis: w.genesis, MinFee: w.spec.MinFee, Number: b.Header.Number, Proposer: me}
+	var t *tx.Tx
+	kind := []string{"replay", "overspend", "wrong-root"}[w.rng.IntN(3)]
+	if kind == "replay" {
+		// The latest finalized transfer its sender can still pay for.
+		applied := w.check.st.applied
+		for i := len(applied) - 1; i >= 0 && i >= len(applied)-32 && t == nil; i-- {
+			c := applied[i]
+			from, _, err := db.Account(parent.StateRoot, c.From)
+			if err == nil && from.Nonce > c.Nonce && from.Balance >= c.Amount+c.Fee {
+				t = c
+			}
+		}
+		if t == nil {
+			kind = "overspend"
+		}
+		env.Mutations.SkipNonceCheck = true
+	}
+	switch kind {
+	case "overspend":
+		t = &tx.Tx{Genesis: w.genesis, To: sinkAddress(0), Amount: acc.Balance + 10, Fee: w.spec.MinFee, Nonce: acc.Nonce}
+		t.Sign(nd.byzKey())
+		env.Mutations = state.Mutations{SkipBalanceCheck: true}
+	case "wrong-root":
+		t = &tx.Tx{Genesis: w.genesis, To: me, Amount: 1, Fee: w.spec.MinFee, Nonce: acc.Nonce}
+		t.Sign(nd.byzKey())
+	}
+	body := [][]byte{t.Encode()}
+	res, err := db.Execute(parent.StateRoot, env, body, nil)
+	if err != nil {
+		return asf.Block{}, "", false
+	}
+	v := asf.Block{Header: b.Header, Extrinsics: body}
+	v.Header.BodyRoot = asf.BodyRoot(body)
+	v.Header.StateRoot = res.Root
+	if kind == "wrong-root" {
+		v.Header.StateRoot = parent.StateRoot
+	}
+	v.Header.Sign(nd.byzKey())
+	return v, kind, true
 }

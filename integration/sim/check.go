@@ -44,10 +44,13 @@ type checker struct {
 	// one after the honest best block at the end of the warm-up; 0: not
 	// sampled yet).
 	voteFromCP uint64
+
+	// st is invariant 11's reference model of the finalized state.
+	st *stateModel
 }
 
 func newChecker(w *world) *checker {
-	c := &checker{votes: make(map[int][]checkpoint.SignedVote), votesByNode: make(map[int]int)}
+	c := &checker{votes: make(map[int][]checkpoint.SignedVote), votesByNode: make(map[int]int), st: newStateModel(w)}
 	if w.sc.voteFrom > 0 && (w.sc.peerFaultsOnly || w.sc.minVoteShare > 0) {
 		w.after(w.sc.voteFrom, -1, "warm-up over", func() {
 			c.voteFromCP = c.honestBest(w)/w.spec.CheckpointInterval + 1
@@ -98,6 +101,13 @@ func (c *checker) onSent(w *world, from int, m gossipMsg) {
 // onStart: the node's persisted signer record must cover every vote its key
 // broadcast (record before release), and finality must not have gone back.
 func (c *checker) onStart(w *world, nd *simNode) {
+	if nd.honest && nd.eng != nil && nd.id != w.sc.doppelganger {
+		// Invariant 11: the restarted node's state equals the replay.
+		c.compareState(w, nd, nd.eng.Gadget().LatestFinalized(), true)
+		if w.stopped {
+			return
+		}
+	}
 	if nd.key < 0 || !nd.honest || nd.id == w.sc.doppelganger || nd.cpdb == nil {
 		return
 	}
@@ -326,12 +336,21 @@ func (c *checker) onFinalized(w *world, nd *simNode, f checkpoint.Checkpoint) {
 	}
 	if !c.hasFinal {
 		c.final, c.hasFinal = f, true
+		c.advanceModel(w, nd)
+		if !w.stopped {
+			c.compareState(w, nd, f, false)
+		}
 		return
 	}
 	switch {
 	case w.isAncestor(c.final.Hash, f.Hash):
 		c.final = f
+		c.advanceModel(w, nd)
+		if !w.stopped {
+			c.compareState(w, nd, f, false)
+		}
 	case w.isAncestor(f.Hash, c.final.Hash):
+		c.compareState(w, nd, f, false)
 	default:
 		if w.sc.conflicting {
 			if !c.conflictSeen {

@@ -13,16 +13,21 @@
 // restarts, outages longer than the checkpoint retention, late joiners,
 // purge-chain, clock skew) and the byzantine validators (equivocating
 // proposers, double and surround voters, a doppelganger, forged
-// certificates, replayed and stale messages) are drawn from it, and every
-// step is folded into a trace hash: the same seed gives the same hash.
+// certificates, replayed and stale messages, blocks that break the
+// transfer rules) are drawn from it, and every step is folded into a trace
+// hash: the same seed gives the same hash. Every scenario carries random
+// transfers (wallet.go: valid ones, invalid ones, replays, nonce gaps)
+// through each node's real transaction pool and block builder.
 //
 // After every step the checker verifies the invariants (see check.go): no
 // slashable pair signed by an honest validator, checked from everything it
 // broadcast and from its persisted signer record; no two conflicting
 // finalized checkpoints among honest nodes while fewer than a third
 // misbehave; every honest node that holds conflicting finality halts;
-// finality monotone per node across restarts; bounded memory; and
-// liveness once the network heals with an honest quorum up.
+// finality monotone per node across restarts; bounded memory; liveness
+// once the network heals with an honest quorum up; and the finalized
+// account state of every honest node equal to a reference replay of the
+// finalized chain, issuance conserved (statecheck.go).
 //
 // Mutants (mutants.go) switch deliberately broken rules on in the real
 // components, to prove the checker catches them.

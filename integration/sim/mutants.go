@@ -3,8 +3,13 @@ package sim
 import (
 	"fmt"
 
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/flarechain/flare-node/consensus/asf"
+	"github.com/flarechain/flare-node/consensus/checkpoint"
 	"github.com/flarechain/flare-node/consensus/finality"
 	"github.com/flarechain/flare-node/node/engine"
+	"github.com/flarechain/flare-node/state"
 )
 
 // mutant is a deliberately broken rule in the real components.
@@ -14,6 +19,8 @@ type mutant struct {
 	finality finality.Mutations
 	signer   finality.SignerMutations
 	engine   engine.Mutations
+	state    state.Mutations
+	exec     execMutations
 	// scenario is a named scenario that exposes the mutant quickly (the
 	// mutants run also over random seeds).
 	scenario string
@@ -43,7 +50,89 @@ var Mutants = []mutant{
 		engine: engine.Mutations{CountKnownBlocksAsProgress: true}, scenario: "keyless-far-ahead"},
 	{name: "skip-stored-votes-fetch", doc: "a fresh signer record starts without asking peers for the votes of its key they store",
 		engine: engine.Mutations{SkipStoredVotesFetch: true}, scenario: "reinstalled-validator"},
+	{name: "skip-nonce-check", doc: "execution applies a transfer whatever its nonce (a replayed transfer executes again)",
+		state: state.Mutations{SkipNonceCheck: true}, scenario: "bad-blocks"},
+	{name: "skip-balance-check", doc: "execution applies a transfer its sender cannot pay for (the balance wraps around)",
+		state: state.Mutations{SkipBalanceCheck: true}, scenario: "bad-blocks"},
+	{name: "accept-bad-state-root", doc: "import takes the header's state root instead of comparing it with the root the body produces",
+		exec: execMutations{acceptBadStateRoot: true}, scenario: "bad-blocks"},
+	{name: "reapply-on-fork-switch", doc: "a block whose parent is not the best block executes on the best block's state (and the header's root is trusted; when that breaks a rule, on its parent's): the classic double apply on a fork switch",
+		exec: execMutations{reapplyOnForkSwitch: true}, scenario: "fork-switch"},
 }
+
+// execMutations are broken import rules, in a wrapper around the chain's
+// executor (the chain itself stays correct).
+type execMutations struct {
+	// acceptBadStateRoot: the execution reports the header's state root as
+	// the one the body produced (the chain's comparison always passes).
+	acceptBadStateRoot bool
+	// reapplyOnForkSwitch: a block whose parent is not the best block is
+	// executed on the best block's state, and the header's root trusted.
+	reapplyOnForkSwitch bool
+}
+
+// mutExec is the executor wrapper of an executor mutant. best is the
+// node's best block as the wrapper knows it: refreshed after every step
+// (world.syncPools) and advanced by the blocks it executes on it (the
+// chain's lock is held during Execute, so it cannot ask the chain).
+type mutExec struct {
+	m       execMutations
+	inner   asf.Executor
+	best    asf.Header
+	hasBest bool
+}
+
+func (x *mutExec) wrap(f asf.ExecutorFactory) asf.ExecutorFactory {
+	return func(db *pebble.DB) (asf.Executor, error) {
+		e, err := f(db)
+		if err != nil {
+			return nil, err
+		}
+		x.inner = e
+		return x, nil
+	}
+}
+
+func (x *mutExec) GenesisRoot() checkpoint.Hash { return x.inner.GenesisRoot() }
+func (x *mutExec) WriteGenesis(w pebble.Writer, g checkpoint.Hash) error {
+	return x.inner.WriteGenesis(w, g)
+}
+func (x *mutExec) Discard(w pebble.Writer, b checkpoint.Hash) error { return x.inner.Discard(w, b) }
+func (x *mutExec) Prune(w pebble.Writer, b checkpoint.Hash) error   { return x.inner.Prune(w, b) }
+
+func (x *mutExec) Execute(parent asf.Header, b asf.Block) (asf.Execution, error) {
+	on, trust := parent, x.m.acceptBadStateRoot
+	onBest := x.hasBest && parent.Hash() == x.best.Hash()
+	if x.m.reapplyOnForkSwitch && x.hasBest && !onBest {
+		on, trust = x.best, true
+	}
+	res, err := x.inner.Execute(on, b)
+	if err != nil && on != parent {
+		// The double apply broke a rule: this bug then falls back to the
+		// parent's state (a node that refused every fork block would only
+		// stall, which the liveness check catches without invariant 11).
+		on, trust = parent, x.m.acceptBadStateRoot
+		res, err = x.inner.Execute(on, b)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if onBest {
+		x.best = b.Header
+	}
+	if trust {
+		return trustedExecution{res, b.Header.StateRoot}, nil
+	}
+	return res, nil
+}
+
+// trustedExecution writes what the body produced and reports root.
+type trustedExecution struct {
+	asf.Execution
+	root checkpoint.Hash
+}
+
+func (t trustedExecution) Root() checkpoint.Hash { return t.root }
 
 // MutantNames lists the mutants.
 func MutantNames() []string {

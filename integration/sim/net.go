@@ -228,6 +228,14 @@ func (n *nodeNet) PublishBlock(b asf.Block) {
 	if n.nd.byz != nil && n.nd.byz.b.splitCheckpoints {
 		return // byzAuthored splits or withholds it
 	}
+	if w := n.nd.w; n.nd.byz != nil && n.nd.byz.b.badBlocks && w.rng.IntN(2) == 0 {
+		if bad, kind, ok := w.badVersion(n.nd, b); ok {
+			w.noteBlock(bad)
+			w.record("%s publishes a bad version (%s) of #%d %s: %s", n.nd.name, kind, b.Header.Number, shortHash(b.Hash()), shortHash(bad.Hash()))
+			n.publish(blockMsg(bad))
+			return
+		}
+	}
 	n.publish(blockMsg(b))
 }
 

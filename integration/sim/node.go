@@ -13,7 +13,26 @@ import (
 	"github.com/flarechain/flare-node/consensus/checkpoint"
 	"github.com/flarechain/flare-node/consensus/finality"
 	"github.com/flarechain/flare-node/node/engine"
+	"github.com/flarechain/flare-node/txpool"
 )
+
+// poolLifetime is how long a transfer may wait in a node's pool.
+const poolLifetime = 2 * time.Minute
+
+// syncPools runs after every step: each up node's pool follows its best
+// chain (engine.PoolTracker, as the node's own loop does), and an executor
+// mutant's idea of the best block is refreshed.
+func (w *world) syncPools() {
+	for _, nd := range w.nodes {
+		if !nd.up || nd.tracker == nil {
+			continue
+		}
+		_, _ = nd.tracker.Sync()
+		if nd.mexec != nil {
+			nd.mexec.best = nd.chain.Best()
+		}
+	}
+}
 
 // simNode is one node: its file system survives crashes (as a crash
 // clone), everything else is rebuilt at each start.
@@ -37,6 +56,12 @@ type simNode struct {
 	exec  *engine.StateExecutor
 	cpdb  *checkpointdb.CheckpointDB
 	eng   *engine.Engine
+	// pool is the node's transaction pool (in memory: lost in a crash);
+	// tracker keeps it on the best chain (Sync after every step).
+	pool    *txpool.Pool
+	tracker *engine.PoolTracker
+	// mexec wraps the executor when an executor mutant is on (else nil).
+	mexec *mutExec
 
 	// seen is the gossip dedup cache of this incarnation.
 	seen map[msgID]bool
@@ -115,12 +140,27 @@ func (nd *simNode) start() {
 	clock := nodeClock{nd}
 	log := w.log.Named(nd.name)
 	var exec *engine.StateExecutor
+	factory := engine.NewStateExecutorFactory(w.spec, nil, log, &exec)
+	nd.mexec = nil
+	if w.mut.exec != (execMutations{}) {
+		nd.mexec = &mutExec{m: w.mut.exec}
+		factory = nd.mexec.wrap(factory)
+	}
 	chain, err := asf.OpenChain(chainPath, w.spec, asf.ChainOptions{FS: nd.fs, Clock: clock, Logger: log,
-		Executor: engine.NewStateExecutorFactory(w.spec, nil, log, &exec)})
+		Executor: factory})
 	if err != nil {
 		w.violation("%s: chain database does not open after a crash: %v", nd.name, err)
 		return
 	}
+	exec.SetMutations(w.mut.state)
+	exec.SetClock(clock.Now)
+	if nd.mexec != nil {
+		nd.mexec.best, nd.mexec.hasBest = chain.Best(), true
+	}
+	pcfg := txpool.DefaultConfig()
+	pcfg.Genesis, pcfg.MinFee, pcfg.Lifetime = w.genesis, w.spec.MinFee, poolLifetime
+	pool := txpool.New(pcfg, clock, nil, engine.PoolState{Chain: chain, Exec: exec})
+	exec.SetSource(engine.PoolSource{Pool: pool})
 	cpdb, err := checkpointdb.Open(checkpointPath, checkpointdb.Options{FS: nd.fs, Genesis: w.genesis, Logger: log})
 	if err != nil {
 		_ = chain.Close()
@@ -181,6 +221,7 @@ func (nd *simNode) start() {
 		return
 	}
 	nd.chain, nd.exec, nd.cpdb, nd.eng = chain, exec, cpdb, eng
+	nd.pool, nd.tracker = pool, engine.NewPoolTracker(chain, exec, pool)
 	nd.up = true
 	nd.upSince = w.now
 	if nd.startedAt.IsZero() {
@@ -270,7 +311,7 @@ func (nd *simNode) scheduleSlot(slot uint64) {
 		}
 		if b != nil {
 			w.noteBlock(*b)
-			w.record("%s authored #%d %s slot %d", nd.name, b.Header.Number, shortHash(b.Hash()), slot)
+			w.record("%s authored #%d %s slot %d (%d txs)", nd.name, b.Header.Number, shortHash(b.Hash()), slot, len(b.Extrinsics))
 			if nd.byz != nil {
 				w.byzAuthored(nd, *b)
 			}
@@ -300,6 +341,7 @@ func (nd *simNode) shutdown() {
 		_ = nd.chain.Close()
 	}
 	nd.chain, nd.cpdb, nd.eng = nil, nil, nil
+	nd.pool, nd.tracker = nil, nil
 }
 
 // crash stops the node abruptly: its file system keeps only what was
@@ -327,6 +369,7 @@ func (nd *simNode) crash() {
 	_ = nd.cpdb.Close()
 	_ = nd.chain.Close()
 	nd.chain, nd.cpdb, nd.eng = nil, nil, nil
+	nd.pool, nd.tracker = nil, nil
 	nd.up = false
 	nd.fs = clone
 	nd.restarts++

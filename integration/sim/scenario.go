@@ -74,6 +74,9 @@ type byzBehaviour struct {
 	mirrorVotes      bool // signs whatever link an honest peer votes, to that peer only
 	forgeCerts       bool // certificates listing its own signature repeatedly
 	replay           bool // replays old messages
+	// badBlocks: half of its blocks are replaced, for every peer, by a
+	// rule-breaking version (badVersion in byzantine.go).
+	badBlocks bool
 }
 
 // Scenarios are the named scenarios, one per failure class known to have
@@ -89,6 +92,8 @@ var Scenarios = []string{
 	"keyless-liar",
 	"keyless-far-ahead",
 	"reinstalled-validator",
+	"bad-blocks",
+	"fork-switch",
 }
 
 func defaultScenario(name string) *scenario {
@@ -134,6 +139,10 @@ func pickScenario(name string, rng, krng *rand.Rand) *scenario {
 		return keylessFarAheadScenario()
 	case "reinstalled-validator":
 		return reinstalledScenario()
+	case "bad-blocks":
+		return badBlocksScenario()
+	case "fork-switch":
+		return forkSwitchScenario()
 	case "steady":
 		return steadyScenario()
 	}
@@ -186,6 +195,7 @@ func randomScenario(rng, krng *rand.Rand) *scenario {
 				surroundVote:     rng.IntN(3) == 0,
 				forgeCerts:       rng.IntN(3) == 0,
 				replay:           rng.IntN(2) == 0,
+				badBlocks:        rng.IntN(3) == 0,
 			}
 		}
 	}
@@ -660,6 +670,41 @@ func reinstalledScenario() *scenario {
 			w.after(2*time.Second, -1, "start re-installed v0", v0.start)
 		})
 		w.after(sc.healAt, -1, "back", func() { healAll(w) })
+	}
+	return sc
+}
+
+// badBlocksScenario: validator 3 replaces half of its blocks by a
+// rule-breaking version — a replayed transfer, an overspend (each with the
+// root an executor without that rule computes) or a wrong state root — sent
+// to every peer. Honest nodes reject each (the slot stays empty) and
+// finality keeps pace; a node that accepts one finalizes a block whose
+// transfer breaks a rule, or holds a state that differs from the replay
+// (invariant 11: mutants skip-nonce-check, skip-balance-check,
+// accept-bad-state-root).
+func badBlocksScenario() *scenario {
+	sc := oneByzantineProposer("bad-blocks", 3, byzBehaviour{badBlocks: true})
+	sc.maxStall = 10 * time.Second
+	return sc
+}
+
+// forkSwitchScenario: four honest validators, split into {0,1} and {2,3}
+// four times for 6–15 s while the wallet's transfers reach both sides; each
+// side builds its own branch of blocks with transfers (no finality without
+// the other half), and when the partition heals the losing side switches
+// to the other branch, importing blocks whose parent is not its best block
+// (mutant reapply-on-fork-switch executes them on its own branch's state).
+func forkSwitchScenario() *scenario {
+	sc := defaultScenario("fork-switch")
+	sc.healAt = 100 * time.Second
+	sc.duration = 150 * time.Second
+	sc.setup = func(w *world) {
+		startValidators(w, false)
+		for i, at := range []time.Duration{10, 32, 54, 76} {
+			dur := time.Duration(6+2*i+w.rng.IntN(4)) * time.Second
+			w.after(at*time.Second, -1, "split", func() { partitionFor(w, []int{0, 1}, dur) })
+		}
+		w.after(sc.healAt, -1, "heal", func() { healAll(w) })
 	}
 	return sc
 }

@@ -59,6 +59,9 @@ type Result struct {
 	// Finalized is the highest finalized checkpoint number among honest
 	// nodes at the end.
 	Finalized uint64
+	// Transfers is the number of transfers in the honest finalized chain
+	// (invariant 11's model applied them).
+	Transfers int
 }
 
 // event is one scheduled step.
@@ -124,6 +127,8 @@ type world struct {
 	stopped bool
 	// history holds gossip messages for replays.
 	history []gossipMsg
+	// wallet submits transfers to the nodes' pools (wallet.go).
+	wallet *wallet
 }
 
 type blockInfo struct {
@@ -168,6 +173,7 @@ func Run(opts Options) Result {
 	defer w.close()
 	res := Result{Seed: opts.Seed, Scenario: w.sc.name, Mutant: opts.Mutant}
 	w.sc.setup(w)
+	w.startWallet()
 	for w.q.Len() > 0 && !w.stopped {
 		e := heap.Pop(&w.q).(*event)
 		if e.at.After(w.end) {
@@ -182,6 +188,9 @@ func Run(opts Options) Result {
 		}
 		w.steps++
 		e.fn()
+		if !w.stopped {
+			w.syncPools()
+		}
 		w.check.afterStep(w)
 	}
 	if !w.stopped {
@@ -192,6 +201,12 @@ func Run(opts Options) Result {
 	copy(res.TraceHash[:], w.trace.Sum(nil))
 	res.Violations = w.check.violations
 	res.Finalized = w.check.maxHonestFinalized(w)
+	res.Transfers = len(w.check.st.applied)
+	if !w.stopped {
+		ws := w.wallet.stats
+		w.record("end: %d finalized transfers, %d state comparisons; wallet valid %d invalid %d replays %d resent %d, pools admitted %d refused %d",
+			res.Transfers, w.check.st.compared, ws.valid, ws.invalid, ws.replays, ws.resent, ws.admitted, ws.refused)
+	}
 	return res
 }
 
@@ -212,6 +227,7 @@ func newWorld(opts Options) *world {
 	}
 	w.mut = lookupMutant(opts.Mutant)
 	w.sc = pickScenario(opts.Scenario, rng, w.krng)
+	w.wallet = newWallet(opts.Seed)
 	w.buildSpec()
 	w.start = time.UnixMilli(int64(w.spec.GenesisTimestampMs)).UTC()
 	w.now = w.start
@@ -238,6 +254,9 @@ func (w *world) buildSpec() {
 		w.keys[i] = ed25519.NewKeyFromSeed(seed[:])
 		auths[i] = chainspec.Authority{Name: fmt.Sprintf("v%d", i), PublicKey: fmt.Sprintf("%x", w.keys[i].Public())}
 		balances = append(balances, chainspec.Balance{Address: tx.AddressOf(w.keys[i].Public().(ed25519.PublicKey)).String(), Balance: simBalance})
+	}
+	for _, a := range w.wallet.addrs {
+		balances = append(balances, chainspec.Balance{Address: a.String(), Balance: walletBalance})
 	}
 	w.spec = &chainspec.Spec{
 		Name:               "Simulation",

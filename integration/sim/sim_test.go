@@ -59,7 +59,7 @@ func replayLine(r Result) string {
 // TestRandomSeeds runs the random scenarios of the first seeds: every
 // invariant must hold after every step.
 func TestRandomSeeds(t *testing.T) {
-	n := seedCount(t, 200)
+	n := seedCount(t, 160)
 	jobs := make([]Options, n)
 	for i := range jobs {
 		jobs[i] = Options{Seed: uint64(i + 1)}

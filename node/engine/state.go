@@ -49,7 +49,11 @@ type StateExecutor struct {
 	sigs    *tx.SigCache
 	log     *zap.Logger
 
+	// mut: deliberately broken execution rules (simulator mutants only).
+	mut state.Mutations
+
 	mu      sync.Mutex
+	now     func() time.Time // the builder's clock (nil: time.Now)
 	source  TxSource
 	lastRes *state.Result // the body built last, reused by its import
 	lastKey buildKey
@@ -116,6 +120,21 @@ func (e *StateExecutor) SetSource(s TxSource) {
 	e.source = s
 }
 
+// SetMutations breaks execution rules on purpose, for the network
+// simulator's mutation tests (integration/sim); production never calls it.
+// Call it before the chain imports anything.
+func (e *StateExecutor) SetMutations(m state.Mutations) { e.mut = m }
+
+// SetClock sets the clock the builder reads its deadline against (the
+// producer computes the deadline from the node's clock; nil: time.Now). A
+// node with a simulated or skewed clock must set it, or the builder compares
+// a simulated deadline with the wall clock.
+func (e *StateExecutor) SetClock(now func() time.Time) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.now = now
+}
+
 // GenesisRoot implements asf.Executor.
 func (e *StateExecutor) GenesisRoot() checkpoint.Hash { return e.root }
 
@@ -135,7 +154,7 @@ func (e *StateExecutor) env(h asf.Header) (state.Env, error) {
 	if int(h.Proposer) >= len(e.keys) {
 		return state.Env{}, fmt.Errorf("%w: proposer %d outside the authority set", asf.ErrInvalidBlock, h.Proposer)
 	}
-	return state.Env{Genesis: e.genesis, MinFee: e.spec.MinFee, Number: h.Number, Proposer: tx.AddressOf(e.keys[h.Proposer])}, nil
+	return state.Env{Genesis: e.genesis, MinFee: e.spec.MinFee, Number: h.Number, Proposer: tx.AddressOf(e.keys[h.Proposer]), Mutations: e.mut}, nil
 }
 
 type execution struct{ res *state.Result }
@@ -189,7 +208,7 @@ func (e *StateExecutor) Prune(w pebble.Writer, block checkpoint.Hash) error {
 // execute, in order, until the block limits or the deadline.
 func (e *StateExecutor) BuildBody(ctx context.Context, parent asf.Header, h asf.Header, deadline time.Time) ([][]byte, checkpoint.Hash, error) {
 	e.mu.Lock()
-	src := e.source
+	src, now := e.source, e.now
 	e.mu.Unlock()
 	if src == nil {
 		return nil, parent.StateRoot, nil
@@ -206,7 +225,7 @@ func (e *StateExecutor) BuildBody(ctx context.Context, parent asf.Header, h asf.
 		return nil, checkpoint.Hash{}, err
 	}
 	res, body, rejected, err := e.db.Build(parent.StateRoot, env, candidates,
-		state.BuildLimits{MaxTxs: MaxBlockTxs, MaxBytes: MaxBlockTxBytes, Deadline: deadline}, e.sigs)
+		state.BuildLimits{MaxTxs: MaxBlockTxs, MaxBytes: MaxBlockTxBytes, Deadline: deadline, Now: now}, e.sigs)
 	if err != nil {
 		return nil, checkpoint.Hash{}, err
 	}
