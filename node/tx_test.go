@@ -139,6 +139,13 @@ func TestTransferToFinality(t *testing.T) {
 		require.Equal(t, api.TxRefused, st.Status, name)
 		require.Equal(t, c.reason, st.Reason, name)
 	}
+	// The next nonce counts the pooled transaction whether or not a block
+	// holds it yet (the future nonce 7 does not count).
+	pending := account(aliceAddr, "")
+	require.NotNil(t, pending.PendingNonce)
+	require.Equal(t, uint64(1), *pending.PendingNonce)
+	require.Nil(t, account(aliceAddr, "?at=finalized").PendingNonce)
+
 	// Malformed and oversized bodies: 400 with one JSON error, never a 500.
 	for name, c := range map[string]struct {
 		ct   string

@@ -129,3 +129,5 @@ func (p apiPool) Add(raw []byte) (tx.Hash, txpool.Status, error) {
 }
 
 func (p apiPool) Get(h tx.Hash) (*tx.Tx, txpool.Status, bool) { return p.n.pool.Get(h) }
+
+func (p apiPool) NextNonce(a tx.Address) (uint64, bool) { return p.n.pool.NextNonce(a) }

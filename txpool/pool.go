@@ -776,3 +776,16 @@ func (p *Pool) Len() int {
 	defer p.mu.Unlock()
 	return len(p.byHash)
 }
+
+// NextNonce returns the nonce a's next transaction should use given the
+// pool: the account nonce plus its ready transactions (a contiguous run
+// from the account nonce). ok is false when the pool holds nothing of a.
+func (p *Pool) NextNonce(a tx.Address) (uint64, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	acc, ok := p.accounts[a]
+	if !ok {
+		return 0, false
+	}
+	return acc.nonce + uint64(acc.ready), true
+}

@@ -607,3 +607,16 @@ func TestStateMovesDuringAdmission(t *testing.T) {
 		})
 	}
 }
+
+func TestNextNonce(t *testing.T) {
+	k := keyN(2)
+	e := newEnv(t, testConfig(), k)
+	_, ok := e.pool.NextNonce(addr(k))
+	require.False(t, ok, "nothing pooled")
+	e.mustAdd(t, mk(k, 0, 1, 1), txpool.Ready)
+	e.mustAdd(t, mk(k, 1, 1, 1), txpool.Ready)
+	e.mustAdd(t, mk(k, 3, 1, 1), txpool.Future)
+	n, ok := e.pool.NextNonce(addr(k))
+	require.True(t, ok)
+	require.Equal(t, uint64(2), n, "after the ready run, not the future one")
+}

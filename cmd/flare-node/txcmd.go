@@ -47,7 +47,7 @@ func txCommand() *cli.Command {
 					&cli.StringFlag{Name: "to", Usage: "recipient `ADDRESS` (0x and 64 hex characters)"},
 					&cli.Uint64Flag{Name: "amount", Usage: "amount to transfer (`N`, a whole number)"},
 					&cli.Uint64Flag{Name: "fee", Usage: "fee to pay (`N`; default: the chain spec's min_fee)"},
-					&cli.Uint64Flag{Name: "nonce", Usage: "sender nonce `N` (default: the account's nonce at the node's best block)"},
+					&cli.Uint64Flag{Name: "nonce", Usage: "sender nonce `N` (default: the account's next nonce at the node: its nonce at the best block plus its transactions waiting in the node's pool)"},
 					rpcFlag(true),
 					&cli.StringFlag{Name: "wait", Value: api.TxValidated, Usage: "exit 0 once the transaction is `included`, `justified` or `finalized` (default: validated, admitted to the pool)"},
 					&cli.DurationFlag{Name: "timeout", Value: 2 * time.Minute, Usage: "give up (exit 1) when --wait is not reached within `D`"},
@@ -219,6 +219,9 @@ func txTransfer(c *cli.Context) error {
 			return err
 		}
 		t.Nonce = acc.Nonce
+		if acc.PendingNonce != nil && *acc.PendingNonce > t.Nonce {
+			t.Nonce = *acc.PendingNonce // after the sender's transactions waiting in the pool
+		}
 	}
 	t.Sign(a.key)
 	h := t.Hash()

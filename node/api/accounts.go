@@ -57,6 +57,10 @@ type Account struct {
 	// JavaScript numbers).
 	Balance string `json:"balance"`
 	Nonce   uint64 `json:"nonce"`
+	// PendingNonce is the nonce the account's next transaction should use:
+	// Nonce plus its ready transactions in this node's pool (reads at the
+	// best block only; absent at=finalized).
+	PendingNonce *uint64 `json:"pending_nonce,omitempty"`
 	// Exists is false for an account the state does not hold (balance
 	// and nonce 0).
 	Exists bool `json:"exists"`
@@ -169,6 +173,15 @@ func (s *Server) serveAccount(w http.ResponseWriter, r *http.Request) {
 	out := Account{
 		Address: addr.String(), Balance: strconv.FormatUint(acc.Balance, 10), Nonce: acc.Nonce, Exists: exists,
 		At: At{Number: hdr.Number, Hash: hdr.Hash().String(), StateRoot: hdr.StateRoot.String(), Level: s.levelOf(hdr)},
+	}
+	if at == "" || at == "best" {
+		next := acc.Nonce
+		if s.src.Pool != nil {
+			if n, ok := s.src.Pool.NextNonce(addr); ok && n > next {
+				next = n
+			}
+		}
+		out.PendingNonce = &next
 	}
 	if withProof {
 		p, err := s.accountProof(hdr, addr)

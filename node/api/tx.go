@@ -18,6 +18,9 @@ import (
 type Pool interface {
 	Add(raw []byte) (tx.Hash, txpool.Status, error)
 	Get(h tx.Hash) (*tx.Tx, txpool.Status, bool)
+	// NextNonce is the next nonce of a sender with ready pooled
+	// transactions (txpool.Pool.NextNonce).
+	NextNonce(a tx.Address) (uint64, bool)
 }
 
 // TxIndex finds the blocks holding a transaction (state.DB).
