@@ -17,7 +17,8 @@
 #            submit_to_finalized_p50_ms=… submit_to_finalized_p99_ms=… p50_ms=… p99_ms=… refused=… cpu_per_node=…
 #
 # then `tx-load: … saturation_rate=R` (the highest rate whose finalized rate
-# stays within 5 % of it with a bounded p99). After the run it compares the
+# stays within 5 % of it with 95 % of its transfers finalized and a p99 at
+# most twice the p99 of the first rate of RATES). After the run it compares the
 # state root of every finalized checkpoint block across the nodes
 # (`tx-load: … state_roots_agree=K checkpoints`; a difference exits 1). It stops everything it
 # started and exits 0. Environment: ACCOUNTS (default 2000), KEEP=1 keeps the
