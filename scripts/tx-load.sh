@@ -46,6 +46,7 @@ cleanup() {
 	fi
 }
 trap cleanup EXIT
+trap "exit 130" INT TERM
 
 (cd "$root" && go build -o "$bin" ./cmd/flare-node)
 "$bin" testnet --validators "$validators" --out "$work/net" --slot-duration "$slot" \
