@@ -71,7 +71,14 @@ func (tn *testNet) stop(i int) {
 func newTestNet(t *testing.T, n int) *testNet { return newTestNetWith(t, n, false) }
 
 func newTestNetWith(t *testing.T, n int, metrics bool) *testNet {
-	tn := &testNet{t: t, spec: fastLocalSpec(t), nodes: make([]*Node, n), cancel: make([]context.CancelFunc, n), wait: make([]func() error, n), metrics: metrics}
+	return newTestNetRetaining(t, n, metrics, 0)
+}
+
+// newTestNetRetaining starts n validators; stateRetention, when not 0, is
+// their --state-retention.
+func newTestNetRetaining(t *testing.T, n int, metrics bool, stateRetention uint64) *testNet {
+	tn := &testNet{t: t, spec: fastLocalSpec(t), nodes: make([]*Node, n), cancel: make([]context.CancelFunc, n), wait: make([]func() error, n),
+		metrics: metrics, stateRetention: stateRetention}
 	for i := 0; i < n; i++ {
 		tn.bases = append(tn.bases, t.TempDir())
 	}
@@ -87,6 +94,25 @@ func newTestNetWith(t *testing.T, n int, metrics bool) *testNet {
 		}
 	})
 	return tn
+}
+
+// startFullNode starts a full node (no key) on a fresh base path that
+// bootstraps from node0 and serves the API; it is stopped at cleanup.
+func (tn *testNet) startFullNode(name string) *Node {
+	t := tn.t
+	t.Helper()
+	cfg := testConfig(t, tn.spec, t.TempDir(), false)
+	cfg.Metrics.Addr = "127.0.0.1:0"
+	cfg.P2P.Bootnodes = []string{tn.boot}
+	n, err := New(context.Background(), cfg, zap.NewNop().Named(name))
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	wait := runNode(ctx, n)
+	t.Cleanup(func() {
+		cancel()
+		require.NoError(t, wait())
+	})
+	return n
 }
 
 func (tn *testNet) finalized(i int) checkpoint.Checkpoint {
@@ -177,17 +203,7 @@ func TestTransferGossipedToFinality(t *testing.T) {
 	}
 	o := loadOpenAPI(t)
 	tn := newTestNetWith(t, 4, true)
-	cfg := testConfig(t, tn.spec, t.TempDir(), false)
-	cfg.Metrics.Addr = "127.0.0.1:0"
-	cfg.P2P.Bootnodes = []string{tn.boot}
-	full, err := New(context.Background(), cfg, zap.NewNop().Named("full"))
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	wait := runNode(ctx, full)
-	t.Cleanup(func() {
-		cancel()
-		_ = wait()
-	})
+	full := tn.startFullNode("full")
 	// The full node follows the chain (it is connected and meshed).
 	require.Eventually(t, func() bool { return full.gadget.LatestFinalized().Number >= 2 }, 30*time.Second, 20*time.Millisecond)
 
@@ -258,21 +274,7 @@ func TestLateJoinerAfterStatePruning(t *testing.T) {
 		t.Skip("network test")
 	}
 	o := loadOpenAPI(t)
-	tn := &testNet{t: t, spec: fastLocalSpec(t), nodes: make([]*Node, 4), cancel: make([]context.CancelFunc, 4), wait: make([]func() error, 4), metrics: true, stateRetention: 4}
-	for range 4 {
-		tn.bases = append(tn.bases, t.TempDir())
-	}
-	for i := range 4 {
-		tn.start(i)
-	}
-	t.Cleanup(func() {
-		for i, nd := range tn.nodes {
-			if nd != nil {
-				tn.cancel[i]()
-				_ = tn.wait[i]()
-			}
-		}
-	})
+	tn := newTestNetRetaining(t, 4, true, 4)
 	// Transfers among the dev accounts while the chain grows.
 	ferdie, ferdieAddr := devAddr(t, "ferdie")
 	_, eveAddr := devAddr(t, "eve")
@@ -305,17 +307,7 @@ func TestLateJoinerAfterStatePruning(t *testing.T) {
 	}
 
 	// A fresh full node joins.
-	cfg := testConfig(t, tn.spec, t.TempDir(), false)
-	cfg.Metrics.Addr = "127.0.0.1:0"
-	cfg.P2P.Bootnodes = []string{tn.boot}
-	joiner, err := New(context.Background(), cfg, zap.NewNop().Named("joiner"))
-	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	wait := runNode(ctx, joiner)
-	defer func() {
-		cancel()
-		require.NoError(t, wait())
-	}()
+	joiner := tn.startFullNode("joiner")
 	target := tn.finalized(0)
 	require.Eventually(t, func() bool { return joiner.gadget.LatestFinalized().Number >= target.Number }, 60*time.Second, 50*time.Millisecond)
 	// The same state root at the network's finalized block, and the same
