@@ -99,7 +99,7 @@ func BenchmarkVotesUnderTxFlood(b *testing.B) {
 			warmUp(b, nodes)
 			a, dst := nodes[0], nodes[1]
 			if !tc.protected {
-				dst.txLimit = newTxLimiter(1e9, 1<<30, 1<<30, 16)
+				dst.txLimit.reconfigure(1e9, 1<<30, 1<<30, 16)
 				dst.txSlots = make(chan struct{}, txValidatorConcurrency)
 			}
 			votes := make([]checkpoint.SignedVote, b.N)

@@ -409,7 +409,7 @@ func FuzzGossipValidator(f *testing.F) {
 	h := newTestHandler()
 	n.gossip = h // the validator is called directly: no need to Start
 	// One remote peer sends every input: no rate limit here.
-	n.txLimit = newTxLimiter(1e12, 1<<30, 1<<30, 16)
+	n.txLimit.reconfigure(1e12, 1<<30, 1<<30, 16)
 	from := peer.ID("fuzz remote peer")
 	validators := make([]pubsub.ValidatorEx, numKinds+1)
 	for k := range numKinds + 1 {

@@ -126,6 +126,16 @@ func newTxLimiter(r float64, burst, excessReject, maxIdle int) *txLimiter {
 		peers: make(map[peer.ID]*peerBucket)}
 }
 
+// reconfigure replaces the limits and forgets every bucket (tests change
+// the limits of a running network; the pubsub score function reads the
+// limiter concurrently, so the pointer itself never changes).
+func (l *txLimiter) reconfigure(r float64, burst, excessReject, maxIdle int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.rate, l.burst, l.excessReject, l.maxIdle = rate.Limit(r), burst, excessReject, maxIdle
+	l.peers = make(map[peer.ID]*peerBucket)
+}
+
 // limitVerdict is the limiter's decision on one message.
 type limitVerdict int
 

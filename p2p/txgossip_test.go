@@ -279,7 +279,7 @@ func TestTransactionRateLimit(t *testing.T) {
 	a, b := nodes[0], nodes[1]
 	// A small bucket so that the test floods quickly: 50/s, burst 100, a
 	// reject after 50 tokenless messages per second.
-	b.txLimit = newTxLimiter(50, 100, 50, 16)
+	b.txLimit.reconfigure(50, 100, 50, 16)
 	nonce := uint64(20_000)
 	txWarmUp(t, nodes, &nonce)
 
