@@ -267,17 +267,7 @@ func (d *DB) forget(w pebble.Writer, blockHash checkpoint.Hash, j *journal) erro
 // state is no longer needed, descendants included; a block without journal
 // (never written, discarded or pruned) is a no-op.
 func (d *DB) Discard(w pebble.Writer, blockHash checkpoint.Hash) error {
-	g := d.reader(w)
-	j, err := d.loadJournal(g, blockHash)
-	if err != nil || j == nil {
-		return err
-	}
-	n, err := d.releaseRefs(w, g, j.created)
-	if err != nil {
-		return err
-	}
-	d.log.Debug("state: discarded version", zap.String("block", blockHash.Short()), zap.Int("created", len(j.created)), zap.Int("deleted", n))
-	return d.forget(w, blockHash, j)
+	return d.release(w, blockHash, "discarded", func(j *journal) []common.Hash { return j.created })
 }
 
 // Prune releases (in w) what the canonical version blockHash made obsolete:
@@ -288,16 +278,24 @@ func (d *DB) Discard(w pebble.Writer, blockHash checkpoint.Hash) error {
 // Prune(B) the states of B and its descendants stay complete; the states of
 // B's ancestors may become incomplete. A block without journal is a no-op.
 func (d *DB) Prune(w pebble.Writer, blockHash checkpoint.Hash) error {
+	return d.release(w, blockHash, "pruned", func(j *journal) []common.Hash { return j.dropped })
+}
+
+// release takes one reference from each node of the list pick chooses in
+// blockHash's journal (deleting nodes at zero), then forgets the journal
+// and its tx index entries. A block without journal is a no-op.
+func (d *DB) release(w pebble.Writer, blockHash checkpoint.Hash, what string, pick func(*journal) []common.Hash) error {
 	g := d.reader(w)
 	j, err := d.loadJournal(g, blockHash)
 	if err != nil || j == nil {
 		return err
 	}
-	n, err := d.releaseRefs(w, g, j.dropped)
+	hs := pick(j)
+	n, err := d.releaseRefs(w, g, hs)
 	if err != nil {
 		return err
 	}
-	d.log.Debug("state: pruned version", zap.String("block", blockHash.Short()), zap.Int("dropped", len(j.dropped)), zap.Int("deleted", n))
+	d.log.Debug("state: "+what+" version", zap.String("block", blockHash.Short()), zap.Int("released", len(hs)), zap.Int("deleted", n))
 	return d.forget(w, blockHash, j)
 }
 
