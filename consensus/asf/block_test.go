@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"encoding/binary"
+	"encoding/hex"
 	"strings"
 	"testing"
 
@@ -204,4 +205,25 @@ func TestDecodeBlockRejects(t *testing.T) {
 
 	_, err = EncodeBlock(Block{Extrinsics: make([][]byte, MaxExtrinsics+1)})
 	require.ErrorIs(t, err, ErrInvalidBlock)
+}
+
+// TestHeaderWorkedExample pins the signed-header example of docs/wire.md
+// ("BlockHeader"): every field, the signing bytes, the hash and alice's
+// signature.
+func TestHeaderWorkedExample(t *testing.T) {
+	var h Header
+	for i := range h.ParentHash {
+		h.ParentHash[i], h.BodyRoot[i], h.StateRoot[i] = 0x11, 0x22, 0x33
+	}
+	h.Number, h.Slot, h.Proposer, h.TimestampMs = 1, 7, 0, 1767225603500
+	alice, err := chainspec.DevKey("alice")
+	require.NoError(t, err)
+	h.Sign(alice)
+	require.Equal(t, "666c6172652f626c6f636b2f7632"+strings.Repeat("11", 32)+
+		"0000000000000001"+"0000000000000007"+"00000000"+"0000019b76dab5ac"+
+		strings.Repeat("22", 32)+strings.Repeat("33", 32), hex.EncodeToString(h.SigningBytes()))
+	require.Len(t, h.SigningBytes(), 138)
+	require.Equal(t, "0x29cba5c3dd3d0c4f5f675135ca6ed911655d2ecc13581b9c5af577833b04e8fd", h.Hash().String())
+	require.Equal(t, "9bc6f25a76b699421a092273b3ba84cb4a82dc59acb5a711f012f90e8249c6f4"+
+		"afffa487e1b1b165cf20b9d09951336486c3d7797b1cc452a3b518751621ca08", hex.EncodeToString(h.Signature[:]))
 }
