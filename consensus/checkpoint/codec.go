@@ -158,6 +158,9 @@ func FinalityProofToPB(p FinalityProof) *flarepb.FinalityProof {
 	if p.Justified != nil {
 		out.Justified = CertificateToPB(*p.Justified)
 	}
+	for _, h := range p.HandOffs {
+		out.HandOffs = append(out.HandOffs, CertificateToPB(h))
+	}
 	return out
 }
 
@@ -181,8 +184,22 @@ func FinalityProofFromPB(p *flarepb.FinalityProof) (FinalityProof, error) {
 		}
 		out.Justified = &j
 	}
+	if len(p.GetHandOffs()) > MaxHandOffs {
+		return FinalityProof{}, fmt.Errorf("%w: finality proof with %d hand-offs, at most %d", ErrMalformed, len(p.GetHandOffs()), MaxHandOffs)
+	}
+	for i, hp := range p.GetHandOffs() {
+		h, err := CertificateFromPB(hp)
+		if err != nil {
+			return FinalityProof{}, fmt.Errorf("hand-off %d: %w", i, err)
+		}
+		out.HandOffs = append(out.HandOffs, h)
+	}
 	return out, nil
 }
+
+// MaxHandOffs bounds the hand-off certificates a decoded finality proof may
+// carry (a chain spec schedules at most this many changes).
+const MaxHandOffs = 64
 
 // EncodeFinalityProof returns the protobuf bytes of a finality proof.
 func EncodeFinalityProof(p FinalityProof) ([]byte, error) {

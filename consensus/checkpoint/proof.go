@@ -26,9 +26,15 @@ var ErrBadProof = errors.New("invalid finality proof")
 // With a static authority set and fewer than a third of it faulty, no
 // conflicting checkpoint can be finalized (docs/protocol.md, "Safety
 // argument"), so a verified proof is as good as having followed the votes.
+//
+// HandOffs, when the authority set changed since genesis, are the hand-off
+// certificates of every earlier set in set id order (Schedule.
+// VerifyFinalityProof): each finalized the checkpoint at which the next set
+// took over. AuthoritySet.VerifyFinalityProof ignores them.
 type FinalityProof struct {
 	Finalizing Certificate
 	Justified  *Certificate
+	HandOffs   []Certificate
 }
 
 // VerifyFinalityProof fully verifies p against the authority set: the shape

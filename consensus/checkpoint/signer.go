@@ -73,3 +73,24 @@ func (r SignerRecord) Clone() SignerRecord {
 	}
 	return c
 }
+
+// CheckInSchedule applies Check and the hand-off rules of the schedule s:
+// set ids never go back (a key that voted for set k never signs for an
+// earlier set), and a key that signed its set's hand-off link (Schedule.
+// IsHandOffLink) signs nothing else for that set. Both refusals wrap
+// ErrSlashable: they protect the uniqueness of the hand-off checkpoint as
+// the watermarks protect FFG's slashing conditions.
+func (r *SignerRecord) CheckInSchedule(v Vote, s Schedule) (Decision, error) {
+	d, err := r.Check(v)
+	if err != nil || d == ReturnStored || r.Last == nil {
+		return d, err
+	}
+	last := r.Last.Vote
+	switch {
+	case v.SetID < last.SetID:
+		return 0, fmt.Errorf("%w: set %d after a vote for set %d", ErrSlashable, v.SetID, last.SetID)
+	case v.SetID == last.SetID && s.IsHandOffLink(last.SetID, last):
+		return 0, fmt.Errorf("%w: set %d's hand-off link %d -> %d was signed already", ErrSlashable, last.SetID, last.Source.Number, last.Target.Number)
+	}
+	return d, nil
+}

@@ -54,7 +54,22 @@ type SafeSigner struct {
 	mut     SignerMutations
 	// deferred is the record a DeferRecordWrite mutant has not written yet.
 	deferred *checkpoint.SignerRecord
+	// sched, when set, gives the index per set id and the hand-off rules
+	// (SetSchedule).
+	sched *checkpoint.Schedule
 }
+
+// SetSchedule makes the signer follow an authority schedule: each vote is
+// signed with the key's index in the vote's set (a key outside that set
+// signs nothing) and checked with SignerRecord.CheckInSchedule.
+func (s *SafeSigner) SetSchedule(sched checkpoint.Schedule) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sched = &sched
+}
+
+// ErrNotInSet: the key is not in the authority set a vote names.
+var ErrNotInSet = errors.New("the signing key is not in the vote's authority set")
 
 // SignerMutations are deliberately broken signer rules for the
 // deterministic simulator's mutants. Production code never sets them.
@@ -136,14 +151,29 @@ func (s *SafeSigner) SignVote(ctx context.Context, v checkpoint.Vote) (checkpoin
 		}
 		check = &c
 	}
-	decision, err := check.Check(v)
+	index := s.index
+	var decision checkpoint.Decision
+	if s.sched != nil {
+		set, ok := s.sched.Set(v.SetID)
+		if !ok {
+			return checkpoint.SignedVote{}, fmt.Errorf("%w: set %d is not scheduled", ErrNotInSet, v.SetID)
+		}
+		i, in := set.IndexOf(s.signer.PublicKey())
+		if !in {
+			return checkpoint.SignedVote{}, fmt.Errorf("%w: set %d", ErrNotInSet, v.SetID)
+		}
+		index = i
+		decision, err = check.CheckInSchedule(v, *s.sched)
+	} else {
+		decision, err = check.Check(v)
+	}
 	if err != nil {
 		return checkpoint.SignedVote{}, err
 	}
 	if decision == checkpoint.ReturnStored {
 		return *rec.Last, nil
 	}
-	sv := checkpoint.SignedVote{Vote: v, Validator: s.index, Signature: s.signer.Sign(v.SigningBytes())}
+	sv := checkpoint.SignedVote{Vote: v, Validator: index, Signature: s.signer.Sign(v.SigningBytes())}
 	next := rec.Clone()
 	next.Last = &sv
 	if s.mut.DeferRecordWrite {

@@ -3,6 +3,7 @@ package finality
 import (
 	"context"
 	"crypto/ed25519"
+	"errors"
 
 	"github.com/flarechain/flare-node/consensus/checkpoint"
 )
@@ -36,6 +37,13 @@ type CheckpointStorage interface {
 	// StoreHalt persists a safety alarm (synced); it stays until an
 	// operator clears it.
 	StoreHalt(ctx context.Context, h checkpoint.Halt) error
+	// StoreHandOff persists the hand-off certificate of set cert.SetID (the
+	// certificate that finalized the checkpoint at which set cert.SetID+1
+	// took over) with a synced write. Hand-offs are never pruned: every
+	// finality proof carries them. Storing the same set's hand-off again is
+	// a no-op; a different certificate for a set already stored is an error
+	// wrapping ErrHandOffConflict.
+	StoreHandOff(ctx context.Context, cert checkpoint.Certificate) error
 	// Restore returns what the gadget needs at start-up, without scanning
 	// retained history.
 	Restore(ctx context.Context) (RestoredState, error)
@@ -66,4 +74,10 @@ type RestoredState struct {
 	// Halts are the persisted safety alarms (never pruned): while any is
 	// present the validator must not vote. Only an operator clears them.
 	Halts []checkpoint.Halt
+	// HandOffs are the stored hand-off certificates in set id order.
+	HandOffs []checkpoint.Certificate
 }
+
+// ErrHandOffConflict: a second, different hand-off certificate for a set
+// whose hand-off is stored.
+var ErrHandOffConflict = errors.New("a different hand-off certificate is stored for this set")

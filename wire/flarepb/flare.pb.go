@@ -1644,9 +1644,12 @@ func (x *SyncResponse) GetVotes() []*Vote {
 // knows (target.number >= F + 1, source.number >= F). A verifier checks both
 // certificates in full against its authority set (docs/protocol.md).
 type FinalityProof struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Finalizing    *Certificate           `protobuf:"bytes,1,opt,name=finalizing,proto3" json:"finalizing,omitempty"`
-	Justified     *Certificate           `protobuf:"bytes,2,opt,name=justified,proto3" json:"justified,omitempty"` // optional
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Finalizing *Certificate           `protobuf:"bytes,1,opt,name=finalizing,proto3" json:"finalizing,omitempty"`
+	Justified  *Certificate           `protobuf:"bytes,2,opt,name=justified,proto3" json:"justified,omitempty"` // optional
+	// hand_offs: the hand-off certificate of every earlier authority set, in
+	// set id order (empty while the genesis set is in force).
+	HandOffs      []*Certificate `protobuf:"bytes,3,rep,name=hand_offs,json=handOffs,proto3" json:"hand_offs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1691,6 +1694,13 @@ func (x *FinalityProof) GetFinalizing() *Certificate {
 func (x *FinalityProof) GetJustified() *Certificate {
 	if x != nil {
 		return x.Justified
+	}
+	return nil
+}
+
+func (x *FinalityProof) GetHandOffs() []*Certificate {
+	if x != nil {
+		return x.HandOffs
 	}
 	return nil
 }
@@ -1818,12 +1828,13 @@ const file_flare_v1_flare_proto_rawDesc = "" +
 	"\x06blocks\x18\x05 \x03(\v2\x0f.flare.v1.BlockR\x06blocks\x129\n" +
 	"\fcertificates\x18\x06 \x03(\v2\x15.flare.v1.CertificateR\fcertificates\x12>\n" +
 	"\x0efinality_proof\x18\a \x01(\v2\x17.flare.v1.FinalityProofR\rfinalityProof\x12$\n" +
-	"\x05votes\x18\b \x03(\v2\x0e.flare.v1.VoteR\x05votes\"{\n" +
+	"\x05votes\x18\b \x03(\v2\x0e.flare.v1.VoteR\x05votes\"\xaf\x01\n" +
 	"\rFinalityProof\x125\n" +
 	"\n" +
 	"finalizing\x18\x01 \x01(\v2\x15.flare.v1.CertificateR\n" +
 	"finalizing\x123\n" +
-	"\tjustified\x18\x02 \x01(\v2\x15.flare.v1.CertificateR\tjustified*\x95\x01\n" +
+	"\tjustified\x18\x02 \x01(\v2\x15.flare.v1.CertificateR\tjustified\x122\n" +
+	"\thand_offs\x18\x03 \x03(\v2\x15.flare.v1.CertificateR\bhandOffs*\x95\x01\n" +
 	"\fEvidenceKind\x12\x1d\n" +
 	"\x19EVIDENCE_KIND_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19EVIDENCE_KIND_DOUBLE_VOTE\x10\x01\x12\x1f\n" +
@@ -1909,11 +1920,12 @@ var file_flare_v1_flare_proto_depIdxs = []int32{
 	3,  // 31: flare.v1.SyncResponse.votes:type_name -> flare.v1.Vote
 	5,  // 32: flare.v1.FinalityProof.finalizing:type_name -> flare.v1.Certificate
 	5,  // 33: flare.v1.FinalityProof.justified:type_name -> flare.v1.Certificate
-	34, // [34:34] is the sub-list for method output_type
-	34, // [34:34] is the sub-list for method input_type
-	34, // [34:34] is the sub-list for extension type_name
-	34, // [34:34] is the sub-list for extension extendee
-	0,  // [0:34] is the sub-list for field type_name
+	5,  // 34: flare.v1.FinalityProof.hand_offs:type_name -> flare.v1.Certificate
+	35, // [35:35] is the sub-list for method output_type
+	35, // [35:35] is the sub-list for method input_type
+	35, // [35:35] is the sub-list for extension type_name
+	35, // [35:35] is the sub-list for extension extendee
+	0,  // [0:35] is the sub-list for field type_name
 }
 
 func init() { file_flare_v1_flare_proto_init() }
