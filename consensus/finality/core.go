@@ -2,6 +2,7 @@ package finality
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"cmp"
 	"errors"
 	"fmt"
@@ -42,8 +43,15 @@ const (
 // CoreConfig configures a Core.
 type CoreConfig struct {
 	Authorities checkpoint.AuthoritySet
+	// Schedule, when set, is the authority schedule whose genesis set is
+	// Authorities: the core hands off to each next set (docs/protocol.md,
+	// "Authority set hand-offs"). nil: Authorities never changes.
+	Schedule *checkpoint.Schedule
 	// Own is the local validator's index; nil for a node that never votes.
 	Own *checkpoint.ValidatorIndex
+	// OwnKey is the local validator key (instead of Own): the core votes in
+	// every set of the schedule that holds it, with its index there.
+	OwnKey ed25519.PublicKey
 	// FutureWindow, VotesPerValidator, MaxPending, MaxJustified and
 	// RebroadcastAfter: 0 means the default.
 	FutureWindow      uint64
@@ -75,7 +83,22 @@ type Mutations struct {
 	// SkipSourceCheck votes even when the latest justified checkpoint is
 	// below an earlier own vote's source.
 	SkipSourceCheck bool
+	// EnactOnJustified hands off to the next set as soon as the old set
+	// justifies a checkpoint at or above the hand-off, without finalizing.
+	EnactOnJustified bool
+	// CountRemovedVotes counts votes of the previous set after a hand-off
+	// as votes of the current set (same index).
+	CountRemovedVotes bool
+	// OldSetCertificates verifies certificates of the previous set with
+	// that set and applies them after a hand-off.
+	OldSetCertificates bool
+	// SkipHandOffProofs accepts a finality proof whose certificates verify
+	// with the set they name, without the chain of hand-offs before it.
+	SkipHandOffProofs bool
 }
+
+// maxFutureVotes bounds the buffered votes of the next authority set.
+const maxFutureVotes = 4096
 
 // Ancestry tells whether a block descends from a checkpoint (implemented by
 // the chain). It is read-only.
@@ -108,6 +131,8 @@ type CoreStats struct {
 // every effect is returned in a Ready (see its ordering contract). It is not
 // safe for concurrent use; CheckpointFinality is its driver.
 type Core struct {
+	sched   checkpoint.Schedule
+	ownKey  ed25519.PublicKey
 	auth    checkpoint.AuthoritySet
 	quorum  int
 	genesis checkpoint.Checkpoint
@@ -150,6 +175,14 @@ type Core struct {
 	ownSeen    OwnSeen
 	halts      []checkpoint.Halt
 
+	// handoffs are the hand-off certificates of every earlier set.
+	handoffs []checkpoint.Certificate
+	// future buffers verified votes of the next set until the hand-off.
+	future []checkpoint.SignedVote
+	// now is the latest time an input carried; headAt when the head last
+	// changed (hand-off patience).
+	now, headAt time.Time
+
 	lastProgress    time.Time
 	lastRebroadcast time.Time
 	stallLogged     bool
@@ -171,13 +204,25 @@ func NewCore(cfg CoreConfig, anc Ancestry, now time.Time) (*Core, error) {
 	if cfg.Authorities.Len() == 0 {
 		return nil, fmt.Errorf("%w: empty authority set", ErrInvalidCore)
 	}
+	sched := checkpoint.StaticSchedule(cfg.Authorities)
+	if cfg.Schedule != nil {
+		sched = *cfg.Schedule
+		if sched.Genesis.SetID != cfg.Authorities.SetID || sched.Genesis.Genesis != cfg.Authorities.Genesis || sched.Genesis.Len() != cfg.Authorities.Len() {
+			return nil, fmt.Errorf("%w: the schedule does not start with the authority set", ErrInvalidCore)
+		}
+		if err := sched.Validate(); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrInvalidCore, err)
+		}
+	}
+	ownKey := cfg.OwnKey
 	if cfg.Own != nil {
 		if err := cfg.Authorities.CheckIndex(*cfg.Own); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrInvalidCore, err)
 		}
-		if anc == nil {
-			return nil, fmt.Errorf("%w: a voter needs the chain ancestry", ErrInvalidCore)
-		}
+		ownKey = cfg.Authorities.Keys[*cfg.Own]
+	}
+	if ownKey != nil && anc == nil {
+		return nil, fmt.Errorf("%w: a voter needs the chain ancestry", ErrInvalidCore)
 	}
 	if cfg.FutureWindow == 0 {
 		cfg.FutureWindow = DefaultFutureWindow
@@ -195,21 +240,102 @@ func NewCore(cfg CoreConfig, anc Ancestry, now time.Time) (*Core, error) {
 		cfg.RebroadcastAfter = DefaultRebroadcastAfter
 	}
 	c := &Core{
-		auth:    cfg.Authorities,
-		quorum:  cfg.Authorities.Quorum(),
+		sched:   sched,
+		ownKey:  ownKey,
 		genesis: checkpoint.Checkpoint{Number: 0, Hash: cfg.Authorities.Genesis},
 		anc:     anc,
 		cfg:     cfg,
 	}
-	if cfg.Mutations.QuorumOneShort {
+	c.enterSet(sched.Genesis)
+	c.reset(c.genesis, c.genesis, nil)
+	c.lastProgress, c.now, c.headAt = now, now, now
+	return c, nil
+}
+
+// enterSet makes a the set in force: quorum and own index follow it.
+func (c *Core) enterSet(a checkpoint.AuthoritySet) {
+	c.auth = a
+	c.quorum = a.Quorum()
+	if c.cfg.Mutations.QuorumOneShort {
 		c.quorum--
 	}
-	if cfg.Own != nil {
-		c.own, c.voter = *cfg.Own, true
+	c.voter = false
+	if c.ownKey != nil {
+		if i, ok := a.IndexOf(c.ownKey); ok {
+			c.own, c.voter = i, true
+		}
 	}
-	c.reset(c.genesis, c.genesis, nil)
+}
+
+// Authorities returns the set in force.
+func (c *Core) Authorities() checkpoint.AuthoritySet { return c.auth }
+
+// HandOffs returns the hand-off certificates of every earlier set.
+func (c *Core) HandOffs() []checkpoint.Certificate {
+	out := make([]checkpoint.Certificate, len(c.handoffs))
+	for i, h := range c.handoffs {
+		out[i] = cloneCert(h)
+	}
+	return out
+}
+
+// Schedule returns the authority schedule.
+func (c *Core) Schedule() checkpoint.Schedule { return c.sched }
+
+// IsVoter reports whether the local key is in the set in force.
+func (c *Core) IsVoter() bool { return c.voter }
+
+// handOffDue reports whether cert, just applied, hands off to the next set:
+// it is the current set's hand-off link and finalized its source.
+func (c *Core) handOffDue(cert checkpoint.Certificate) bool {
+	if !c.sched.IsHandOffLink(c.auth.SetID, cert.Vote()) {
+		return false
+	}
+	return c.finalized == cert.Source
+}
+
+// maybeHandOff enters the next set when cert is the current set's hand-off
+// certificate (it finalized a checkpoint at or above the hand-off): the old
+// set's state above it is dropped (its later votes count for nothing), the
+// hand-off is recorded and persisted, and the next set's buffered votes are
+// counted.
+func (c *Core) maybeHandOff(cert checkpoint.Certificate, now time.Time) {
+	if !c.handOffDue(cert) {
+		return
+	}
+	c.handOff(cert, now)
+}
+
+func (c *Core) handOff(cert checkpoint.Certificate, now time.Time) {
+	next, ok := c.sched.Set(c.auth.SetID + 1)
+	if !ok {
+		return
+	}
+	hc := cloneCert(cert)
+	c.handoffs = append(c.handoffs, hc)
+	c.rd.HandOffs = append(c.rd.HandOffs, hc)
+	c.rd.Events = append(c.rd.Events, Event{Kind: EventHandOff, Checkpoint: cert.Target, Previous: cert.Source, SetID: next.SetID})
+	canon := c.canon
+	c.enterSet(next)
+	f, j := cert.Source, cert.Target
+	if c.cfg.Mutations.EnactOnJustified && c.finalized.Number < f.Number {
+		f = c.finalized
+	}
+	c.reset(f, j, &hc)
+	for n, h := range canon {
+		c.canon[n] = h
+	}
+	c.justified[j] = cert.Source
+	c.certs[j.Number] = hc
+	c.refusedAt = 0
 	c.lastProgress = now
-	return c, nil
+	fut := c.future
+	c.future = nil
+	for _, v := range fut {
+		if v.SetID == c.auth.SetID && v.Target.Number > c.finalized.Number && v.Target.Number <= c.horizon() {
+			c.addVerifiedVote(v, true, now)
+		}
+	}
 }
 
 func (c *Core) reset(f, j checkpoint.Checkpoint, fc *checkpoint.Certificate) {
@@ -275,9 +401,9 @@ func (c *Core) FinalityProof() (checkpoint.FinalityProof, bool) {
 	if c.finalizing == nil {
 		return checkpoint.FinalityProof{}, false
 	}
-	p := checkpoint.FinalityProof{Finalizing: cloneCert(*c.finalizing)}
+	p := checkpoint.FinalityProof{Finalizing: cloneCert(*c.finalizing), HandOffs: c.HandOffs()}
 	f := c.finalizing.Source
-	if c.latestJ.Number > c.finalizing.Target.Number {
+	if c.latestJ.Number > c.finalizing.Target.Number && c.finalizing.SetID == c.auth.SetID {
 		// The justified certificate goes in only when it links from F or
 		// above (VerifyFinalityProof): one that links from below F (with at
 		// least a third equivocating, a link surrounding the finalizing
@@ -388,7 +514,56 @@ func (c *Core) Restore(st RestoredState, rec *checkpoint.SignerRecord, now time.
 	} else {
 		j = f
 	}
+	// The sets: every stored hand-off in order, then one whose certificate
+	// was stored (with the finalized pointer) but not the hand-off record
+	// (a crash between the two writes): it is written again.
+	c.enterSet(c.sched.Genesis)
+	c.handoffs = nil
+	for _, h := range st.HandOffs {
+		if h.SetID != c.auth.SetID || !c.sched.IsHandOffLink(h.SetID, h.Vote()) {
+			break
+		}
+		next, _ := c.sched.Set(h.SetID + 1)
+		c.handoffs = append(c.handoffs, cloneCert(h))
+		c.enterSet(next)
+	}
+	var redo []checkpoint.Certificate
+	for {
+		found := false
+		for _, cert := range st.Certificates {
+			if cert.SetID == c.auth.SetID && c.sched.IsHandOffLink(cert.SetID, cert.Vote()) && cert.Source == f {
+				next, _ := c.sched.Set(cert.SetID + 1)
+				c.handoffs = append(c.handoffs, cloneCert(cert))
+				redo = append(redo, cloneCert(cert))
+				c.enterSet(next)
+				found = true
+				break
+			}
+		}
+		if !found {
+			break
+		}
+	}
+	if n := len(c.handoffs); n > 0 {
+		last := c.handoffs[n-1]
+		if f.Number < last.Source.Number {
+			f = last.Source
+		}
+		if j.Number < last.Target.Number {
+			j = last.Target
+		}
+	}
 	c.reset(f, j, nil)
+	if n := len(c.handoffs); n > 0 {
+		last := c.handoffs[n-1]
+		c.canon[last.Source.Number] = last.Source.Hash
+		c.justified[last.Target] = last.Source
+		c.certs[last.Target.Number] = last
+		if last.Source == f {
+			fc := cloneCert(last)
+			c.finalizing = &fc
+		}
+	}
 	c.halts = append(c.halts[:0], st.Halts...)
 	if rec != nil {
 		r := rec.Clone()
@@ -409,6 +584,11 @@ func (c *Core) Restore(st RestoredState, rec *checkpoint.SignerRecord, now time.
 	certs := slices.Clone(st.Certificates)
 	slices.SortStableFunc(certs, func(a, b checkpoint.Certificate) int { return cmp.Compare(a.Target.Number, b.Target.Number) })
 	for _, cert := range certs {
+		if cert.SetID != c.auth.SetID {
+			// Another set's certificate: the hand-offs above hold what counts
+			// of the earlier sets.
+			continue
+		}
 		if cert.Source == f && cert.Finalizes() {
 			fc := cloneCert(cert)
 			c.finalizing = &fc
@@ -454,6 +634,7 @@ func (c *Core) Restore(st RestoredState, rec *checkpoint.SignerRecord, now time.
 		}
 	}
 	c.resendLast = c.record != nil && c.record.Last != nil && c.record.Last.Target.Number > c.finalized.Number
+	c.rd.HandOffs = redo
 	// Nothing of the replay is announced.
 	c.rd.Messages = nil
 	c.rd.Events = nil
@@ -475,6 +656,10 @@ func pointerNumber(p *checkpoint.Checkpoint) uint64 {
 // import or reorganisation that changes it). A validator votes for it when
 // it can (see maybeVote).
 func (c *Core) SetHead(cp checkpoint.Checkpoint, now time.Time) {
+	if !c.hasHead || cp != c.head {
+		c.headAt = now
+	}
+	c.now = now
 	c.head, c.hasHead = cp, true
 	c.maybeVote()
 }
@@ -521,6 +706,20 @@ func (c *Core) maybeVote() {
 		}
 	}
 	if cp.Number <= j.Number || cp.Number <= c.refusedAt {
+		return
+	}
+	if last := c.record.Last; last != nil && (last.SetID > c.auth.SetID ||
+		(last.SetID == c.auth.SetID && c.sched.IsHandOffLink(c.auth.SetID, last.Vote))) {
+		// This key signed its hand-off link for this set (or already votes
+		// in a later one): nothing more for this set.
+		return
+	}
+	if ch, ok := c.sched.Next(c.auth.SetID); ok && j.Number >= ch.HandOff && cp.Number != j.Number+1 &&
+		c.now.Sub(c.headAt) < c.cfg.RebroadcastAfter {
+		// Above the hand-off, the finalizing link (j, j+1) is the one that
+		// hands off; a jump over it waits a while for j's successor to be
+		// the head (or j's certificate to arrive), so that the old set's
+		// single hand-off votes do not split.
 		return
 	}
 	lastTarget, lastSource, has := recordWatermarks(*c.record)
@@ -613,6 +812,24 @@ func (c *Core) horizon() uint64 {
 // target window (old, or too far above the best known checkpoint),
 // duplicate and repeated equivocation.
 func (c *Core) PrecheckVote(v checkpoint.SignedVote) Verdict {
+	if v.SetID == c.auth.SetID+1 && v.Genesis == c.auth.Genesis {
+		// The next set's vote: kept (verified) until the hand-off.
+		next, ok := c.sched.Set(v.SetID)
+		switch {
+		case !ok:
+			return VerdictIgnore
+		case v.Vote.Validate() != nil || next.CheckIndex(v.Validator) != nil:
+			return VerdictReject
+		case len(c.future) >= maxFutureVotes || v.Target.Number <= c.finalized.Number+1 || v.Target.Number > c.horizon():
+			return VerdictIgnore
+		}
+		return VerdictAccept
+	}
+	if c.cfg.Mutations.CountRemovedVotes && len(c.handoffs) > 0 && v.SetID+1 == c.auth.SetID && v.Genesis == c.auth.Genesis {
+		w := v
+		w.SetID = c.auth.SetID
+		return c.PrecheckVote(w)
+	}
 	if verdict := c.headerVerdict(v.Vote); verdict != VerdictAccept {
 		return verdict
 	}
@@ -630,10 +847,29 @@ func (c *Core) PrecheckVote(v checkpoint.SignedVote) Verdict {
 	return VerdictAccept
 }
 
+// VoteKey returns the key that must have signed v (after PrecheckVote
+// accepted it): the key at v's index in the set v names.
+func (c *Core) VoteKey(v checkpoint.SignedVote) (ed25519.PublicKey, bool) {
+	set, ok := c.sched.Set(v.SetID)
+	if !ok || set.CheckIndex(v.Validator) != nil {
+		return nil, false
+	}
+	return set.Keys[v.Validator], true
+}
+
 // AddVote counts a received vote whose signature the driver verified.
 func (c *Core) AddVote(v checkpoint.SignedVote, now time.Time) Verdict {
+	c.now = now
 	if verdict := c.PrecheckVote(v); verdict != VerdictAccept {
 		return verdict
+	}
+	if v.SetID == c.auth.SetID+1 {
+		c.future = append(c.future, v)
+		return VerdictAccept
+	}
+	if v.SetID != c.auth.SetID {
+		// CountRemovedVotes mutant only.
+		v.SetID = c.auth.SetID
 	}
 	return c.addVerifiedVote(v, true, now)
 }
@@ -786,6 +1022,11 @@ func (c *Core) RaiseAlarm(h checkpoint.Halt) {
 // signers), then state. verify reports that the certificate must be verified
 // and passed to AddCertificate (it is new, or it would raise an alarm).
 func (c *Core) PrecheckCertificate(cert checkpoint.Certificate) (verdict Verdict, verify bool) {
+	if c.cfg.Mutations.OldSetCertificates && len(c.handoffs) > 0 && cert.SetID+1 == c.auth.SetID {
+		w := cert
+		w.SetID = c.auth.SetID
+		return c.PrecheckCertificate(w)
+	}
 	if verdict := c.headerVerdict(cert.Vote()); verdict != VerdictAccept {
 		return verdict, false
 	}
@@ -821,23 +1062,50 @@ func (c *Core) PrecheckCertificate(cert checkpoint.Certificate) (verdict Verdict
 // CheckShape runs the certificate checks that need no signature: header,
 // a quorum of distinct, strictly ordered, in-range signers.
 func (c *Core) CheckShape(cert checkpoint.Certificate) error {
-	if !c.cfg.Mutations.AcceptDuplicateSigners && !c.cfg.Mutations.QuorumOneShort {
-		return c.auth.CheckCertificateShape(cert)
+	return c.CertVerifier().CheckShape(cert)
+}
+
+// CertVerifier captures what verifying a certificate of the set in force
+// needs, for use outside the core's lock.
+func (c *Core) CertVerifier() CertVerifier {
+	v := CertVerifier{auth: c.auth, quorum: c.quorum, mut: c.cfg.Mutations}
+	if c.cfg.Mutations.OldSetCertificates && len(c.handoffs) > 0 {
+		v.prev, _ = c.sched.Set(c.auth.SetID - 1)
 	}
-	if err := c.auth.CheckHeader(cert.Vote()); err != nil {
+	return v
+}
+
+// CertVerifier verifies certificates against one authority set.
+type CertVerifier struct {
+	auth, prev checkpoint.AuthoritySet
+	quorum     int
+	mut        Mutations
+}
+
+// CheckShape runs the certificate checks that need no signature: header,
+// a quorum of distinct, strictly ordered, in-range signers.
+func (cv CertVerifier) CheckShape(cert checkpoint.Certificate) error {
+	auth, quorum := cv.auth, cv.quorum
+	if cv.prev.Len() > 0 && cert.SetID == cv.prev.SetID {
+		auth, quorum = cv.prev, cv.prev.Quorum()
+	}
+	if !cv.mut.AcceptDuplicateSigners && !cv.mut.QuorumOneShort {
+		return auth.CheckCertificateShape(cert)
+	}
+	if err := auth.CheckHeader(cert.Vote()); err != nil {
 		return err
 	}
-	if len(cert.Signatures) < c.quorum {
+	if len(cert.Signatures) < quorum {
 		return checkpoint.ErrNoQuorum
 	}
 	for i, s := range cert.Signatures {
-		if err := c.auth.CheckIndex(s.Validator); err != nil {
+		if err := auth.CheckIndex(s.Validator); err != nil {
 			return err
 		}
 		if i > 0 && s.Validator < cert.Signatures[i-1].Validator {
 			return checkpoint.ErrDuplicateSigner
 		}
-		if i > 0 && s.Validator == cert.Signatures[i-1].Validator && !c.cfg.Mutations.AcceptDuplicateSigners {
+		if i > 0 && s.Validator == cert.Signatures[i-1].Validator && !cv.mut.AcceptDuplicateSigners {
 			return checkpoint.ErrDuplicateSigner
 		}
 	}
@@ -846,12 +1114,21 @@ func (c *Core) CheckShape(cert checkpoint.Certificate) error {
 
 // VerifyCertificate checks the shape and every signature of cert.
 func (c *Core) VerifyCertificate(cert checkpoint.Certificate) error {
-	if err := c.CheckShape(cert); err != nil {
+	return c.CertVerifier().Verify(cert)
+}
+
+// Verify checks the shape and every signature of cert.
+func (cv CertVerifier) Verify(cert checkpoint.Certificate) error {
+	if err := cv.CheckShape(cert); err != nil {
 		return err
+	}
+	auth := cv.auth
+	if cv.prev.Len() > 0 && cert.SetID == cv.prev.SetID {
+		auth = cv.prev
 	}
 	msg := cert.Vote().SigningBytes()
 	for _, s := range cert.Signatures {
-		if !checkpoint.VerifySignature(c.auth.Keys[s.Validator], msg, s.Signature[:]) {
+		if !checkpoint.VerifySignature(auth.Keys[s.Validator], msg, s.Signature[:]) {
 			return fmt.Errorf("%w: certificate signer %d for %s", checkpoint.ErrBadSignature, s.Validator, cert.Target)
 		}
 	}
@@ -870,17 +1147,29 @@ func (c *Core) VerifyCertificate(cert checkpoint.Certificate) error {
 // failure: ApplyProof raises the alarm on it. The simulation mutations do not
 // relax it.
 func (c *Core) VerifyProof(p checkpoint.FinalityProof) error {
-	_, _, err := c.auth.VerifyFinalityProof(p)
+	if c.cfg.Mutations.SkipHandOffProofs {
+		set, ok := c.sched.Set(p.Finalizing.SetID)
+		if !ok {
+			return checkpoint.ErrBadProof
+		}
+		_, _, err := set.VerifyFinalityProof(p)
+		return err
+	}
+	_, _, _, err := c.sched.VerifyFinalityProof(p)
 	return err
 }
 
 // AddCertificate takes a certificate whose signatures the driver verified.
 func (c *Core) AddCertificate(cert checkpoint.Certificate, now time.Time) Verdict {
+	c.now = now
 	verdict, verify := c.PrecheckCertificate(cert)
 	if !verify {
 		return verdict
 	}
 	cert = cloneCert(cert)
+	if c.cfg.Mutations.OldSetCertificates && cert.SetID+1 == c.auth.SetID {
+		cert.SetID = c.auth.SetID
+	}
 	if n, bad := c.conflict(cert); bad {
 		c.alarm(cert, n)
 		return VerdictIgnore
@@ -1052,6 +1341,16 @@ func (c *Core) apply(cert checkpoint.Certificate, persist, formed bool, now time
 	}
 	if newF {
 		c.finalize(s, cert, now)
+		if c.handOffDue(cert) {
+			c.handOff(cert, now)
+			c.maybeVote()
+			return
+		}
+	}
+	if ch, ok := c.sched.Next(c.auth.SetID); ok && c.cfg.Mutations.EnactOnJustified && t.Number > ch.HandOff {
+		c.handOff(cert, now)
+		c.maybeVote()
+		return
 	}
 	c.boundJustified()
 	c.applyPending(t, now)
@@ -1244,7 +1543,43 @@ func (c *Core) pruneMemory() {
 // certificate proves its target justified. A proof at or below the current
 // finalized checkpoint only serves to detect conflicts. It reports whether
 // the state moved.
+//
+// With hand-offs, the proof's hand-off certificates of the set in force and
+// later ones are applied first, each as a proof of its own (finalizing its
+// source and handing off); the rest applies only when it belongs to the set
+// in force after them.
 func (c *Core) ApplyProof(p checkpoint.FinalityProof, now time.Time) bool {
+	c.now = now
+	moved := false
+	for _, h := range p.HandOffs {
+		if h.SetID != c.auth.SetID {
+			continue
+		}
+		if c.applyProof(checkpoint.FinalityProof{Finalizing: h}, now) {
+			moved = true
+		}
+		if c.auth.SetID == h.SetID {
+			// Not handed off (a conflict, or already finalized above it).
+			return moved
+		}
+	}
+	if c.cfg.Mutations.SkipHandOffProofs && p.Finalizing.SetID > c.auth.SetID {
+		for c.auth.SetID < p.Finalizing.SetID {
+			next, ok := c.sched.Set(c.auth.SetID + 1)
+			if !ok {
+				break
+			}
+			c.enterSet(next)
+		}
+		c.tally = tally.NewBounded(c.finalized.Number, c.cfg.VotesPerValidator)
+	}
+	if p.Finalizing.SetID != c.auth.SetID {
+		return moved
+	}
+	return c.applyProof(checkpoint.FinalityProof{Finalizing: p.Finalizing, Justified: p.Justified}, now) || moved
+}
+
+func (c *Core) applyProof(p checkpoint.FinalityProof, now time.Time) bool {
 	fc := p.Finalizing
 	if n, bad := c.conflict(fc); bad {
 		c.alarm(fc, n)
@@ -1285,10 +1620,20 @@ func (c *Core) ApplyProof(p checkpoint.FinalityProof, now time.Time) bool {
 			c.rd.Events = append(c.rd.Events, Event{Kind: EventJustified, Checkpoint: fc.Target})
 			c.rd.Events = append(c.rd.Events, Event{Kind: EventFinalized, Checkpoint: fs, Previous: old})
 			c.pruneMemory()
+			if c.handOffDue(fc) {
+				c.handOff(fc, now)
+				c.maybeVote()
+				return true
+			}
 			c.foldCertificate(fc)
 			c.applyPending(fc.Target, now)
 			moved = true
 		}
+	}
+	if fc.SetID != c.auth.SetID {
+		// fc handed off through the normal path above.
+		c.maybeVote()
+		return true
 	}
 	if jc := p.Justified; jc != nil && jc.Target.Number > c.latestJ.Number && jc.Source.Number >= c.finalized.Number {
 		if c.isJustified(jc.Source) {
@@ -1319,6 +1664,7 @@ func (c *Core) ApplyProof(p checkpoint.FinalityProof, now time.Time) bool {
 // RebroadcastAfter), so that peers that missed them (a partition that
 // healed, a node that restarted) catch up without a new block.
 func (c *Core) Tick(now time.Time) {
+	c.now = now
 	c.maybeVote()
 	if now.Sub(c.lastProgress) < c.cfg.RebroadcastAfter || now.Sub(c.lastRebroadcast) < c.cfg.RebroadcastAfter {
 		return

@@ -63,6 +63,10 @@ const maxOwnVoteTimes = 64
 // Config configures the gadget.
 type Config struct {
 	Authorities checkpoint.AuthoritySet
+	// Schedule, when set, is the authority schedule starting with
+	// Authorities (CoreConfig.Schedule); a signer's key then needs to be in
+	// one of its sets, not necessarily the first.
+	Schedule *checkpoint.Schedule
 	Persistence CheckpointPersistenceConfig
 	// FutureWindow: votes with a target more than FutureWindow above the
 	// best known checkpoint are ignored; 0 means DefaultFutureWindow.
@@ -264,6 +268,7 @@ func New(cfg Config, deps Deps) (*CheckpointFinality, error) {
 	g.log = g.log.Named("finality")
 	ccfg := CoreConfig{
 		Authorities:        g.auth,
+		Schedule:           cfg.Schedule,
 		FutureWindow:       cfg.FutureWindow,
 		VotesPerValidator:  cfg.VotesPerValidator,
 		RebroadcastAfter:   cfg.RebroadcastAfter,
@@ -279,14 +284,29 @@ func New(cfg Config, deps Deps) (*CheckpointFinality, error) {
 		case deps.Ancestry == nil:
 			return nil, fmt.Errorf("%w: a validator needs the chain ancestry", ErrInvalidConfig)
 		}
-		own := g.signer.Index()
-		if err := g.auth.CheckIndex(own); err != nil {
-			return nil, fmt.Errorf("%w: signer: %w", ErrInvalidConfig, err)
+		if cfg.Schedule != nil && len(cfg.Schedule.Changes) > 0 {
+			in := false
+			for id := cfg.Schedule.Genesis.SetID; id <= cfg.Schedule.Last(); id++ {
+				set, _ := cfg.Schedule.Set(id)
+				if _, ok := set.IndexOf(g.signer.PublicKey()); ok {
+					in = true
+				}
+			}
+			if !in {
+				return nil, fmt.Errorf("%w: signer key is in no authority set of the schedule", ErrInvalidConfig)
+			}
+			g.signer.SetSchedule(*cfg.Schedule)
+			ccfg.OwnKey = g.signer.PublicKey()
+		} else {
+			own := g.signer.Index()
+			if err := g.auth.CheckIndex(own); err != nil {
+				return nil, fmt.Errorf("%w: signer: %w", ErrInvalidConfig, err)
+			}
+			if !g.auth.Keys[own].Equal(g.signer.PublicKey()) {
+				return nil, fmt.Errorf("%w: signer key is not authority %d", ErrInvalidConfig, own)
+			}
+			ccfg.Own = &own
 		}
-		if !g.auth.Keys[own].Equal(g.signer.PublicKey()) {
-			return nil, fmt.Errorf("%w: signer key is not authority %d", ErrInvalidConfig, own)
-		}
-		ccfg.Own = &own
 	}
 	now := g.clock.Now()
 	core, err := NewCore(ccfg, deps.Ancestry, now)
@@ -477,6 +497,11 @@ func (g *CheckpointFinality) performLocked(ctx context.Context, rd Ready) error 
 				zap.Uint64("checkpoint", t.Number), zap.Int("signatures", len(w.Cert.Signatures)),
 				cpField("source", w.Cert.Source), cpField("target", t), zap.Bool("pending", w.Pending))
 		}
+		for _, h := range rd.HandOffs {
+			if err := store.StoreHandOff(wctx, h); err != nil {
+				return fmt.Errorf("store hand-off: %w", err)
+			}
+		}
 		for _, v := range rd.Votes {
 			if err := store.StoreVote(wctx, v); err != nil {
 				return fmt.Errorf("store vote: %w", err)
@@ -486,9 +511,14 @@ func (g *CheckpointFinality) performLocked(ctx context.Context, rd Ready) error 
 	g.logEntries(rd.Logs)
 	g.timeEvents(rd.Events)
 	for _, e := range rd.Events {
-		if e.Kind == EventFinalized {
+		switch e.Kind {
+		case EventFinalized:
 			g.log.Info(fmt.Sprintf("Updated last finalized checkpoint: %d", e.Checkpoint.Number),
 				zap.Uint64("checkpoint", e.Checkpoint.Number), zap.Stringer("hash", e.Checkpoint.Hash), cpField("previous", e.Previous))
+		case EventHandOff:
+			g.log.Info(fmt.Sprintf("Authority set hand-off: set %d in force after checkpoint %d", e.SetID, e.Checkpoint.Number),
+				zap.Uint64("set_id", e.SetID), cpField("finalized", e.Previous), cpField("justified", e.Checkpoint),
+				zap.Int("authorities", g.core.Authorities().Len()), zap.Bool("voter", g.core.IsVoter()))
 		}
 	}
 	if rd.Sign != nil {
@@ -716,6 +746,7 @@ func (g *CheckpointFinality) onVote(ctx context.Context, v checkpoint.SignedVote
 	}
 	g.mu.Lock()
 	verdict, failed := g.core.PrecheckVote(v), g.failed
+	key, _ := g.core.VoteKey(v)
 	g.mu.Unlock()
 	if failed != nil {
 		return VerdictIgnore, failed
@@ -723,8 +754,11 @@ func (g *CheckpointFinality) onVote(ctx context.Context, v checkpoint.SignedVote
 	if verdict != VerdictAccept {
 		return verdict, nil
 	}
+	if key == nil {
+		return VerdictReject, nil
+	}
 	g.m.voteChecks.Add(1)
-	if err := v.Verify(g.auth.Keys[v.Validator]); err != nil {
+	if err := v.Verify(key); err != nil {
 		g.log.Debug("Rejected checkpoint vote", zap.Uint32("validator", uint32(v.Validator)), cpField("target", v.Target), zap.Error(err))
 		return VerdictReject, nil
 	}
@@ -754,6 +788,7 @@ func (g *CheckpointFinality) onCertificate(ctx context.Context, c checkpoint.Cer
 	g.mu.Lock()
 	verdict, verify := g.core.PrecheckCertificate(c)
 	failed := g.failed
+	cv := g.core.CertVerifier()
 	g.mu.Unlock()
 	if failed != nil {
 		return VerdictIgnore, failed
@@ -762,7 +797,7 @@ func (g *CheckpointFinality) onCertificate(ctx context.Context, c checkpoint.Cer
 		return verdict, nil
 	}
 	g.m.certChecks.Add(1)
-	if err := g.core.VerifyCertificate(c); err != nil {
+	if err := cv.Verify(c); err != nil {
 		g.log.Debug("Rejected checkpoint certificate", cpField("target", c.Target), zap.Error(err))
 		return VerdictReject, nil
 	}
@@ -942,4 +977,37 @@ func (g *CheckpointFinality) PerformPeriodicMaintenance(ctx context.Context) err
 		}
 	}
 	return nil
+}
+
+// AuthorityStatus is the authority set in force and the changes scheduled
+// after it.
+type AuthorityStatus struct {
+	Set checkpoint.AuthoritySet
+	// HandOff is the certificate that handed off to Set (it finalized
+	// HandOff.Source and justified HandOff.Target, where Set's voting
+	// starts); nil for the genesis set.
+	HandOff *checkpoint.Certificate
+	// Pending are the scheduled changes after Set, in order.
+	Pending []checkpoint.SetChange
+	// Voter reports whether the local key is in Set.
+	Voter bool
+}
+
+// Authorities returns the authority set in force and the pending changes.
+func (g *CheckpointFinality) Authorities() AuthorityStatus {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	st := AuthorityStatus{Set: g.core.Authorities(), Voter: g.core.IsVoter()}
+	if h := g.core.HandOffs(); len(h) > 0 {
+		st.HandOff = &h[len(h)-1]
+	}
+	sched := g.core.Schedule()
+	for id := st.Set.SetID; ; id++ {
+		ch, ok := sched.Next(id)
+		if !ok {
+			break
+		}
+		st.Pending = append(st.Pending, ch)
+	}
+	return st
 }

@@ -41,6 +41,9 @@ const (
 	EventJustified EventKind = iota + 1
 	EventFinalized
 	EventHalted
+	// EventHandOff: set SetID took over after the hand-off certificate
+	// finalized Previous and justified Checkpoint.
+	EventHandOff
 )
 
 // Event is a change of the finality state reported to the node once
@@ -51,13 +54,15 @@ type Event struct {
 	// Previous is the finalized checkpoint before an EventFinalized.
 	Previous checkpoint.Checkpoint
 	Halt     checkpoint.Halt
+	// SetID is the authority set in force after an EventHandOff.
+	SetID uint64
 }
 
 // Ready is what the core asks its driver to do, in this order:
 //
 //  1. persist Halts and Evidence (synced),
 //  2. persist Certificates in order (each one synced batch with the
-//     pointers it raises),
+//     pointers it raises), then HandOffs (synced),
 //  3. store Votes (unsynced: a lost peer vote is re-gossiped),
 //  4. if Sign is set, sign it through the slashing-protected signer (whose
 //     record is synced before the signature exists) and hand the result to
@@ -72,7 +77,9 @@ type Ready struct {
 	Halts        []checkpoint.Halt
 	Evidence     []checkpoint.Evidence
 	Certificates []CertWrite
-	Votes        []checkpoint.SignedVote
+	// HandOffs are hand-off certificates to persist (after Certificates).
+	HandOffs []checkpoint.Certificate
+	Votes    []checkpoint.SignedVote
 	Sign         *checkpoint.Vote
 	Messages     []Message
 	Events       []Event
@@ -82,7 +89,7 @@ type Ready struct {
 
 // Empty reports whether there is nothing to do.
 func (r *Ready) Empty() bool {
-	return len(r.Halts) == 0 && len(r.Evidence) == 0 && len(r.Certificates) == 0 && len(r.Votes) == 0 &&
+	return len(r.Halts) == 0 && len(r.Evidence) == 0 && len(r.Certificates) == 0 && len(r.HandOffs) == 0 && len(r.Votes) == 0 &&
 		r.Sign == nil && len(r.Messages) == 0 && len(r.Events) == 0 && len(r.Logs) == 0
 }
 
