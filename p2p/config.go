@@ -59,8 +59,9 @@ const (
 	// (field tag, length, validator index, 64-byte signature).
 	MaxCertificateEncodedSize = 160 + 74*checkpoint.MaxCertificateSignatures
 	// MaxFinalityProofResponseSize bounds an encoded SyncResponse to a
-	// finality-proof request: two certificates and 1 KiB of framing.
-	MaxFinalityProofResponseSize = 2*MaxCertificateEncodedSize + 1<<10
+	// finality-proof request: two certificates, at most
+	// checkpoint.MaxHandOffs hand-off certificates and 1 KiB of framing.
+	MaxFinalityProofResponseSize = (2+checkpoint.MaxHandOffs)*MaxCertificateEncodedSize + 1<<10
 	// MaxVoteEncodedSize bounds the encoding of one vote (211 bytes at
 	// most, with its field tag and length).
 	MaxVoteEncodedSize = 256
