@@ -107,7 +107,9 @@ func TestSignerRecordHandOffRules(t *testing.T) {
 	var g checkpoint.Hash
 	s := checkpoint.Schedule{Genesis: checkpoint.AuthoritySet{Genesis: g, SetID: 0, Keys: k[:4]},
 		Changes: []checkpoint.SetChange{{SetID: 1, HandOff: 3, Keys: k[:5]}}}
-	cp := func(n uint64) checkpoint.Checkpoint { return checkpoint.Checkpoint{Number: n, Hash: checkpoint.HashOf([]byte{byte(n)})} }
+	cp := func(n uint64) checkpoint.Checkpoint {
+		return checkpoint.Checkpoint{Number: n, Hash: checkpoint.HashOf([]byte{byte(n)})}
+	}
 	vote := func(set, src, tgt uint64) checkpoint.Vote {
 		return checkpoint.Vote{Genesis: g, SetID: set, Source: cp(src), Target: cp(tgt)}
 	}

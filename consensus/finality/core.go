@@ -2,8 +2,8 @@ package finality
 
 import (
 	"bytes"
-	"crypto/ed25519"
 	"cmp"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"slices"

@@ -66,7 +66,7 @@ type Config struct {
 	// Schedule, when set, is the authority schedule starting with
 	// Authorities (CoreConfig.Schedule); a signer's key then needs to be in
 	// one of its sets, not necessarily the first.
-	Schedule *checkpoint.Schedule
+	Schedule    *checkpoint.Schedule
 	Persistence CheckpointPersistenceConfig
 	// FutureWindow: votes with a target more than FutureWindow above the
 	// best known checkpoint are ignored; 0 means DefaultFutureWindow.

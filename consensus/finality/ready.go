@@ -80,9 +80,9 @@ type Ready struct {
 	// HandOffs are hand-off certificates to persist (after Certificates).
 	HandOffs []checkpoint.Certificate
 	Votes    []checkpoint.SignedVote
-	Sign         *checkpoint.Vote
-	Messages     []Message
-	Events       []Event
+	Sign     *checkpoint.Vote
+	Messages []Message
+	Events   []Event
 	// Logs are notable outcomes for the driver to log (after persisting).
 	Logs []LogEntry
 }
