@@ -239,7 +239,7 @@ func (c *Chain) SetFinalizedWithProof(ctx context.Context, cp checkpoint.Checkpo
 	if c.readOnly {
 		return ErrReadOnly
 	}
-	fin, _, err := c.authorities().VerifyFinalityProof(p)
+	fin, _, err := c.verifyProof(p)
 	if err != nil {
 		return err
 	}

@@ -24,6 +24,19 @@ func (c *Chain) authorities() checkpoint.AuthoritySet {
 	return checkpoint.AuthoritySet{Genesis: c.genesisHash, SetID: c.spec.SetID, Keys: c.keys}
 }
 
+// schedule is the authority schedule proofs are checked against: the
+// spec's genesis set and its scheduled hand-offs.
+func (c *Chain) schedule() checkpoint.Schedule {
+	return checkpoint.StaticSchedule(c.authorities())
+}
+
+// verifyProof verifies p through every hand-off (checkpoint.Schedule.
+// VerifyFinalityProof) and returns what it finalizes and justifies.
+func (c *Chain) verifyProof(p checkpoint.FinalityProof) (fin, just checkpoint.Checkpoint, err error) {
+	fin, just, _, err = c.schedule().VerifyFinalityProof(p)
+	return fin, just, err
+}
+
 // storedProof is the finality proof kept in the chain database, with what
 // it proves.
 type storedProof struct {
@@ -61,7 +74,7 @@ func (c *Chain) StoreFinalityProof(ctx context.Context, p checkpoint.FinalityPro
 	if c.readOnly {
 		return ErrReadOnly
 	}
-	fin, just, err := c.authorities().VerifyFinalityProof(p)
+	fin, just, err := c.verifyProof(p)
 	if err != nil {
 		return err
 	}
@@ -139,7 +152,7 @@ func (c *Chain) loadProof() error {
 	if err != nil {
 		return c.corrupted("finality proof: %s", oneLine(err))
 	}
-	fin, just, err := c.authorities().VerifyFinalityProof(p)
+	fin, just, err := c.verifyProof(p)
 	if err != nil {
 		return c.corrupted("finality proof: %s", oneLine(err))
 	}

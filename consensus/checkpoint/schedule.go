@@ -153,7 +153,7 @@ func (s Schedule) VerifyFinalityProof(p FinalityProof) (finalized, justified Che
 	for i := range p.HandOffs {
 		h := p.HandOffs[i]
 		if h.SetID != cur.SetID {
-			return Checkpoint{}, Checkpoint{}, 0, fmt.Errorf("%w: hand-off %d has set id %d, want %d (a set skipped or repeated)", ErrBadProof, i, h.SetID, cur.SetID)
+			return Checkpoint{}, Checkpoint{}, 0, fmt.Errorf("%w: %w: hand-off %d has set id %d, want %d (a set skipped or repeated)", ErrBadProof, ErrWrongSet, i, h.SetID, cur.SetID)
 		}
 		if !s.IsHandOffLink(cur.SetID, h.Vote()) {
 			return Checkpoint{}, Checkpoint{}, 0, fmt.Errorf("%w: hand-off %d (%s -> %s) is not set %d's hand-off link", ErrBadProof, i, h.Source, h.Target, cur.SetID)
@@ -179,7 +179,7 @@ func (s Schedule) VerifyFinalityProof(p FinalityProof) (finalized, justified Che
 		return last.Source, last.Target, cur.SetID, nil
 	}
 	if p.Finalizing.SetID != cur.SetID {
-		return Checkpoint{}, Checkpoint{}, 0, fmt.Errorf("%w: finalizing certificate of set %d, set %d is in force after %d hand-offs", ErrBadProof, p.Finalizing.SetID, cur.SetID, len(p.HandOffs))
+		return Checkpoint{}, Checkpoint{}, 0, fmt.Errorf("%w: %w: finalizing certificate of set %d, set %d is in force after %d hand-offs", ErrBadProof, ErrWrongSet, p.Finalizing.SetID, cur.SetID, len(p.HandOffs))
 	}
 	if last != nil && p.Finalizing.Source.Number < last.Target.Number {
 		return Checkpoint{}, Checkpoint{}, 0, fmt.Errorf("%w: finalizing certificate's source %s below the hand-off's %s", ErrBadProof, p.Finalizing.Source, last.Target)

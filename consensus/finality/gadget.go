@@ -993,6 +993,13 @@ type AuthorityStatus struct {
 	Voter bool
 }
 
+// Schedule returns the authority schedule the gadget follows.
+func (g *CheckpointFinality) Schedule() checkpoint.Schedule {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.core.Schedule()
+}
+
 // Authorities returns the authority set in force and the pending changes.
 func (g *CheckpointFinality) Authorities() AuthorityStatus {
 	g.mu.Lock()

@@ -64,14 +64,16 @@ func (e *Engine) onVotesLocked(ctx context.Context, p PeerID, req Request, resp 
 		ps.votesAnswered = true
 	}
 	e.votesHeard++
-	own := e.signer.Index()
+	sched := e.gadget.Schedule()
 	last := req.Start
 	for _, v := range resp.Votes {
-		if v.Validator != own || v.Genesis != e.cfg.Genesis || v.Target.Number < req.Start {
+		set, known := sched.Set(v.SetID)
+		own, in := set.IndexOf(e.signer.PublicKey())
+		if !known || !in || v.Validator != own || v.Genesis != e.cfg.Genesis || v.Target.Number < req.Start {
 			e.log.Debug("peer answered the votes of our key with another vote", zap.String("peer", string(p)))
 			return
 		}
-		if err := e.auth.VerifyVote(v); err != nil {
+		if err := set.VerifyVote(v); err != nil {
 			e.log.Debug("peer sent an invalid vote of our key", zap.String("peer", string(p)), zap.Error(err))
 			return
 		}
