@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -373,6 +374,16 @@ func TestDevValidatorOperatorSurface(t *testing.T) {
 	require.Empty(t, ev.Halts)
 	o.fetchJSON(t, url+"/evidence?limit=1&from_checkpoint=3&from_slot=2", http.StatusOK, &ev, covered)
 
+	var auth api.Authorities
+	o.fetchJSON(t, url+"/authorities", http.StatusOK, &auth, covered)
+	require.Equal(t, st.SetID, auth.SetID)
+	require.Len(t, auth.Authorities, 1)
+	require.Equal(t, "0x"+hex.EncodeToString(n.spec.AuthoritySet().Keys[0]), auth.Authorities[0].PublicKey)
+	require.Equal(t, uint64(0), auth.StartedAt.Number)
+	require.Nil(t, auth.HandOffCertificate)
+	require.Empty(t, auth.Pending)
+	require.True(t, auth.Voter)
+
 	var peers []map[string]any
 	o.fetchJSON(t, url+"/peers", http.StatusOK, &peers, covered)
 	require.Empty(t, peers, "a lone dev validator has no peers")
@@ -409,6 +420,7 @@ func TestDevValidatorOperatorSurface(t *testing.T) {
 	require.GreaterOrEqual(t, sample(t, text, "flare_finality_finalized_checkpoint"), 3.0)
 	require.Greater(t, sample(t, text, "flare_finality_last_finalized_timestamp_seconds"), float64(time.Now().Add(-time.Minute).Unix()))
 	require.Greater(t, sample(t, text, "flare_blocks_authored_total"), 0.0)
+	require.Equal(t, 0.0, sample(t, text, "flare_finality_authority_set_id"))
 	require.Greater(t, sample(t, text, "flare_db_disk_usage_bytes", `db="checkpoints"`), 0.0)
 	require.Greater(t, sample(t, text, "flare_db_disk_usage_bytes", `db="chain"`), 0.0)
 	require.Equal(t, 1.0, sample(t, text, "flare_ready"))

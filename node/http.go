@@ -91,6 +91,7 @@ func (n *Node) setupHTTP(log *zap.Logger) {
 		CheckpointInterval: n.spec.CheckpointInterval,
 		SlotDuration:       n.spec.SlotDuration(),
 		ExpectsPeers:       !n.alone(),
+		Schedule:           authoritySchedule(n.spec),
 	}, src, log)
 	hlog := log.Named("node")
 	if n.metricsListener != nil {

@@ -121,6 +121,7 @@ var (
 
 	descJustified   = desc("finality_justified_checkpoint", "Latest justified checkpoint number.")
 	descFinalized   = desc("finality_finalized_checkpoint", "Latest finalized checkpoint number.")
+	descSetID       = desc("finality_authority_set_id", "Id of the authority set in force.")
 	descLastFinal   = desc("finality_last_finalized_timestamp_seconds", "Unix time finality last advanced in this process (0: not yet).")
 	descHalted      = desc("finality_halted", "1 when voting stopped on a safety alarm.")
 	descSignerInit  = desc("finality_signer_initialising", "1 while a fresh signer record is being initialised (no vote yet).")
@@ -130,7 +131,7 @@ var (
 	descOwnVotes    = desc("finality_own_votes_total", "Votes signed by this validator.")
 	descOldestKept  = desc("checkpointdb_oldest_retained_checkpoint", "Lowest checkpoint number whose votes and certificate the checkpoint database keeps.")
 	allNodeMetrics  = []*prometheus.Desc{descBestBlock, descFinalizedBlock, descAuthored, descImports, descSyncRounds, descSyncBlocks, descSyncCerts, descSyncProofs, descSyncFailed, descSyncing, descPeers, descSelfConflicts, descDisk, descReady}
-	finalityMetrics = []*prometheus.Desc{descJustified, descFinalized, descLastFinal, descHalted, descSignerInit, descMessages, descFormed, descEvidence, descOwnVotes}
+	finalityMetrics = []*prometheus.Desc{descJustified, descFinalized, descSetID, descLastFinal, descHalted, descSignerInit, descMessages, descFormed, descEvidence, descOwnVotes}
 )
 
 func (c *nodeCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -199,6 +200,7 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge(descJustified, float64(g.LatestJustified().Number))
 	gauge(descFinalized, float64(g.LatestFinalized().Number))
+	gauge(descSetID, float64(g.Authorities().Set.SetID))
 	last := 0.0
 	if at := c.engine.LastFinalizedAt(); !at.IsZero() {
 		last = float64(at.UnixNano()) / 1e9

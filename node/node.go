@@ -459,6 +459,12 @@ func GenesisHash(spec *chainspec.Spec) checkpoint.Hash {
 	return h
 }
 
+// authoritySchedule is the spec's authority schedule bound to the chain
+// identity.
+func authoritySchedule(spec *chainspec.Spec) checkpoint.Schedule {
+	return checkpoint.StaticSchedule(authoritySet(spec))
+}
+
 // authoritySet is the spec's authority set bound to the chain identity.
 func authoritySet(spec *chainspec.Spec) checkpoint.AuthoritySet {
 	set := spec.AuthoritySet()

@@ -44,6 +44,7 @@ type Finality interface {
 	Certificate(number uint64) (checkpoint.Certificate, bool)
 	Signers(number uint64) []checkpoint.ValidatorIndex
 	FinalityProof() (checkpoint.FinalityProof, bool)
+	Authorities() finality.AuthorityStatus
 }
 
 // CheckpointDB is the checkpoint database as the API reads it
@@ -80,6 +81,9 @@ type Info struct {
 	// more than one authority, or a node with bootnodes); false for the
 	// lone validator of a single-authority chain.
 	ExpectsPeers bool
+	// Schedule is the chain spec's authority schedule (GET /authorities
+	// without the finality gadget).
+	Schedule checkpoint.Schedule
 }
 
 // Quorum is floor(2n/3)+1 of the authority set.
@@ -124,7 +128,7 @@ type Server struct {
 }
 
 // Paths are the API's routes (besides /metrics, which the node adds).
-var Paths = []string{"/healthz", "/readyz", "/status", "/checkpoints", "/checkpoints/{n}", "/finality/latest", "/evidence", "/peers", "/accounts/{address}", "/blocks/{id}", "/tx", "/tx/{hash}", "/tx/{hash}/watch"}
+var Paths = []string{"/healthz", "/readyz", "/status", "/checkpoints", "/checkpoints/{n}", "/finality/latest", "/evidence", "/peers", "/authorities", "/accounts/{address}", "/blocks/{id}", "/tx", "/tx/{hash}", "/tx/{hash}/watch"}
 
 // New builds the API server.
 func New(info Info, src Sources, log *zap.Logger) *Server {
@@ -143,6 +147,7 @@ func New(info Info, src Sources, log *zap.Logger) *Server {
 	s.mux.HandleFunc("GET /finality/latest", s.serveFinalityLatest)
 	s.mux.HandleFunc("GET /evidence", s.serveEvidence)
 	s.mux.HandleFunc("GET /peers", s.servePeers)
+	s.mux.HandleFunc("GET /authorities", s.serveAuthorities)
 	s.mux.HandleFunc("GET /accounts/{address}", s.serveAccount)
 	s.mux.HandleFunc("GET /blocks/{id}", s.serveBlock)
 	s.mux.HandleFunc("POST /tx", s.serveSubmitTx)

@@ -35,7 +35,9 @@ type Status struct {
 	Commit    string `json:"commit"`
 	GoVersion string `json:"go_version"`
 	Role      Role   `json:"role"`
-	// Authorities is the size of the authority set, Quorum floor(2n/3)+1.
+	// SetID is the authority set in force; Authorities its size, Quorum
+	// floor(2n/3)+1.
+	SetID              uint64 `json:"set_id"`
 	Authorities        int    `json:"authorities"`
 	Quorum             int    `json:"quorum"`
 	CheckpointInterval uint64 `json:"checkpoint_interval"`
@@ -85,7 +87,10 @@ func (s *Server) status() Status {
 		st.LastFinalizedAt = &at
 		st.SecondsSinceFinality = s.src.Now().Sub(at).Seconds()
 	}
+	st.SetID = i.Schedule.Genesis.SetID
 	if f := s.src.Finality; f != nil {
+		set := f.Authorities().Set
+		st.SetID, st.Authorities, st.Quorum = set.SetID, set.Len(), set.Quorum()
 		j, fin := f.LatestJustified(), f.LatestFinalized()
 		st.Justified, st.JustifiedHash = j.Number, j.Hash.String()
 		st.Finalized, st.FinalizedHash = fin.Number, fin.Hash.String()
@@ -93,7 +98,7 @@ func (s *Server) status() Status {
 		if st.Halted {
 			st.Halts = haltsJSON(f.Halts())
 		}
-		st.Levels = s.levels(f, best.Number/i.CheckpointInterval, j, fin)
+		st.Levels = s.levels(f, best.Number/i.CheckpointInterval, j, fin, st.Quorum)
 	}
 	return st
 }
@@ -101,8 +106,7 @@ func (s *Server) status() Status {
 // levels returns the highest checkpoint with votes above the justified one
 // (looking at most maxLevelScan numbers down from the head's checkpoint),
 // the justified and the finalized checkpoint, lowest level first.
-func (s *Server) levels(f Finality, head uint64, j, fin checkpoint.Checkpoint) []Level {
-	q := s.info.Quorum()
+func (s *Server) levels(f Finality, head uint64, j, fin checkpoint.Checkpoint, q int) []Level {
 	var out []Level
 	for n := head; n > j.Number && head-n < maxLevelScan; n-- {
 		if st := f.Status(n); st.Level == checkpoint.LevelPreCommitment {
