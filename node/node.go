@@ -162,16 +162,26 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger) (_ *Node, err
 
 	var key ed25519.PrivateKey
 	var index checkpoint.ValidatorIndex
-	isAuthority := false
+	isAuthority, author := false, false
 	if cfg.Validator {
 		if key, err = cfg.ValidatorKey(); err != nil {
 			return nil, fmt.Errorf("%w: validator key: %w", ErrStartup, err)
 		}
-		index, isAuthority = authoritySet(n.spec).IndexOf(key.Public().(ed25519.PublicKey))
-		if !isAuthority {
+		pub := key.Public().(ed25519.PublicKey)
+		index, author = authoritySet(n.spec).IndexOf(pub)
+		later, inLater := laterSet(authoritySchedule(n.spec), pub)
+		isAuthority = author || inLater
+		switch {
+		case !isAuthority:
 			n.log.Warn("validator key is not in the chain's authority set; running as a full node",
 				zap.String("public_key", fmt.Sprintf("%x", key.Public())))
-		} else {
+		case !author:
+			n.log.Info(fmt.Sprintf("Validator key loaded: it joins the authority set at set %d; it votes from that hand-off on and authors no blocks", later),
+				zap.Uint64("set_id", later), zap.String("public_key", fmt.Sprintf("%x", key.Public())))
+			if err := n.refuseMissingRecordEarly(pub, earlier); err != nil {
+				return nil, err
+			}
+		default:
 			n.log.Info("Validator key loaded", zap.Uint32("index", uint32(index)),
 				zap.String("public_key", fmt.Sprintf("%x", key.Public())))
 			if err := n.refuseMissingRecordEarly(key.Public().(ed25519.PublicKey), earlier); err != nil {
@@ -250,7 +260,7 @@ func New(ctx context.Context, cfg *config.Config, log *zap.Logger) (_ *Node, err
 	if n.pool, err = n.newPool(); err != nil {
 		return nil, fmt.Errorf("%w: transaction pool: %w", ErrStartup, err)
 	}
-	if err := n.openEngine(ctx, log, key, index, isAuthority, earlier); err != nil {
+	if err := n.openEngine(ctx, log, key, index, isAuthority, author, earlier); err != nil {
 		return nil, err
 	}
 	n.setupHTTP(log)
@@ -346,7 +356,7 @@ var freeBytes = storagefault.FreeBytes
 
 // openEngine builds the finality gadget's configuration, the validator's
 // signer and producer, the engine, and restores it.
-func (n *Node) openEngine(ctx context.Context, log *zap.Logger, key ed25519.PrivateKey, index checkpoint.ValidatorIndex, isAuthority bool, earlier earlierRun) error {
+func (n *Node) openEngine(ctx context.Context, log *zap.Logger, key ed25519.PrivateKey, index checkpoint.ValidatorIndex, isAuthority, author bool, earlier earlierRun) error {
 	cfg := n.cfg
 	genesis := GenesisHash(n.spec)
 	n.netA = &netAdapter{n: n}
@@ -370,7 +380,9 @@ func (n *Node) openEngine(ctx context.Context, log *zap.Logger, key ed25519.Priv
 			}
 		},
 	}
-	if isAuthority {
+	if author {
+		// Block authorship follows the genesis set (issue 18: authoring
+		// through hand-offs is not built yet).
 		ecfg.Producer = asf.NewProducer(n.chain, n.spec, key, index, n.clock, log)
 		ecfg.Producer.SetBuilder(n.exec)
 		n.exec.SetSource(engine.PoolSource{Pool: n.pool})
@@ -381,6 +393,7 @@ func (n *Node) openEngine(ctx context.Context, log *zap.Logger, key ed25519.Priv
 		n.log.Warn("ASF finality gadget disabled (--enable-asf not set): blocks are produced but never finalized, and this node never votes")
 	} else {
 		pc := cfg.Persistence
+		sched := authoritySchedule(n.spec)
 		ecfg.Finality = &finality.Config{
 			Authorities: authoritySet(n.spec),
 			Persistence: finality.CheckpointPersistenceConfig{
@@ -389,6 +402,9 @@ func (n *Node) openEngine(ctx context.Context, log *zap.Logger, key ed25519.Priv
 				FlushInterval:        pc.FlushInterval,
 				PruneInterval:        pc.PruneInterval,
 			},
+		}
+		if len(sched.Changes) > 0 {
+			ecfg.Finality.Schedule = &sched
 		}
 		if pc.Enabled {
 			n.log.Info(fmt.Sprintf("Checkpoint persistence enabled: retention=%d checkpoints, flush_interval=%ds",
@@ -463,6 +479,19 @@ func GenesisHash(spec *chainspec.Spec) checkpoint.Hash {
 // identity.
 func authoritySchedule(spec *chainspec.Spec) checkpoint.Schedule {
 	return checkpoint.StaticSchedule(authoritySet(spec))
+}
+
+// laterSet returns the first set of sched after the genesis set that holds
+// pub.
+func laterSet(sched checkpoint.Schedule, pub ed25519.PublicKey) (uint64, bool) {
+	for _, ch := range sched.Changes {
+		for _, k := range ch.Keys {
+			if k.Equal(pub) {
+				return ch.SetID, true
+			}
+		}
+	}
+	return 0, false
 }
 
 // authoritySet is the spec's authority set bound to the chain identity.
