@@ -112,7 +112,30 @@ func docGenesisHash(t *testing.T, file []byte) (canonical []byte, genesis [32]by
 		}
 		b.WriteString(`{"address":"0x` + hex.EncodeToString(raw) + `","balance":"` + bal + `"}`)
 	}
-	b.WriteString(`]}`)
+	b.WriteByte(']')
+	if changes, _ := m["authority_changes"].([]any); len(changes) > 0 {
+		b.WriteString(`,"authority_changes":[`)
+		for i, c := range changes {
+			cm := c.(map[string]any)
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(`{"set_id":` + num(cm["set_id"]) + `,"hand_off":` + num(cm["hand_off"]) + `,"authorities":[`)
+			for j, k := range cm["authorities"].([]any) {
+				key := strings.TrimPrefix(strings.TrimPrefix(str(k), "0x"), "0X")
+				raw, err := hex.DecodeString(key)
+				require.NoError(t, err)
+				require.Len(t, raw, 32)
+				if j > 0 {
+					b.WriteByte(',')
+				}
+				b.WriteString(`"` + hex.EncodeToString(raw) + `"`)
+			}
+			b.WriteString(`]}`)
+		}
+		b.WriteByte(']')
+	}
+	b.WriteByte('}')
 	canonical = []byte(b.String())
 
 	specHash := blake2b.Sum256(canonical)
@@ -208,4 +231,83 @@ func TestCanonicalJSONAsDocumented(t *testing.T) {
 		naive := blake2b.Sum256(file)
 		require.NotEqual(t, blake2b.Sum256(spec.CanonicalJSON()), naive)
 	})
+}
+
+// handOffSpecFile is a spec with two scheduled authority changes (set 3 of
+// alice, bob, charlie and dave; eve joins as set 4 at checkpoint 10; alice
+// leaves as set 5 at checkpoint 20), with mixed key spellings and reordered
+// fields. It has no balances, so its state root is the empty-trie root.
+const handOffSpecFile = `{
+  "name": "Hand-off Example",
+  "id": "handoff",
+  "network_id": "flare-handoff",
+  "genesis_timestamp_ms": 1767225600000,
+  "slot_duration_ms": 1000,
+  "checkpoint_interval": 4,
+  "set_id": 3,
+  "authorities": [
+    {"name": "alice", "public_key": "edc8f5f63243dccd9c4cde67dc546d8537555db81357aab2956104cc21717654"},
+    {"name": "bob", "public_key": "0xD388D44A877D798FACEC822BCE1A1B605FB7B76ED682408421A93FB4E5EB6021"},
+    {"name": "charlie", "public_key": "c85f77a59bd8127708868cd20aef4d662b9d51fa02dbe0722d1d917e78c85e4f"},
+    {"name": "dave", "public_key": "c2e6d706423fb41c3366e5715813e8d0bcd3aaa01b9be3e990afbb858bf8a592"}
+  ],
+  "min_fee": 1,
+  "balances": [],
+  "authority_changes": [
+    {"set_id": 4, "hand_off": 10, "authorities": [
+      "edc8f5f63243dccd9c4cde67dc546d8537555db81357aab2956104cc21717654",
+      "d388d44a877d798facec822bce1a1b605fb7b76ed682408421a93fb4e5eb6021",
+      "c85f77a59bd8127708868cd20aef4d662b9d51fa02dbe0722d1d917e78c85e4f",
+      "c2e6d706423fb41c3366e5715813e8d0bcd3aaa01b9be3e990afbb858bf8a592",
+      "0XE637362088479857B25DBADE498482E0AF98D38A81CF21C659E3A44F57FE457A"]},
+    {"hand_off": 20, "authorities": [
+      "0xd388d44a877d798facec822bce1a1b605fb7b76ed682408421a93fb4e5eb6021",
+      "c85f77a59bd8127708868cd20aef4d662b9d51fa02dbe0722d1d917e78c85e4f",
+      "c2e6d706423fb41c3366e5715813e8d0bcd3aaa01b9be3e990afbb858bf8a592",
+      "e637362088479857b25dbade498482e0af98d38a81cf21c659e3a44f57fe457a"], "set_id": 5}
+  ]
+}
+`
+
+// TestCanonicalJSONWithAuthorityChanges pins the chain identity of a spec
+// with authority changes (docs/wire.md, "Chain identity"). The golden
+// hashes were recomputed independently of Go by a Python 3 script written
+// from docs/wire.md alone (json.load of handOffSpecFile, the documented
+// canonical form with its string rule, hashlib.blake2b(digest_size=32),
+// struct.pack for the header over the empty-trie state root), which printed
+//
+//	spec hash    a810485c05bd80a3b536fb62ecd7f416ad4a0158a268532b287eccdb6067d493
+//	genesis hash 5d266b0e80de8b575c2c628d571badf879c7beb546e81f868e1b8a4218b50da4
+func TestCanonicalJSONWithAuthorityChanges(t *testing.T) {
+	const (
+		goldenSpecHash    = "a810485c05bd80a3b536fb62ecd7f416ad4a0158a268532b287eccdb6067d493"
+		goldenGenesisHash = "5d266b0e80de8b575c2c628d571badf879c7beb546e81f868e1b8a4218b50da4"
+	)
+	spec, err := chainspec.Parse([]byte(handOffSpecFile))
+	require.NoError(t, err)
+	canonical, genesis := docGenesisHash(t, []byte(handOffSpecFile))
+	require.Equal(t, string(canonical), string(spec.CanonicalJSON()))
+	require.True(t, strings.HasSuffix(string(canonical), `],"min_fee":1,"balances":[],"authority_changes":[{"set_id":4,"hand_off":10,"authorities":["edc8f5f63243dccd9c4cde67dc546d8537555db81357aab2956104cc21717654",`+
+		`"d388d44a877d798facec822bce1a1b605fb7b76ed682408421a93fb4e5eb6021","c85f77a59bd8127708868cd20aef4d662b9d51fa02dbe0722d1d917e78c85e4f",`+
+		`"c2e6d706423fb41c3366e5715813e8d0bcd3aaa01b9be3e990afbb858bf8a592","e637362088479857b25dbade498482e0af98d38a81cf21c659e3a44f57fe457a"]},`+
+		`{"set_id":5,"hand_off":20,"authorities":["d388d44a877d798facec822bce1a1b605fb7b76ed682408421a93fb4e5eb6021",`+
+		`"c85f77a59bd8127708868cd20aef4d662b9d51fa02dbe0722d1d917e78c85e4f","c2e6d706423fb41c3366e5715813e8d0bcd3aaa01b9be3e990afbb858bf8a592",`+
+		`"e637362088479857b25dbade498482e0af98d38a81cf21c659e3a44f57fe457a"]}]}`), string(canonical))
+	require.Equal(t, goldenSpecHash, strings.TrimPrefix(spec.Hash().String(), "0x"))
+	require.Equal(t, goldenGenesisHash, hex.EncodeToString(genesis[:]))
+	require.Equal(t, goldenGenesisHash, fmt.Sprintf("%x", nodeGenesisHash(spec)))
+
+	// What build-spec prints parses back to the same spec and identity.
+	file, err := json.MarshalIndent(spec, "", "  ")
+	require.NoError(t, err)
+	back, err := chainspec.Parse(file)
+	require.NoError(t, err)
+	require.Equal(t, spec.CanonicalJSON(), back.CanonicalJSON())
+	require.Equal(t, nodeGenesisHash(spec), nodeGenesisHash(back))
+
+	// Without its changes the spec encodes as a spec that never had the
+	// field: no authority_changes member at all.
+	spec.AuthorityChanges = nil
+	require.NotContains(t, string(spec.CanonicalJSON()), "authority_changes")
+	require.NotEqual(t, goldenSpecHash, strings.TrimPrefix(spec.Hash().String(), "0x"))
 }

@@ -1,7 +1,9 @@
 // Package chainspec describes a FlareChain network: its name and identity,
 // the genesis timestamp, the slot duration of block production, the
-// checkpoint interval of ASF finality and the ordered authority set that
-// produces blocks (round robin by slot) and votes on checkpoints.
+// checkpoint interval of ASF finality, the ordered authority set that
+// produces blocks (round robin by slot) and votes on checkpoints, and the
+// scheduled hand-offs of that set to later ones (authority_changes,
+// Spec.Schedule).
 //
 // A Spec is either one of the builtin development chains ("dev" with the
 // single validator alice, "local" with alice, bob, charlie and dave) or a

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"regexp"
 	"strconv"
@@ -77,6 +78,27 @@ type Spec struct {
 	// Balances are the genesis accounts. Their sum, the total issuance,
 	// must fit in 64 bits; no address may appear twice.
 	Balances []Balance `json:"balances"`
+	// AuthorityChanges are the scheduled hand-offs after the genesis set, in
+	// set id order (optional; a spec without changes keeps one authority
+	// set forever). Set k+1 takes over once set k has finalized a
+	// checkpoint numbered HandOff or above; Validate applies
+	// checkpoint.Schedule.Validate to them.
+	AuthorityChanges []AuthorityChange `json:"authority_changes,omitempty"`
+}
+
+// AuthorityChange is one scheduled hand-off of a spec (a
+// checkpoint.SetChange in JSON).
+type AuthorityChange struct {
+	// SetID is the id of the new set: the spec's set_id plus the change's
+	// position (1 for the first change).
+	SetID uint64 `json:"set_id"`
+	// HandOff is the checkpoint number at or above which the previous set
+	// hands over to this one.
+	HandOff uint64 `json:"hand_off"`
+	// Authorities are the new set's ed25519 public keys in order, each in
+	// the format of Authority.PublicKey (64 hex characters, an optional 0x
+	// prefix).
+	Authorities []string `json:"authorities"`
 }
 
 // Balance is one genesis account.
@@ -94,8 +116,11 @@ var idPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
 // Validate checks every rule a spec must obey: non-empty name, a valid id
 // and network id, a genesis timestamp, a slot duration between
 // MinSlotDurationMs and MaxSlotDurationMs, a checkpoint interval of at least
-// one block, and between 1 and MaxAuthorities authorities with distinct names
-// and distinct, well-formed ed25519 public keys.
+// one block, between 1 and MaxAuthorities authorities with distinct names
+// and distinct, well-formed ed25519 public keys, genesis balances (see
+// TotalIssuance), and authority changes with well-formed keys (at most
+// MaxAuthorities each) that pass checkpoint.Schedule.Validate after the
+// genesis set.
 func (s *Spec) Validate() error {
 	if s == nil {
 		return fmt.Errorf("%w: nil spec", ErrInvalidSpec)
@@ -146,7 +171,52 @@ func (s *Spec) Validate() error {
 	if _, err := s.TotalIssuance(); err != nil {
 		return err
 	}
+	return s.validateChanges()
+}
+
+// validateChanges decodes every key of AuthorityChanges strictly and applies
+// checkpoint.Schedule.Validate to the genesis set and the changes. The error
+// names the first change that breaks a rule.
+func (s *Spec) validateChanges() error {
+	if len(s.AuthorityChanges) == 0 {
+		return nil
+	}
+	if uint64(len(s.AuthorityChanges)) > math.MaxUint64-s.SetID {
+		return fmt.Errorf("%w: authority_changes: %d changes after set_id %d overflow the 64-bit set id", ErrInvalidSpec, len(s.AuthorityChanges), s.SetID)
+	}
+	genesis, err := s.PublicKeys()
+	if err != nil {
+		return err
+	}
+	sched := checkpoint.Schedule{Genesis: checkpoint.AuthoritySet{SetID: s.SetID, Keys: genesis}}
+	for i, ch := range s.AuthorityChanges {
+		if len(ch.Authorities) > MaxAuthorities {
+			return fmt.Errorf("%w: %s: %d authorities, at most %d", ErrInvalidSpec, changeName(i, ch), len(ch.Authorities), MaxAuthorities)
+		}
+		keys := make([]ed25519.PublicKey, len(ch.Authorities))
+		for j, k := range ch.Authorities {
+			if keys[j], err = parsePublicKey(k); err != nil {
+				return fmt.Errorf("%w: %s: authority %d: %v", ErrInvalidSpec, changeName(i, ch), j, err)
+			}
+		}
+		sched.Changes = append(sched.Changes, checkpoint.SetChange{SetID: ch.SetID, HandOff: ch.HandOff, Keys: keys})
+	}
+	if err := sched.Validate(); err != nil {
+		// Validate stops at the first bad change: the shortest failing
+		// prefix ends with it.
+		for i := range sched.Changes {
+			prefix := checkpoint.Schedule{Genesis: sched.Genesis, Changes: sched.Changes[:i+1]}
+			if perr := prefix.Validate(); perr != nil {
+				return fmt.Errorf("%w: %s: %w", ErrInvalidSpec, changeName(i, s.AuthorityChanges[i]), perr)
+			}
+		}
+		return fmt.Errorf("%w: authority_changes: %w", ErrInvalidSpec, err)
+	}
 	return nil
+}
+
+func changeName(i int, ch AuthorityChange) string {
+	return fmt.Sprintf("authority_changes[%d] (set_id %d, hand_off %d)", i, ch.SetID, ch.HandOff)
 }
 
 // GenesisAccount is a decoded genesis balance.
@@ -212,8 +282,11 @@ func parsePublicKey(s string) (ed25519.PublicKey, error) {
 
 // CanonicalJSON returns the deterministic encoding of the spec that Hash
 // covers: the fields in declaration order, no whitespace, public keys as
-// lowercase hex without prefix. Two specs that differ only in key casing,
-// key prefix or JSON formatting have the same canonical encoding.
+// lowercase hex without prefix; authority_changes is written (after
+// balances) only when there are changes, so a spec without them encodes as
+// before the field existed. Two specs that differ only in key casing, key
+// prefix or JSON formatting have the same canonical encoding. docs/wire.md
+// ("Chain identity") specifies it byte for byte.
 func (s *Spec) CanonicalJSON() []byte {
 	var b bytes.Buffer
 	b.WriteString(`{"name":`)
@@ -262,7 +335,34 @@ func (s *Spec) CanonicalJSON() []byte {
 		b.WriteString(strconv.FormatUint(a.Balance, 10))
 		b.WriteString(`"}`)
 	}
-	b.WriteString(`]}`)
+	b.WriteByte(']')
+	// A spec without changes has no authority_changes member at all, so
+	// its encoding (and genesis hash) is the one from before the field.
+	if len(s.AuthorityChanges) > 0 {
+		b.WriteString(`,"authority_changes":[`)
+		for i, ch := range s.AuthorityChanges {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(`{"set_id":`)
+			b.WriteString(strconv.FormatUint(ch.SetID, 10))
+			b.WriteString(`,"hand_off":`)
+			b.WriteString(strconv.FormatUint(ch.HandOff, 10))
+			b.WriteString(`,"authorities":[`)
+			for j, key := range ch.Authorities {
+				if j > 0 {
+					b.WriteByte(',')
+				}
+				if pub, err := parsePublicKey(key); err == nil {
+					key = hex.EncodeToString(pub)
+				}
+				writeString(&b, key)
+			}
+			b.WriteString(`]}`)
+		}
+		b.WriteByte(']')
+	}
+	b.WriteByte('}')
 	return b.Bytes()
 }
 
@@ -302,6 +402,27 @@ func (s *Spec) AuthoritySet() checkpoint.AuthoritySet {
 		}
 	}
 	return set
+}
+
+// Schedule returns the authority schedule of the spec: the genesis set
+// exactly as AuthoritySet returns it (bound to Hash(); a caller that binds
+// votes to the genesis block hash sets Genesis.Genesis, which every later
+// set of the schedule shares) and one checkpoint.SetChange per
+// AuthorityChanges entry, in order. A spec without changes gives
+// checkpoint.StaticSchedule(s.AuthoritySet()). The spec must pass Validate;
+// a key that does not decode is left nil.
+func (s *Spec) Schedule() checkpoint.Schedule {
+	sched := checkpoint.StaticSchedule(s.AuthoritySet())
+	for _, ch := range s.AuthorityChanges {
+		keys := make([]ed25519.PublicKey, len(ch.Authorities))
+		for i, k := range ch.Authorities {
+			if pub, err := parsePublicKey(k); err == nil {
+				keys[i] = pub
+			}
+		}
+		sched.Changes = append(sched.Changes, checkpoint.SetChange{SetID: ch.SetID, HandOff: ch.HandOff, Keys: keys})
+	}
+	return sched
 }
 
 // SlotDuration returns the slot length.
@@ -346,6 +467,9 @@ func Parse(data []byte) (*Spec, error) {
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, fmt.Errorf("%w: trailing data after the spec object", ErrInvalidSpec)
+	}
+	if len(s.AuthorityChanges) == 0 {
+		s.AuthorityChanges = nil // "authority_changes": [] is no changes
 	}
 	if err := s.Validate(); err != nil {
 		return nil, err

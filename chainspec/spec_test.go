@@ -313,3 +313,211 @@ func TestResolve(t *testing.T) {
 	require.ErrorIs(t, err, ErrInvalidSpec)
 	require.NotErrorIs(t, err, ErrUnknownChain)
 }
+
+func devPub(t *testing.T, name string) string {
+	t.Helper()
+	k, err := DevKey(name)
+	require.NoError(t, err)
+	return hex.EncodeToString(k.Public().(ed25519.PublicKey))
+}
+
+// specWithChanges is the local spec (alice, bob, charlie, dave; set 0) with
+// eve joining as set 1 at checkpoint 8 and alice leaving as set 2 at 16.
+func specWithChanges(t *testing.T) *Spec {
+	t.Helper()
+	s := validSpec(t)
+	a, b, c, d, e := devPub(t, "alice"), devPub(t, "bob"), devPub(t, "charlie"), devPub(t, "dave"), devPub(t, "eve")
+	s.AuthorityChanges = []AuthorityChange{
+		{SetID: 1, HandOff: 8, Authorities: []string{a, b, c, d, e}},
+		{SetID: 2, HandOff: 16, Authorities: []string{b, c, d, e}},
+	}
+	return s
+}
+
+func TestSchedule(t *testing.T) {
+	// Without changes: the static schedule of AuthoritySet.
+	s := validSpec(t)
+	require.Equal(t, checkpoint.StaticSchedule(s.AuthoritySet()), s.Schedule())
+
+	s = specWithChanges(t)
+	require.NoError(t, s.Validate())
+	sched := s.Schedule()
+	require.NoError(t, sched.Validate())
+	require.Equal(t, s.AuthoritySet(), sched.Genesis)
+	require.Equal(t, s.Hash(), sched.Genesis.Genesis)
+	require.Len(t, sched.Changes, 2)
+	require.Equal(t, uint64(2), sched.Last())
+	ch, ok := sched.Next(0)
+	require.True(t, ok)
+	require.Equal(t, uint64(1), ch.SetID)
+	require.Equal(t, uint64(8), ch.HandOff)
+	set2, ok := sched.Set(2)
+	require.True(t, ok)
+	require.Equal(t, s.Hash(), set2.Genesis)
+	require.Equal(t, 4, set2.Len())
+	for i, n := range []string{"bob", "charlie", "dave", "eve"} {
+		require.Equal(t, devPub(t, n), hex.EncodeToString(set2.Keys[i]))
+	}
+
+	// Key spelling does not matter, to the schedule or to the identity.
+	alt := specWithChanges(t)
+	alt.AuthorityChanges[0].Authorities[4] = "0x" + strings.ToUpper(alt.AuthorityChanges[0].Authorities[4])
+	require.NoError(t, alt.Validate())
+	require.Equal(t, s.Schedule(), alt.Schedule())
+	require.Equal(t, s.CanonicalJSON(), alt.CanonicalJSON())
+}
+
+func TestAuthorityChangesCanonical(t *testing.T) {
+	plain := validSpec(t)
+	s := specWithChanges(t)
+	require.True(t, strings.HasPrefix(string(s.CanonicalJSON()), string(plain.CanonicalJSON()[:len(plain.CanonicalJSON())-1])+`,"authority_changes":[{"set_id":1,"hand_off":8,"authorities":["`+devPub(t, "alice")+`",`))
+	require.True(t, strings.HasSuffix(string(s.CanonicalJSON()), `"`+devPub(t, "eve")+`"]}]}`))
+
+	// The canonical form decodes back to the same spec.
+	back, err := Parse(s.CanonicalJSON())
+	require.NoError(t, err)
+	require.Equal(t, s, back)
+
+	// An empty list is no changes: the same spec and identity as none.
+	withEmpty := strings.Replace(string(plain.CanonicalJSON()), `"min_fee"`, `"authority_changes":[],"min_fee"`, 1)
+	parsed, err := Parse([]byte(withEmpty))
+	require.NoError(t, err)
+	require.Equal(t, plain, parsed)
+	require.Equal(t, plain.Hash(), parsed.Hash())
+	withNull := strings.Replace(string(plain.CanonicalJSON()), `"min_fee"`, `"authority_changes":null,"min_fee"`, 1)
+	parsed, err = Parse([]byte(withNull))
+	require.NoError(t, err)
+	require.Equal(t, plain, parsed)
+
+	// Every field of a change is covered by the identity.
+	mutations := []func(*Spec){
+		func(s *Spec) { s.AuthorityChanges = s.AuthorityChanges[:1] },
+		func(s *Spec) { s.AuthorityChanges[0].HandOff++ },
+		func(s *Spec) { s.AuthorityChanges[1].HandOff++ },
+		func(s *Spec) { s.AuthorityChanges[0].SetID, s.AuthorityChanges[1].SetID = 2, 3 },
+		func(s *Spec) {
+			k := s.AuthorityChanges[1].Authorities
+			k[0], k[1] = k[1], k[0]
+		},
+		func(s *Spec) { s.AuthorityChanges[1].Authorities[3] = devPub(t, "ferdie") },
+	}
+	seen := map[checkpoint.Hash]int{s.Hash(): -1, plain.Hash(): -2}
+	for i, m := range mutations {
+		x := specWithChanges(t)
+		m(x)
+		j, dup := seen[x.Hash()]
+		require.False(t, dup, "mutation %d collides with %d", i, j)
+		seen[x.Hash()] = i
+	}
+}
+
+func TestAuthorityChangesJSONRoundTrip(t *testing.T) {
+	s := specWithChanges(t)
+	indented, err := json.MarshalIndent(s, "", "  ")
+	require.NoError(t, err)
+	require.Contains(t, string(indented), `"authority_changes": [`)
+	require.Contains(t, string(indented), `"hand_off": 16,`)
+	path := filepath.Join(t.TempDir(), "changes.json")
+	require.NoError(t, os.WriteFile(path, indented, 0o600))
+	loaded, err := Load(path)
+	require.NoError(t, err)
+	require.Equal(t, s, loaded)
+	require.Equal(t, s.Hash(), loaded.Hash())
+
+	// A spec without changes does not mention the field.
+	plain, err := json.Marshal(validSpec(t))
+	require.NoError(t, err)
+	require.NotContains(t, string(plain), "authority_changes")
+}
+
+func TestAuthorityChangesRejected(t *testing.T) {
+	a, b, c, d, e, f := devPub(t, "alice"), devPub(t, "bob"), devPub(t, "charlie"), devPub(t, "dave"), devPub(t, "eve"), devPub(t, "ferdie")
+	tests := []struct {
+		name     string
+		mutate   func(s *Spec)
+		errSub   string
+		schedule bool // the error also wraps checkpoint.ErrBadSchedule
+	}{
+		{"short key", func(s *Spec) { s.AuthorityChanges[1].Authorities[2] = "abcd" }, "authority_changes[1] (set_id 2, hand_off 16): authority 2: public key must be 64 hex characters", false},
+		{"non-hex key", func(s *Spec) { s.AuthorityChanges[0].Authorities[0] = strings.Repeat("zz", 32) }, "authority_changes[0] (set_id 1, hand_off 8): authority 0: public key is not hex", false},
+		{"zero key", func(s *Spec) { s.AuthorityChanges[0].Authorities[4] = strings.Repeat("00", 32) }, "authority 4: public key is all zeros", false},
+		{"too many keys", func(s *Spec) { s.AuthorityChanges[0].Authorities = make([]string, MaxAuthorities+1) }, "authority_changes[0] (set_id 1, hand_off 8): 1025 authorities, at most 1024", false},
+		{"set id not after the spec's", func(s *Spec) { s.SetID = 5 }, "authority_changes[0] (set_id 1, hand_off 8): invalid authority schedule: change 0 has set id 1, want 6", true},
+		{"set id skipped", func(s *Spec) { s.AuthorityChanges[1].SetID = 3 }, "authority_changes[1] (set_id 3, hand_off 16): invalid authority schedule: change 1 has set id 3, want 2", true},
+		{"hand-off zero", func(s *Spec) { s.AuthorityChanges[0].HandOff = 0 }, "authority_changes[0] (set_id 1, hand_off 0): invalid authority schedule: change 0 hands off at checkpoint 0, not above 0", true},
+		{"hand-off not increasing", func(s *Spec) { s.AuthorityChanges[1].HandOff = 8 }, "authority_changes[1] (set_id 2, hand_off 8): invalid authority schedule: change 1 hands off at checkpoint 8, not above 8", true},
+		{"too large a change", func(s *Spec) { s.AuthorityChanges[1].Authorities = []string{c, d, e} }, "authority_changes[1] (set_id 2, hand_off 16): change 1 (set 2): invalid authority schedule: 2 of 5 keys change, at most 1", true},
+		{"two keys join four", func(s *Spec) {
+			s.AuthorityChanges = s.AuthorityChanges[:1]
+			s.AuthorityChanges[0].Authorities = []string{a, b, c, d, e, f}
+		}, "2 of 4 keys change", true},
+		{"duplicate key differing in case", func(s *Spec) { s.AuthorityChanges[1].Authorities[3] = strings.ToUpper(b) }, "authority_changes[1] (set_id 2, hand_off 16): change 1 (set 2): invalid authority schedule: key " + b + " listed twice", true},
+		{"empty set", func(s *Spec) { s.AuthorityChanges[1].Authorities = nil }, "the new authority set is empty", true},
+		{"same set", func(s *Spec) {
+			s.AuthorityChanges = s.AuthorityChanges[:1]
+			s.AuthorityChanges[0].Authorities = []string{b, a, c, d}
+		}, "equals the current one", true},
+		{"set id overflow", func(s *Spec) {
+			s.SetID = 1<<64 - 2
+			s.AuthorityChanges[0].SetID, s.AuthorityChanges[1].SetID = 1<<64-1, 0
+		}, "overflow the 64-bit set id", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := specWithChanges(t)
+			tc.mutate(s)
+			err := s.Validate()
+			require.ErrorIs(t, err, ErrInvalidSpec)
+			if tc.schedule {
+				require.ErrorIs(t, err, checkpoint.ErrBadSchedule)
+			}
+			require.Contains(t, err.Error(), tc.errSub)
+			require.NotContains(t, err.Error(), "\n")
+		})
+	}
+
+	// A one-validator genesis set (the dev chain) can change no key.
+	dev, err := Builtin("dev")
+	require.NoError(t, err)
+	dev.AuthorityChanges = []AuthorityChange{{SetID: 1, HandOff: 1, Authorities: []string{a, b}}}
+	require.ErrorContains(t, dev.Validate(), "1 of 1 keys change, at most 0")
+}
+
+func TestAuthorityChangesLoadRejects(t *testing.T) {
+	good, err := json.Marshal(specWithChanges(t))
+	require.NoError(t, err)
+	replace := func(old, new string) string {
+		out := strings.Replace(string(good), old, new, 1)
+		require.NotEqual(t, string(good), out, "replacement %q not applied", old)
+		return out
+	}
+	eve := devPub(t, "eve")
+	var m map[string]any
+	require.NoError(t, json.Unmarshal(good, &m))
+	m["authority_changes"] = map[string]any{"set_id": 1}
+	notArrayJSON, err := json.Marshal(m)
+	require.NoError(t, err)
+	notArray := string(notArrayJSON)
+	tests := []struct {
+		name    string
+		content string
+		errSub  string
+	}{
+		{"unknown change field", replace(`"hand_off":8`, `"hand_off":8,"weights":[1]`), `unknown field "weights"`},
+		{"named keys", replace(`"`+eve+`"]`, `{"name":"eve","public_key":"`+eve+`"}]`), "cannot unmarshal object"},
+		{"hand-off as a string", replace(`"hand_off":8`, `"hand_off":"8"`), "hand_off"},
+		{"negative set id", replace(`"set_id":1,`, `"set_id":-1,`), "set_id"},
+		{"not an array", notArray, "authority_changes"},
+		{"wrong key length", replace(`"`+eve+`"]`, `"`+eve[:62]+`"]`), "authority_changes[0] (set_id 1, hand_off 8): authority 4: public key must be 64 hex characters, got 62"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "spec.json")
+			require.NoError(t, os.WriteFile(path, []byte(tc.content), 0o600))
+			_, err := Load(path)
+			require.ErrorIs(t, err, ErrInvalidSpec)
+			require.Contains(t, err.Error(), tc.errSub)
+			require.Contains(t, err.Error(), path)
+		})
+	}
+}

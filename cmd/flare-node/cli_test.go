@@ -228,6 +228,10 @@ func TestBadInput(t *testing.T) {
 		{name: "testnet port overflow", args: []string{"testnet", "--validators", "3", "--base-port", "65534", "--out", "net"}, contains: "--base-port"},
 		{name: "testnet non-empty out", args: []string{"testnet", "--out", "full"}, files: map[string]string{"full/x": "x"}, contains: "not empty"},
 		{name: "testnet slot too short", args: []string{"testnet", "--slot-duration", "1ms", "--out", "net"}, contains: "--slot-duration"},
+		{name: "testnet leave before join", args: []string{"testnet", "--join-at", "8", "--leave-at", "8", "--out", "net"}, contains: "--leave-at 8 must be above --join-at 8"},
+		{name: "testnet join at zero", args: []string{"testnet", "--join-at", "0", "--out", "net"}, contains: "--join-at must be a checkpoint number of at least 1"},
+		{name: "testnet join too large a change", args: []string{"testnet", "--validators", "2", "--join-at", "8", "--out", "net"}, contains: "1 of 2 keys change, at most 0"},
+		{name: "testnet joiner port overflow", args: []string{"testnet", "--validators", "3", "--base-port", "65533", "--join-at", "8", "--out", "net"}, contains: "ports 65533..65536"},
 		{name: "purge-chain unknown chain", args: []string{"purge-chain", "-y", "--chain", "nosuch"}, contains: "unknown chain"},
 		{name: "purge-chain no chain", args: []string{"purge-chain", "-y"}, contains: "no chain selected"},
 		{name: "checkpoints without subcommand", args: []string{"checkpoints"}, contains: "missing subcommand"},
@@ -693,6 +697,80 @@ func TestTestnet(t *testing.T) {
 	before := s.listing()
 	requireUsageError(t, s.run("", nil, "testnet", "--validators", "2", "--out", "net"), "not empty")
 	require.Equal(t, before, s.listing())
+}
+
+// TestTestnetJoinLeave: --join-at writes a fifth validator outside the
+// genesis set and schedules it as set 1; --leave-at schedules node0's
+// removal as set 2.
+func TestTestnetJoinLeave(t *testing.T) {
+	s := newSandbox(t)
+	const n = 4
+	r := s.run("", nil, "testnet", "--validators", fmt.Sprint(n), "--out", "net", "--base-port", "41100", "--metrics-base-port", "42100",
+		"--join-at", "8", "--leave-at", "16")
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Empty(t, r.stderr)
+	require.Contains(t, r.stdout, "Joins:       node4 at hand-off checkpoint 8 (set 1)")
+	require.Contains(t, r.stdout, "Leaves:      node0 at hand-off checkpoint 16 (set 2)")
+	dir := s.path("net")
+
+	spec, err := chainspec.Load(filepath.Join(dir, testnetSpecFile))
+	require.NoError(t, err)
+	require.Len(t, spec.Authorities, n)
+	env := readEnvFile(t, filepath.Join(dir, testnetEnvFile))
+	require.Equal(t, fmt.Sprint(n+1), env["FLARE_TESTNET_NODES"])
+	require.Equal(t, fmt.Sprint(n), env["FLARE_TESTNET_GENESIS_VALIDATORS"])
+	require.Equal(t, "8", env["FLARE_TESTNET_JOIN_AT"])
+	require.Equal(t, "16", env["FLARE_TESTNET_LEAVE_AT"])
+	require.Equal(t, genesisOf(spec).String(), env["FLARE_TESTNET_GENESIS"])
+
+	pubs := make([]string, n+1)
+	for i := range pubs {
+		p := fmt.Sprintf("NODE%d_", i)
+		require.Equal(t, nodeName(i), env[p+"NAME"])
+		require.Equal(t, fmt.Sprint(41100+i), env[p+"PORT"])
+		key, err := config.ReadKeyFile(env[p+"KEY_FILE"])
+		require.NoError(t, err)
+		pubs[i] = hex.EncodeToString(key.Public().(ed25519.PublicKey))
+		require.Equal(t, pubs[i], env[p+"PUBLIC_KEY"])
+		c := printConfig(t, s, nil, shellSplit(t, env[p+"CMD"])[1:]...)
+		require.True(t, c.Validator)
+		require.Equal(t, env[p+"BASE_PATH"], c.BasePath)
+	}
+	_, inGenesis := spec.AuthoritySet().IndexOf(mustDecodeHex(t, pubs[n]))
+	require.False(t, inGenesis, "the joiner is not in the genesis set")
+	require.Equal(t, []chainspec.AuthorityChange{
+		{SetID: 1, HandOff: 8, Authorities: pubs},
+		{SetID: 2, HandOff: 16, Authorities: pubs[1:]},
+	}, spec.AuthorityChanges)
+	require.NoError(t, spec.Schedule().Validate())
+
+	// build-spec prints the changes and the file round-trips.
+	r = s.run("", nil, "build-spec", "--chain", filepath.Join(dir, testnetSpecFile))
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Contains(t, r.stdout, `"authority_changes": [`)
+	printed, err := chainspec.Parse([]byte(r.stdout))
+	require.NoError(t, err)
+	require.Equal(t, spec, printed)
+
+	// --leave-at alone removes node0 from the genesis set as set 1.
+	r = s.run("", nil, "testnet", "--validators", "3", "--out", "net-leave", "--base-port", "41200", "--metrics-base-port", "0", "--leave-at", "5")
+	require.Equal(t, 0, r.code, r.stderr)
+	spec, err = chainspec.Load(s.path("net-leave", testnetSpecFile))
+	require.NoError(t, err)
+	env = readEnvFile(t, s.path("net-leave", testnetEnvFile))
+	require.Equal(t, "3", env["FLARE_TESTNET_NODES"])
+	require.Equal(t, "", env["FLARE_TESTNET_JOIN_AT"])
+	require.Len(t, spec.AuthorityChanges, 1)
+	require.Equal(t, uint64(1), spec.AuthorityChanges[0].SetID)
+	require.Equal(t, uint64(5), spec.AuthorityChanges[0].HandOff)
+	require.Equal(t, []string{spec.Authorities[1].PublicKey, spec.Authorities[2].PublicKey}, spec.AuthorityChanges[0].Authorities)
+}
+
+func mustDecodeHex(t *testing.T, s string) []byte {
+	t.Helper()
+	b, err := hex.DecodeString(s)
+	require.NoError(t, err)
+	return b
 }
 
 // readEnvFile reads nodes.env by letting a shell source it.
