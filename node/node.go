@@ -478,7 +478,9 @@ func GenesisHash(spec *chainspec.Spec) checkpoint.Hash {
 // authoritySchedule is the spec's authority schedule bound to the chain
 // identity.
 func authoritySchedule(spec *chainspec.Spec) checkpoint.Schedule {
-	return checkpoint.StaticSchedule(authoritySet(spec))
+	sched := spec.Schedule()
+	sched.Genesis = authoritySet(spec)
+	return sched
 }
 
 // laterSet returns the first set of sched after the genesis set that holds

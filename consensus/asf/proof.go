@@ -27,7 +27,9 @@ func (c *Chain) authorities() checkpoint.AuthoritySet {
 // schedule is the authority schedule proofs are checked against: the
 // spec's genesis set and its scheduled hand-offs.
 func (c *Chain) schedule() checkpoint.Schedule {
-	return checkpoint.StaticSchedule(c.authorities())
+	sched := c.spec.Schedule()
+	sched.Genesis = c.authorities()
+	return sched
 }
 
 // verifyProof verifies p through every hand-off (checkpoint.Schedule.
