@@ -361,3 +361,46 @@ func TestHandOffSchema(t *testing.T) {
 	requireDiskRefusal(t, err, ErrSchemaVersion, dir)
 	require.False(t, errors.Is(err, ErrCorrupted))
 }
+
+// TestStoreHandOffConcurrent: concurrent stores of the same hand-offs (and
+// of conflicting ones) keep exactly one certificate per set.
+func TestStoreHandOffConcurrent(t *testing.T) {
+	db := openDisk(t, filepath.Join(t.TempDir(), "db"))
+	want := testHandOffs(t)
+	var others []checkpoint.Certificate // another link for every set
+	for _, h := range want {
+		others = append(others, certOf(t, handOffVote(h.SetID, h.Target.Number, 1), 0, 1))
+	}
+	errs := make(chan error, 8*len(want))
+	done := make(chan struct{})
+	for g := 0; g < 8; g++ {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			certs := want
+			if g%2 == 1 {
+				certs = others
+			}
+			for _, c := range certs {
+				errs <- db.StoreHandOff(bg, c)
+			}
+		}()
+	}
+	for g := 0; g < 8; g++ {
+		<-done
+	}
+	close(errs)
+	conflicts := 0
+	for err := range errs {
+		if err != nil {
+			require.ErrorIs(t, err, finality.ErrHandOffConflict)
+			conflicts++
+		}
+	}
+	got, err := db.HandOffs(bg)
+	require.NoError(t, err)
+	require.Len(t, got, len(want))
+	for i, c := range got {
+		require.Equal(t, want[i].SetID, c.SetID)
+	}
+	require.Equal(t, 4*len(want), conflicts, "the losing link of every set is refused by each of its 4 writers")
+}
