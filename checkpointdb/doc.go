@@ -1,7 +1,8 @@
 // Package checkpointdb is the Pebble (v2) database of ASF checkpoint
 // finality: the signer records that keep the local validator from double
 // signing, peer and own votes, certificates, the justified and finalized
-// pointers, evidence of misbehaviour, persisted halts, and the prune base.
+// pointers, evidence of misbehaviour, persisted halts, the hand-off
+// certificates of the authority sets, and the prune base.
 // CheckpointDB implements finality.CheckpointStorage and the read APIs the
 // node and the `flare-node checkpoints` CLI use.
 //
@@ -22,7 +23,7 @@
 //   - StoreVote is unsynced (pebble.NoSync) and keeps the first vote per
 //     (target, validator); Flush is a WAL sync barrier that makes every
 //     earlier write durable (so does every synced write).
-//   - StoreEvidence and StoreHalt are synced.
+//   - StoreEvidence, StoreHalt and StoreHandOff are synced.
 //
 // A certificate holds its signers' votes: StoreCertificate deletes the stored
 // votes it contains verbatim in the same synced batch, and every read
@@ -37,8 +38,8 @@
 // and then range-deletes below it; every read ignores records below the
 // marker, so a crash between the two steps leaves a consistent store.
 // Evidence is kept for Options.EvidenceRetention checkpoints beyond its
-// checkpoint, conflicting-finality evidence forever. Signer records and halts
-// are never pruned.
+// checkpoint, conflicting-finality evidence forever. Signer records, halts
+// and hand-offs are never pruned.
 //
 // # High-water mark and halts
 //
@@ -50,7 +51,9 @@
 // (ErrBehindHighWaterMark: lost synced writes, an older copy) and raises
 // signer watermarks to it; HighWaterMark and Created tell the node what it
 // found. Halts (halt.go) are persisted safety alarms, never pruned, cleared
-// only by ClearHalts. Import and export of signer records follow EIP-3076
+// only by ClearHalts. Hand-offs (handoff.go, schema version 3) are the
+// certificates that finalized each authority-set hand-off, one per set id,
+// consecutive; they survive purge-chain. Import and export of signer records follow EIP-3076
 // (export.go, docs/signer.md).
 //
 // # Corruption and fatal errors

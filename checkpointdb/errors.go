@@ -43,6 +43,10 @@ var (
 	// move the stored record backwards (lower watermarks, or a different
 	// vote for the same target). The signer's durable state is kept.
 	ErrSignerRegression = errors.New("signer record would move backwards")
+	// ErrHandOffGap: StoreHandOff was given the hand-off of a set that is
+	// neither stored nor next to the stored ones (the stored set ids would
+	// not be consecutive, which Open and Restore take for corruption).
+	ErrHandOffGap = errors.New("hand-off would leave a gap in the stored set ids")
 )
 
 // refusal is a one-line error that refuses to open (or use) a database and

@@ -148,7 +148,7 @@ func TestSchemaVersions(t *testing.T) {
 
 	_, err = Open("db", Options{FS: edit(keySchemaVersion, encodeSchemaVersion(2), haltKey(3, h.ID()), val), Genesis: testGenesis})
 	requireRefusal(t, err, ErrCorrupted) // a halt under the key of another
-	_, err = Open("db", Options{FS: edit(keySchemaVersion, encodeSchemaVersion(3)), Genesis: testGenesis})
+	_, err = Open("db", Options{FS: edit(keySchemaVersion, encodeSchemaVersion(SchemaVersion+1)), Genesis: testGenesis})
 	requireRefusal(t, err, ErrSchemaVersion)
 	_, err = Open("db", Options{FS: edit(keySchemaVersion, encodeSchemaVersion(0)), Genesis: testGenesis})
 	requireRefusal(t, err, ErrSchemaVersion)

@@ -324,8 +324,9 @@ func (db *CheckpointDB) readEvidence(ctx context.Context, r pebble.Reader, from 
 // Restore returns the state the gadget needs at start-up: the pointers, the
 // certificates with target at or above the finalized number, the votes with
 // target above it (stored ones and those held by those certificates), the
-// evidence above it plus every conflicting-finality evidence, and every
-// active halt. Every read is a bounded iteration that starts at the
+// evidence above it plus every conflicting-finality evidence, every active
+// halt and every hand-off certificate (in set id order; a gap in the set
+// ids is ErrCorrupted). Every read is a bounded iteration that starts at the
 // finalized number, so its cost does not grow with retained history. Every
 // record is validated; a bad one is ErrCorrupted, never skipped.
 func (db *CheckpointDB) Restore(ctx context.Context) (finality.RestoredState, error) {
@@ -366,6 +367,9 @@ func (db *CheckpointDB) Restore(ctx context.Context) (finality.RestoredState, er
 		}
 	}
 	if st.Halts, err = db.readHalts(ctx, snap); err != nil {
+		return finality.RestoredState{}, err
+	}
+	if st.HandOffs, err = db.readHandOffs(ctx, snap); err != nil {
 		return finality.RestoredState{}, err
 	}
 	return st, nil
@@ -659,6 +663,7 @@ func (db *CheckpointDB) verify(ctx context.Context, load bool) error {
 	f := v.finalNumber()
 	targets := make(map[uint64]*targetVotes)
 	leftovers := 0
+	var handOffs handOffSeq
 	err = scan(ctx, snap, nil, nil, func(key, val []byte) error {
 		k, err := DecodeKey(key)
 		if err != nil {
@@ -673,6 +678,11 @@ func (db *CheckpointDB) verify(ctx context.Context, load bool) error {
 			}
 		case KeyHalt:
 			_, err = db.decodeHaltRecord(key, val)
+		case KeyHandOff:
+			var c checkpoint.Certificate
+			if c, err = db.decodeHandOffRecord(key, val); err == nil {
+				err = handOffs.next(key, c.SetID)
+			}
 		case KeySignerRecord:
 			_, err = db.decodeSignerRecord(key, val)
 		case KeyVote:

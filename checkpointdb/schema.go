@@ -26,14 +26,18 @@ import (
 //	0x08    0x08 | number u64 BE                     empty: number has (had) a vote or certificate
 //	0x01    0x01 'r'                                 rebuild floor u64 BE (schema 2)
 //	0x09    0x09 | checkpoint u64 BE | id (32)       EncodeHalt (schema 2)
+//	0x0A    0x0A | set id u64 BE                     EncodeCertificate: hand-off of the set (schema 3)
 //
 // SchemaVersion is bumped on any change of this table that an older release
 // could misread: version 2 adds the rebuild floor and the halts, which a
-// version-1 release would take for corruption. A database records the lowest
-// version that can read it: it stays at version 1 (readable by older
-// releases) until it stores a record only version 2 defines, and the
-// version is raised in the same synced batch as that record.
-const SchemaVersion uint32 = 2
+// version-1 release would take for corruption; version 3 adds the hand-off
+// certificates, which a version-2 release would take for corruption. A
+// database records the lowest version that can read it: it stays at version
+// 1 (readable by older releases) until it stores a record only a later
+// version defines, and the version is raised in the same synced batch as
+// that record (to 2 by the first halt or rebuild floor, to 3 by the first
+// hand-off).
+const SchemaVersion uint32 = 3
 
 // minSchemaVersion is the oldest schema version this build opens.
 const minSchemaVersion uint32 = 1
@@ -55,9 +59,12 @@ const (
 	// prefixHalt keys hold persisted safety alarms (schema 2); never
 	// pruned.
 	prefixHalt byte = 0x09
+	// prefixHandOff keys hold the hand-off certificates of the authority
+	// sets, by set id (schema 3); never pruned.
+	prefixHandOff byte = 0x0a
 	// prefixEnd is one past the last prefix in use: the upper bound of a
 	// whole-keyspace iteration.
-	prefixEnd byte = 0x0a
+	prefixEnd byte = 0x0b
 )
 
 // Key lengths, used by the key decoders to reject malformed keys.
@@ -68,6 +75,7 @@ const (
 	signerKeyLen   = 1 + ed25519.PublicKeySize
 	evidenceKeyLen = 1 + 8 + checkpoint.HashSize
 	haltKeyLen     = 1 + 8 + checkpoint.HashSize
+	handOffKeyLen  = 1 + 8
 	pruneValueLen  = 8 + 8
 )
 
@@ -138,6 +146,13 @@ func haltKey(number uint64, id checkpoint.Hash) []byte {
 	return k
 }
 
+func handOffKey(setID uint64) []byte {
+	k := make([]byte, handOffKeyLen)
+	k[0] = prefixHandOff
+	binary.BigEndian.PutUint64(k[1:], setID)
+	return k
+}
+
 func indexKey(number uint64) []byte {
 	k := make([]byte, indexKeyLen)
 	k[0] = prefixIndex
@@ -172,6 +187,7 @@ const (
 	KeyIndex
 	KeyRebuildFloor
 	KeyHalt
+	KeyHandOff
 )
 
 func (k KeyKind) String() string {
@@ -200,6 +216,8 @@ func (k KeyKind) String() string {
 		return "rebuild-floor"
 	case KeyHalt:
 		return "halt"
+	case KeyHandOff:
+		return "hand-off"
 	default:
 		return "unknown"
 	}
@@ -208,7 +226,7 @@ func (k KeyKind) String() string {
 // Key is a decoded database key. Only the fields of its Kind are set.
 type Key struct {
 	Kind      KeyKind
-	Number    uint64                    // vote/certificate target, evidence/halt checkpoint, index number
+	Number    uint64                    // vote/certificate target, evidence/halt checkpoint, index number, hand-off set id
 	Validator checkpoint.ValidatorIndex // vote
 	PublicKey ed25519.PublicKey         // signer record
 	ID        checkpoint.Hash           // evidence/halt id
@@ -244,6 +262,8 @@ func (k Key) Encode() ([]byte, error) {
 		return append([]byte(nil), keyRebuildFloor...), nil
 	case KeyHalt:
 		return haltKey(k.Number, k.ID), nil
+	case KeyHandOff:
+		return handOffKey(k.Number), nil
 	default:
 		return nil, fmt.Errorf("%w: unknown key kind %d", checkpoint.ErrMalformed, k.Kind)
 	}
@@ -321,6 +341,11 @@ func DecodeKey(b []byte) (Key, error) {
 		k := Key{Kind: KeyHalt, Number: binary.BigEndian.Uint64(b[1:9])}
 		copy(k.ID[:], b[9:])
 		return k, nil
+	case prefixHandOff:
+		if len(b) != handOffKeyLen {
+			return bad("hand-off")
+		}
+		return Key{Kind: KeyHandOff, Number: binary.BigEndian.Uint64(b[1:])}, nil
 	default:
 		return Key{}, fmt.Errorf("%w: unknown key prefix 0x%02x", checkpoint.ErrMalformed, b[0])
 	}
@@ -363,6 +388,8 @@ func schemaOf(k KeyKind) uint32 {
 	switch k {
 	case KeyRebuildFloor, KeyHalt:
 		return 2
+	case KeyHandOff:
+		return 3
 	default:
 		return 1
 	}

@@ -34,6 +34,7 @@ func TestKeyLayout(t *testing.T) {
 		{Key{Kind: KeyIndex, Number: 3}, "08" + "0000000000000003"},
 		{Key{Kind: KeyRebuildFloor}, "0172"},
 		{Key{Kind: KeyHalt, Number: 4, ID: id}, "09" + "0000000000000004" + hexOf(id[:])},
+		{Key{Kind: KeyHandOff, Number: 0x0203}, "0a" + "0000000000000203"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.key.Kind.String(), func(t *testing.T) {
