@@ -469,14 +469,22 @@ func (c *Config) Validate() error {
 	}
 
 	// A dev key validates only on a chain whose spec lists its public key
-	// (the builtin dev and local chains, or a custom spec derived from
-	// them); anywhere else it could never author or vote.
+	// in its authority set or a scheduled one (the builtin dev and local
+	// chains, or a custom spec derived from them); anywhere else it could
+	// never author or vote.
 	if c.Validator && c.KeyName != "" {
 		key, err := chainspec.DevKey(c.KeyName)
 		if err != nil {
 			return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 		}
-		if _, ok := spec.AuthoritySet().IndexOf(key.Public().(ed25519.PublicKey)); !ok {
+		pub := key.Public().(ed25519.PublicKey)
+		_, ok := spec.AuthoritySet().IndexOf(pub)
+		for _, ch := range spec.Schedule().Changes {
+			for _, k := range ch.Keys {
+				ok = ok || k.Equal(pub)
+			}
+		}
+		if !ok {
 			names := make([]string, len(spec.Authorities))
 			for i, a := range spec.Authorities {
 				names[i] = a.Name

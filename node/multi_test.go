@@ -35,6 +35,8 @@ type testNet struct {
 	metrics bool
 	// stateRetention, when set, is the validators' --state-retention.
 	stateRetention uint64
+	// names, when set, are the validators' key names (else localNames).
+	names []string
 }
 
 var localNames = []string{"alice", "bob", "charlie", "dave"}
@@ -42,7 +44,11 @@ var localNames = []string{"alice", "bob", "charlie", "dave"}
 func (tn *testNet) start(i int) {
 	tn.t.Helper()
 	cfg := testConfig(tn.t, tn.spec, tn.bases[i], true)
-	cfg.KeyName = localNames[i]
+	names := localNames
+	if tn.names != nil {
+		names = tn.names
+	}
+	cfg.KeyName = names[i]
 	if tn.metrics {
 		cfg.Metrics.Addr = "127.0.0.1:0"
 	}
@@ -52,7 +58,7 @@ func (tn *testNet) start(i int) {
 	if tn.boot != "" && i != 0 {
 		cfg.P2P.Bootnodes = []string{tn.boot}
 	}
-	n, err := New(context.Background(), cfg, zap.NewNop().Named(localNames[i]))
+	n, err := New(context.Background(), cfg, zap.NewNop().Named(names[i]))
 	require.NoError(tn.t, err)
 	if i == 0 && tn.boot == "" {
 		tn.boot = n.net.Addrs()[0].String()
