@@ -22,6 +22,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/flarechain/flare-node/chainspec"
+	"github.com/flarechain/flare-node/checkpointdb"
+	"github.com/flarechain/flare-node/consensus/checkpoint"
+	"github.com/flarechain/flare-node/consensus/finality"
+	"github.com/flarechain/flare-node/node/api"
 	"github.com/flarechain/flare-node/config"
 	"github.com/flarechain/flare-node/p2p"
 )
@@ -751,6 +755,47 @@ func TestTestnetJoinLeave(t *testing.T) {
 	printed, err := chainspec.Parse([]byte(r.stdout))
 	require.NoError(t, err)
 	require.Equal(t, spec, printed)
+
+	// `authorities` on a stopped node: the schedule alone, then with the
+	// first hand-off in its checkpoint database.
+	specPath := filepath.Join(dir, testnetSpecFile)
+	r = s.run("", nil, "authorities", "--chain", specPath, "--base-path", env["NODE1_BASE_PATH"])
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Contains(t, r.stdout, "authority set 0 in force since checkpoint 0 (4 keys, quorum 3)")
+	require.Contains(t, r.stdout, "set 1 takes over once set 0 finalizes checkpoint 8 or above (5 keys)")
+	require.Contains(t, r.stdout, "set 2 takes over once set 1 finalizes checkpoint 16 or above (4 keys)")
+	{
+		g := genesisOf(spec)
+		cp := func(n uint64) checkpoint.Checkpoint { return checkpoint.Checkpoint{Number: n, Hash: checkpoint.HashOf([]byte{byte(n)})} }
+		v := checkpoint.Vote{Genesis: g, SetID: 0, Source: cp(8), Target: cp(9)}
+		var votes []checkpoint.SignedVote
+		for i := range 3 {
+			key, err := config.ReadKeyFile(env[fmt.Sprintf("NODE%d_KEY_FILE", i)])
+			require.NoError(t, err)
+			votes = append(votes, checkpoint.SignedVote{Vote: v, Validator: checkpoint.ValidatorIndex(i), Signature: finality.NewKeySigner(key).Sign(v.SigningBytes())})
+		}
+		cert, err := checkpoint.NewCertificate(votes)
+		require.NoError(t, err)
+		c := config.Default()
+		c.Chain, c.BasePath = specPath, env["NODE1_BASE_PATH"]
+		require.NoError(t, c.Validate())
+		db, err := checkpointdb.Open(c.CheckpointDBPath(), checkpointdb.Options{Genesis: g})
+		require.NoError(t, err)
+		require.NoError(t, db.StoreHandOff(context.Background(), cert))
+		require.NoError(t, db.Close())
+	}
+	r = s.run("", nil, "authorities", "--chain", specPath, "--base-path", env["NODE1_BASE_PATH"])
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Contains(t, r.stdout, "authority set 1 in force since checkpoint 9 (5 keys, quorum 4)")
+	require.NotContains(t, r.stdout, "set 1 takes over")
+	require.Contains(t, r.stdout, "set 2 takes over once set 1 finalizes checkpoint 16 or above (4 keys)")
+	r = s.run("", nil, "authorities", "--chain", specPath, "--base-path", env["NODE1_BASE_PATH"], "--json")
+	require.Equal(t, 0, r.code, r.stderr)
+	var doc api.Authorities
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &doc))
+	require.Equal(t, uint64(1), doc.SetID)
+	require.Len(t, doc.Authorities, 5)
+	require.Equal(t, "0x"+pubs[4], doc.Authorities[4].PublicKey)
 
 	// --leave-at alone removes node0 from the genesis set as set 1.
 	r = s.run("", nil, "testnet", "--validators", "3", "--out", "net-leave", "--base-port", "41200", "--metrics-base-port", "0", "--leave-at", "5")

@@ -59,6 +59,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			txCommand(),
 			purgeChainCommand(),
 			checkpointsCommand(),
+			authoritiesCommand(),
 			signerCommand(),
 			testnetCommand(),
 			benchCommand(),
