@@ -23,10 +23,10 @@ import (
 
 	"github.com/flarechain/flare-node/chainspec"
 	"github.com/flarechain/flare-node/checkpointdb"
+	"github.com/flarechain/flare-node/config"
 	"github.com/flarechain/flare-node/consensus/checkpoint"
 	"github.com/flarechain/flare-node/consensus/finality"
 	"github.com/flarechain/flare-node/node/api"
-	"github.com/flarechain/flare-node/config"
 	"github.com/flarechain/flare-node/p2p"
 )
 
@@ -766,7 +766,9 @@ func TestTestnetJoinLeave(t *testing.T) {
 	require.Contains(t, r.stdout, "set 2 takes over once set 1 finalizes checkpoint 16 or above (4 keys)")
 	{
 		g := genesisOf(spec)
-		cp := func(n uint64) checkpoint.Checkpoint { return checkpoint.Checkpoint{Number: n, Hash: checkpoint.HashOf([]byte{byte(n)})} }
+		cp := func(n uint64) checkpoint.Checkpoint {
+			return checkpoint.Checkpoint{Number: n, Hash: checkpoint.HashOf([]byte{byte(n)})}
+		}
 		v := checkpoint.Vote{Genesis: g, SetID: 0, Source: cp(8), Target: cp(9)}
 		var votes []checkpoint.SignedVote
 		for i := range 3 {
