@@ -52,12 +52,17 @@ func pubs(keys []ed25519.PrivateKey, idx ...int) []ed25519.PublicKey {
 func newHandoffNet(t *testing.T, mut Mutations) *handoffNet {
 	keys := handoffKeys(5)
 	genesis := checkpoint.HashOf([]byte("hand-off genesis"))
+	return newHandoffNetWith(t, mut, keys, genesis, []checkpoint.SetChange{
+		{SetID: 1, HandOff: 3, Keys: pubs(keys, 0, 1, 2, 3, 4)},
+		{SetID: 2, HandOff: 6, Keys: pubs(keys, 1, 2, 3, 4)},
+	})
+}
+
+// newHandoffNetWith: genesis set = keys 0..3, then changes.
+func newHandoffNetWith(t *testing.T, mut Mutations, keys []ed25519.PrivateKey, genesis checkpoint.Hash, changes []checkpoint.SetChange) *handoffNet {
 	sched := checkpoint.Schedule{
 		Genesis: checkpoint.AuthoritySet{Genesis: genesis, SetID: 0, Keys: pubs(keys, 0, 1, 2, 3)},
-		Changes: []checkpoint.SetChange{
-			{SetID: 1, HandOff: 3, Keys: pubs(keys, 0, 1, 2, 3, 4)},
-			{SetID: 2, HandOff: 6, Keys: pubs(keys, 1, 2, 3, 4)},
-		},
+		Changes: changes,
 	}
 	require.NoError(t, sched.Validate())
 	n := &handoffNet{t: t, genesis: genesis, sched: sched, keys: keys, down: map[int]bool{}, now: time.Unix(1000, 0)}
@@ -341,4 +346,38 @@ func TestHandOffMutantsDiverge(t *testing.T) {
 	require.NoError(t, n.cores[1].VerifyProof(p), "the mutant accepts a proof that skips every set")
 	_, _, _, err := n.sched.VerifyFinalityProof(p)
 	require.ErrorIs(t, err, checkpoint.ErrBadProof)
+}
+
+// TestKeyRotation: validator 3 rotates its key (key 3 leaves, key 4 joins
+// in the same hand-off): finality goes on, the old key never signs for
+// the new set, the new key signs only for it and from the checkpoint after
+// the hand-off, and neither key signs two votes for one target.
+func TestKeyRotation(t *testing.T) {
+	keys := handoffKeys(5)
+	genesis := checkpoint.HashOf([]byte("rotation genesis"))
+	n := newHandoffNetWith(t, Mutations{}, keys, genesis, []checkpoint.SetChange{{SetID: 1, HandOff: 4, Keys: pubs(keys, 0, 1, 2, 4)}})
+	n.advance(10)
+	h := n.cores[0].HandOffs()
+	require.Len(t, h, 1)
+	for i, c := range n.cores {
+		require.Equal(t, uint64(1), c.Authorities().SetID, "core %d", i)
+		require.GreaterOrEqual(t, c.Finalized().Number, uint64(8))
+	}
+	require.NotEmpty(t, n.signed[3])
+	for _, v := range n.signed[3] {
+		require.Zero(t, v.SetID, "the rotated-out key signed for the new set")
+	}
+	require.True(t, n.sched.IsHandOffLink(0, n.signed[3][len(n.signed[3])-1].Vote), "its last vote is its hand-off vote")
+	require.NotEmpty(t, n.signed[4])
+	first := n.signed[4][0]
+	require.Equal(t, uint64(1), first.SetID)
+	require.Equal(t, h[0].Target, first.Source, "the new key's first vote starts from the hand-off")
+	require.Equal(t, h[0].Target.Number+1, first.Target.Number, "no checkpoint missed")
+	for i, votes := range n.signed {
+		for k, v := range votes {
+			for _, w := range votes[:k] {
+				require.False(t, v.Vote.Target.Number == w.Vote.Target.Number && v.Vote != w.Vote, "double vote by key %d", i)
+			}
+		}
+	}
 }
