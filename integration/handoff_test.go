@@ -73,6 +73,11 @@ func TestHandOffsWithTheBinary(t *testing.T) {
 	ln := newLocalNetOn(t, path, spec, 2)
 	// Process 4 is eve, a validator of the later sets; 5 a late full node.
 	ln.names[4], ln.validator[4] = "eve", true
+	eve, err := chainspec.DevKey("eve")
+	require.NoError(t, err)
+	keyFile := filepath.Join(t.TempDir(), "eve.key")
+	require.NoError(t, config.WriteKeyFile(keyFile, eve))
+	ln.keyFiles = map[int]string{4: keyFile}
 	cfg := config.Default()
 	cfg.Chain, cfg.BasePath = path, ln.bases[4]
 	require.NoError(t, cfg.Validate())

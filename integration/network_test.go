@@ -46,6 +46,8 @@ type localNet struct {
 	soleBootnode bool
 	// extra arguments of every node.
 	extra []string
+	// keyFiles: a validator's --key-file instead of its dev key flag.
+	keyFiles map[int]string
 }
 
 // fastLocalSpec writes the builtin local chain with short slots and
@@ -115,7 +117,10 @@ func (ln *localNet) start(i int) *proc {
 	args := []string{"--chain", ln.specPath, "--enable-asf", "--base-path", ln.bases[i],
 		"--listen-addr", fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", ln.ports[i]), "--name", ln.names[i],
 		"--metrics-addr", fmt.Sprintf("127.0.0.1:%d", ln.metrics[i])}
-	if ln.validator[i] {
+	switch {
+	case ln.keyFiles[i] != "":
+		args = append(args, "--validator", "--key-file", ln.keyFiles[i])
+	case ln.validator[i]:
 		args = append(args, "--"+ln.names[i])
 	}
 	args = append(args, ln.extra...)
