@@ -1057,9 +1057,15 @@ func (e *Engine) ServeVotes(ctx context.Context, pub ed25519.PublicKey, from uin
 	return votes, false
 }
 
-// authorityIndex is pub's validator index in the spec's authority set.
+// authorityIndex is pub's validator index in the authority set in force.
 func (e *Engine) authorityIndex(pub ed25519.PublicKey) (checkpoint.ValidatorIndex, bool) {
-	for i, k := range e.spec.AuthoritySet().Keys {
+	keys := e.spec.AuthoritySet().Keys
+	if e.gadget != nil {
+		// The set in force (votes are stored by index; after a hand-off a
+		// key's index is its index in the new set).
+		keys = e.gadget.Authorities().Set.Keys
+	}
+	for i, k := range keys {
 		if k.Equal(pub) {
 			return checkpoint.ValidatorIndex(i), true
 		}
