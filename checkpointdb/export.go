@@ -54,6 +54,17 @@ type InterchangeVote struct {
 	TargetNumber string `json:"target_number"`
 	TargetHash   string `json:"target_hash,omitempty"`
 	SigningRoot  string `json:"signing_root,omitempty"`
+	// SetID is the authority set id of the vote (a decimal string; omitted
+	// for set 0). On a watermark entry it is the lowest set id the key may
+	// sign for.
+	SetID string `json:"set_id,omitempty"`
+}
+
+func setIDString(id uint64) string {
+	if id == 0 {
+		return ""
+	}
+	return strconv.FormatUint(id, 10)
 }
 
 // SigningRoot returns the interchange signing root of a vote.
@@ -89,12 +100,18 @@ func ExportSignerRecordsJSON(recs []checkpoint.SignerRecord, genesis checkpoint.
 				TargetNumber: strconv.FormatUint(r.Last.Target.Number, 10),
 				TargetHash:   r.Last.Target.Hash.String(),
 				SigningRoot:  SigningRoot(r.Last.Vote).String(),
+				SetID:        setIDString(r.Last.SetID),
 			})
 		}
-		if t, s, has := effective(r); has && (r.Last == nil || t > r.Last.Target.Number || s > r.Last.Source.Number) {
+		lastSet := uint64(0)
+		if r.Last != nil {
+			lastSet = r.Last.SetID
+		}
+		if t, s, has := effective(r); (has || r.MinSetID > lastSet) && (r.Last == nil || t > r.Last.Target.Number || s > r.Last.Source.Number || r.MinSetID > lastSet) {
 			k.SignedVotes = append(k.SignedVotes, InterchangeVote{
 				SourceNumber: strconv.FormatUint(s, 10),
-				TargetNumber: strconv.FormatUint(t, 10),
+				TargetNumber: strconv.FormatUint(max(t, s+1), 10),
+				SetID:        setIDString(r.MinSetID),
 			})
 		}
 		doc.Data = append(doc.Data, k)
@@ -117,6 +134,26 @@ type InterchangeWatermark struct {
 	PublicKey ed25519.PublicKey
 	Source    uint64
 	Target    uint64
+	// MinSetID is the lowest set id the key may sign for: the highest
+	// set_id of its entries (ApplySchedule raises it past a set whose
+	// hand-off link the key signed).
+	MinSetID uint64
+	// Votes are the key's vote entries (those with a signing root) with
+	// their set ids and numbers, for ApplySchedule.
+	Votes []checkpoint.Vote
+}
+
+// ApplySchedule raises each key's MinSetID to one above every set whose
+// hand-off link (checkpoint.Schedule.IsHandOffLink) the key signed, so an
+// imported record signs nothing more for that set.
+func (p *ParsedInterchange) ApplySchedule(s checkpoint.Schedule) {
+	for i := range p.Keys {
+		for _, v := range p.Keys[i].Votes {
+			if s.IsHandOffLink(v.SetID, v) {
+				p.Keys[i].MinSetID = max(p.Keys[i].MinSetID, v.SetID+1)
+			}
+		}
+	}
 }
 
 // ParsedInterchange is a validated interchange document.
@@ -202,6 +239,12 @@ func ParseInterchange(data []byte) (ParsedInterchange, error) {
 			if src >= tgt {
 				return bad("%s: source %d not below target %d", where, src, tgt)
 			}
+			var setID uint64
+			if v.SetID != "" {
+				if setID, err = parseDecimal(v.SetID); err != nil {
+					return bad("%s.set_id: %v", where, err)
+				}
+			}
 			for name, h := range map[string]string{"source_hash": v.SourceHash, "target_hash": v.TargetHash, "signing_root": v.SigningRoot} {
 				if h == "" {
 					continue
@@ -217,6 +260,10 @@ func ParseInterchange(data []byte) (ParsedInterchange, error) {
 				byKey[string(pub[:])] = w
 			}
 			w.Source, w.Target = max(w.Source, src), max(w.Target, tgt)
+			w.MinSetID = max(w.MinSetID, setID)
+			if v.SigningRoot != "" {
+				w.Votes = append(w.Votes, checkpoint.Vote{SetID: setID, Source: checkpoint.Checkpoint{Number: src}, Target: checkpoint.Checkpoint{Number: tgt}})
+			}
 		}
 	}
 	for _, w := range byKey {
@@ -332,10 +379,11 @@ func (db *CheckpointDB) ImportSignerRecords(ctx context.Context, doc ParsedInter
 		if w.Source > s {
 			rec.MinSource = w.Source
 		}
+		rec.MinSetID = max(rec.MinSetID, w.MinSetID)
 		t, s, _ = effective(rec)
 		k.After = SignerWatermark{PublicKey: w.PublicKey, Target: t, Source: s}
 		out = append(out, k)
-		if found && rec.MinTarget == stored.MinTarget && rec.MinSource == stored.MinSource {
+		if found && rec.MinTarget == stored.MinTarget && rec.MinSource == stored.MinSource && rec.MinSetID == stored.MinSetID {
 			continue // the stored record already holds everything
 		}
 		val, err := checkpoint.EncodeSignerRecord(rec)

@@ -44,7 +44,7 @@ func TestExportSignerRecordsJSON(t *testing.T) {
 	require.Len(t, byKey, 3)
 	hexKey := func(i int) string { return "0x" + hexOf(pub(i)) }
 	root := SigningRoot(last.Vote).String()
-	lastEntry := InterchangeVote{SourceNumber: "41", SourceHash: cp(41).Hash.String(), TargetNumber: "42", TargetHash: cp(42).Hash.String(), SigningRoot: root}
+	lastEntry := InterchangeVote{SourceNumber: "41", SourceHash: cp(41).Hash.String(), TargetNumber: "42", TargetHash: cp(42).Hash.String(), SigningRoot: root, SetID: setIDString(last.SetID)}
 	require.Equal(t, []InterchangeVote{lastEntry}, byKey[hexKey(0)].SignedVotes)
 	require.Equal(t, []InterchangeVote{}, byKey[hexKey(1)].SignedVotes)
 	require.Equal(t, []InterchangeVote{lastEntry, {SourceNumber: "50", TargetNumber: "60"}}, byKey[hexKey(2)].SignedVotes)
@@ -111,12 +111,58 @@ func handWritten(genesis checkpoint.Hash, pubA, pubB ed25519.PublicKey) string {
 }`
 }
 
+// TestInterchangeSetIDs: exported votes carry their set id; an import
+// keeps the highest, and past a set whose hand-off link the key signed
+// (per the chain's schedule) the record refuses that set.
+func TestInterchangeSetIDs(t *testing.T) {
+	sched := checkpoint.Schedule{Genesis: checkpoint.AuthoritySet{Genesis: testGenesis, SetID: 0, Keys: []ed25519.PublicKey{pubOf(0), pubOf(1), pubOf(2), pubOf(3)}},
+		Changes: []checkpoint.SetChange{{SetID: 1, HandOff: 5, Keys: []ed25519.PublicKey{pubOf(0), pubOf(1), pubOf(2), pubOf(3), pubOf(4)}}}}
+	tests := []struct {
+		name     string
+		last     checkpoint.Vote
+		minSetID uint64
+	}{
+		{"set 0 below the hand-off", checkpoint.Vote{Genesis: testGenesis, SetID: 0, Source: cp(3), Target: cp(4)}, 0},
+		{"set 0 hand-off link", checkpoint.Vote{Genesis: testGenesis, SetID: 0, Source: cp(6), Target: cp(7)}, 1},
+		{"set 1 vote", checkpoint.Vote{Genesis: testGenesis, SetID: 1, Source: cp(7), Target: cp(8)}, 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := checkpoint.SignerRecord{PublicKey: pubOf(0), Genesis: testGenesis, Last: &checkpoint.SignedVote{Vote: tc.last}}
+			raw, err := ExportSignerRecordsJSON([]checkpoint.SignerRecord{rec}, testGenesis)
+			require.NoError(t, err)
+			doc, err := ParseInterchange(raw)
+			require.NoError(t, err)
+			doc.ApplySchedule(sched)
+			require.Equal(t, tc.minSetID, doc.Keys[0].MinSetID)
+			imported := checkpoint.SignerRecord{PublicKey: pubOf(0), Genesis: testGenesis, MinSource: doc.Keys[0].Source,
+				MinTarget: doc.Keys[0].Target, MinSetID: doc.Keys[0].MinSetID}
+			// The imported record never signs a second hand-off link of
+			// the set, nor for an earlier set.
+			next := checkpoint.Vote{Genesis: testGenesis, SetID: tc.last.SetID, Source: cp(tc.last.Target.Number), Target: cp(tc.last.Target.Number + 1)}
+			_, err = imported.CheckInSchedule(next, sched)
+			if tc.minSetID > tc.last.SetID {
+				require.ErrorIs(t, err, checkpoint.ErrSlashable)
+			} else {
+				require.NoError(t, err)
+			}
+			// A record with a raised set id survives a re-export.
+			raw, err = ExportSignerRecordsJSON([]checkpoint.SignerRecord{imported}, testGenesis)
+			require.NoError(t, err)
+			again, err := ParseInterchange(raw)
+			require.NoError(t, err)
+			require.Equal(t, tc.minSetID, again.Keys[0].MinSetID)
+		})
+	}
+}
+
 func TestParseInterchange(t *testing.T) {
 	doc, err := ParseInterchange([]byte(handWritten(testGenesis, pubOf(0), pubOf(1))))
 	require.NoError(t, err)
 	require.Equal(t, testGenesis, doc.Genesis)
 	require.Equal(t, 3, doc.Entries)
-	require.Equal(t, []InterchangeWatermark{{PublicKey: pubOf(0), Source: 43, Target: 45}}, doc.Keys,
+	require.Equal(t, []InterchangeWatermark{{PublicKey: pubOf(0), Source: 43, Target: 45,
+		Votes: []checkpoint.Vote{{Source: checkpoint.Checkpoint{Number: 41}, Target: checkpoint.Checkpoint{Number: 42}}}}}, doc.Keys,
 		"maximum source and target over all entries of a key; a key without entries imports nothing")
 
 	valid := `{"metadata":{"interchange_format_version":"5","genesis_hash":"` + testGenesis.String() + `"},"data":[{"pubkey":"0x` + hexOf(pubOf(0)) + `","signed_votes":[{"source_number":"1","target_number":"2"}]}]}`

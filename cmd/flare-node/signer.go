@@ -159,6 +159,7 @@ func signerImport(c *cli.Context) error {
 		return usageError(fmt.Errorf("%s: %w; nothing was imported", file, err))
 	}
 	genesis := genesisOf(cfg.Spec)
+	doc.ApplySchedule(cfg.Spec.Schedule())
 	if doc.Genesis != genesis {
 		return usageError(fmt.Errorf("%s is for the chain with genesis %s, not chain %s (genesis %s); nothing was imported", file, doc.Genesis, cfg.Spec.ID, genesis))
 	}

@@ -303,6 +303,7 @@ func EncodeSignerRecord(r SignerRecord) ([]byte, error) {
 		GenesisHash: r.Genesis[:],
 		MinSource:   r.MinSource,
 		MinTarget:   r.MinTarget,
+		MinSetId:    r.MinSetID,
 	}
 	if r.Last != nil {
 		p.LastVote = VoteToPB(*r.Last)
@@ -328,6 +329,7 @@ func DecodeSignerRecord(b []byte) (SignerRecord, error) {
 		Genesis:   g,
 		MinSource: p.GetMinSource(),
 		MinTarget: p.GetMinTarget(),
+		MinSetID:  p.GetMinSetId(),
 	}
 	if p.LastVote != nil {
 		v, err := VoteFromPB(p.LastVote)

@@ -25,6 +25,9 @@ type SignerRecord struct {
 	// a new vote needs source >= MinSource and target > MinTarget.
 	MinSource uint64
 	MinTarget uint64
+	// MinSetID: no vote for an authority set below this id (raised by
+	// import, from the set ids of the exported votes; CheckInSchedule).
+	MinSetID uint64
 }
 
 // Decision is the outcome of SignerRecord.Check.
@@ -82,8 +85,14 @@ func (r SignerRecord) Clone() SignerRecord {
 // the watermarks protect FFG's slashing conditions.
 func (r *SignerRecord) CheckInSchedule(v Vote, s Schedule) (Decision, error) {
 	d, err := r.Check(v)
-	if err != nil || d == ReturnStored || r.Last == nil {
+	if err != nil || d == ReturnStored {
 		return d, err
+	}
+	if v.SetID < r.MinSetID {
+		return 0, fmt.Errorf("%w: set %d below the record's lowest set %d", ErrSlashable, v.SetID, r.MinSetID)
+	}
+	if r.Last == nil {
+		return d, nil
 	}
 	last := r.Last.Vote
 	switch {

@@ -708,6 +708,9 @@ func (c *Core) maybeVote() {
 	if cp.Number <= j.Number || cp.Number <= c.refusedAt {
 		return
 	}
+	if c.record.MinSetID > c.auth.SetID {
+		return
+	}
 	if last := c.record.Last; last != nil && (last.SetID > c.auth.SetID ||
 		(last.SetID == c.auth.SetID && c.sched.IsHandOffLink(c.auth.SetID, last.Vote))) {
 		// This key signed its hand-off link for this set (or already votes

@@ -490,12 +490,15 @@ func (x *Evidence) GetCheckpoint() uint64 {
 // SignerRecord is the persisted slashing-protection record of one local key
 // (EIP-3076 "minimal" strategy): the last vote signed, with its signature.
 type SignerRecord struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	PublicKey     []byte                 `protobuf:"bytes,1,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"` // 32-byte ed25519 public key
-	GenesisHash   []byte                 `protobuf:"bytes,2,opt,name=genesis_hash,json=genesisHash,proto3" json:"genesis_hash,omitempty"`
-	LastVote      *Vote                  `protobuf:"bytes,3,opt,name=last_vote,json=lastVote,proto3" json:"last_vote,omitempty"`     // absent when the key never signed
-	MinSource     uint64                 `protobuf:"varint,4,opt,name=min_source,json=minSource,proto3" json:"min_source,omitempty"` // low watermarks (raised by import/repair)
-	MinTarget     uint64                 `protobuf:"varint,5,opt,name=min_target,json=minTarget,proto3" json:"min_target,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	PublicKey   []byte                 `protobuf:"bytes,1,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"` // 32-byte ed25519 public key
+	GenesisHash []byte                 `protobuf:"bytes,2,opt,name=genesis_hash,json=genesisHash,proto3" json:"genesis_hash,omitempty"`
+	LastVote    *Vote                  `protobuf:"bytes,3,opt,name=last_vote,json=lastVote,proto3" json:"last_vote,omitempty"`     // absent when the key never signed
+	MinSource   uint64                 `protobuf:"varint,4,opt,name=min_source,json=minSource,proto3" json:"min_source,omitempty"` // low watermarks (raised by import/repair)
+	MinTarget   uint64                 `protobuf:"varint,5,opt,name=min_target,json=minTarget,proto3" json:"min_target,omitempty"`
+	// min_set_id: never sign for an authority set below this id (raised by
+	// import: one above a set whose hand-off link the key signed).
+	MinSetId      uint64 `protobuf:"varint,6,opt,name=min_set_id,json=minSetId,proto3" json:"min_set_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -561,6 +564,13 @@ func (x *SignerRecord) GetMinSource() uint64 {
 func (x *SignerRecord) GetMinTarget() uint64 {
 	if x != nil {
 		return x.MinTarget
+	}
+	return 0
+}
+
+func (x *SignerRecord) GetMinSetId() uint64 {
+	if x != nil {
+		return x.MinSetId
 	}
 	return 0
 }
@@ -1740,7 +1750,7 @@ const file_flare_v1_flare_proto_rawDesc = "" +
 	"\vcertificate\x18\x05 \x01(\v2\x15.flare.v1.CertificateR\vcertificate\x12\x1e\n" +
 	"\n" +
 	"checkpoint\x18\x06 \x01(\x04R\n" +
-	"checkpoint\"\xbb\x01\n" +
+	"checkpoint\"\xd9\x01\n" +
 	"\fSignerRecord\x12\x1d\n" +
 	"\n" +
 	"public_key\x18\x01 \x01(\fR\tpublicKey\x12!\n" +
@@ -1749,7 +1759,9 @@ const file_flare_v1_flare_proto_rawDesc = "" +
 	"\n" +
 	"min_source\x18\x04 \x01(\x04R\tminSource\x12\x1d\n" +
 	"\n" +
-	"min_target\x18\x05 \x01(\x04R\tminTarget\"\xc0\x01\n" +
+	"min_target\x18\x05 \x01(\x04R\tminTarget\x12\x1c\n" +
+	"\n" +
+	"min_set_id\x18\x06 \x01(\x04R\bminSetId\"\xc0\x01\n" +
 	"\x04Halt\x12,\n" +
 	"\x06reason\x18\x01 \x01(\x0e2\x14.flare.v1.HaltReasonR\x06reason\x12\x1e\n" +
 	"\n" +
