@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -16,6 +17,7 @@ import (
 	manet "github.com/multiformats/go-multiaddr/net"
 
 	"github.com/flarechain/flare-node/chainspec"
+	"github.com/flarechain/flare-node/consensus/checkpoint"
 )
 
 // Defaults of a node that is not otherwise configured.
@@ -111,6 +113,12 @@ type Config struct {
 	// their complete account state (older canonical states are pruned; the
 	// blocks themselves are kept).
 	StateRetentionBlocks uint64 `toml:"state_retention_blocks"`
+	// CheckpointSync is a trusted checkpoint "NUMBER:0xHASH" (weak
+	// subjectivity): the node refuses finality proofs that do not contain
+	// it and stops if its finalized chain does not hold it. Validate parses
+	// it into TrustedCheckpoint.
+	CheckpointSync    string                 `toml:"checkpoint_sync"`
+	TrustedCheckpoint *checkpoint.Checkpoint `toml:"-"`
 	// PIDFile, when set, is written with the node's process id once the
 	// node holds its databases, and removed when it exits (a kill -9
 	// leaves it behind; the next start replaces it). Its directory must
@@ -345,6 +353,14 @@ func (c *Config) Validate() error {
 	if c.StateRetentionBlocks < 1 {
 		return invalid("state_retention_blocks (--state-retention) must be at least 1")
 	}
+	c.TrustedCheckpoint = nil
+	if c.CheckpointSync != "" {
+		cp, err := ParseCheckpointSync(c.CheckpointSync)
+		if err != nil {
+			return invalid("checkpoint_sync (--checkpoint-sync) %q: %v", c.CheckpointSync, err)
+		}
+		c.TrustedCheckpoint = &cp
+	}
 	if c.MinFreeDiskMiB > MaxMinFreeDiskMiB {
 		return invalid("min_free_disk_mib (--min-free-disk) %d MiB is above %d MiB", c.MinFreeDiskMiB, uint64(MaxMinFreeDiskMiB))
 	}
@@ -576,4 +592,22 @@ func (c *Config) AddressBookPath() string {
 // NodeKeyPath is <chaindir>/network/secret_ed25519.
 func (c *Config) NodeKeyPath() string {
 	return filepath.Join(c.ChainDir(), "network", "secret_ed25519")
+}
+
+// ParseCheckpointSync parses "NUMBER:0xHASH" (a checkpoint number above 0
+// and its 32-byte block hash).
+func ParseCheckpointSync(s string) (checkpoint.Checkpoint, error) {
+	num, hash, ok := strings.Cut(s, ":")
+	if !ok {
+		return checkpoint.Checkpoint{}, errors.New("use NUMBER:0xHASH, e.g. 120:0x3f…, a finalized checkpoint from a node you trust")
+	}
+	n, err := strconv.ParseUint(num, 10, 64)
+	if err != nil || n == 0 {
+		return checkpoint.Checkpoint{}, errors.New("the checkpoint number must be a decimal number above 0")
+	}
+	h, err := checkpoint.ParseHash(hash)
+	if err != nil {
+		return checkpoint.Checkpoint{}, fmt.Errorf("the hash: %w", err)
+	}
+	return checkpoint.Checkpoint{Number: n, Hash: h}, nil
 }

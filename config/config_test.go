@@ -589,3 +589,20 @@ func TestRPCAddrDefaultsToLocalhost(t *testing.T) {
 		require.Equal(t, tt.want, c.RPC.Addr, tt.in)
 	}
 }
+
+func TestParseCheckpointSync(t *testing.T) {
+	h := "0x" + strings.Repeat("ab", 32)
+	for _, tc := range []struct {
+		in string
+		ok bool
+	}{{"12:" + h, true}, {"0:" + h, false}, {"12", false}, {"x:" + h, false}, {"12:0x12", false}, {"-1:" + h, false}} {
+		cp, err := ParseCheckpointSync(tc.in)
+		if tc.ok {
+			require.NoError(t, err, tc.in)
+			require.Equal(t, uint64(12), cp.Number)
+			require.Equal(t, h, cp.Hash.String())
+		} else {
+			require.Error(t, err, tc.in)
+		}
+	}
+}

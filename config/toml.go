@@ -80,7 +80,7 @@ func oneLine(s string) string {
 // KnownKeys lists every key a configuration file may contain, in dotted form.
 func KnownKeys() []string {
 	return []string{
-		"chain", "base_path", "tmp", "name", "validator", "key_name", "key_file", "enable_asf", "doppelganger_listen", "min_free_disk_mib", "state_retention_blocks", "pid_file",
+		"chain", "base_path", "tmp", "name", "validator", "key_name", "key_file", "enable_asf", "doppelganger_listen", "min_free_disk_mib", "state_retention_blocks", "checkpoint_sync", "pid_file",
 		"p2p.port", "p2p.listen_addrs", "p2p.bootnodes", "p2p.max_peers", "p2p.allow_private_ip", "p2p.no_mdns",
 		"log.level", "log.format", "log.file", "log.max_size_mib", "log.max_backups", "log.max_age_days",
 		"persistence.enabled", "persistence.retention_checkpoints", "persistence.flush_interval", "persistence.prune_interval",

@@ -5,15 +5,18 @@ import (
 	"crypto/ed25519"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.uber.org/zap"
 
 	"github.com/flarechain/flare-node/chainspec"
 	"github.com/flarechain/flare-node/consensus/checkpoint"
+	"github.com/flarechain/flare-node/node/engine"
 )
 
 // handOffSpec is the fast local chain (alice, bob, charlie, dave; 200 ms
@@ -121,4 +124,50 @@ func TestHandOffsOnALiveNetwork(t *testing.T) {
 	require.Eventually(t, func() bool { return joiner.gadget.LatestFinalized().Number >= target.Number }, 60*time.Second, 50*time.Millisecond)
 	require.Equal(t, uint64(2), joiner.gadget.Authorities().Set.SetID)
 	require.Equal(t, p.HandOffs[1].Vote(), joiner.gadget.Authorities().HandOff.Vote())
+}
+
+// TestCheckpointSyncMismatch: a node whose finalized chain does not hold
+// the --checkpoint-sync checkpoint stops with ErrTrustedCheckpoint once it
+// finalizes past it; with the right checkpoint it runs on.
+func TestCheckpointSyncMismatch(t *testing.T) {
+	specPath := fastSpec(t)
+	// The right checkpoint 2, from a first run (blocks carry their slot
+	// times: another run builds another chain).
+	base := t.TempDir()
+	cfg := testConfig(t, specPath, base, true)
+	n, err := New(context.Background(), cfg, zap.NewNop())
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	wait := runNode(ctx, n)
+	waitFinalized(t, n, 3)
+	h, ok := n.chain.CanonicalHash(2 * n.spec.CheckpointInterval)
+	require.True(t, ok)
+	cancel()
+	require.NoError(t, wait())
+
+	for _, tc := range []struct {
+		name string
+		base string
+		hash checkpoint.Hash
+		ok   bool
+	}{{"trusted checkpoint held", base, h, true}, {"another block trusted", t.TempDir(), checkpoint.HashOf([]byte("not this chain")), false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig(t, specPath, tc.base, true)
+			cfg.CheckpointSync = fmt.Sprintf("2:%s", tc.hash)
+			require.NoError(t, cfg.Validate())
+			n, err := New(context.Background(), cfg, zap.NewNop())
+			require.NoError(t, err)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			wait := runNode(ctx, n)
+			if tc.ok {
+				waitFinalized(t, n, 6)
+				cancel()
+				require.NoError(t, wait())
+				return
+			}
+			err = wait()
+			require.ErrorIs(t, err, engine.ErrTrustedCheckpoint)
+		})
+	}
 }

@@ -372,6 +372,7 @@ func (n *Node) openEngine(ctx context.Context, log *zap.Logger, key ed25519.Priv
 		// --doppelganger-listen: a restarted record listens like a fresh one.
 		DoppelgangerListen: cfg.DoppelgangerListen,
 		NoListen:           isBuiltinDev(n.spec),
+		TrustedCheckpoint:  cfg.TrustedCheckpoint,
 		OnFinalized: func(cp checkpoint.Checkpoint) {
 			n.noteFirstFinalized(cp.Number)
 			select {

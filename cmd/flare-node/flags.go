@@ -71,6 +71,8 @@ func runFlags() []cli.Flag {
 			Usage: "free space in `MiB` the base path's file system must keep: the node refuses to start below it and stops (exit 1) when it falls below it while running; 0 disables the check"},
 		&cli.Uint64Flag{Name: "state-retention", Category: catStorage, EnvVars: env("state-retention"), Value: d.StateRetentionBlocks,
 			Usage: "`BLOCKS` below the finalized one that keep their complete account state (older states are pruned)"},
+		&cli.StringFlag{Name: "checkpoint-sync", Category: catChain, EnvVars: env("checkpoint-sync"),
+			Usage: "trusted checkpoint `NUMBER:0xHASH` (weak subjectivity, for a node joining long after genesis): finality proofs that do not contain it are refused, and the node stops if its finalized chain does not hold it"},
 		&cli.StringFlag{Name: "name", Category: catStorage, EnvVars: env("name"), Usage: "human readable node name (logs only)"},
 		&cli.PathFlag{Name: "pid-file", Category: catStorage, EnvVars: env("pid-file"), TakesFile: true,
 			Usage: "write the process id to `FILE` once the node holds its databases; removed at exit (its directory must exist)"},
@@ -197,6 +199,7 @@ func applyFlags(c *cli.Context, cfg *config.Config) error {
 		cfg.StateRetentionBlocks = cc.Uint64("state-retention")
 	}
 	str("name", &cfg.Name)
+	str("checkpoint-sync", &cfg.CheckpointSync)
 
 	// Validator key: a dev key flag or --key-file selects the key and
 	// implies --validator; an explicit --validator (=false) wins.

@@ -129,6 +129,10 @@ type Config struct {
 	// OnSignerInitialised is called (with the engine locked) once a fresh
 	// signer record has been initialised and persisted.
 	OnSignerInitialised func()
+	// TrustedCheckpoint (--checkpoint-sync): finality proofs whose finalized
+	// checkpoint is at or above it must contain it, and the finalized chain
+	// must hold it (else the engine fails).
+	TrustedCheckpoint *checkpoint.Checkpoint
 	// OnFinalized is called (with the engine locked) after each finality
 	// advance is applied to the chain and logged.
 	OnFinalized func(cp checkpoint.Checkpoint)
@@ -749,6 +753,12 @@ func (o *observer) Finalized(cp checkpoint.Checkpoint) {
 	default:
 		e.fail(fmt.Errorf("mark finalized checkpoint %s: %w", cp, err))
 		return
+	}
+	if tc := e.cfg.TrustedCheckpoint; tc != nil && cp.Number >= tc.Number {
+		if h, ok := e.chain.CanonicalHash(tc.Number * e.interval); ok && h != tc.Hash {
+			e.fail(fmt.Errorf("%w: the finalized chain holds %s at checkpoint %d, --checkpoint-sync trusts %s", ErrTrustedCheckpoint, h, tc.Number, tc.Hash))
+			return
+		}
 	}
 	e.lastFinalizedAt = e.clock.Now()
 	e.log.Info(fmt.Sprintf("FINALITY ADVANCED: checkpoint=%d", cp.Number),

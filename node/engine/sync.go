@@ -697,6 +697,10 @@ func (e *Engine) onProofLocked(ctx context.Context, resp Response) {
 		e.endSyncLocked(ctx, "peer sent an invalid finality proof: "+err.Error())
 		return
 	}
+	if err := CheckTrusted(p, e.cfg.TrustedCheckpoint); err != nil {
+		e.endSyncLocked(ctx, "peer sent a finality proof without the trusted checkpoint: "+err.Error())
+		return
+	}
 	fin := p.Finalizing.Source
 	ours := e.gadget.LatestFinalized()
 	switch {
@@ -1089,4 +1093,36 @@ func (e *Engine) ServeBlocksByHash(h checkpoint.Hash, count uint32) ([]asf.Block
 		h = b.Header.ParentHash
 	}
 	return out, len(out) == 0
+}
+
+// ErrTrustedCheckpoint: a finality proof, or the finalized chain, does not
+// hold the --checkpoint-sync checkpoint.
+var ErrTrustedCheckpoint = errors.New("finality does not contain the trusted checkpoint")
+
+// CheckTrusted applies --checkpoint-sync to a verified proof: one that
+// finalizes a checkpoint at or above the trusted one must name it among
+// its checkpoints (a hand-off's, the finalizing or the justified
+// certificate's source or target); one below it is not judged. With a
+// hand-off checkpoint as the trusted one (GET /authorities "started_at"),
+// every later proof names it.
+func CheckTrusted(p checkpoint.FinalityProof, trusted *checkpoint.Checkpoint) error {
+	if trusted == nil || p.Finalizing.Source.Number < trusted.Number {
+		return nil
+	}
+	certs := append([]checkpoint.Certificate{p.Finalizing}, p.HandOffs...)
+	if p.Justified != nil {
+		certs = append(certs, *p.Justified)
+	}
+	for _, c := range certs {
+		for _, cp := range []checkpoint.Checkpoint{c.Source, c.Target} {
+			if cp.Number != trusted.Number {
+				continue
+			}
+			if cp.Hash != trusted.Hash {
+				return fmt.Errorf("%w: the proof names %s at checkpoint %d, the trusted checkpoint is %s", ErrTrustedCheckpoint, cp.Hash, cp.Number, trusted.Hash)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: the proof finalizes %s and does not name checkpoint %d", ErrTrustedCheckpoint, p.Finalizing.Source, trusted.Number)
 }
