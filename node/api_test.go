@@ -737,6 +737,7 @@ func TestFourValidatorsAPI(t *testing.T) {
 	require.Greater(t, sample(t, text, "flare_finality_messages_total", `kind="vote"`, `verdict="accept"`), 0.0)
 	require.Greater(t, sample(t, text, "flare_block_imports_total", `result="imported"`), 0.0)
 	require.Greater(t, sample(t, text, "flare_block_import_seconds_count"), 0.0)
+	require.Greater(t, sample(t, text, "flare_p2p_gossip_messages_total", `topic="votes"`, `verdict="accept"`, `reason=""`), 0.0)
 	require.Equal(t, 3.0, sample(t, text, "flare_p2p_peers", `direction="inbound"`)+sample(t, text, "flare_p2p_peers", `direction="outbound"`))
 
 	// Two of four stopped: no quorum. Alice and Bob keep voting on new

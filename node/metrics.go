@@ -118,6 +118,7 @@ var (
 	descDisk           = desc("db_disk_usage_bytes", "Disk space used by a database (Pebble's estimate of its files).", "db")
 	descReady          = desc("ready", "1 when /readyz answers 200.")
 	descSelfConflicts  = desc("p2p_self_id_conflicts", "Addresses at which another node runs with this node's key (peer id).")
+	descGossip         = desc("p2p_gossip_messages_total", "Gossip messages validated, by topic, verdict and reason (rate_limited and strike: the transactions topic's per-peer limit).", "topic", "verdict", "reason")
 
 	descJustified   = desc("finality_justified_checkpoint", "Latest justified checkpoint number.")
 	descFinalized   = desc("finality_finalized_checkpoint", "Latest finalized checkpoint number.")
@@ -130,7 +131,7 @@ var (
 	descEvidence    = desc("finality_evidence_total", "Evidence of validator misbehaviour or conflicting finality stored.")
 	descOwnVotes    = desc("finality_own_votes_total", "Votes signed by this validator.")
 	descOldestKept  = desc("checkpointdb_oldest_retained_checkpoint", "Lowest checkpoint number whose votes and certificate the checkpoint database keeps.")
-	allNodeMetrics  = []*prometheus.Desc{descBestBlock, descFinalizedBlock, descAuthored, descImports, descSyncRounds, descSyncBlocks, descSyncCerts, descSyncProofs, descSyncFailed, descSyncing, descPeers, descSelfConflicts, descDisk, descReady}
+	allNodeMetrics  = []*prometheus.Desc{descBestBlock, descFinalizedBlock, descAuthored, descImports, descSyncRounds, descSyncBlocks, descSyncCerts, descSyncProofs, descSyncFailed, descSyncing, descPeers, descSelfConflicts, descGossip, descDisk, descReady}
 	finalityMetrics = []*prometheus.Desc{descJustified, descFinalized, descSetID, descLastFinal, descHalted, descSignerInit, descMessages, descFormed, descEvidence, descOwnVotes}
 )
 
@@ -188,6 +189,9 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descPeers, float64(in), p2p.DirectionInbound)
 	gauge(descPeers, float64(out), p2p.DirectionOutbound)
 	gauge(descSelfConflicts, float64(len(c.net.SelfIDConflicts())))
+	for _, g := range c.net.GossipCounts() {
+		counter(descGossip, g.Count, g.Topic, g.Verdict, g.Reason)
+	}
 	gauge(descDisk, float64(c.chain.DiskUsageBytes()), "chain")
 	if c.cpdb != nil {
 		gauge(descDisk, float64(c.cpdb.Stats().DiskUsageBytes), "checkpoints")

@@ -1,11 +1,14 @@
 package p2p
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"fmt"
 	"math"
 	"net"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -490,4 +493,34 @@ func (s *stats) get(kind topicKind, res pubsub.ValidationResult, reason rejectRe
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.counts[statKey(kind, res, reason)]
+}
+
+// GossipCount is how many messages of one topic got one validation verdict
+// for one reason (Reason empty: no particular reason, e.g. accepted).
+type GossipCount struct {
+	Topic, Verdict, Reason string
+	Count                  uint64
+}
+
+// GossipCounts returns the gossip validation counters, sorted by topic,
+// verdict and reason.
+func (n *Network) GossipCounts() []GossipCount {
+	n.stats.mu.Lock()
+	defer n.stats.mu.Unlock()
+	out := make([]GossipCount, 0, len(n.stats.counts))
+	for k, c := range n.stats.counts {
+		parts := strings.SplitN(k, "/", 3)
+		gc := GossipCount{Topic: parts[0], Count: c}
+		if len(parts) > 1 {
+			gc.Verdict = parts[1]
+		}
+		if len(parts) > 2 {
+			gc.Reason = parts[2]
+		}
+		out = append(out, gc)
+	}
+	slices.SortFunc(out, func(a, b GossipCount) int {
+		return cmp.Or(strings.Compare(a.Topic, b.Topic), strings.Compare(a.Verdict, b.Verdict), strings.Compare(a.Reason, b.Reason))
+	})
+	return out
 }
