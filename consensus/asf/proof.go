@@ -27,7 +27,7 @@ func (c *Chain) authorities() checkpoint.AuthoritySet {
 // schedule is the authority schedule proofs are checked against: the
 // spec's genesis set and its scheduled hand-offs.
 func (c *Chain) schedule() checkpoint.Schedule {
-	return checkpoint.StaticSchedule(c.authorities())
+	return checkpoint.Schedule{Genesis: c.authorities(), Changes: c.changes}
 }
 
 // verifyProof verifies p through every hand-off (checkpoint.Schedule.
