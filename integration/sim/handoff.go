@@ -55,11 +55,15 @@ type trigger struct {
 
 // drawChanges gives a random scenario its authority set changes (half of
 // the seeds get none): 1–3 changes, each a join, a leave or a rotation
-// (one removed and one added) of up to a third of the set, with hand-off
-// numbers spread over the run; removed validators keep running (a third of
-// the honest ones turn byzantine once removed), joiners' nodes start at
-// t = 0 or late (catching up by finality proof through the hand-offs);
-// some crashes and partitions are timed right before or after a hand-off.
+// (removed and added keys) of up to a third of the set, at most 8 keys, a
+// removed honest key coming back now and then, with hand-off numbers
+// spread over the first 70 % of the run's checkpoints; removed validators
+// keep running (a byzantine one adds removedVotes; a third of the honest
+// ones turn byzantine once removed: removedVotes, half of them serving
+// finality proofs without their hand-offs, a third of them sending
+// leaked-key certificates of their old set), joiners' nodes start at t = 0
+// or (a third) late, catching up by finality proof through the hand-offs;
+// crashes and partitions are timed right before or after hand-offs.
 // It draws from hrng only, so a seed without changes runs as it did
 // before they existed.
 func drawChanges(sc *scenario, hrng *rand.Rand) *handoffPlan {
@@ -167,11 +171,15 @@ func drawChanges(sc *scenario, hrng *rand.Rand) *handoffPlan {
 	}
 	sc.joinKeys = nextKey - sc.validators
 	for k := range turncoat {
-		// Every later set without it: it turns once the first removal is
-		// enacted.
 		sc.turncoats = append(sc.turncoats, k)
 	}
 	slices.Sort(sc.turncoats)
+	sc.turnInto = map[int]byzBehaviour{}
+	for _, k := range sc.turncoats {
+		// Once removed: removed-key votes, and perhaps proofs without
+		// their hand-offs, and leaked-key certificates of its old set.
+		sc.turnInto[k] = byzBehaviour{stripHandOffs: hrng.IntN(2) == 0, oldSetCerts: hrng.IntN(3) == 0}
+	}
 	// Faults timed by the hand-offs, in the faulty part of the run.
 	faultEnd := sc.duration * 6 / 10
 	slot := time.Duration(sc.slotMs) * time.Millisecond
