@@ -24,9 +24,11 @@
 #   --logs          with --seed: the nodes' logs on stderr
 #   --parallel P    seeds run at once, 1..4096 (default: GOMAXPROCS)
 #
-# Prints "sim: seeds=N violations=V steps=S sim_seconds=T wall=Ws trace=<64 hex>"
-# (N counts the runs; with --seed S, trace is that seed's trace hash), after
-# one "violation: ..." line and its "  replay: ..." line per violation. With
+# Prints "sim: seeds=N violations=V handoff_stalls=H steps=S sim_seconds=T wall=Ws trace=<64 hex>"
+# (N counts the runs; H the runs that ended on the documented hand-off split
+# limit, not violations; with --seed S, trace is that seed's trace hash),
+# after one "violation: ..." line and its "  replay: ..." line per violation
+# and one "handoff-stall: ..." line and its replay line per stall. With
 # --mutants instead (no "sim:" line): per mutant "mutant NAME: caught by
 # seed S (scenario X): ..." and its replay line, or "mutant NAME: NOT caught
 # in R runs", then "mutants: caught=K/M wall=Ws". Exit status: 0, 1 on any

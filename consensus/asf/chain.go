@@ -10,6 +10,7 @@ import (
 	iofs "io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -87,6 +88,13 @@ type ChainOptions struct {
 	// their complete state; older canonical states are pruned. 0 means
 	// DefaultStateRetention.
 	StateRetention uint64
+	// AuthorityChanges are the scheduled hand-offs after the spec's
+	// genesis set (checkpoint.Schedule.Changes): finality proofs are
+	// verified through them. nil: the genesis set never changes. Chain
+	// specs do not carry the changes on this branch yet (chainspec
+	// authority_changes, Spec.Schedule); until they do, the caller passes
+	// them, and OpenChain checks them with checkpoint.Schedule.Validate.
+	AuthorityChanges []checkpoint.SetChange
 }
 
 // DefaultStateRetention is the default of ChainOptions.StateRetention.
@@ -102,6 +110,8 @@ type Chain struct {
 	genesis     Block
 	genesisHash checkpoint.Hash
 	path        string
+	// changes are the scheduled hand-offs (ChainOptions.AuthorityChanges).
+	changes []checkpoint.SetChange
 
 	db   *pebble.DB
 	lock *pebble.Lock
@@ -182,8 +192,15 @@ func OpenChainContext(ctx context.Context, path string, spec *chainspec.Spec, op
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	if len(opts.AuthorityChanges) > 0 {
+		sched := checkpoint.Schedule{Genesis: checkpoint.AuthoritySet{SetID: spec.SetID, Keys: keys}, Changes: opts.AuthorityChanges}
+		if err := sched.Validate(); err != nil {
+			return nil, fmt.Errorf("authority changes: %w", err)
+		}
+	}
 	c := &Chain{
 		spec:      spec,
+		changes:   slices.Clone(opts.AuthorityChanges),
 		chainID:   spec.Hash(),
 		keys:      keys,
 		interval:  spec.CheckpointInterval,

@@ -29,6 +29,10 @@ func (c *Chain) authorities() checkpoint.AuthoritySet {
 func (c *Chain) schedule() checkpoint.Schedule {
 	sched := c.spec.Schedule()
 	sched.Genesis = c.authorities()
+	if len(c.changes) > 0 {
+		// ChainOptions.AuthorityChanges (the simulator's chains).
+		sched.Changes = c.changes
+	}
 	return sched
 }
 

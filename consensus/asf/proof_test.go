@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -283,4 +284,55 @@ func TestSetFinalizedWithProofVerifies(t *testing.T) {
 			requireProof(t, e.chain, &p)
 		})
 	}
+}
+
+// TestFinalityProofThroughHandOff: with ChainOptions.AuthorityChanges the
+// chain stores (and reopens with) a proof that crosses a hand-off; without
+// them the same proof is refused, and changes that break the schedule
+// rules refuse the open.
+func TestFinalityProofThroughHandOff(t *testing.T) {
+	spec := localSpec(t) // alice, bob, charlie, dave; interval 4
+	eve, err := chainspec.DevKey("eve")
+	require.NoError(t, err)
+	keys := specKeys(t, spec)
+	genesisPubs := make([]ed25519.PublicKey, len(keys))
+	for i, k := range keys {
+		genesisPubs[i] = k.Public().(ed25519.PublicKey)
+	}
+	next := append(slices.Clone(genesisPubs), eve.Public().(ed25519.PublicKey))
+	changes := []checkpoint.SetChange{{SetID: spec.SetID + 1, HandOff: 2, Keys: next}}
+
+	e := newEnv(t, spec)
+	ctx := context.Background()
+	g := e.chain.Genesis()
+	a := e.extend(g.Header, 1, 16, "a")
+	c2, c3, c4 := cp(2, a[7]), cp(3, a[11]), cp(4, a[15])
+	handOff := certificate(t, spec, c2, c3) // set 0's hand-off link (2 -> 3)
+	// Set 1 (five keys: alice .. dave and eve) finalizes 3 with 3 -> 4.
+	v := checkpoint.Vote{Genesis: handOff.Genesis, SetID: spec.SetID + 1, Source: c3, Target: c4}
+	var votes []checkpoint.SignedVote
+	for i, k := range append(slices.Clone(keys), eve)[1:] {
+		sv := checkpoint.SignedVote{Vote: v, Validator: checkpoint.ValidatorIndex(i + 1)}
+		copy(sv.Signature[:], ed25519.Sign(k, v.SigningBytes()))
+		votes = append(votes, sv)
+	}
+	fin, err := checkpoint.NewCertificate(votes)
+	require.NoError(t, err)
+	p := checkpoint.FinalityProof{Finalizing: fin, HandOffs: []checkpoint.Certificate{handOff}}
+	require.ErrorIs(t, e.chain.StoreFinalityProof(ctx, p), checkpoint.ErrBadProof, "the genesis set alone")
+
+	e.opts.AuthorityChanges = changes
+	e.reopen()
+	require.NoError(t, e.chain.StoreFinalityProof(ctx, p))
+	require.NoError(t, e.chain.SetFinalizedWithProof(ctx, c3, p))
+	e.reopen()
+	requireProof(t, e.chain, &p)
+	require.Equal(t, c3, e.chain.Finalized())
+
+	require.NoError(t, e.chain.Close())
+	e.chain = nil
+	bad := []checkpoint.SetChange{{SetID: spec.SetID + 1, HandOff: 2, Keys: genesisPubs[:2]}} // two of four keys removed
+	_, err = OpenChain(e.dir, e.spec, ChainOptions{Clock: e.clock, AuthorityChanges: bad})
+	require.ErrorIs(t, err, checkpoint.ErrBadSchedule)
+	e.open()
 }

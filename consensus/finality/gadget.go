@@ -1000,6 +1000,14 @@ func (g *CheckpointFinality) Schedule() checkpoint.Schedule {
 	return g.core.Schedule()
 }
 
+// HandOffs returns the hand-off certificate of every set before the one in
+// force, in set id order (Core.HandOffs).
+func (g *CheckpointFinality) HandOffs() []checkpoint.Certificate {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.core.HandOffs()
+}
+
 // Authorities returns the authority set in force and the pending changes.
 func (g *CheckpointFinality) Authorities() AuthorityStatus {
 	g.mu.Lock()

@@ -40,6 +40,8 @@ type byzState struct {
 	// lastVote is the last vote its engine published.
 	lastVote *checkpoint.SignedVote
 	forged   int
+	// signed: links a removed validator signed for its old set (once each).
+	signed map[checkpoint.Link]bool
 }
 
 func (nd *simNode) byzKey() ed25519.PrivateKey { return nd.w.keys[nd.key] }
@@ -120,11 +122,12 @@ func (w *world) byzVoted(nd *simNode, v checkpoint.SignedVote) {
 	if bs.b.forgeCerts {
 		// A certificate listing its own signature a quorum of times for a
 		// made-up checkpoint above the vote's target.
-		fake := checkpoint.Vote{Genesis: w.genesis, SetID: 1, Source: v.Target,
+		fake := checkpoint.Vote{Genesis: w.genesis, SetID: v.SetID, Source: v.Target,
 			Target: checkpoint.Checkpoint{Number: v.Target.Number + 1, Hash: checkpoint.HashOf([]byte("forged"), v.Target.Hash[:])}}
 		sig := finalitySign(key, fake)
 		c := checkpoint.Certificate{Genesis: fake.Genesis, SetID: fake.SetID, Source: fake.Source, Target: fake.Target}
-		for range w.auth.Quorum() {
+		set, _ := w.sched.Set(v.SetID)
+		for range set.Quorum() {
 			c.Signatures = append(c.Signatures, checkpoint.CertSignature{Validator: v.Validator, Signature: sig})
 		}
 		bs.forged++
@@ -136,10 +139,11 @@ func (w *world) byzVoted(nd *simNode, v checkpoint.SignedVote) {
 // voted for and sends it back to that validator only, so that each side of
 // a partition reaches a quorum with the byzantine votes.
 func (w *world) mirror(nd *simNode, from *simNode, v checkpoint.SignedVote) {
-	if v.Validator == checkpoint.ValidatorIndex(nd.key) {
+	idx, in := w.indexIn(nd.key, v.SetID)
+	if !in || v.Validator == idx {
 		return
 	}
-	mv := checkpoint.SignedVote{Vote: v.Vote, Validator: checkpoint.ValidatorIndex(nd.key), Signature: finalitySign(nd.byzKey(), v.Vote)}
+	mv := checkpoint.SignedVote{Vote: v.Vote, Validator: idx, Signature: finalitySign(nd.byzKey(), v.Vote)}
 	w.send(nd, from, voteMsg(mv))
 }
 
@@ -295,4 +299,73 @@ func (w *world) badVersion(nd *simNode, b asf.Block) (asf.Block, string, bool) {
 	}
 	v.Header.Sign(nd.byzKey())
 	return v, kind, true
+}
+
+// removedVote: a validator whose key a hand-off removed, turned byzantine
+// (byzBehaviour.removedVotes), got v, a vote of a set without its key: it
+// signs the same link for its old set (the last one before v's that holds
+// its key) with its old index, and for v's set with that old index (a
+// signature with its own key at an index that is another key's, or none).
+// Honest nodes past the hand-off must count neither. With oldSetCerts it
+// also sends a certificate of its old set for the link, signed by a quorum
+// of that set's keys (leaked keys: the long-range risk), to the nodes past
+// that set's hand-off (one that is not past it, a lagging or a warp-syncing
+// node, is the documented weak-subjectivity risk, out of scope).
+func (w *world) removedVote(nd *simNode, v checkpoint.SignedVote) {
+	if _, in := w.indexIn(nd.key, v.SetID); in || v.Genesis != w.genesis {
+		return
+	}
+	old, found := v.SetID, false
+	var idx checkpoint.ValidatorIndex
+	for old > w.sched.Genesis.SetID && !found {
+		old--
+		idx, found = w.indexIn(nd.key, old)
+	}
+	if !found {
+		return
+	}
+	bs := nd.byz
+	if bs.signed == nil || len(bs.signed) >= 4096 {
+		bs.signed = map[checkpoint.Link]bool{}
+	}
+	if bs.signed[v.Link()] {
+		return
+	}
+	bs.signed[v.Link()] = true
+	key := nd.byzKey()
+	for _, set := range []uint64{old, v.SetID} {
+		vote := v.Vote
+		vote.SetID = set
+		w.broadcastForged(nd, voteMsg(checkpoint.SignedVote{Vote: vote, Validator: idx, Signature: finalitySign(key, vote)}))
+	}
+	bs.forged += 2
+	if !bs.b.oldSetCerts {
+		return
+	}
+	set, _ := w.sched.Set(old)
+	vote := v.Vote
+	vote.SetID = old
+	var votes []checkpoint.SignedVote
+	for i, pub := range set.Keys {
+		if len(votes) == set.Quorum() {
+			break
+		}
+		for k := range w.keys {
+			if w.pub(k).Equal(pub) {
+				votes = append(votes, checkpoint.SignedVote{Vote: vote, Validator: checkpoint.ValidatorIndex(i), Signature: finalitySign(w.keys[k], vote)})
+			}
+		}
+	}
+	cert, err := checkpoint.NewCertificate(votes)
+	if err != nil {
+		return
+	}
+	m := certMsg(cert)
+	for _, to := range w.nodes {
+		if to != nd && to.up && to.eng != nil && to.eng.Gadget().Authorities().Set.SetID > old {
+			w.send(nd, to, m)
+		}
+	}
+	w.seenForged(m)
+	w.record("%s sends a leaked-key certificate of set %d: %s -> %s", nd.name, old, cert.Source, cert.Target)
 }

@@ -3,6 +3,8 @@ package sim
 import (
 	"context"
 	"crypto/ed25519"
+	"fmt"
+	"slices"
 	"time"
 
 	"github.com/flarechain/flare-node/consensus/asf"
@@ -47,10 +49,12 @@ type checker struct {
 
 	// st is invariant 11's reference model of the finalized state.
 	st *stateModel
+	// ho is invariant 12: the authority set hand-offs (handoffcheck.go).
+	ho *hoCheck
 }
 
 func newChecker(w *world) *checker {
-	c := &checker{votes: make(map[int][]checkpoint.SignedVote), votesByNode: make(map[int]int), st: newStateModel(w)}
+	c := &checker{votes: make(map[int][]checkpoint.SignedVote), votesByNode: make(map[int]int), st: newStateModel(w), ho: newHoCheck()}
 	if w.sc.voteFrom > 0 && (w.sc.peerFaultsOnly || w.sc.minVoteShare > 0) {
 		w.after(w.sc.voteFrom, -1, "warm-up over", func() {
 			c.voteFromCP = c.honestBest(w)/w.spec.CheckpointInterval + 1
@@ -77,13 +81,22 @@ func (c *checker) onSent(w *world, from int, m gossipMsg) {
 	if len(w.history) < maxHistory {
 		w.history = append(w.history, m)
 	}
-	if m.kind != kindVote || nd.key < 0 || int(m.vote.Validator) != nd.key {
+	if m.kind == kindCert && c.ho.on(w) {
+		c.ho.onOwnCert(w, nd, m.cert)
+	}
+	if m.kind != kindVote || nd.key < 0 || !w.ownVote(nd.key, m.vote) {
 		return
 	}
 	c.votesByNode[nd.id]++
 	if nd.id == w.sc.doppelganger {
 		w.violation("%s, a second instance of validator %d's key, broadcast a vote %s -> %s", nd.name, nd.key, m.vote.Source, m.vote.Target)
 		return
+	}
+	if c.ho.on(w) {
+		c.ho.onOwnVote(w, nd, m.vote)
+		if w.stopped {
+			return
+		}
 	}
 	if !nd.honest {
 		return
@@ -163,8 +176,8 @@ func (c *checker) checkLiveness(w *world) {
 	c.livenessDone = true
 	now := c.maxHonestFinalized(w)
 	if now < c.healFinal+2 {
-		w.violation("liveness: %d checkpoint intervals and 40 s after the network healed, honest finality moved from %d to %d only",
-			w.sc.livenessK, c.healFinal, now)
+		c.stallOr(w, fmt.Sprintf("liveness: %d checkpoint intervals and 40 s after the network healed, honest finality moved from %d to %d only",
+			w.sc.livenessK, c.healFinal, now))
 		return
 	}
 	for _, nd := range w.nodes {
@@ -249,6 +262,9 @@ func (c *checker) afterStep(w *world) {
 			c.checkMemory(w, nd)
 		}
 	}
+	if c.ho.on(w) {
+		c.ho.afterStep(w, c)
+	}
 }
 
 // checkHalt (invariant 9): an honest node halts only on signed evidence:
@@ -293,9 +309,9 @@ func (c *checker) checkVotes(w *world) {
 		return
 	}
 	to -= 2
-	offered := to - c.voteFromCP + 1
-	for i := range w.sc.validators {
-		if _, byz := w.sc.byzantine[i]; byz {
+	for i := range w.keys {
+		offered := to - c.voteFromCP + 1
+		if _, byz := w.sc.byzantine[i]; byz || slices.Contains(w.sc.turncoats, i) {
 			continue
 		}
 		voted := make(map[uint64]bool)
@@ -304,6 +320,12 @@ func (c *checker) checkVotes(w *world) {
 		}
 		var n, gap, longest, gapEnd uint64
 		for cp := c.voteFromCP; cp <= to; cp++ {
+			if !c.ho.voteDuty(w, i, cp) {
+				// Not in the set in force there, or around a hand-off.
+				offered--
+				gap = 0
+				continue
+			}
 			if voted[cp] {
 				n++
 				gap = 0
@@ -367,6 +389,9 @@ func (c *checker) onFinalized(w *world, nd *simNode, f checkpoint.Checkpoint) {
 func (c *checker) checkMemory(w *world, nd *simNode) {
 	sz := nd.eng.Gadget().Sizes()
 	n := len(w.auth.Keys)
+	for _, ch := range w.sched.Changes {
+		n = max(n, len(ch.Keys))
+	}
 	switch {
 	case sz.Votes > n*finality.DefaultVotesPerValidator:
 		w.violation("%s holds %d votes, bound %d", nd.name, sz.Votes, n*finality.DefaultVotesPerValidator)
@@ -386,6 +411,10 @@ func (c *checker) atEnd(w *world) {
 		if w.stopped {
 			return
 		}
+	}
+	c.checkHandOffLiveness(w)
+	if w.stopped {
+		return
 	}
 	c.checkVotes(w)
 	if w.stopped {

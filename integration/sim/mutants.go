@@ -58,6 +58,14 @@ var Mutants = []mutant{
 		exec: execMutations{acceptBadStateRoot: true}, scenario: "bad-blocks"},
 	{name: "reapply-on-fork-switch", doc: "a block whose parent is not the best block executes on the best block's state (and the header's root is trusted; when that breaks a rule, on its parent's): the classic double apply on a fork switch",
 		exec: execMutations{reapplyOnForkSwitch: true}, scenario: "fork-switch"},
+	{name: "enact-on-justify", doc: "the next set takes over as soon as the old set justifies a checkpoint above the hand-off, without finalizing a hand-off link",
+		finality: finality.Mutations{EnactOnJustified: true}, scenario: "handoff-partition"},
+	{name: "wrong-set-certificate", doc: "after a hand-off, certificates of the previous set are verified with that set and applied",
+		finality: finality.Mutations{OldSetCertificates: true}, scenario: "handoff-long-range"},
+	{name: "skip-set-proof", doc: "a finality proof is accepted when its certificates verify with the set they name, without the hand-offs that lead to that set",
+		finality: finality.Mutations{SkipHandOffProofs: true}, scenario: "handoff-warp"},
+	{name: "removed-key-counts", doc: "after a hand-off, votes of the previous set count as votes of the current set at the same index",
+		finality: finality.Mutations{CountRemovedVotes: true}, scenario: "handoff-join-leave"},
 }
 
 // execMutations are broken import rules, in a wrapper around the chain's

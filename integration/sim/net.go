@@ -205,6 +205,9 @@ func (w *world) deliverGossip(from int, to *simNode, m gossipMsg) {
 	if verdict == engine.Accept {
 		w.relay(to.id, m, from)
 	}
+	if m.kind == kindVote && to.byz != nil && to.byz.b.removedVotes {
+		w.removedVote(to, m.vote)
+	}
 }
 
 // relay forwards an accepted message (not counted as the node's own
@@ -279,6 +282,12 @@ func (n *nodeNet) Request(peer engine.PeerID, id uint64, req engine.Request) {
 			return
 		}
 		resp := to.eng.Serve(w.ctx, req)
+		if to.byz != nil && to.byz.b.stripHandOffs && resp.Proof != nil && len(resp.Proof.HandOffs) > 0 {
+			p := *resp.Proof
+			w.record("%s strips the %d hand-offs from its finality proof for %s", to.name, len(p.HandOffs), from.name)
+			p.HandOffs = nil
+			resp.Proof = &p
+		}
 		if !w.net.passes(to.id, from.id) {
 			return
 		}

@@ -147,7 +147,7 @@ func (nd *simNode) start() {
 		factory = nd.mexec.wrap(factory)
 	}
 	chain, err := asf.OpenChain(chainPath, w.spec, asf.ChainOptions{FS: nd.fs, Clock: clock, Logger: log,
-		Executor: factory})
+		Executor: factory, AuthorityChanges: w.sched.Changes})
 	if err != nil {
 		w.violation("%s: chain database does not open after a crash: %v", nd.name, err)
 		return
@@ -173,6 +173,7 @@ func (nd *simNode) start() {
 		Chain:   chain,
 		Finality: &finality.Config{
 			Authorities: w.auth,
+			Schedule:    w.schedulePtr(),
 			Persistence: finality.CheckpointPersistenceConfig{
 				Enabled:              true,
 				RetentionCheckpoints: w.sc.retention,
@@ -197,10 +198,18 @@ func (nd *simNode) start() {
 	}
 	if nd.key >= 0 {
 		key := w.keys[nd.key]
-		idx := checkpoint.ValidatorIndex(nd.key)
+		// The index in the genesis set (with a schedule the signer signs
+		// with the key's index in each vote's set; a key of a later set
+		// only has none here).
+		idx, _ := w.auth.IndexOf(w.pub(nd.key))
 		cfg.Signer = finality.NewSafeSigner(cpdb, finality.NewKeySigner(key), idx, w.genesis, w.mut.signer)
-		cfg.Producer = asf.NewProducer(chain, w.spec, key, idx, clock, log)
-		cfg.Producer.SetBuilder(exec)
+		if w.inGenesisSet(nd.key) {
+			// Block authorship follows the genesis set (as node.New does:
+			// authoring through hand-offs is not built yet): a joiner's
+			// node authors nothing, a removed validator's keeps authoring.
+			cfg.Producer = asf.NewProducer(chain, w.spec, key, idx, clock, log)
+			cfg.Producer.SetBuilder(exec)
+		}
 		if nd.fresh {
 			cfg.SignerInit = engine.SignerFresh
 			cfg.OnSignerInitialised = func() { nd.fresh = false }
@@ -276,7 +285,7 @@ func (nd *simNode) disconnect(other *simNode) {
 // incarnation.
 func (nd *simNode) scheduleTimers() {
 	w := nd.w
-	if nd.key >= 0 {
+	if w.inGenesisSet(nd.key) {
 		nd.scheduleSlot(asf.SlotAt(w.spec, w.now.Add(nd.skew)) + 1)
 	}
 	var tick func()

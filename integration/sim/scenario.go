@@ -54,7 +54,28 @@ type scenario struct {
 	// the checkpoints after voteFrom (0: not checked).
 	minVoteShare float64
 
+	// joinKeys: validator keys made beyond the genesis set (key ids
+	// validators .. validators+joinKeys-1), each in some later set.
+	joinKeys int
+	// changes: the scheduled authority set changes (docs/protocol.md,
+	// "Authority set hand-offs"), in set id order.
+	changes []plannedChange
+	// turncoats: honest validators that turn byzantine once a hand-off
+	// removed their key (byzBehaviour.removedVotes from then on, and what
+	// turnInto adds for them).
+	turncoats []int
+	turnInto  map[int]byzBehaviour
+
 	setup func(w *world)
+}
+
+// plannedChange is one scheduled hand-off: set setID, holding the keys
+// (key ids, in index order), takes over once the set before it finalized a
+// hand-off link from handOff or above.
+type plannedChange struct {
+	setID   uint64
+	handOff uint64
+	keys    []int
 }
 
 // maxVoteGap is K of invariant 10: the longest run of consecutive
@@ -77,6 +98,19 @@ type byzBehaviour struct {
 	// badBlocks: half of its blocks are replaced, for every peer, by a
 	// rule-breaking version (badVersion in byzantine.go).
 	badBlocks bool
+	// removedVotes: once a hand-off removed its key, it signs, for every
+	// vote of a later set it receives, the same link with its old set id
+	// and index and with the vote's set id and its old index
+	// (removedVote in byzantine.go): these votes must count for nothing.
+	removedVotes bool
+	// oldSetCerts: with removedVotes, it also holds leaked keys of a
+	// quorum of its old set (the long-range risk of protocol.md) and sends
+	// that set's certificates for the links it sees above the hand-off to
+	// the nodes past the hand-off, which must ignore them.
+	oldSetCerts bool
+	// stripHandOffs: the finality proofs it serves lack their hand-offs
+	// (a joiner must refuse them).
+	stripHandOffs bool
 }
 
 // Scenarios are the named scenarios, one per failure class known to have
@@ -94,6 +128,11 @@ var Scenarios = []string{
 	"reinstalled-validator",
 	"bad-blocks",
 	"fork-switch",
+	"handoff-join-leave",
+	"handoff-partition",
+	"handoff-crash",
+	"handoff-warp",
+	"handoff-long-range",
 }
 
 func defaultScenario(name string) *scenario {
@@ -115,10 +154,13 @@ func defaultScenario(name string) *scenario {
 	}
 }
 
-func pickScenario(name string, rng, krng *rand.Rand) *scenario {
+// pickScenario builds the scenario name ("": a random one from the seed's
+// streams: rng for the world, krng for keyless peers, hrng for authority
+// set changes).
+func pickScenario(name string, rng, krng, hrng *rand.Rand) *scenario {
 	switch name {
 	case "":
-		return randomScenario(rng, krng)
+		return randomScenario(rng, krng, hrng)
 	case "outage-beyond-window":
 		return outageScenario()
 	case "late-joiner-after-pruning":
@@ -143,6 +185,16 @@ func pickScenario(name string, rng, krng *rand.Rand) *scenario {
 		return badBlocksScenario()
 	case "fork-switch":
 		return forkSwitchScenario()
+	case "handoff-join-leave":
+		return handoffJoinLeaveScenario()
+	case "handoff-partition":
+		return handoffPartitionScenario()
+	case "handoff-crash":
+		return handoffCrashScenario()
+	case "handoff-warp":
+		return handoffWarpScenario()
+	case "handoff-long-range":
+		return handoffLongRangeScenario()
 	case "steady":
 		return steadyScenario()
 	}
@@ -166,7 +218,7 @@ func startValidators(w *world, fresh bool) {
 // busy first part with faults, then everything heals and liveness is
 // checked. krng draws the keyless peers (a quarter of the seeds get one or
 // two, half of those with no other fault than message loss).
-func randomScenario(rng, krng *rand.Rand) *scenario {
+func randomScenario(rng, krng, hrng *rand.Rand) *scenario {
 	sc := defaultScenario("random")
 	if rng.IntN(4) == 0 {
 		sc.validators = 4 + rng.IntN(4) // 4..7
@@ -243,6 +295,7 @@ func randomScenario(rng, krng *rand.Rand) *scenario {
 		}
 	}
 	slices.SortStableFunc(faults, func(a, b fault) int { return int(a.at - b.at) })
+	plan := drawChanges(sc, hrng)
 	if krng.IntN(4) == 0 {
 		for range 1 + krng.IntN(2) {
 			sc.keyless = append(sc.keyless, randomKeyless(krng))
@@ -253,6 +306,10 @@ func randomScenario(rng, krng *rand.Rand) *scenario {
 			sc.byzantine = map[int]byzBehaviour{}
 			faults, late, fullLate = nil, -1, false
 			sc.voteFrom = 20 * time.Second
+			if plan != nil {
+				// The changes stay; no timed fault, turncoat or late joiner.
+				plan.triggers, plan.lateJoiners, sc.turncoats = nil, nil, nil
+			}
 		}
 	}
 	sc.setup = func(w *world) {
@@ -275,6 +332,7 @@ func randomScenario(rng, krng *rand.Rand) *scenario {
 			full := w.addNode(-1, true)
 			w.after(time.Duration(w.rng.Int64N(int64(sc.duration*8/10))), -1, "late full node", full.start)
 		}
+		setupHandOffs(w, plan)
 		for _, f := range faults {
 			f := f
 			w.after(f.at, -1, f.name, func() { f.fn(w) })
@@ -307,7 +365,7 @@ func randomKeyless(krng *rand.Rand) keylessBehaviour {
 // crashFor crashes node i and restarts it after down.
 func crashFor(w *world, i int, down time.Duration) {
 	nd := w.nodes[i]
-	if !nd.up {
+	if !nd.up || !w.crashAllowed(nd) {
 		return
 	}
 	nd.crash()

@@ -86,7 +86,7 @@ func flareSim(t *testing.T, args ...string) result {
 	return runIn(t, "", binPath, args...)
 }
 
-var summaryRE = regexp.MustCompile(`^sim: seeds=(\d+) violations=(\d+) steps=[1-9]\d* sim_seconds=[1-9]\d* wall=\d+\.\d\ds trace=([0-9a-f]{64})$`)
+var summaryRE = regexp.MustCompile(`^sim: seeds=(\d+) violations=(\d+) handoff_stalls=\d+ steps=[1-9]\d* sim_seconds=[1-9]\d* wall=\d+\.\d\ds trace=([0-9a-f]{64})$`)
 
 // summary checks a clean run: exit 0, nothing on stderr, one summary line
 // for seeds runs; it returns the trace hash.
@@ -242,7 +242,7 @@ func TestMutants(t *testing.T) {
 			require.True(t, strings.HasPrefix(out[0], want), "violation line %q, want prefix %q", out[0], want)
 			require.True(t, strings.HasSuffix(out[0], ": "+c[4]), "violation line %q, want %q", out[0], c[4])
 			require.Equal(t, out[1], "  replay: scripts/sim.sh "+rp[1]+" --trace /tmp/flare-sim.trace")
-			require.Regexp(t, `^sim: seeds=1 violations=[1-9]\d* steps=\d+ `, out[len(out)-1])
+			require.Regexp(t, `^sim: seeds=1 violations=[1-9]\d* handoff_stalls=\d+ steps=\d+ `, out[len(out)-1])
 			info, err := os.Stat(filepath.Join(dir, "replay.trace"))
 			require.NoError(t, err)
 			require.NotZero(t, info.Size())
