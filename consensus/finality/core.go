@@ -180,8 +180,10 @@ type Core struct {
 	// future buffers verified votes of the next set until the hand-off.
 	future []checkpoint.SignedVote
 	// now is the latest time an input carried; headAt when the head last
-	// changed (hand-off patience).
-	now, headAt time.Time
+	// changed; jAt when maybeVote first saw lastJ as the latest justified
+	// checkpoint (hand-off patience).
+	now, headAt, jAt time.Time
+	lastJ            checkpoint.Checkpoint
 
 	lastProgress    time.Time
 	lastRebroadcast time.Time
@@ -717,12 +719,17 @@ func (c *Core) maybeVote() {
 		// in a later one): nothing more for this set.
 		return
 	}
-	if ch, ok := c.sched.Next(c.auth.SetID); ok && j.Number >= ch.HandOff && cp.Number != j.Number+1 &&
-		c.now.Sub(c.headAt) < c.cfg.RebroadcastAfter {
-		// Above the hand-off, the finalizing link (j, j+1) is the one that
-		// hands off; a jump over it waits a while for j's successor to be
-		// the head (or j's certificate to arrive), so that the old set's
-		// single hand-off votes do not split.
+	if j != c.lastJ {
+		c.lastJ, c.jAt = j, c.now
+	}
+	if ch, ok := c.sched.Next(c.auth.SetID); ok && cp.Number > ch.HandOff && cp.Number != j.Number+1 &&
+		c.now.Sub(c.jAt) < c.cfg.RebroadcastAfter {
+		// Above the hand-off, a finalizing link (j, j+1) hands off. A vote
+		// that jumps (its target is not j's successor: a justification is
+		// missing here, or the head moved on) waits a while after the
+		// latest justified checkpoint changed for the missing certificate,
+		// so that the old set's votes on the hand-off target do not split
+		// between sources (each key signs one hand-off link only).
 		return
 	}
 	lastTarget, lastSource, has := recordWatermarks(*c.record)
