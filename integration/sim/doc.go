@@ -29,6 +29,14 @@
 // account state of every honest node equal to a reference replay of the
 // finalized chain, issuance conserved (statecheck.go).
 //
+// Half of the random seeds (and five named scenarios) schedule authority
+// set hand-offs (handoff.go): joins, leaves and rotations, joiners that
+// catch up by finality proof through them, removed validators that turn
+// byzantine, faults timed around the hand-offs; invariant 12
+// (handoffcheck.go) checks that honest nodes hand off at the same links,
+// that the certificates they hold verify with the set in force there, and
+// liveness after every hand-off.
+//
 // Mutants (mutants.go) switch deliberately broken rules on in the real
 // components, to prove the checker catches them.
 //
