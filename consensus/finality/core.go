@@ -179,11 +179,10 @@ type Core struct {
 	handoffs []checkpoint.Certificate
 	// future buffers verified votes of the next set until the hand-off.
 	future []checkpoint.SignedVote
-	// now is the latest time an input carried; headAt when the head last
-	// changed; jAt when maybeVote first saw lastJ as the latest justified
-	// checkpoint (hand-off patience).
-	now, headAt, jAt time.Time
-	lastJ            checkpoint.Checkpoint
+	// now is the latest time an input carried; jAt when maybeVote first
+	// saw lastJ as the latest justified checkpoint (hand-off patience).
+	now, jAt time.Time
+	lastJ    checkpoint.Checkpoint
 
 	lastProgress    time.Time
 	lastRebroadcast time.Time
@@ -250,7 +249,7 @@ func NewCore(cfg CoreConfig, anc Ancestry, now time.Time) (*Core, error) {
 	}
 	c.enterSet(sched.Genesis)
 	c.reset(c.genesis, c.genesis, nil)
-	c.lastProgress, c.now, c.headAt = now, now, now
+	c.lastProgress, c.now, c.jAt = now, now, now
 	return c, nil
 }
 
@@ -658,9 +657,6 @@ func pointerNumber(p *checkpoint.Checkpoint) uint64 {
 // import or reorganisation that changes it). A validator votes for it when
 // it can (see maybeVote).
 func (c *Core) SetHead(cp checkpoint.Checkpoint, now time.Time) {
-	if !c.hasHead || cp != c.head {
-		c.headAt = now
-	}
 	c.now = now
 	c.head, c.hasHead = cp, true
 	c.maybeVote()
